@@ -1,0 +1,639 @@
+//! The schema of `cfg/hp.cfg` and its validation.
+//!
+//! The file is JSON. The prototype's field names stay valid and numbers may be written as
+//! numbers or as strings (`"roundtime": "1000"`). Parsing walks the JSON object field by field
+//! so that every error names the field and says what is wrong with it; unknown fields are
+//! refused, so a typo such as `rountime` is caught at start instead of silently ignored.
+
+use crate::keys::{self, NodeKey};
+use serde_json::{Map, Value, json};
+use std::fs;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// The largest hp.cfg we read; a bigger file is refused before it is read into memory.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Why a config could not be used. Every variant names the file or field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write config {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("config {path} is larger than {MAX_CONFIG_BYTES} bytes")]
+    TooLarge { path: PathBuf },
+    #[error("config is not valid JSON: {0}")]
+    Json(String),
+    #[error("config must be a JSON object")]
+    NotAnObject,
+    #[error("config field `{field}`: {problem}")]
+    Field { field: String, problem: String },
+}
+
+fn field_error(field: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Field { field: field.to_string(), problem: problem.into() }
+}
+
+/// How the contract receives its header on stdin (DESIGN.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdinFormat {
+    Text,
+    Json,
+}
+
+/// How the processes write their logs to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A validated node config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The protocol version string, "0.1".
+    pub hotpocket: String,
+    pub key: NodeKey,
+    /// The contract binary, relative to the contract directory or absolute.
+    pub binary: String,
+    /// Arguments for the binary, split on whitespace.
+    pub binargs: Vec<String>,
+    /// `host:port` of the other nodes.
+    pub peers: Vec<String>,
+    /// Every validator's public key, this node's included, in the order all nodes share.
+    pub unl: Vec<[u8; 32]>,
+    /// Listen address of both ports; `None` means localhost (IPv4 and IPv6).
+    pub ip: Option<IpAddr>,
+    pub peerport: u16,
+    /// `None`: a validator-only node with no user port.
+    pub pubport: Option<u16>,
+    /// Milliseconds between heartbeat ledgers of an idle network.
+    pub roundtime_ms: u64,
+    /// The largest input frame a user may send, bytes.
+    pub pubmaxsize: u64,
+    /// The most input frames per minute per user; 0 means no limit.
+    pub pubmaxcpm: u64,
+    pub stdinfmt: StdinFormat,
+    pub contract_timeout_ms: u64,
+    /// Fraction of the UNL whose signatures close a ledger.
+    pub threshold: f64,
+    /// Most simultaneous user connections (authenticated or not).
+    pub max_connections: u64,
+    /// A user who has not completed the handshake by then is closed.
+    pub handshake_timeout_ms: u64,
+    /// Most input bytes one ledger carries; the rest waits for the next ledger.
+    pub max_ledger_input_bytes: u64,
+    /// `tracing` filter, e.g. "info" or "hp_consensusd=debug,info".
+    pub loglevel: String,
+    pub logformat: LogFormat,
+}
+
+impl Config {
+    /// A fresh config for one node: a new key pair, a UNL of itself, default ports.
+    pub fn new_single(key: NodeKey) -> Self {
+        let unl = vec![key.public_bytes()];
+        Self {
+            hotpocket: "0.1".into(),
+            key,
+            binary: "bin/contract.sh".into(),
+            binargs: Vec::new(),
+            peers: Vec::new(),
+            unl,
+            ip: None,
+            peerport: 22860,
+            pubport: Some(8080),
+            roundtime_ms: 1000,
+            pubmaxsize: 1024 * 1024,
+            pubmaxcpm: 6000,
+            stdinfmt: StdinFormat::Text,
+            contract_timeout_ms: 10_000,
+            threshold: 0.8,
+            max_connections: 1024,
+            handshake_timeout_ms: 5_000,
+            max_ledger_input_bytes: 64 * 1024 * 1024,
+            loglevel: "info".into(),
+            logformat: LogFormat::Text,
+        }
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let read_err = |source| ConfigError::Read { path: path.to_path_buf(), source };
+        let file = fs::File::open(path).map_err(read_err)?;
+        let len = file.metadata().map_err(read_err)?.len();
+        if len > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge { path: path.to_path_buf() });
+        }
+        let text = fs::read_to_string(path).map_err(read_err)?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Json(e.to_string()))?;
+        let Value::Object(map) = value else {
+            return Err(ConfigError::NotAnObject);
+        };
+        Self::from_map(map)
+    }
+
+    fn from_map(mut map: Map<String, Value>) -> Result<Self, ConfigError> {
+        let mut f = Fields { map: &mut map };
+        let hotpocket = f.string_or_number("hotpocket")?.unwrap_or_else(|| "0.1".into());
+        if hotpocket != "0.1" {
+            return Err(field_error("hotpocket", format!("version {hotpocket} is not supported (expected 0.1)")));
+        }
+        let keytype = f.string("keytype")?.unwrap_or_else(|| "ed25519".into());
+        if keytype != "ed25519" {
+            return Err(field_error("keytype", format!("`{keytype}` is not supported (only ed25519)")));
+        }
+        let seckey = f.string("seckey")?.ok_or_else(|| field_error("seckey", "is missing"))?;
+        let key = NodeKey::from_secret_hex(&seckey).map_err(|e| field_error("seckey", e.to_string()))?;
+        let pubkey = f.string("pubkey")?.ok_or_else(|| field_error("pubkey", "is missing"))?;
+        let pub_bytes = keys::parse_public_key(&pubkey).map_err(|e| field_error("pubkey", e.to_string()))?;
+        if pub_bytes.to_bytes() != key.public_bytes() {
+            return Err(field_error("pubkey", "does not belong to `seckey`"));
+        }
+        let binary = f.string("binary")?.ok_or_else(|| field_error("binary", "is missing"))?;
+        if binary.trim().is_empty() {
+            return Err(field_error("binary", "is empty"));
+        }
+        let binargs =
+            f.string("binargs")?.map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+        let peers = f.string_list("peers")?.unwrap_or_default();
+        for (i, peer) in peers.iter().enumerate() {
+            validate_peer_address(peer).map_err(|p| field_error(&format!("peers[{i}]"), p))?;
+        }
+        let unl_text = f.string_list("unl")?.ok_or_else(|| field_error("unl", "is missing"))?;
+        let mut unl = Vec::with_capacity(unl_text.len());
+        for (i, k) in unl_text.iter().enumerate() {
+            let key = keys::parse_public_key(k).map_err(|e| field_error(&format!("unl[{i}]"), e.to_string()))?;
+            if unl.contains(&key.to_bytes()) {
+                return Err(field_error(&format!("unl[{i}]"), "is listed twice"));
+            }
+            unl.push(key.to_bytes());
+        }
+        if !unl.contains(&key.public_bytes()) {
+            return Err(field_error("unl", "must include this node's own `pubkey`"));
+        }
+        let ip = match f.string("ip")? {
+            None => None,
+            Some(s) if s.is_empty() || s == "localhost" => None,
+            Some(s) => Some(s.parse::<IpAddr>().map_err(|_| field_error("ip", format!("`{s}` is not an IP address")))?),
+        };
+        let defaults = Self::new_single(key.clone());
+        let peerport = f.port("peerport")?.unwrap_or(defaults.peerport);
+        let pubport = match f.map.get("pubport") {
+            Some(Value::Null) => None,
+            _ => f.port("pubport")?,
+        };
+        if pubport == Some(peerport) {
+            return Err(field_error("pubport", "must differ from `peerport`"));
+        }
+        let roundtime_ms = f.number("roundtime", 1, 3_600_000)?.unwrap_or(defaults.roundtime_ms);
+        let pubmaxsize = f.number("pubmaxsize", 1, 256 * 1024 * 1024)?.unwrap_or(defaults.pubmaxsize);
+        let pubmaxcpm = f.number("pubmaxcpm", 0, u32::MAX as u64)?.unwrap_or(defaults.pubmaxcpm);
+        let stdinfmt = match f.string("stdinfmt")?.as_deref() {
+            None | Some("text") => StdinFormat::Text,
+            Some("json") => StdinFormat::Json,
+            Some(other) => return Err(field_error("stdinfmt", format!("`{other}` is not one of text, json"))),
+        };
+        let contract_timeout_ms =
+            f.number("contract_timeout_ms", 1, 24 * 3_600_000)?.unwrap_or(defaults.contract_timeout_ms);
+        let threshold = f.fraction("threshold")?.unwrap_or(defaults.threshold);
+        check_threshold(threshold, unl.len())?;
+        let max_connections = f.number("max_connections", 1, 1_000_000)?.unwrap_or(defaults.max_connections);
+        let handshake_timeout_ms =
+            f.number("handshake_timeout_ms", 100, 600_000)?.unwrap_or(defaults.handshake_timeout_ms);
+        let max_ledger_input_bytes =
+            f.number("max_ledger_input_bytes", 1024, 1024 * 1024 * 1024)?.unwrap_or(defaults.max_ledger_input_bytes);
+        let loglevel = f.string("loglevel")?.unwrap_or(defaults.loglevel);
+        let logformat = match f.string("logformat")?.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(field_error("logformat", format!("`{other}` is not one of text, json"))),
+        };
+        if let Some(unknown) = map.keys().next() {
+            return Err(field_error(unknown, "is not a known config field"));
+        }
+        Ok(Self {
+            hotpocket,
+            key,
+            binary,
+            binargs,
+            peers,
+            unl,
+            ip,
+            peerport,
+            pubport,
+            roundtime_ms,
+            pubmaxsize,
+            pubmaxcpm,
+            stdinfmt,
+            contract_timeout_ms,
+            threshold,
+            max_connections,
+            handshake_timeout_ms,
+            max_ledger_input_bytes,
+            loglevel,
+            logformat,
+        })
+    }
+
+    /// The config as JSON, in the prototype's field names.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "hotpocket": self.hotpocket,
+            "pubkey": self.key.public_hex(),
+            "seckey": self.key.secret_hex(),
+            "keytype": "ed25519",
+            "binary": self.binary,
+            "binargs": self.binargs.join(" "),
+            "peers": self.peers,
+            "unl": self.unl.iter().map(hex::encode).collect::<Vec<_>>(),
+            "ip": self.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "localhost".into()),
+            "peerport": self.peerport,
+            "pubport": self.pubport,
+            "roundtime": self.roundtime_ms,
+            "pubmaxsize": self.pubmaxsize,
+            "pubmaxcpm": self.pubmaxcpm,
+            "stdinfmt": match self.stdinfmt { StdinFormat::Text => "text", StdinFormat::Json => "json" },
+            "contract_timeout_ms": self.contract_timeout_ms,
+            "threshold": self.threshold,
+            "max_connections": self.max_connections,
+            "handshake_timeout_ms": self.handshake_timeout_ms,
+            "max_ledger_input_bytes": self.max_ledger_input_bytes,
+            "loglevel": self.loglevel,
+            "logformat": match self.logformat { LogFormat::Text => "text", LogFormat::Json => "json" },
+        })
+    }
+
+    /// Writes the config atomically (temporary file, fsync, rename) with mode 0600: it holds
+    /// the node's secret key.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let write_err = |source| ConfigError::Write { path: path.to_path_buf(), source };
+        let mut text = serde_json::to_string_pretty(&self.to_json()).map_err(|e| ConfigError::Json(e.to_string()))?;
+        text.push('\n');
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(write_err)?;
+        }
+        let tmp = path.with_extension("cfg.tmp");
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = fs::remove_file(&tmp);
+            let mut file =
+                fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(write_err)?;
+            file.write_all(text.as_bytes()).map_err(write_err)?;
+            file.sync_all().map_err(write_err)?;
+        }
+        fs::rename(&tmp, path).map_err(write_err)?;
+        Ok(())
+    }
+
+    /// The number of UNL signatures that close a ledger: `ceil(threshold × n)`, never below a
+    /// strict majority (CONSENSUS.md, quorum arithmetic).
+    pub fn quorum(&self) -> usize {
+        quorum(self.threshold, self.unl.len())
+    }
+
+    /// This node's index in the UNL.
+    pub fn my_index(&self) -> usize {
+        let me = self.key.public_bytes();
+        self.unl.iter().position(|k| *k == me).unwrap_or(0)
+    }
+}
+
+/// `ceil(threshold × n)`, at least a strict majority, at most n.
+pub fn quorum(threshold: f64, n: usize) -> usize {
+    let q = (threshold * n as f64 - 1e-9).ceil().max(0.0) as usize;
+    q.max(n / 2 + 1).min(n)
+}
+
+fn check_threshold(threshold: f64, n: usize) -> Result<(), ConfigError> {
+    let q = quorum(threshold, n);
+    if 2 * q <= n {
+        return Err(field_error(
+            "threshold",
+            format!("{threshold} of {n} nodes gives a quorum of {q}, which two disjoint groups could both reach"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_peer_address(peer: &str) -> Result<(), String> {
+    let Some((host, port)) = peer.rsplit_once(':') else {
+        return Err(format!("`{peer}` is not host:port"));
+    };
+    if host.is_empty() {
+        return Err(format!("`{peer}` has no host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("`{peer}` has no valid port")),
+    }
+}
+
+/// Takes fields out of the JSON object one by one, so that what remains are unknown fields.
+struct Fields<'a> {
+    map: &'a mut Map<String, Value>,
+}
+
+impl Fields<'_> {
+    fn take(&mut self, name: &str) -> Option<Value> {
+        self.map.remove(name)
+    }
+
+    fn string(&mut self, name: &str) -> Result<Option<String>, ConfigError> {
+        match self.take(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(field_error(name, format!("must be a string, found {}", kind(&other)))),
+        }
+    }
+
+    fn string_or_number(&mut self, name: &str) -> Result<Option<String>, ConfigError> {
+        match self.take(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(other) => Err(field_error(name, format!("must be a string, found {}", kind(&other)))),
+        }
+    }
+
+    fn string_list(&mut self, name: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.take(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s),
+                    other => {
+                        Err(field_error(&format!("{name}[{i}]"), format!("must be a string, found {}", kind(&other))))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(field_error(name, format!("must be a list of strings, found {}", kind(&other)))),
+        }
+    }
+
+    /// A whole number given as a number or a string, within `min..=max`.
+    fn number(&mut self, name: &str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
+        let value = match self.take(name) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .ok_or_else(|| field_error(name, format!("must be a whole number from {min} to {max}, found {n}")))?,
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| field_error(name, format!("must be a whole number from {min} to {max}, found \"{s}\"")))?,
+            Some(other) => return Err(field_error(name, format!("must be a number, found {}", kind(&other)))),
+        };
+        if value < min || value > max {
+            return Err(field_error(name, format!("must be from {min} to {max}, found {value}")));
+        }
+        Ok(Some(value))
+    }
+
+    fn port(&mut self, name: &str) -> Result<Option<u16>, ConfigError> {
+        Ok(self.number(name, 1, 65535)?.map(|p| p as u16))
+    }
+
+    /// A fraction in (0, 1], or a percentage in (1, 100], as a number or a string.
+    fn fraction(&mut self, name: &str) -> Result<Option<f64>, ConfigError> {
+        let value = match self.take(name) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+            Some(Value::String(s)) => s.trim().trim_end_matches('%').parse::<f64>().unwrap_or(f64::NAN),
+            Some(other) => return Err(field_error(name, format!("must be a number, found {}", kind(&other)))),
+        };
+        let fraction = if value > 1.0 { value / 100.0 } else { value };
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            return Err(field_error(name, "must be a fraction from 0 to 1 (or a percentage up to 100)"));
+        }
+        Ok(Some(fraction))
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Value {
+        Config::new_single(NodeKey::generate()).to_json()
+    }
+
+    fn parse_with(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<Config, ConfigError> {
+        let mut value = sample();
+        if let Value::Object(map) = &mut value {
+            edit(map);
+        }
+        Config::parse(&value.to_string())
+    }
+
+    fn error_text(edit: impl FnOnce(&mut Map<String, Value>)) -> String {
+        parse_with(edit).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn written_config_parses_back() {
+        let cfg = parse_with(|_| {}).unwrap();
+        assert_eq!(cfg.roundtime_ms, 1000);
+        assert_eq!(cfg.pubport, Some(8080));
+        assert_eq!(cfg.unl.len(), 1);
+        assert_eq!(cfg.quorum(), 1);
+    }
+
+    #[test]
+    fn numbers_may_be_strings() {
+        let cfg = parse_with(|m| {
+            m.insert("roundtime".into(), json!("250"));
+            m.insert("pubport".into(), json!("9000"));
+        })
+        .unwrap();
+        assert_eq!(cfg.roundtime_ms, 250);
+        assert_eq!(cfg.pubport, Some(9000));
+    }
+
+    #[test]
+    fn prototype_config_is_accepted() {
+        let key = NodeKey::generate();
+        let text = format!(
+            r#"{{"hotpocket":"0.1","pubkey":"{}","seckey":"{}","keytype":"ed25519","binary":"contract",
+            "binargs":"-v  --x","peers":[],"unl":["{}"],"ip":"0.0.0.0","peerport":"22860","pubport":8080,
+            "roundtime":1000,"pubmaxsize":"65536","pubmaxcpm":100}}"#,
+            key.public_hex(),
+            key.secret_hex(),
+            key.public_hex()
+        );
+        let cfg = Config::parse(&text).unwrap();
+        assert_eq!(cfg.binargs, vec!["-v", "--x"]);
+        assert_eq!(cfg.pubmaxsize, 65536);
+        assert_eq!(cfg.ip, Some("0.0.0.0".parse().unwrap()));
+    }
+
+    #[test]
+    fn no_pubport_means_validator_only() {
+        let cfg = parse_with(|m| {
+            m.remove("pubport");
+        })
+        .unwrap();
+        assert_eq!(cfg.pubport, None);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_problem() {
+        let cases: Vec<(&str, Box<dyn FnOnce(&mut Map<String, Value>)>)> = vec![
+            (
+                "`roundtime`",
+                Box::new(|m| {
+                    m.insert("roundtime".into(), json!("fast"));
+                }),
+            ),
+            (
+                "`roundtime`",
+                Box::new(|m| {
+                    m.insert("roundtime".into(), json!(0));
+                }),
+            ),
+            (
+                "`pubport`",
+                Box::new(|m| {
+                    m.insert("pubport".into(), json!(70000));
+                }),
+            ),
+            (
+                "`peerport`",
+                Box::new(|m| {
+                    m.insert("peerport".into(), json!(-1));
+                }),
+            ),
+            (
+                "`seckey`",
+                Box::new(|m| {
+                    m.remove("seckey");
+                }),
+            ),
+            (
+                "`seckey`",
+                Box::new(|m| {
+                    m.insert("seckey".into(), json!("abcd"));
+                }),
+            ),
+            (
+                "`pubkey`",
+                Box::new(|m| {
+                    m.insert("pubkey".into(), json!(NodeKey::generate().public_hex()));
+                }),
+            ),
+            (
+                "`unl[1]`",
+                Box::new(|m| {
+                    m.insert("unl".into(), json!([m["pubkey"].clone(), "zz"]));
+                }),
+            ),
+            (
+                "`unl`",
+                Box::new(|m| {
+                    m.insert("unl".into(), json!([NodeKey::generate().public_hex()]));
+                }),
+            ),
+            (
+                "`peers[0]`",
+                Box::new(|m| {
+                    m.insert("peers".into(), json!(["nohost"]));
+                }),
+            ),
+            (
+                "`peers`",
+                Box::new(|m| {
+                    m.insert("peers".into(), json!("a:1"));
+                }),
+            ),
+            (
+                "`stdinfmt`",
+                Box::new(|m| {
+                    m.insert("stdinfmt".into(), json!("xml"));
+                }),
+            ),
+            (
+                "`threshold`",
+                Box::new(|m| {
+                    m.insert("threshold".into(), json!(1.5e3));
+                }),
+            ),
+            (
+                "`rountime`",
+                Box::new(|m| {
+                    m.insert("rountime".into(), json!(5));
+                }),
+            ),
+            (
+                "`keytype`",
+                Box::new(|m| {
+                    m.insert("keytype".into(), json!("rsa"));
+                }),
+            ),
+            (
+                "`binary`",
+                Box::new(|m| {
+                    m.insert("binary".into(), json!(5));
+                }),
+            ),
+        ];
+        for (field, edit) in cases {
+            let text = error_text(edit);
+            assert!(text.contains(field), "error `{text}` should name {field}");
+        }
+    }
+
+    #[test]
+    fn broken_json_and_non_objects_are_refused() {
+        assert!(matches!(Config::parse("{"), Err(ConfigError::Json(_))));
+        assert!(matches!(Config::parse("[1]"), Err(ConfigError::NotAnObject)));
+    }
+
+    #[test]
+    fn quorum_arithmetic_matches_consensus_md() {
+        assert_eq!(quorum(0.8, 1), 1);
+        assert_eq!(quorum(0.8, 3), 3);
+        assert_eq!(quorum(0.8, 5), 4);
+        assert_eq!(quorum(0.8, 7), 6);
+        assert_eq!(quorum(0.5, 4), 3);
+        assert_eq!(quorum(0.1, 4), 3);
+    }
+
+    #[test]
+    fn save_writes_mode_0600_and_loads_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfg/hp.cfg");
+        let cfg = Config::new_single(NodeKey::generate());
+        cfg.save(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let back = Config::load(&path).unwrap();
+        assert_eq!(back.key.public_bytes(), cfg.key.public_bytes());
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = Config::load(Path::new("/nonexistent/hp.cfg")).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/hp.cfg"), "{err}");
+    }
+}

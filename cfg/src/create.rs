@@ -1,0 +1,181 @@
+//! `hotpocket new`, `rekey` and `cluster new`: writing contract directories that work at once.
+
+use crate::config::{Config, ConfigError};
+use crate::keys::NodeKey;
+use crate::layout::ContractDir;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The contract a new directory starts with: it answers each user's input in upper case. It
+/// needs nothing but `/bin/sh` and `tr`, so `hotpocket new` gives a node that works at once.
+pub const DEFAULT_CONTRACT: &str = r#"#!/bin/sh
+# Hot Pocket's default contract: each user's input comes back in upper case.
+# stdin: "HOTPOCKET 0.1", then one line per user: <pubkey hex>=<read fd>:<write fd>
+read -r header || exit 0
+while IFS='=' read -r user fds; do
+  r=${fds%%:*}
+  w=${fds##*:}
+  tr 'abcdefghijklmnopqrstuvwxyz' 'ABCDEFGHIJKLMNOPQRSTUVWXYZ' < /proc/self/fd/"$r" > /proc/self/fd/"$w"
+done
+"#;
+
+/// Why a contract directory could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("{path} already exists and is not empty")]
+    NotEmpty { path: PathBuf },
+    #[error("cannot create {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("contract binary {path}: {source}")]
+    Contract { path: PathBuf, source: std::io::Error },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CreateError + '_ {
+    move |source| CreateError::Io { path: path.to_path_buf(), source }
+}
+
+/// Creates the folders of a contract directory, with `run/` private to the node (0700).
+pub fn make_folders(dir: &ContractDir) -> Result<(), CreateError> {
+    for folder in [dir.root().join("cfg"), dir.bin(), dir.state(), dir.hist(), dir.log()] {
+        fs::create_dir_all(&folder).map_err(io_err(&folder))?;
+    }
+    let run = dir.run();
+    fs::create_dir_all(&run).map_err(io_err(&run))?;
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o700)).map_err(io_err(&run))?;
+    Ok(())
+}
+
+fn refuse_non_empty(root: &Path) -> Result<(), CreateError> {
+    if let Ok(mut entries) = fs::read_dir(root)
+        && entries.next().is_some()
+    {
+        return Err(CreateError::NotEmpty { path: root.to_path_buf() });
+    }
+    Ok(())
+}
+
+/// Installs the contract: a copy of `contract` as `bin/<its name>`, or the default contract.
+/// Returns the `binary` value for the config.
+fn install_contract(dir: &ContractDir, contract: Option<&Path>) -> Result<String, CreateError> {
+    let (name, target) = match contract {
+        Some(src) => {
+            let name = src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "contract".into());
+            let target = dir.bin().join(&name);
+            fs::copy(src, &target).map_err(|source| CreateError::Contract { path: src.to_path_buf(), source })?;
+            (name, target)
+        }
+        None => {
+            let target = dir.bin().join("contract.sh");
+            fs::write(&target, DEFAULT_CONTRACT).map_err(io_err(&target))?;
+            ("contract.sh".to_string(), target)
+        }
+    };
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).map_err(io_err(&target))?;
+    Ok(format!("bin/{name}"))
+}
+
+/// `hotpocket new <dir>`: fresh keys, a UNL of itself, default ports, the default contract.
+pub fn new_contract_dir(root: &Path, contract: Option<&Path>) -> Result<Config, CreateError> {
+    refuse_non_empty(root)?;
+    let dir = ContractDir::new(root);
+    make_folders(&dir)?;
+    let mut cfg = Config::new_single(NodeKey::generate());
+    cfg.binary = install_contract(&dir, contract)?;
+    cfg.save(&dir.config_file())?;
+    Ok(cfg)
+}
+
+/// `hotpocket rekey <dir>`: a new key pair for the node; its entry in the UNL follows.
+/// Returns the old and the new public key, hex.
+pub fn rekey(root: &Path) -> Result<(String, String), CreateError> {
+    let dir = ContractDir::new(root);
+    let mut cfg = Config::load(&dir.config_file())?;
+    let old = cfg.key.public_bytes();
+    let key = NodeKey::generate();
+    for entry in &mut cfg.unl {
+        if *entry == old {
+            *entry = key.public_bytes();
+        }
+    }
+    cfg.key = key;
+    cfg.save(&dir.config_file())?;
+    Ok((hex::encode(old), cfg.key.public_hex()))
+}
+
+/// `hotpocket cluster new <dir> --nodes N`: N contract directories `<dir>/node1..N` whose peers
+/// and UNL are wired together, peer ports `base..`, user ports `base+100..`.
+pub fn new_cluster(
+    root: &Path,
+    nodes: usize,
+    contract: Option<&Path>,
+    base_port: u16,
+) -> Result<Vec<Config>, CreateError> {
+    refuse_non_empty(root)?;
+    let keys: Vec<NodeKey> = (0..nodes).map(|_| NodeKey::generate()).collect();
+    let unl: Vec<[u8; 32]> = keys.iter().map(NodeKey::public_bytes).collect();
+    let mut configs = Vec::with_capacity(nodes);
+    for (i, key) in keys.into_iter().enumerate() {
+        let dir = ContractDir::new(root.join(format!("node{}", i + 1)));
+        make_folders(&dir)?;
+        let mut cfg = Config::new_single(key);
+        cfg.binary = install_contract(&dir, contract)?;
+        cfg.unl = unl.clone();
+        cfg.peerport = base_port + i as u16;
+        cfg.pubport = Some(base_port + 100 + i as u16);
+        cfg.peers = (0..nodes).filter(|j| *j != i).map(|j| format!("127.0.0.1:{}", base_port + j as u16)).collect();
+        cfg.save(&dir.config_file())?;
+        configs.push(cfg);
+    }
+    Ok(configs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_dir_has_layout_private_config_and_runnable_contract() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("c");
+        let cfg = new_contract_dir(&root, None).unwrap();
+        let dir = ContractDir::new(&root);
+        for p in [dir.state(), dir.hist(), dir.bin(), dir.run()] {
+            assert!(p.is_dir(), "{}", p.display());
+        }
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.config_file()), 0o600);
+        assert_eq!(mode(&dir.run()), 0o700);
+        assert_eq!(mode(&root.join(&cfg.binary)), 0o755);
+        assert_eq!(cfg.unl, vec![cfg.key.public_bytes()]);
+        assert!(new_contract_dir(&root, None).is_err(), "refuses to overwrite");
+    }
+
+    #[test]
+    fn rekey_replaces_the_key_and_its_unl_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = new_contract_dir(tmp.path(), None).unwrap();
+        let (old, new) = rekey(tmp.path()).unwrap();
+        assert_eq!(old, cfg.key.public_hex());
+        let back = Config::load(&ContractDir::new(tmp.path()).config_file()).unwrap();
+        assert_eq!(back.key.public_hex(), new);
+        assert_eq!(back.unl, vec![back.key.public_bytes()]);
+    }
+
+    #[test]
+    fn cluster_wires_peers_and_unl() {
+        let tmp = tempfile::tempdir().unwrap();
+        let configs = new_cluster(tmp.path(), 3, None, 30000).unwrap();
+        assert_eq!(configs.len(), 3);
+        for (i, cfg) in configs.iter().enumerate() {
+            assert_eq!(cfg.unl.len(), 3);
+            assert_eq!(cfg.peers.len(), 2);
+            assert_eq!(cfg.peerport, 30000 + i as u16);
+            assert_eq!(cfg.pubport, Some(30100 + i as u16));
+            let loaded = Config::load(&tmp.path().join(format!("node{}/cfg/hp.cfg", i + 1))).unwrap();
+            assert_eq!(loaded.quorum(), 3);
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The node config `cfg/hp.cfg` (DESIGN.md §6): its schema and validation, the node's keys, and
+//! the layout of a contract directory.
+//!
+//! Every process of a node reads the same file through [`Config::load`]; a bad file stops the
+//! process at start with a [`ConfigError`] that names the field and the problem.
+//!
+//! # Layout
+//! - [`config`]: the schema, parsing (numbers as numbers or strings) and validation.
+//! - [`keys`]: Ed25519 key pairs in the libsodium hex forms the config uses.
+//! - [`layout`]: where things live inside a contract directory.
+//! - [`create`]: `hotpocket new` / `rekey`: writing a fresh, working contract directory.
+
+pub mod config;
+pub mod create;
+pub mod keys;
+pub mod layout;
+
+pub use config::{Config, ConfigError, LogFormat, StdinFormat};
+pub use keys::{KeyError, NodeKey, PublicKeyHex};
+pub use layout::ContractDir;
