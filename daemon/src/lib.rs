@@ -1,1 +1,15 @@
-//! placeholder
+//! What every Hot Pocket daemon does the same way: serve and call gRPC over the Unix sockets in
+//! `run/`, log with `tracing`, stop on a shutdown signal, and exit with a documented code.
+//!
+//! # Layout
+//! - [`ipc`]: Unix-socket gRPC servers and lazily reconnecting clients.
+//! - [`logging`]: `tracing` to stderr, text or JSON, one line per event.
+//! - [`shutdown`]: SIGINT/SIGTERM into one cancellation token.
+//! - [`exit`]: the exit codes all binaries share.
+
+pub mod exit;
+pub mod ipc;
+pub mod logging;
+pub mod shutdown;
+
+pub use tokio_util::sync::CancellationToken;

@@ -1,1 +1,43 @@
-//! placeholder
+//! Ledgers and the chain they form: what a ledger contains, its canonical bytes and hash, the
+//! signed input batches nodes gossip, offline verification of a whole chain, and the durable
+//! ledger store in `hist/`.
+//!
+//! One canonical encoding serves hashing, storage and the peer wire, so a ledger means the same
+//! bytes everywhere. Every decoder bounds lengths by the bytes actually present before it
+//! allocates: all of this data may come from a peer.
+//!
+//! # Layout
+//! - [`codec`]: the bounded big-endian reader and writer under every encoding here.
+//! - [`input`]: user inputs, their node-assigned identity, and signed input batches.
+//! - [`ledger`]: the ledger, its hash, the genesis ledger.
+//! - [`outputs`]: a round's outcome (outputs + exit status) and its hash.
+//! - [`record`]: a stored ledger with its commit and result certificates.
+//! - [`chain`]: offline verification of a chain against the UNL (`hotpocket verify`).
+//! - [`store`]: the SQLite ledger store.
+
+pub mod chain;
+pub mod codec;
+pub mod input;
+pub mod ledger;
+pub mod outputs;
+pub mod record;
+pub mod store;
+
+pub use hp_consensus::Hash;
+pub use input::{Input, InputBatch, InputId};
+pub use ledger::{Ledger, LedgerBody, ResultSummary};
+pub use outputs::{ExitKind, Outcome};
+pub use record::LedgerRecord;
+pub use store::{Store, StoreError};
+
+/// SHA-256 of a domain tag followed by `parts`.
+pub fn tagged_hash(tag: &[u8], parts: &[&[u8]]) -> Hash {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update((tag.len() as u32).to_be_bytes());
+    hasher.update(tag);
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}

@@ -1,0 +1,121 @@
+//! Checking ledgers against the UNL, offline: what `hotpocket verify` runs over a whole store
+//! and what a catching-up node runs over every ledger a peer sends before storing it.
+
+use crate::record::LedgerRecord;
+use crate::{Hash, Ledger};
+use ed25519_dalek::VerifyingKey;
+
+/// The first fault found in a chain, with the sequence number where it is.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChainError {
+    #[error("ledger {seq}: expected sequence {expected}")]
+    Gap { seq: u64, expected: u64 },
+    #[error("ledger 0 is not this network's genesis ledger")]
+    BadGenesis,
+    #[error("ledger {seq}: prev_hash does not link to ledger {}", seq - 1)]
+    BrokenLink { seq: u64 },
+    #[error("ledger {seq}: time {time_ms} does not follow the previous ledger's {prev_time_ms}")]
+    TimeNotIncreasing { seq: u64, time_ms: u64, prev_time_ms: u64 },
+    #[error("ledger {seq}: no commit certificate")]
+    MissingCommit { seq: u64 },
+    #[error("ledger {seq}: commit certificate is for height {height}")]
+    CommitForOtherHeight { seq: u64, height: u64 },
+    #[error("ledger {seq}: commit certificate is for another ledger hash")]
+    CommitForOtherLedger { seq: u64 },
+    #[error("ledger {seq}: commit certificate: {problem}")]
+    BadCommit { seq: u64, problem: String },
+    #[error("ledger {seq}: result certificate: {problem}")]
+    BadResult { seq: u64, problem: String },
+    #[error("ledger {seq}: carries a result of ledger {} that differs from its certificate", seq - 1)]
+    ResultMismatch { seq: u64 },
+    #[error("ledger {seq}: input {origin}/{nonce} was already in ledger {first_seq}")]
+    DuplicateInput { seq: u64, origin: String, nonce: u64, first_seq: u64 },
+    #[error("a UNL key is not a valid public key")]
+    BadUnl,
+}
+
+/// Parses the UNL's keys for signature checks.
+pub fn unl_keys(unl: &[[u8; 32]]) -> Result<Vec<VerifyingKey>, ChainError> {
+    unl.iter().map(|k| VerifyingKey::from_bytes(k).map_err(|_| ChainError::BadUnl)).collect()
+}
+
+/// Checks one record on its own and its link to the ledger before it (`prev`: hash and time
+/// of ledger `seq - 1`, and its result summary if certified).
+pub fn verify_next(
+    record: &LedgerRecord,
+    prev: &Ledger,
+    prev_result: Option<&crate::ResultSummary>,
+    unl: &[VerifyingKey],
+    quorum: usize,
+) -> Result<(), ChainError> {
+    let ledger = &record.ledger;
+    let seq = ledger.seq;
+    if seq != prev.seq + 1 {
+        return Err(ChainError::Gap { seq, expected: prev.seq + 1 });
+    }
+    if ledger.prev_hash != prev.hash() {
+        return Err(ChainError::BrokenLink { seq });
+    }
+    if seq > 1 && ledger.time_ms <= prev.time_ms {
+        return Err(ChainError::TimeNotIncreasing { seq, time_ms: ledger.time_ms, prev_time_ms: prev.time_ms });
+    }
+    let commit = record.commit.as_ref().ok_or(ChainError::MissingCommit { seq })?;
+    if commit.height != seq {
+        return Err(ChainError::CommitForOtherHeight { seq, height: commit.height });
+    }
+    if commit.value_id != ledger.hash() {
+        return Err(ChainError::CommitForOtherLedger { seq });
+    }
+    commit.verify(unl, quorum).map_err(|e| ChainError::BadCommit { seq, problem: e.to_string() })?;
+    if let Some(result) = &record.result {
+        if result.height != seq {
+            return Err(ChainError::BadResult { seq, problem: format!("certificate is for height {}", result.height) });
+        }
+        result.verify(unl, quorum).map_err(|e| ChainError::BadResult { seq, problem: e.to_string() })?;
+    }
+    if let (Some(carried), Some(certified)) = (&ledger.prev_result, prev_result)
+        && carried != certified
+    {
+        return Err(ChainError::ResultMismatch { seq });
+    }
+    Ok(())
+}
+
+/// Verifies a whole chain from genesis: every link, every certificate, and that no input
+/// instance appears twice. Returns the hash of the last ledger.
+pub fn verify_chain(
+    records: impl IntoIterator<Item = LedgerRecord>,
+    unl: &[[u8; 32]],
+    quorum: usize,
+) -> Result<(u64, Hash), ChainError> {
+    let keys = unl_keys(unl)?;
+    let genesis = Ledger::genesis(unl);
+    let mut iter = records.into_iter();
+    let Some(first) = iter.next() else {
+        return Ok((0, genesis.hash()));
+    };
+    if first.ledger.hash() != genesis.hash() {
+        return Err(ChainError::BadGenesis);
+    }
+    let mut prev = first.ledger;
+    let mut prev_result =
+        first.result.as_ref().map(|r| crate::ResultSummary { state_hash: r.state_hash, outputs_hash: r.outputs_hash });
+    let mut seen = std::collections::HashMap::new();
+    for record in iter {
+        verify_next(&record, &prev, prev_result.as_ref(), &keys, quorum)?;
+        let seq = record.ledger.seq;
+        for input in &record.ledger.inputs {
+            if let Some(first_seq) = seen.insert(input.id, seq) {
+                return Err(ChainError::DuplicateInput {
+                    seq,
+                    origin: hex::encode(input.id.origin),
+                    nonce: input.id.nonce,
+                    first_seq,
+                });
+            }
+        }
+        prev_result = record.result_summary();
+        prev = record.ledger;
+    }
+    Ok((prev.seq, prev.hash()))
+}

@@ -1,0 +1,247 @@
+//! The ledger: one agreed round.
+//!
+//! Canonical bytes (all integers big-endian):
+//!
+//! ```text
+//! ledger := u8 version (1) | u64 seq | [32] prev_hash | u64 time_ms
+//!         | u32 n_inputs | input*            input := [32] origin | u64 nonce | [32] user | u32 len | data
+//!         | u32 n_users  | [32] user*        (connected users, sorted, distinct)
+//!         | u8 has_prev_result | ([32] state_hash | [32] outputs_hash)?
+//! hash   := SHA-256( u32 len(tag) | tag "hotpocket/ledger/v1" | ledger )
+//! ```
+//!
+//! `prev_result` is the certified result (state hash, outputs hash) of ledger `seq - 1`, so the
+//! chain of ledgers also chains the agreed results. The genesis ledger (seq 0) is derived from
+//! the UNL alone, so every node computes the same one.
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::input::{Input, MIN_INPUT_SIZE};
+use crate::{Hash, tagged_hash};
+use std::ops::Deref;
+use std::sync::Arc;
+
+const LEDGER_TAG: &[u8] = b"hotpocket/ledger/v1";
+const GENESIS_TAG: &[u8] = b"hotpocket/genesis/v1";
+const VERSION: u8 = 1;
+/// The most inputs and users one ledger may list.
+pub const MAX_LEDGER_ITEMS: usize = 1 << 22;
+
+/// The certified outcome of a ledger's execution, as carried by the next ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResultSummary {
+    pub state_hash: Hash,
+    pub outputs_hash: Hash,
+}
+
+/// The contents of a ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerBody {
+    pub seq: u64,
+    pub prev_hash: Hash,
+    /// Ledger time, unix milliseconds; strictly increasing along the chain.
+    pub time_ms: u64,
+    /// The inputs, in execution order.
+    pub inputs: Vec<Input>,
+    /// Users connected to any node at the round, sorted and distinct.
+    pub users: Vec<[u8; 32]>,
+    pub prev_result: Option<ResultSummary>,
+}
+
+/// An immutable ledger with its hash computed once. Cloning is cheap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ledger {
+    inner: Arc<(LedgerBody, Hash, usize)>,
+}
+
+impl Deref for Ledger {
+    type Target = LedgerBody;
+    fn deref(&self) -> &LedgerBody {
+        &self.inner.0
+    }
+}
+
+impl hp_consensus::Value for Ledger {
+    fn id(&self) -> Hash {
+        self.inner.1
+    }
+}
+
+impl Ledger {
+    pub fn new(body: LedgerBody) -> Self {
+        let bytes = encode_body(&body);
+        let hash = tagged_hash(LEDGER_TAG, &[&bytes]);
+        Self { inner: Arc::new((body, hash, bytes.len())) }
+    }
+
+    /// The genesis ledger of a network with this UNL.
+    pub fn genesis(unl: &[[u8; 32]]) -> Self {
+        let mut w = Writer::new();
+        w.u32(unl.len() as u32);
+        for key in unl {
+            w.fixed(key);
+        }
+        let prev_hash = tagged_hash(GENESIS_TAG, &[&w.finish()]);
+        Self::new(LedgerBody { seq: 0, prev_hash, time_ms: 0, inputs: vec![], users: vec![], prev_result: None })
+    }
+
+    pub fn hash(&self) -> Hash {
+        self.inner.1
+    }
+
+    /// Length of the canonical encoding.
+    pub fn encoded_len(&self) -> usize {
+        self.inner.2
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        encode_body(&self.inner.0)
+    }
+
+    /// Decodes a ledger from untrusted bytes and checks its internal rules (users sorted and
+    /// distinct). The hash is recomputed from the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8("ledger version")?;
+        if version != VERSION {
+            return Err(DecodeError::Invalid { what: "ledger version", problem: format!("unknown version {version}") });
+        }
+        let seq = r.u64("ledger seq")?;
+        let prev_hash = r.array::<32>("ledger prev_hash")?;
+        let time_ms = r.u64("ledger time")?;
+        let n = r.count("ledger inputs", MIN_INPUT_SIZE, MAX_LEDGER_ITEMS)?;
+        let mut inputs = Vec::with_capacity(n);
+        for _ in 0..n {
+            inputs.push(Input::decode_from(&mut r)?);
+        }
+        let n = r.count("ledger users", 32, MAX_LEDGER_ITEMS)?;
+        let mut users = Vec::with_capacity(n);
+        for _ in 0..n {
+            users.push(r.array::<32>("ledger user")?);
+        }
+        if users.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(DecodeError::Invalid { what: "ledger users", problem: "not sorted and distinct".into() });
+        }
+        let prev_result = match r.u8("ledger prev_result flag")? {
+            0 => None,
+            1 => Some(ResultSummary {
+                state_hash: r.array::<32>("ledger prev state_hash")?,
+                outputs_hash: r.array::<32>("ledger prev outputs_hash")?,
+            }),
+            other => {
+                return Err(DecodeError::Invalid { what: "ledger prev_result flag", problem: format!("{other}") });
+            }
+        };
+        r.finish()?;
+        let hash = tagged_hash(LEDGER_TAG, &[bytes]);
+        let body = LedgerBody { seq, prev_hash, time_ms, inputs, users, prev_result };
+        Ok(Self { inner: Arc::new((body, hash, bytes.len())) })
+    }
+
+    /// Every user listed to the contract for this ledger: the connected users plus every user
+    /// with an input, sorted and distinct (DESIGN.md §4).
+    pub fn contract_users(&self) -> Vec<[u8; 32]> {
+        let mut users = self.users.clone();
+        users.extend(self.inputs.iter().map(|i| i.user));
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+}
+
+fn encode_body(body: &LedgerBody) -> Vec<u8> {
+    let size =
+        1 + 8 + 32 + 8 + 4 + body.inputs.iter().map(Input::encoded_len).sum::<usize>() + 4 + 32 * body.users.len() + 65;
+    let mut w = Writer::with_capacity(size);
+    w.u8(VERSION).u64(body.seq).fixed(&body.prev_hash).u64(body.time_ms);
+    w.u32(body.inputs.len() as u32);
+    for input in &body.inputs {
+        input.encode_into(&mut w);
+    }
+    w.u32(body.users.len() as u32);
+    for user in &body.users {
+        w.fixed(user);
+    }
+    match &body.prev_result {
+        None => {
+            w.u8(0);
+        }
+        Some(r) => {
+            w.u8(1).fixed(&r.state_hash).fixed(&r.outputs_hash);
+        }
+    }
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::InputId;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    fn sample() -> Ledger {
+        Ledger::new(LedgerBody {
+            seq: 3,
+            prev_hash: [1; 32],
+            time_ms: 1_700_000_000_000,
+            inputs: vec![Input {
+                id: InputId { origin: [2; 32], nonce: 9 },
+                user: [3; 32],
+                data: Bytes::from_static(b"hi"),
+            }],
+            users: vec![[3; 32], [4; 32]],
+            prev_result: Some(ResultSummary { state_hash: [5; 32], outputs_hash: [6; 32] }),
+        })
+    }
+
+    #[test]
+    fn encoding_round_trips_with_the_same_hash() {
+        let l = sample();
+        let back = Ledger::decode(&l.encode()).unwrap();
+        assert_eq!(back, l);
+        assert_eq!(back.hash(), l.hash());
+    }
+
+    #[test]
+    fn any_change_changes_the_hash() {
+        let base = sample();
+        let mut body = (*base).clone();
+        body.time_ms += 1;
+        assert_ne!(Ledger::new(body).hash(), base.hash());
+        let mut body = (*base).clone();
+        body.prev_result = None;
+        assert_ne!(Ledger::new(body).hash(), base.hash());
+    }
+
+    #[test]
+    fn genesis_depends_on_the_unl_only() {
+        assert_eq!(Ledger::genesis(&[[1; 32]]).hash(), Ledger::genesis(&[[1; 32]]).hash());
+        assert_ne!(Ledger::genesis(&[[1; 32]]).hash(), Ledger::genesis(&[[2; 32]]).hash());
+    }
+
+    #[test]
+    fn unsorted_users_and_trailing_bytes_are_refused() {
+        let mut body = (*sample()).clone();
+        body.users = vec![[4; 32], [3; 32]];
+        assert!(Ledger::decode(&Ledger::new(body).encode()).is_err());
+        let mut bytes = sample().encode();
+        bytes.push(0);
+        assert!(Ledger::decode(&bytes).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Ledger::decode(&bytes);
+        }
+
+        #[test]
+        fn decoding_mutated_ledgers_never_panics(pos in 0usize..200, val in any::<u8>()) {
+            let mut bytes = sample().encode();
+            let i = pos % bytes.len();
+            bytes[i] = val;
+            let _ = Ledger::decode(&bytes);
+        }
+    }
+}

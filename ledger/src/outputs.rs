@@ -1,0 +1,72 @@
+//! A round's outcome — what the contract wrote to each user and how it ended — and the hash
+//! the nodes sign in their result vote.
+//!
+//! ```text
+//! outcome := u8 exit_kind | i32-as-u32 exit_value | u32 n | ([32] user | u32 len | data)*   (users sorted)
+//! outputs_hash := SHA-256( u32 len(tag) | tag "hotpocket/outputs/v1" | outcome )
+//! ```
+
+use crate::codec::Writer;
+use crate::{Hash, tagged_hash};
+use bytes::Bytes;
+
+const OUTPUTS_TAG: &[u8] = b"hotpocket/outputs/v1";
+
+/// How the contract's run ended. Part of the agreed result: a crash is deterministic too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    Code(i32),
+    Signal(i32),
+    TimedOut,
+    SpawnError,
+}
+
+impl ExitKind {
+    fn encode(&self) -> (u8, i32) {
+        match self {
+            ExitKind::Code(c) => (0, *c),
+            ExitKind::Signal(s) => (1, *s),
+            ExitKind::TimedOut => (2, 0),
+            ExitKind::SpawnError => (3, 0),
+        }
+    }
+}
+
+/// The outputs of one execution, sorted by user, with the exit status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub exit: ExitKind,
+    pub outputs: Vec<([u8; 32], Bytes)>,
+}
+
+impl Outcome {
+    pub fn hash(&self) -> Hash {
+        let mut outputs: Vec<&([u8; 32], Bytes)> = self.outputs.iter().collect();
+        outputs.sort_by(|a, b| a.0.cmp(&b.0));
+        let (kind, value) = self.exit.encode();
+        let mut w = Writer::new();
+        w.u8(kind).u32(value as u32).u32(outputs.len() as u32);
+        for (user, data) in outputs {
+            w.fixed(user).bytes(data);
+        }
+        tagged_hash(OUTPUTS_TAG, &[&w.finish()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_ignores_order_and_covers_exit() {
+        let a = Outcome {
+            exit: ExitKind::Code(0),
+            outputs: vec![([1; 32], Bytes::from_static(b"x")), ([2; 32], Bytes::new())],
+        };
+        let mut b = a.clone();
+        b.outputs.reverse();
+        assert_eq!(a.hash(), b.hash());
+        b.exit = ExitKind::Signal(9);
+        assert_ne!(a.hash(), b.hash());
+    }
+}

@@ -1,0 +1,400 @@
+//! The ledger store in `hist/ledger.sqlite`: SQLite in WAL mode with `synchronous=FULL`, so
+//! every committed transaction is on disk before it returns and a node killed at any moment
+//! restarts with an intact chain.
+//!
+//! It also holds what makes "accepted" mean durable (DESIGN.md §5): the inputs this node
+//! accepted from its users and that no ledger carries yet, and the counter that gives each
+//! accepted input an identity this node never reuses.
+
+use crate::input::{Input, InputId};
+use crate::ledger::Ledger;
+use crate::record::{self, LedgerRecord};
+use bytes::Bytes;
+use hp_consensus::ResultCertificate;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+
+/// A store operation that failed, with what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("ledger store {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("ledger store: {op}: {source}")]
+    Sql { op: &'static str, source: rusqlite::Error },
+    #[error("ledger store: ledger {seq} is corrupt: {problem}")]
+    Corrupt { seq: u64, problem: String },
+    #[error("ledger store: cannot append ledger {seq}: the last stored ledger is {last}")]
+    NotNext { seq: u64, last: u64 },
+    #[error("ledger store: ledger {seq} does not link to the stored ledger {}", seq - 1)]
+    BadLink { seq: u64 },
+    #[error("ledger store: ledger 0 in the store belongs to another network (different UNL)")]
+    ForeignGenesis,
+}
+
+fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sql { op, source }
+}
+
+/// A stored ledger's summary line (`hotpocket ledger`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerSummary {
+    pub seq: u64,
+    pub hash: [u8; 32],
+    pub prev_hash: [u8; 32],
+    pub time_ms: u64,
+    pub inputs: u64,
+    pub state_hash: Option<[u8; 32]>,
+    pub outputs_hash: Option<[u8; 32]>,
+    pub signers: u64,
+}
+
+/// The ledger store. One writer (consensusd); readers (operator commands) open it read-only.
+pub struct Store {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ledgers (
+    seq          INTEGER PRIMARY KEY,
+    hash         BLOB NOT NULL,
+    prev_hash    BLOB NOT NULL,
+    time_ms      INTEGER NOT NULL,
+    n_inputs     INTEGER NOT NULL,
+    ledger       BLOB NOT NULL,
+    commit_cert  BLOB,
+    result_cert  BLOB
+);
+CREATE TABLE IF NOT EXISTS committed_inputs (
+    origin BLOB NOT NULL,
+    nonce  INTEGER NOT NULL,
+    seq    INTEGER NOT NULL,
+    PRIMARY KEY (origin, nonce)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_inputs (
+    nonce INTEGER PRIMARY KEY,
+    user  BLOB NOT NULL,
+    data  BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+";
+
+fn arr32(v: Vec<u8>, seq: u64, what: &str) -> Result<[u8; 32], StoreError> {
+    v.try_into().map_err(|_| StoreError::Corrupt { seq, problem: format!("{what} is not 32 bytes") })
+}
+
+impl Store {
+    /// Opens (creating if needed) the store for the network whose genesis is `genesis`.
+    pub fn open(path: &Path, genesis: &Ledger) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        let store = Self { conn };
+        match store.hash_at(0)? {
+            None => {
+                store
+                    .conn
+                    .execute(
+                        "INSERT INTO ledgers (seq, hash, prev_hash, time_ms, n_inputs, ledger) VALUES (0, ?1, ?2, 0, 0, ?3)",
+                        params![genesis.hash().as_slice(), genesis.prev_hash.as_slice(), genesis.encode()],
+                    )
+                    .map_err(sql("store genesis"))?;
+            }
+            Some(hash) if hash != genesis.hash() => return Err(StoreError::ForeignGenesis),
+            Some(_) => {}
+        }
+        // The nonce counter starts at the clock, so a node whose hist/ was wiped does not reuse
+        // the identities of inputs it accepted before.
+        if store.meta("next_nonce")?.is_none() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(1);
+            store.set_meta("next_nonce", now)?;
+        }
+        Ok(store)
+    }
+
+    /// Opens an existing store read-only (operator commands).
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+        Ok(Self { conn })
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+            .optional()
+            .map_err(sql("read meta"))
+    }
+
+    fn set_meta(&self, key: &str, value: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                params![key, value],
+            )
+            .map_err(sql("write meta"))?;
+        Ok(())
+    }
+
+    /// The highest round this node may have signed a vote in at `height`, so a restarted node
+    /// starts above it and never signs two different votes for one (height, round).
+    pub fn signed_round(&self) -> Result<Option<(u64, u32)>, StoreError> {
+        Ok(match (self.meta("signed_height")?, self.meta("signed_round")?) {
+            (Some(h), Some(r)) => Some((h as u64, r as u32)),
+            _ => None,
+        })
+    }
+
+    /// Records that this node is about to sign in (height, round).
+    pub fn set_signed_round(&self, height: u64, round: u32) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction().map_err(sql("begin"))?;
+        self.set_meta("signed_height", height as i64)?;
+        self.set_meta("signed_round", round as i64)?;
+        tx.commit().map_err(sql("commit signed round"))
+    }
+
+    fn hash_at(&self, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        let v: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT hash FROM ledgers WHERE seq = ?1", params![seq as i64], |r| r.get(0))
+            .optional()
+            .map_err(sql("read ledger hash"))?;
+        v.map(|v| arr32(v, seq, "hash")).transpose()
+    }
+
+    /// The last stored ledger.
+    pub fn last(&self) -> Result<LedgerRecord, StoreError> {
+        let seq: i64 =
+            self.conn.query_row("SELECT MAX(seq) FROM ledgers", [], |r| r.get(0)).map_err(sql("read last seq"))?;
+        self.get(seq as u64)?.ok_or(StoreError::Corrupt { seq: seq as u64, problem: "vanished".into() })
+    }
+
+    /// The ledger at `seq` with its certificates.
+    pub fn get(&self, seq: u64) -> Result<Option<LedgerRecord>, StoreError> {
+        let row: Option<(Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> = self
+            .conn
+            .query_row(
+                "SELECT ledger, commit_cert, result_cert FROM ledgers WHERE seq = ?1",
+                params![seq as i64],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(sql("read ledger"))?;
+        let Some((ledger, commit, result)) = row else { return Ok(None) };
+        let corrupt = |e: crate::codec::DecodeError| StoreError::Corrupt { seq, problem: e.to_string() };
+        let ledger = Ledger::decode(&ledger).map_err(corrupt)?;
+        let commit = commit.map(|c| record::commit_from_bytes(&c)).transpose().map_err(corrupt)?;
+        let result = result.map(|c| record::result_from_bytes(&c)).transpose().map_err(corrupt)?;
+        Ok(Some(LedgerRecord { ledger, commit, result }))
+    }
+
+    /// Up to `max` records from `from` on.
+    pub fn range(&self, from: u64, max: usize) -> Result<Vec<LedgerRecord>, StoreError> {
+        let mut out = Vec::new();
+        for seq in from..from.saturating_add(max as u64) {
+            match self.get(seq)? {
+                Some(r) => out.push(r),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Summary lines from `from` on (`hotpocket ledger`), checking each stored hash.
+    pub fn summaries(&self, from: u64) -> Result<Vec<LedgerSummary>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, hash, prev_hash, time_ms, n_inputs, commit_cert, result_cert FROM ledgers WHERE seq >= ?1 ORDER BY seq")
+            .map_err(sql("list ledgers"))?;
+        let rows = stmt
+            .query_map(params![from as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<Vec<u8>>>(5)?,
+                    r.get::<_, Option<Vec<u8>>>(6)?,
+                ))
+            })
+            .map_err(sql("list ledgers"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, hash, prev_hash, time_ms, n_inputs, commit, result) = row.map_err(sql("list ledgers"))?;
+            let seq = seq as u64;
+            let corrupt = |e: crate::codec::DecodeError| StoreError::Corrupt { seq, problem: e.to_string() };
+            let signers =
+                commit.map(|c| record::commit_from_bytes(&c)).transpose().map_err(corrupt)?.map(|c| c.signatures.len());
+            let result = result.map(|c| record::result_from_bytes(&c)).transpose().map_err(corrupt)?;
+            out.push(LedgerSummary {
+                seq,
+                hash: arr32(hash, seq, "hash")?,
+                prev_hash: arr32(prev_hash, seq, "prev_hash")?,
+                time_ms: time_ms as u64,
+                inputs: n_inputs as u64,
+                state_hash: result.as_ref().map(|r| r.state_hash),
+                outputs_hash: result.as_ref().map(|r| r.outputs_hash),
+                signers: signers.unwrap_or(0) as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every stored record in order (`hotpocket verify`).
+    pub fn all(&self) -> Result<Vec<LedgerRecord>, StoreError> {
+        let last = self.last()?.ledger.seq;
+        self.range(0, last as usize + 1)
+    }
+
+    /// Appends a decided ledger with its commit certificate, records its inputs as committed
+    /// and drops them from this node's pending inputs — one durable transaction.
+    pub fn append(&mut self, rec: &LedgerRecord) -> Result<(), StoreError> {
+        let seq = rec.ledger.seq;
+        let last = self.last()?;
+        if seq != last.ledger.seq + 1 {
+            return Err(StoreError::NotNext { seq, last: last.ledger.seq });
+        }
+        if rec.ledger.prev_hash != last.ledger.hash() {
+            return Err(StoreError::BadLink { seq });
+        }
+        let tx = self.conn.transaction().map_err(sql("begin append"))?;
+        tx.execute(
+            "INSERT INTO ledgers (seq, hash, prev_hash, time_ms, n_inputs, ledger, commit_cert, result_cert) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                seq as i64,
+                rec.ledger.hash().as_slice(),
+                rec.ledger.prev_hash.as_slice(),
+                rec.ledger.time_ms as i64,
+                rec.ledger.inputs.len() as i64,
+                rec.ledger.encode(),
+                rec.commit.as_ref().map(record::commit_bytes),
+                rec.result.as_ref().map(record::result_bytes),
+            ],
+        )
+        .map_err(sql("insert ledger"))?;
+        {
+            let mut mark = tx
+                .prepare_cached("INSERT OR IGNORE INTO committed_inputs (origin, nonce, seq) VALUES (?1, ?2, ?3)")
+                .map_err(sql("mark inputs"))?;
+            for input in &rec.ledger.inputs {
+                mark.execute(params![input.id.origin.as_slice(), input.id.nonce as i64, seq as i64])
+                    .map_err(sql("mark input"))?;
+            }
+        }
+        tx.commit().map_err(sql("commit append"))?;
+        Ok(())
+    }
+
+    /// Stores the result certificate of ledger `cert.height`.
+    pub fn set_result(&self, cert: &ResultCertificate) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE ledgers SET result_cert = ?1 WHERE seq = ?2 AND result_cert IS NULL",
+                params![record::result_bytes(cert), cert.height as i64],
+            )
+            .map_err(sql("store result"))?;
+        Ok(())
+    }
+
+    /// Whether an input instance is already in a stored ledger.
+    pub fn is_committed(&self, id: &InputId) -> Result<bool, StoreError> {
+        let found: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT seq FROM committed_inputs WHERE origin = ?1 AND nonce = ?2")
+            .map_err(sql("check input"))?
+            .query_row(params![id.origin.as_slice(), id.nonce as i64], |r| r.get(0))
+            .optional()
+            .map_err(sql("check input"))?;
+        Ok(found.is_some())
+    }
+
+    /// Durably accepts inputs from users, in one transaction: each gets a fresh identity
+    /// `(origin, nonce)`. Returns them in the order given.
+    pub fn accept_inputs(
+        &mut self,
+        origin: [u8; 32],
+        inputs: Vec<([u8; 32], Bytes)>,
+    ) -> Result<Vec<Input>, StoreError> {
+        let own_max: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(nonce) FROM committed_inputs WHERE origin = ?1", params![origin.as_slice()], |r| {
+                r.get(0)
+            })
+            .map_err(sql("read nonce"))?;
+        let mut next = self.meta("next_nonce")?.unwrap_or(1).max(own_max.map(|m| m + 1).unwrap_or(0));
+        let tx = self.conn.transaction().map_err(sql("begin accept"))?;
+        let mut accepted = Vec::with_capacity(inputs.len());
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO pending_inputs (nonce, user, data) VALUES (?1, ?2, ?3)")
+                .map_err(sql("accept input"))?;
+            for (user, data) in inputs {
+                insert.execute(params![next, user.as_slice(), data.as_ref()]).map_err(sql("accept input"))?;
+                accepted.push(Input { id: InputId { origin, nonce: next as u64 }, user, data });
+                next += 1;
+            }
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('next_nonce', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
+            params![next],
+        )
+        .map_err(sql("advance nonce"))?;
+        tx.commit().map_err(sql("commit accept"))?;
+        Ok(accepted)
+    }
+
+    /// This node's accepted inputs that no stored ledger carries yet, oldest first.
+    pub fn pending_inputs(&self, origin: [u8; 32]) -> Result<Vec<Input>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.nonce, p.user, p.data FROM pending_inputs p
+                 WHERE NOT EXISTS (SELECT 1 FROM committed_inputs c WHERE c.origin = ?1 AND c.nonce = p.nonce)
+                 ORDER BY p.nonce",
+            )
+            .map_err(sql("read pending"))?;
+        let rows = stmt
+            .query_map(params![origin.as_slice()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+            })
+            .map_err(sql("read pending"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (nonce, user, data) = row.map_err(sql("read pending"))?;
+            out.push(Input {
+                id: InputId { origin, nonce: nonce as u64 },
+                user: arr32(user, 0, "pending user")?,
+                data: Bytes::from(data),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Forgets pending inputs that are now in ledgers (housekeeping after appends).
+    pub fn prune_pending(&self, origin: [u8; 32]) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM pending_inputs WHERE nonce IN (SELECT nonce FROM committed_inputs WHERE origin = ?1)",
+                params![origin.as_slice()],
+            )
+            .map_err(sql("prune pending"))
+    }
+
+    /// Drops one pending input this node accepted (its user was told it was dropped).
+    pub fn drop_pending(&self, nonce: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM pending_inputs WHERE nonce = ?1", params![nonce as i64])
+            .map_err(sql("drop pending"))?;
+        Ok(())
+    }
+}

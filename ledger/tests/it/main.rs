@@ -1,0 +1,76 @@
+//! Integration tests of the ledger crate: a signed chain in a real store, verified offline.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod chain;
+mod store;
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use hp_consensus::{CommitCertificate, ResultCertificate, ResultVote, Vote, VoteKind};
+use hp_ledger::{Input, InputId, Ledger, LedgerBody, LedgerRecord, ResultSummary};
+
+/// A network of `n` keys that can sign ledgers the way consensus would.
+pub struct Network {
+    pub keys: Vec<SigningKey>,
+}
+
+impl Network {
+    pub fn new(n: usize) -> Self {
+        Self { keys: (0..n).map(|_| SigningKey::generate(&mut rand::rngs::OsRng)).collect() }
+    }
+
+    pub fn unl(&self) -> Vec<[u8; 32]> {
+        self.keys.iter().map(|k| k.verifying_key().to_bytes()).collect()
+    }
+
+    pub fn commit(&self, ledger: &Ledger, signers: usize) -> CommitCertificate {
+        let signatures = self.keys[..signers]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let v = Vote::sign(VoteKind::Precommit, ledger.seq, 0, Some(ledger.hash()), i, k);
+                (i, v.signature)
+            })
+            .collect();
+        CommitCertificate { height: ledger.seq, round: 0, value_id: ledger.hash(), signatures }
+    }
+
+    pub fn result(&self, seq: u64, state: [u8; 32], outputs: [u8; 32], signers: usize) -> ResultCertificate {
+        let signatures = self.keys[..signers]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i, ResultVote::sign(seq, state, outputs, i, k).signature))
+            .collect();
+        ResultCertificate { height: seq, state_hash: state, outputs_hash: outputs, signatures }
+    }
+
+    /// Genesis plus `len` signed ledgers, each with one input and a certified result.
+    pub fn chain(&self, len: u64) -> Vec<LedgerRecord> {
+        let genesis = Ledger::genesis(&self.unl());
+        let mut records = vec![LedgerRecord { ledger: genesis, commit: None, result: None }];
+        for seq in 1..=len {
+            let prev = records.last().unwrap();
+            let ledger = Ledger::new(LedgerBody {
+                seq,
+                prev_hash: prev.ledger.hash(),
+                time_ms: 1_000 + seq,
+                inputs: vec![Input {
+                    id: InputId { origin: self.unl()[0], nonce: seq },
+                    user: [9; 32],
+                    data: Bytes::from(format!("input {seq}")),
+                }],
+                users: vec![[9; 32]],
+                prev_result: prev.result_summary(),
+            });
+            let q = self.keys.len();
+            let commit = self.commit(&ledger, q);
+            let result = self.result(seq, [seq as u8; 32], [0xaa; 32], q);
+            records.push(LedgerRecord { ledger, commit: Some(commit), result: Some(result) });
+        }
+        records
+    }
+}
+
+pub fn summary(state: u8) -> ResultSummary {
+    ResultSummary { state_hash: [state; 32], outputs_hash: [0xaa; 32] }
+}

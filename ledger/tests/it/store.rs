@@ -1,0 +1,86 @@
+use crate::Network;
+use bytes::Bytes;
+use hp_ledger::chain::verify_chain;
+use hp_ledger::{Ledger, Store, StoreError};
+
+#[test]
+fn appended_ledgers_survive_reopening_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let net = Network::new(3);
+    let chain = net.chain(4);
+    {
+        let mut store = Store::open(&path, &chain[0].ledger).unwrap();
+        for record in &chain[1..] {
+            let mut without_result = record.clone();
+            without_result.result = None;
+            store.append(&without_result).unwrap();
+            store.set_result(record.result.as_ref().unwrap()).unwrap();
+        }
+    }
+    let store = Store::open_read_only(&path).unwrap();
+    assert_eq!(store.last().unwrap().ledger.seq, 4);
+    assert_eq!(store.all().unwrap(), chain);
+    verify_chain(store.all().unwrap(), &net.unl(), 3).unwrap();
+    let lines = store.summaries(2).unwrap();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0].seq, 2);
+    assert_eq!(lines[0].inputs, 1);
+    assert_eq!(lines[0].signers, 3);
+    assert_eq!(lines[0].state_hash, Some([2; 32]));
+}
+
+#[test]
+fn append_refuses_gaps_and_broken_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::new(3);
+    let chain = net.chain(3);
+    let mut store = Store::open(&dir.path().join("l.sqlite"), &chain[0].ledger).unwrap();
+    assert!(matches!(store.append(&chain[2]), Err(StoreError::NotNext { seq: 2, last: 0 })));
+    let other = Network::new(3).chain(1);
+    assert!(matches!(store.append(&other[1]), Err(StoreError::BadLink { seq: 1 })));
+}
+
+#[test]
+fn a_store_of_another_network_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    Store::open(&path, &Ledger::genesis(&Network::new(1).unl())).unwrap();
+    assert!(matches!(Store::open(&path, &Ledger::genesis(&Network::new(1).unl())), Err(StoreError::ForeignGenesis)));
+}
+
+#[test]
+fn accepted_inputs_are_durable_until_a_ledger_carries_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let net = Network::new(3);
+    let chain = net.chain(1);
+    let origin = net.unl()[0];
+    let accepted = {
+        let mut store = Store::open(&path, &chain[0].ledger).unwrap();
+        store
+            .accept_inputs(origin, vec![([1; 32], Bytes::from_static(b"a")), ([1; 32], Bytes::from_static(b"a"))])
+            .unwrap()
+    };
+    assert_ne!(accepted[0].id, accepted[1].id, "the same bytes twice are two instances");
+    let mut store = Store::open(&path, &chain[0].ledger).unwrap();
+    assert_eq!(store.pending_inputs(origin).unwrap(), accepted);
+    // A ledger carrying the first one commits it.
+    let ledger = Ledger::new(hp_ledger::LedgerBody {
+        seq: 1,
+        prev_hash: chain[0].ledger.hash(),
+        time_ms: 5,
+        inputs: vec![accepted[0].clone()],
+        users: vec![],
+        prev_result: None,
+    });
+    let commit = net.commit(&ledger, 3);
+    store.append(&hp_ledger::LedgerRecord { ledger, commit: Some(commit), result: None }).unwrap();
+    assert!(store.is_committed(&accepted[0].id).unwrap());
+    assert!(!store.is_committed(&accepted[1].id).unwrap());
+    assert_eq!(store.pending_inputs(origin).unwrap(), vec![accepted[1].clone()]);
+    store.prune_pending(origin).unwrap();
+    // New identities never reuse old ones, even after pruning.
+    let more = store.accept_inputs(origin, vec![([1; 32], Bytes::from_static(b"b"))]).unwrap();
+    assert!(more[0].id.nonce > accepted[1].id.nonce);
+}
