@@ -1,1 +1,126 @@
-//! placeholder
+//! `hp-consensusd`: the part of a node that talks to the other nodes. It makes user inputs
+//! durable, gossips them, runs the consensus core (crate `hp-consensus`) as its host, stores
+//! the ledger chain, has execd run each closed ledger, agrees with the peers on the result, and
+//! hands certified outputs to userd. It also brings a node that fell behind up to date.
+//!
+//! # Layout
+//! - [`peer`]: authenticated TCP connections to the other UNL nodes.
+//! - [`wire`]: peer frames ↔ verified domain messages.
+//! - [`node`]: the node loop, host of the consensus core.
+//! - [`executor`]: runs closed ledgers through execd, in order.
+//! - [`service`]: the local gRPC API (the userd session, status).
+
+pub mod executor;
+pub mod node;
+pub mod peer;
+pub mod service;
+pub mod wire;
+
+use anyhow::Context;
+use hp_cfg::{Config, ContractDir};
+use hp_consensus::{Consensus, Params, Timeouts};
+use hp_ledger::{Ledger, Store};
+use node::{Event, Node, NodeConfig};
+use peer::{PeerConfig, PeerEvent, PeerNet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// The peer listen addresses for a config: its `ip`, or IPv4 and IPv6 localhost.
+pub fn listen_addrs(cfg: &Config, port: u16) -> Vec<SocketAddr> {
+    match cfg.ip {
+        Some(ip) => vec![SocketAddr::new(ip, port)],
+        None => vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+        ],
+    }
+}
+
+/// Consensus timeouts derived from `roundtime`: the propose timeout must outlast the wait for
+/// a heartbeat ledger; the others only matter when a node is down.
+pub fn timeouts(roundtime: Duration) -> Timeouts {
+    Timeouts {
+        propose: roundtime + Duration::from_millis(1000),
+        prevote: Duration::from_millis(500),
+        precommit: Duration::from_millis(500),
+        delta: Duration::from_millis(250),
+    }
+}
+
+/// Runs consensusd for the contract directory until `shutdown`.
+pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let unl_keys = hp_ledger::chain::unl_keys(&cfg.unl).context("UNL")?;
+    let quorum = cfg.quorum();
+    let genesis = Ledger::genesis(&cfg.unl);
+    std::fs::create_dir_all(dir.hist()).with_context(|| format!("create {}", dir.hist().display()))?;
+    let store = Store::open(&dir.ledger_db(), &genesis)?;
+    let params = Params { unl: unl_keys.clone(), quorum, timeouts: timeouts(Duration::from_millis(cfg.roundtime_ms)) };
+    let core = Consensus::new(params, Some(cfg.my_index()), cfg.key.signing_key().clone())
+        .map_err(|e| anyhow::anyhow!("consensus parameters: {e}"))?;
+
+    let (events_tx, events_rx) = mpsc::channel::<Event>(65_536);
+    let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(65_536);
+    let peers = PeerNet::start(
+        PeerConfig {
+            key: cfg.key.signing_key().clone(),
+            unl: cfg.unl.clone(),
+            listen: listen_addrs(&cfg, cfg.peerport),
+            peers: cfg.peers.clone(),
+        },
+        peer_tx,
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("peer port {}", cfg.peerport))?;
+    {
+        let events = events_tx.clone();
+        tokio::spawn(async move {
+            while let Some(e) = peer_rx.recv().await {
+                if events.send(Event::Peer(e)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let executor = executor::spawn(
+        dir.socket("execd"),
+        dir.ledger_db(),
+        Duration::from_millis(cfg.contract_timeout_ms),
+        events_tx.clone(),
+    );
+
+    let socket = dir.socket("consensusd");
+    let incoming = hp_daemon::ipc::bind(&socket)?;
+    let _guard = hp_daemon::ipc::SocketGuard(socket.clone());
+    let service =
+        hp_proto::v1::consensus_server::ConsensusServer::new(service::ConsensusService::new(events_tx.clone()))
+            .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
+            .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, async move { server_shutdown.cancelled().await }),
+    );
+    info!(socket = %socket.display(), peerport = cfg.peerport, unl = cfg.unl.len(), quorum, "consensusd ready");
+
+    let node_cfg = NodeConfig {
+        key: cfg.key.signing_key().clone(),
+        me: cfg.my_index(),
+        unl: cfg.unl.clone(),
+        unl_keys,
+        quorum,
+        roundtime: Duration::from_millis(cfg.roundtime_ms),
+        max_ledger_input_bytes: (cfg.max_ledger_input_bytes as usize).min(peer::codec::MAX_FRAME / 2),
+        max_input_bytes: cfg.pubmaxsize as usize,
+        recovery_path: dir.hist().join("consensus.state"),
+    };
+    let node = Node::new(node_cfg, store, core, peers, executor, events_tx)?;
+    let result = node.run(events_rx, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = server.await;
+    result
+}

@@ -10,6 +10,7 @@
 pub mod exit;
 pub mod ipc;
 pub mod logging;
+pub mod process;
 pub mod shutdown;
 
 pub use tokio_util::sync::CancellationToken;

@@ -180,18 +180,26 @@ impl Store {
 
     /// The ledger at `seq` with its certificates.
     pub fn get(&self, seq: u64) -> Result<Option<LedgerRecord>, StoreError> {
-        let row: Option<(Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> = self
+        type Row = (Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+        let row: Option<Row> = self
             .conn
-            .query_row(
-                "SELECT ledger, commit_cert, result_cert FROM ledgers WHERE seq = ?1",
-                params![seq as i64],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached("SELECT hash, ledger, commit_cert, result_cert FROM ledgers WHERE seq = ?1")
+            .map_err(sql("read ledger"))?
+            .query_row(params![seq as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()
             .map_err(sql("read ledger"))?;
-        let Some((ledger, commit, result)) = row else { return Ok(None) };
+        let Some((hash, ledger, commit, result)) = row else { return Ok(None) };
         let corrupt = |e: crate::codec::DecodeError| StoreError::Corrupt { seq, problem: e.to_string() };
         let ledger = Ledger::decode(&ledger).map_err(corrupt)?;
+        if ledger.hash().as_slice() != hash.as_slice() {
+            return Err(StoreError::Corrupt {
+                seq,
+                problem: "stored hash does not match the ledger's contents".into(),
+            });
+        }
+        if ledger.seq != seq {
+            return Err(StoreError::Corrupt { seq, problem: format!("holds ledger {}", ledger.seq) });
+        }
         let commit = commit.map(|c| record::commit_from_bytes(&c)).transpose().map_err(corrupt)?;
         let result = result.map(|c| record::result_from_bytes(&c)).transpose().map_err(corrupt)?;
         Ok(Some(LedgerRecord { ledger, commit, result }))

@@ -1,0 +1,167 @@
+//! Catching up ledgers this node missed (DESIGN.md §5): peers announce where they stand; a
+//! node that is behind asks one of them for the ledgers it lacks, checks each one against its
+//! own chain and the UNL (hash link, commit quorum, result quorum) before storing it, and then
+//! executes them in order. A peer that sends a bad ledger is avoided for a while.
+
+use super::Node;
+use crate::wire::{self, PeerStatus};
+use hp_ledger::LedgerRecord;
+use hp_ledger::chain::verify_next;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// Ledgers asked for at once.
+const BATCH: u32 = 64;
+/// Bytes of ledgers one reply carries at most (at least one ledger).
+const MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
+/// How long to wait for a reply before asking someone else.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a peer that sent bad data is avoided.
+const AVOID_FOR: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+pub(super) struct CatchUp {
+    /// The highest sequence some peer has stored, as announced.
+    best_known: u64,
+    /// A height decided without this node having its ledger.
+    wanted: Option<u64>,
+    inflight: Option<(u64, usize, Instant)>,
+    next_request_id: u64,
+    avoid: HashMap<usize, Instant>,
+}
+
+impl CatchUp {
+    pub fn want(&mut self, seq: u64) {
+        self.wanted = Some(self.wanted.map_or(seq, |w| w.max(seq)));
+    }
+
+    pub fn behind(&self, lcl: u64) -> bool {
+        self.best_known > lcl || self.wanted.is_some_and(|w| w > lcl)
+    }
+}
+
+impl Node {
+    pub(super) fn on_peer_status(&mut self, from: usize, status: PeerStatus) {
+        self.peer_users.insert(from, status.users.clone());
+        self.catchup.best_known = self.catchup.best_known.max(status.lcl_seq);
+        self.peer_status.insert(from, status);
+        self.maybe_catch_up();
+    }
+
+    /// Asks a peer for missing ledgers when some peer is ahead (or this node's last result is
+    /// missing) and no request is in flight.
+    pub(super) fn maybe_catch_up(&mut self) {
+        let lcl = self.last.seq;
+        let need_result = !self.last_certified();
+        if let Some((_, _, since)) = self.catchup.inflight {
+            if since.elapsed() < REQUEST_TIMEOUT {
+                return;
+            }
+            self.catchup.inflight = None;
+        }
+        let now = Instant::now();
+        self.catchup.avoid.retain(|_, until| *until > now);
+        // A peer that holds more than this node, or the same last ledger with its result.
+        let candidate = self
+            .peer_status
+            .iter()
+            .filter(|(peer, _)| !self.catchup.avoid.contains_key(peer))
+            .filter(|(_, s)| s.lcl_seq > lcl || (need_result && s.lcl_seq == lcl && s.height > lcl))
+            .max_by_key(|(_, s)| s.lcl_seq)
+            .map(|(peer, _)| *peer);
+        let wanted = self.catchup.wanted.is_some_and(|w| w > lcl);
+        let Some(peer) = candidate.or_else(|| if wanted { self.peers.connected().first().copied() } else { None })
+        else {
+            return;
+        };
+        let from = if need_result { lcl } else { lcl + 1 };
+        self.catchup.next_request_id += 1;
+        let id = self.catchup.next_request_id;
+        self.catchup.inflight = Some((id, peer, now));
+        self.peers.send(peer, &wire::ledger_request(id, from, BATCH));
+    }
+
+    pub(super) fn serve_ledgers(&mut self, to: usize, request_id: u64, from_seq: u64, max_count: u32) {
+        let max = max_count.clamp(1, BATCH) as u64;
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        for seq in from_seq..from_seq.saturating_add(max) {
+            match self.store.get(seq) {
+                Ok(Some(record)) => {
+                    bytes += record.ledger.encoded_len();
+                    records.push(record);
+                    if bytes >= MAX_REPLY_BYTES {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(seq, error = %e, "cannot read a ledger a peer asked for");
+                    break;
+                }
+            }
+        }
+        self.peers.send(to, &wire::ledger_reply(request_id, &records));
+    }
+
+    pub(super) fn on_ledger_reply(&mut self, from: usize, request_id: u64, records: Vec<LedgerRecord>) {
+        if self.catchup.inflight.is_none_or(|(id, peer, _)| id != request_id || peer != from) {
+            return;
+        }
+        self.catchup.inflight = None;
+        let mut stored = 0;
+        for record in records {
+            let seq = record.ledger.seq;
+            if seq == self.last.seq {
+                // The result of the ledger this node already holds.
+                if record.ledger.hash() != self.last.hash() {
+                    warn!(peer = from, seq, "peer sent a different ledger at this node's last sequence");
+                    self.avoid(from);
+                    return;
+                }
+                if self.last_result.is_none()
+                    && let Some(cert) = record.result
+                {
+                    if cert.height != seq || cert.verify(&self.cfg.unl_keys, self.cfg.quorum).is_err() {
+                        warn!(peer = from, seq, "peer sent a bad result certificate");
+                        self.avoid(from);
+                        return;
+                    }
+                    self.on_result_certified(cert);
+                }
+                continue;
+            }
+            if seq < self.last.seq {
+                continue;
+            }
+            if !self.last_certified() {
+                // Cannot check the next ledger's carried result yet.
+                break;
+            }
+            if let Err(e) =
+                verify_next(&record, &self.last, self.last_result.as_ref(), &self.cfg.unl_keys, self.cfg.quorum)
+            {
+                warn!(peer = from, seq, error = %e, "peer sent a ledger that does not verify; avoiding it");
+                self.avoid(from);
+                return;
+            }
+            if let Some(wanted) = self.catchup.wanted
+                && wanted <= seq
+            {
+                self.catchup.wanted = None;
+            }
+            self.on_decide(record);
+            stored += 1;
+        }
+        if stored > 0 {
+            info!(peer = from, stored, lcl_seq = self.last.seq, "caught up ledgers");
+            self.maybe_catch_up();
+        }
+    }
+
+    fn avoid(&mut self, peer: usize) {
+        self.peers.count_bad_frame();
+        self.catchup.avoid.insert(peer, Instant::now() + AVOID_FOR);
+    }
+}

@@ -1,0 +1,200 @@
+//! Carrying out the core's effects, and the two judgments the core leaves to its host: what
+//! to propose (a fresh ledger from the mempool, or a heartbeat) and whether a proposed ledger
+//! is valid on this node's chain (the paper's `valid(v)`).
+
+use super::{Event, Node, recovery};
+use crate::wire;
+use hp_consensus::{Effect, Input};
+use hp_ledger::{Ledger, LedgerBody, LedgerRecord};
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::{debug, error, info, warn};
+
+/// How far ahead of this node's clock a proposed ledger time may be.
+const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(15);
+
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Node {
+    pub(super) fn apply(&mut self, effects: Vec<Effect<Ledger>>) {
+        for effect in effects {
+            match effect {
+                Effect::Persist(state) => {
+                    // Written before any later message leaves (the core's contract).
+                    if let Err(e) = recovery::save(&self.cfg.recovery_path, &state) {
+                        error!(error = %e, "cannot persist consensus recovery state");
+                    }
+                }
+                Effect::BroadcastProposal(p) => {
+                    debug!(height = p.height, round = p.round, inputs = p.value.inputs.len(), "proposing");
+                    self.peers.broadcast(&wire::proposal(&p));
+                }
+                Effect::BroadcastVote(v) => self.peers.broadcast(&wire::vote(&v)),
+                Effect::ScheduleTimeout { timeout, after } => {
+                    let events = self.events.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = events.send(Event::Timeout(timeout)).await;
+                    });
+                }
+                Effect::GetValue { height, round } => {
+                    self.awaiting_value = Some((height, round));
+                    self.try_propose(false);
+                }
+                Effect::ValidateProposal(proposal) => {
+                    let valid = self.validate(&proposal.value);
+                    self.feed(Input::Proposal { proposal, valid });
+                }
+                Effect::Decide { value, certificate } => {
+                    self.on_decide(LedgerRecord { ledger: value, commit: Some(certificate), result: None });
+                }
+                Effect::DecideWithoutValue { certificate } => {
+                    info!(height = certificate.height, "decided a ledger this node never received; fetching it");
+                    self.catchup.want(certificate.height);
+                    self.maybe_catch_up();
+                }
+                Effect::Equivocation(evidence) => {
+                    warn!(validator = evidence.validator(), evidence = ?evidence, "peer equivocated; ignoring it for this height");
+                }
+            }
+        }
+    }
+
+    /// Answers the core's `GetValue` once there is something to propose: at once with pending
+    /// inputs, otherwise when `roundtime` has passed since the last ledger (a heartbeat).
+    pub(super) fn try_propose(&mut self, heartbeat_due: bool) {
+        let Some((height, round)) = self.awaiting_value else { return };
+        if height != self.core.height() || height != self.last.seq + 1 || !self.last_certified() {
+            return;
+        }
+        let now = now_ms();
+        let due_at = self.last.time_ms.saturating_add(self.cfg.roundtime.as_millis() as u64);
+        if self.mempool.is_empty() && !heartbeat_due && now < due_at {
+            let events = self.events.clone();
+            let wait = Duration::from_millis(due_at - now);
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = events.send(Event::Heartbeat { height, round }).await;
+            });
+            return;
+        }
+        let ledger = self.build_ledger(now);
+        self.awaiting_value = None;
+        self.feed(Input::ProposeValue { height, round, value: ledger });
+    }
+
+    fn connected_users(&self) -> Vec<[u8; 32]> {
+        let mut users: Vec<[u8; 32]> = self.local_users.iter().copied().collect();
+        for list in self.peer_users.values() {
+            users.extend_from_slice(list);
+        }
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    fn build_ledger(&self, now: u64) -> Ledger {
+        let store = &self.store;
+        let inputs = self
+            .mempool
+            .take_for_ledger(self.cfg.max_ledger_input_bytes, |input| store.is_committed(&input.id).unwrap_or(true));
+        Ledger::new(LedgerBody {
+            seq: self.last.seq + 1,
+            prev_hash: self.last.hash(),
+            time_ms: now.max(self.last.time_ms + 1),
+            inputs,
+            users: self.connected_users(),
+            prev_result: self.last_result,
+        })
+    }
+
+    /// The paper's `valid(v)` for a ledger proposed at the next height.
+    pub(super) fn validate(&self, ledger: &Ledger) -> bool {
+        let reject = |why: &str| {
+            info!(seq = ledger.seq, reason = why, "prevoting nil on an invalid proposal");
+            false
+        };
+        if ledger.seq != self.last.seq + 1 {
+            return reject("wrong sequence");
+        }
+        if ledger.prev_hash != self.last.hash() {
+            return reject("does not link to the last closed ledger");
+        }
+        if ledger.time_ms <= self.last.time_ms {
+            return reject("time does not increase");
+        }
+        if ledger.time_ms > now_ms() + MAX_CLOCK_AHEAD.as_millis() as u64 {
+            return reject("time is too far ahead of this node's clock");
+        }
+        if ledger.prev_result != self.last_result {
+            return reject("carries a result other than the certified one");
+        }
+        let mut seen = HashSet::with_capacity(ledger.inputs.len());
+        let mut bytes = 0usize;
+        for input in &ledger.inputs {
+            if !seen.insert(input.id) {
+                return reject("lists one input twice");
+            }
+            if !self.cfg.unl.contains(&input.id.origin) {
+                return reject("an input's origin is not in the UNL");
+            }
+            if input.data.len() > self.cfg.max_input_bytes {
+                return reject("an input is larger than allowed");
+            }
+            bytes += input.encoded_len();
+            match self.store.is_committed(&input.id) {
+                Ok(false) => {}
+                Ok(true) => return reject("an input is already in the chain"),
+                Err(e) => {
+                    warn!(error = %e, "cannot check input");
+                    return false;
+                }
+            }
+        }
+        if ledger.inputs.len() > 1 && bytes > self.cfg.max_ledger_input_bytes {
+            return reject("inputs exceed the ledger size limit");
+        }
+        true
+    }
+
+    /// A ledger is decided: store it durably before anything else, then run it.
+    pub(super) fn on_decide(&mut self, record: LedgerRecord) {
+        let seq = record.ledger.seq;
+        if seq != self.last.seq + 1 {
+            debug!(seq, lcl = self.last.seq, "decision for a height already stored");
+            return;
+        }
+        if let Err(e) = tokio::task::block_in_place(|| self.store.append(&record)) {
+            error!(seq, error = %e, "cannot store the decided ledger");
+            return;
+        }
+        for input in &record.ledger.inputs {
+            self.mempool.remove(&input.id);
+        }
+        if seq % 64 == 0 {
+            let _ = self.store.prune_pending(self.me_bytes());
+        }
+        info!(seq, hash = %hex::encode(record.ledger.hash()), inputs = record.ledger.inputs.len(), "ledger closed");
+        self.last = record.ledger.clone();
+        self.last_result = record.result_summary();
+        self.last_progress = std::time::Instant::now();
+        self.results.prune_below(seq.saturating_sub(1).max(1));
+        if let Some(cert) = &record.result {
+            self.on_result_certified(cert.clone());
+        }
+        self.request_execution(record.ledger);
+        self.broadcast_status();
+    }
+
+    pub(super) fn request_execution(&mut self, ledger: Ledger) {
+        if ledger.seq <= self.exec_requested && ledger.seq != self.last.seq {
+            return;
+        }
+        self.exec_requested = self.exec_requested.max(ledger.seq);
+        if self.executor.send(ledger).is_err() {
+            error!("executor stopped");
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The node loop: one task that owns the consensus core, the ledger store, the mempool and the
+//! chain position, and turns every event — a peer message, a user input, a timer, an
+//! execution result — into the core's inputs and the core's effects into messages, disk writes
+//! and timers (the host of STYLE.md's "pure consensus core").
+//!
+//! A height's life: the core decides a ledger → it is stored (fsync) → the executor runs it →
+//! this node signs its result → `q` matching results certify it → outputs go to users → the
+//! next height starts, carrying that certified result in its ledger.
+//!
+//! # Layout
+//! - [`mempool`]: inputs waiting for a ledger.
+//! - `effects`: applying the core's effects; proposing; judging proposals.
+//! - `results`: execution outcomes, result votes, output delivery.
+//! - `users`: the userd session, accepting inputs durably (group commit), acks.
+//! - `catchup`: fetching and verifying ledgers this node missed.
+//! - `recovery`: the core's crash-recovery state on disk.
+
+mod catchup;
+mod effects;
+pub mod mempool;
+mod recovery;
+mod results;
+mod users;
+
+use crate::executor::{ExecFailure, Executed};
+use crate::peer::{PeerEvent, PeerNet};
+use crate::wire::{self, PeerMessage, PeerStatus};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use hp_consensus::{Consensus, Input, ResultCollector};
+use hp_ledger::{Ledger, ResultSummary, Store};
+use hp_proto::v1 as pb;
+use mempool::Mempool;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Everything that reaches the node loop.
+#[derive(Debug)]
+pub enum Event {
+    Peer(PeerEvent),
+    SessionOpened {
+        id: u64,
+        tx: mpsc::Sender<Result<pb::ConsensusMessage, tonic::Status>>,
+    },
+    Session {
+        id: u64,
+        message: pb::UserdMessage,
+    },
+    SessionClosed {
+        id: u64,
+    },
+    Timeout(hp_consensus::Timeout),
+    /// The heartbeat time of (height, round) has come: propose even with no inputs.
+    Heartbeat {
+        height: u64,
+        round: u32,
+    },
+    Executed(Executed),
+    ExecFailed(ExecFailure),
+    Tick,
+    Status(oneshot::Sender<pb::ConsensusStatus>),
+}
+
+/// The node's fixed parameters.
+pub struct NodeConfig {
+    pub key: SigningKey,
+    pub me: usize,
+    pub unl: Vec<[u8; 32]>,
+    pub unl_keys: Vec<VerifyingKey>,
+    pub quorum: usize,
+    pub roundtime: Duration,
+    pub max_ledger_input_bytes: usize,
+    pub max_input_bytes: usize,
+    pub recovery_path: PathBuf,
+}
+
+/// How often the loop looks around: status gossip, re-sends, catch-up. Idle cost is one wakeup
+/// per tick.
+pub const TICK: Duration = Duration::from_millis(250);
+
+pub struct Node {
+    cfg: NodeConfig,
+    store: Store,
+    core: Consensus<Ledger>,
+    results: ResultCollector,
+    mempool: Mempool,
+    peers: PeerNet,
+    executor: mpsc::UnboundedSender<Ledger>,
+    events: mpsc::Sender<Event>,
+
+    /// The last closed ledger (lcl) and, once certified, its result.
+    last: Ledger,
+    last_result: Option<ResultSummary>,
+    /// Highest sequence handed to the executor.
+    exec_requested: u64,
+    /// This node's own execution outcomes not yet matched with a certificate.
+    executed: BTreeMap<u64, Executed>,
+    /// The state hash after this node's last execution.
+    state_hash: [u8; 32],
+    /// This node's result disagreed with the network's: it no longer votes on results.
+    diverged: bool,
+    /// When the chain last moved, to decide when re-sending is worth it.
+    last_progress: Instant,
+
+    /// The core asked for a value at (height, round) and has none yet.
+    awaiting_value: Option<(u64, u32)>,
+
+    session: Option<users::Session>,
+    local_users: BTreeSet<[u8; 32]>,
+    peer_users: HashMap<usize, Vec<[u8; 32]>>,
+    pending_submits: Vec<users::Submit>,
+
+    peer_status: HashMap<usize, PeerStatus>,
+    catchup: catchup::CatchUp,
+}
+
+impl Node {
+    /// Builds the node from its store; starts nothing yet.
+    pub fn new(
+        cfg: NodeConfig,
+        store: Store,
+        core: Consensus<Ledger>,
+        peers: PeerNet,
+        executor: mpsc::UnboundedSender<Ledger>,
+        events: mpsc::Sender<Event>,
+    ) -> anyhow::Result<Self> {
+        let record = store.last()?;
+        let last_result = record.result_summary();
+        let own_pending = store.pending_inputs(cfg.key.verifying_key().to_bytes())?;
+        let mut mempool = Mempool::default();
+        for input in own_pending {
+            mempool.insert(input);
+        }
+        let results = ResultCollector::new(cfg.unl.len(), cfg.quorum, Some(cfg.me), record.ledger.seq.max(1))
+            .map_err(|e| anyhow::anyhow!("result collector: {e}"))?;
+        let state_hash = last_result.map(|r| r.state_hash).unwrap_or_default();
+        Ok(Self {
+            exec_requested: record.ledger.seq.saturating_sub(1),
+            last: record.ledger,
+            last_result,
+            cfg,
+            store,
+            core,
+            results,
+            mempool,
+            peers,
+            executor,
+            events,
+            executed: BTreeMap::new(),
+            state_hash,
+            diverged: false,
+            last_progress: Instant::now(),
+            awaiting_value: None,
+            session: None,
+            local_users: BTreeSet::new(),
+            peer_users: HashMap::new(),
+            pending_submits: Vec::new(),
+            peer_status: HashMap::new(),
+            catchup: catchup::CatchUp::default(),
+        })
+    }
+
+    fn me_bytes(&self) -> [u8; 32] {
+        self.cfg.unl[self.cfg.me]
+    }
+
+    /// Whether the last closed ledger's result is certified (genesis needs none).
+    fn last_certified(&self) -> bool {
+        self.last.seq == 0 || self.last_result.is_some()
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.start();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => Event::Tick,
+                e = rx.recv() => match e { Some(e) => e, None => break },
+            };
+            self.handle(event);
+            // Take everything already queued before flushing accepted inputs, so one fsync
+            // covers as many inputs as arrived together (group commit).
+            let mut drained = 0;
+            while drained < 1024 {
+                match rx.try_recv() {
+                    Ok(e) => self.handle(e),
+                    Err(_) => break,
+                }
+                drained += 1;
+            }
+            self.flush_submits();
+        }
+        info!(lcl_seq = self.last.seq, "consensus loop stopped");
+        Ok(())
+    }
+
+    /// Resumes where the store and the recovery file say this node stood.
+    fn start(&mut self) {
+        info!(lcl_seq = self.last.seq, lcl_hash = %hex::encode(self.last.hash()), "chain loaded");
+        if self.last.seq > 0 {
+            // Re-run (or fetch the recorded result of) the last ledger: execd is idempotent.
+            self.request_execution(self.last.clone());
+        }
+        if self.last_certified() {
+            self.start_height(self.last.seq + 1);
+        }
+        self.broadcast_status();
+    }
+
+    fn start_height(&mut self, height: u64) {
+        if self.core.height() >= height && self.core.step() != hp_consensus::Step::Unstarted {
+            return;
+        }
+        let input = match recovery::load(&self.cfg.recovery_path) {
+            Some(state) if state.height == height => {
+                info!(height, round = state.round + 1, "resuming the height after a restart");
+                Input::Resume(state)
+            }
+            _ => Input::StartHeight { height, round: 0 },
+        };
+        self.awaiting_value = None;
+        self.feed(input);
+    }
+
+    /// Feeds the core one input and carries out its effects.
+    fn feed(&mut self, input: Input<Ledger>) {
+        let effects = self.core.handle(input);
+        self.apply(effects);
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Peer(PeerEvent::Connected { validator }) => {
+                debug!(peer = validator, "peer up");
+                self.send_status_to(validator);
+            }
+            Event::Peer(PeerEvent::Disconnected { validator }) => {
+                self.peer_users.remove(&validator);
+            }
+            Event::Peer(PeerEvent::Message { validator, message }) => self.on_peer_message(validator, message),
+            Event::SessionOpened { id, tx } => self.on_session_opened(id, tx),
+            Event::Session { id, message } => self.on_session_message(id, message),
+            Event::SessionClosed { id } => self.on_session_closed(id),
+            Event::Timeout(t) => self.feed(Input::Timeout(t)),
+            Event::Heartbeat { height, round } => {
+                if self.awaiting_value == Some((height, round)) {
+                    self.try_propose(true);
+                }
+            }
+            Event::Executed(done) => self.on_executed(done),
+            Event::ExecFailed(failure) => self.on_exec_failed(failure),
+            Event::Tick => self.on_tick(),
+            Event::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn on_peer_message(&mut self, from: usize, message: PeerMessage) {
+        match message {
+            PeerMessage::Inputs(batch) => {
+                for input in batch.inputs {
+                    if input.data.len() > self.cfg.max_input_bytes || self.mempool.contains(&input.id) {
+                        continue;
+                    }
+                    match self.store.is_committed(&input.id) {
+                        Ok(false) => {
+                            self.mempool.insert(input);
+                        }
+                        Ok(true) => {}
+                        Err(e) => warn!(error = %e, "cannot check input"),
+                    }
+                }
+                self.try_propose(false);
+            }
+            PeerMessage::Proposal(proposal) => {
+                let valid = proposal.height != self.last.seq + 1 || self.validate(&proposal.value);
+                self.feed(Input::Proposal { proposal, valid });
+            }
+            PeerMessage::Vote(vote) => self.feed(Input::Vote(vote)),
+            PeerMessage::Result(vote) => self.on_result_vote(vote),
+            PeerMessage::Status(status) => self.on_peer_status(from, status),
+            PeerMessage::LedgerRequest { request_id, from_seq, max_count } => {
+                self.serve_ledgers(from, request_id, from_seq, max_count)
+            }
+            PeerMessage::LedgerReply { request_id, records } => self.on_ledger_reply(from, request_id, records),
+            PeerMessage::StateManifestRequest(_)
+            | PeerMessage::StateManifestReply(_)
+            | PeerMessage::StateChunkRequest(_)
+            | PeerMessage::StateChunkReply(_) => {
+                debug!(peer = from, "state sync message ignored");
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.broadcast_status();
+        self.maybe_catch_up();
+        if self.last_progress.elapsed() > Duration::from_millis(750) {
+            // Nothing moved for a while: messages may have been lost. Re-send ours.
+            for message in self.core.rebroadcast() {
+                match message {
+                    hp_consensus::Message::Proposal(p) => self.peers.broadcast(&wire::proposal(&p)),
+                    hp_consensus::Message::Vote(v) => self.peers.broadcast(&wire::vote(&v)),
+                }
+            }
+            self.resend_result_vote();
+            self.regossip_own_inputs();
+            self.last_progress = Instant::now();
+        }
+    }
+
+    fn status_message(&self) -> PeerStatus {
+        PeerStatus {
+            lcl_seq: self.last.seq,
+            lcl_hash: self.last.hash(),
+            height: self.core.height(),
+            round: self.core.round(),
+            users: self.local_users.iter().copied().collect(),
+        }
+    }
+
+    fn broadcast_status(&mut self) {
+        self.peers.broadcast(&wire::status(&self.status_message()));
+    }
+
+    fn send_status_to(&mut self, validator: usize) {
+        self.peers.send(validator, &wire::status(&self.status_message()));
+    }
+
+    fn status(&self) -> pb::ConsensusStatus {
+        pb::ConsensusStatus {
+            lcl_seq: self.last.seq,
+            lcl_hash: self.last.hash().to_vec().into(),
+            state_hash: self.state_hash.to_vec().into(),
+            peers: self.peers.connected().len() as u32,
+            users: self.local_users.len() as u32,
+            in_sync: !self.catchup.behind(self.last.seq),
+        }
+    }
+}

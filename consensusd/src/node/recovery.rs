@@ -1,0 +1,55 @@
+//! The core's crash-recovery state (height, round, lock, valid value) in `hist/consensus.state`.
+//!
+//! Written by rename of a temporary file before any message that follows it leaves the node,
+//! so a restarted consensusd resumes above every round it may have signed in and keeps its lock.
+//! It is not fsynced: it guards against a process crash; after a power loss a node may at
+//! worst behave like one faulty node, which the quorum tolerates.
+
+use hp_consensus::{RecoveryState, RoundValue};
+use hp_ledger::Ledger;
+use hp_ledger::codec::{Reader, Writer};
+use std::path::Path;
+
+fn encode_value(w: &mut Writer, v: &Option<RoundValue<Ledger>>) {
+    match v {
+        None => {
+            w.u8(0);
+        }
+        Some(rv) => {
+            w.u8(1).u32(rv.round).bytes(&rv.value.encode());
+        }
+    }
+}
+
+fn decode_value(r: &mut Reader<'_>) -> Option<Option<RoundValue<Ledger>>> {
+    match r.u8("flag").ok()? {
+        0 => Some(None),
+        _ => {
+            let round = r.u32("round").ok()?;
+            let value = Ledger::decode(r.bytes("ledger", hp_ledger::record::MAX_LEDGER_BYTES).ok()?).ok()?;
+            Some(Some(RoundValue { round, value }))
+        }
+    }
+}
+
+pub fn save(path: &Path, state: &RecoveryState<Ledger>) -> std::io::Result<()> {
+    let mut w = Writer::new();
+    w.u64(state.height).u32(state.round);
+    encode_value(&mut w, &state.locked);
+    encode_value(&mut w, &state.valid);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, w.finish())?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The saved state, or `None` if there is none or it cannot be read (then the height starts
+/// fresh at round 0, as after a clean start).
+pub fn load(path: &Path) -> Option<RecoveryState<Ledger>> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut r = Reader::new(&bytes);
+    let height = r.u64("height").ok()?;
+    let round = r.u32("round").ok()?;
+    let locked = decode_value(&mut r)?;
+    let valid = decode_value(&mut r)?;
+    Some(RecoveryState { height, round, locked, valid })
+}

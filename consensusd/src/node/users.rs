@@ -1,0 +1,139 @@
+//! The userd session: connected users, and inputs made durable before they are acknowledged.
+//!
+//! Inputs are collected while the loop drains its queue and stored in one transaction (one
+//! fsync for all of them), then signed as one batch, gossiped, and acknowledged: an
+//! acknowledged input is *accepted* (DESIGN.md §5).
+
+use super::Node;
+use crate::wire;
+use bytes::Bytes;
+use hp_ledger::InputBatch;
+use hp_proto::v1::{self as pb, consensus_message::Kind as Out, userd_message::Kind as In};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+pub(super) struct Session {
+    pub id: u64,
+    pub tx: mpsc::Sender<Result<pb::ConsensusMessage, tonic::Status>>,
+}
+
+pub(super) struct Submit {
+    pub request_id: u64,
+    pub user: [u8; 32],
+    pub data: Bytes,
+}
+
+fn key32(b: &[u8]) -> Option<[u8; 32]> {
+    b.try_into().ok()
+}
+
+impl Node {
+    pub(super) fn on_session_opened(&mut self, id: u64, tx: mpsc::Sender<Result<pb::ConsensusMessage, tonic::Status>>) {
+        info!(session = id, "userd session opened");
+        // A new session replaces the old one; its snapshot will say who is connected.
+        self.session = Some(Session { id, tx });
+        self.local_users.clear();
+    }
+
+    pub(super) fn on_session_closed(&mut self, id: u64) {
+        if self.session.as_ref().is_some_and(|s| s.id == id) {
+            info!(session = id, "userd session closed");
+            self.session = None;
+            self.local_users.clear();
+            self.broadcast_status();
+        }
+    }
+
+    pub(super) fn on_session_message(&mut self, id: u64, message: pb::UserdMessage) {
+        if self.session.as_ref().is_none_or(|s| s.id != id) {
+            return;
+        }
+        match message.kind {
+            Some(In::Snapshot(s)) => {
+                self.local_users = s.pubkeys.iter().filter_map(|k| key32(k)).collect();
+                self.broadcast_status();
+            }
+            Some(In::Connected(c)) => {
+                if let Some(k) = key32(&c.pubkey) {
+                    self.local_users.insert(k);
+                    self.broadcast_status();
+                }
+            }
+            Some(In::Disconnected(d)) => {
+                if let Some(k) = key32(&d.pubkey) {
+                    self.local_users.remove(&k);
+                    self.broadcast_status();
+                }
+            }
+            Some(In::Input(input)) => {
+                let Some(user) = key32(&input.pubkey) else {
+                    self.ack(input.request_id, false, "malformed user key");
+                    return;
+                };
+                if input.data.len() > self.cfg.max_input_bytes {
+                    self.ack(input.request_id, false, "input exceeds pubmaxsize");
+                    return;
+                }
+                self.pending_submits.push(Submit { request_id: input.request_id, user, data: input.data });
+            }
+            None => {}
+        }
+    }
+
+    /// Makes the collected inputs durable in one transaction, gossips them, acknowledges them.
+    pub(super) fn flush_submits(&mut self) {
+        if self.pending_submits.is_empty() {
+            return;
+        }
+        let submits = std::mem::take(&mut self.pending_submits);
+        let me = self.me_bytes();
+        let items = submits.iter().map(|s| (s.user, s.data.clone())).collect();
+        let accepted = match tokio::task::block_in_place(|| self.store.accept_inputs(me, items)) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "cannot store inputs; refusing them");
+                for s in &submits {
+                    self.ack(s.request_id, false, "the node could not store the input");
+                }
+                return;
+            }
+        };
+        let batch = InputBatch::sign(accepted, &self.cfg.key);
+        self.peers.broadcast(&wire::inputs(&batch));
+        for input in batch.inputs {
+            self.mempool.insert(input);
+        }
+        for s in &submits {
+            self.ack(s.request_id, true, "");
+        }
+        self.try_propose(false);
+    }
+
+    fn ack(&mut self, request_id: u64, accepted: bool, reason: &str) {
+        self.send_to_session(pb::ConsensusMessage {
+            kind: Some(Out::Ack(pb::InputAck { request_id, accepted, reason: reason.to_string() })),
+        });
+    }
+
+    pub(super) fn send_to_session(&mut self, message: pb::ConsensusMessage) {
+        if let Some(session) = &self.session
+            && session.tx.try_send(Ok(message)).is_err()
+        {
+            warn!(session = session.id, "userd session is not keeping up; closing it");
+            self.session = None;
+        }
+    }
+
+    /// Re-gossips this node's own accepted inputs that no ledger carries yet.
+    pub(super) fn regossip_own_inputs(&mut self) {
+        let me = self.me_bytes();
+        let own = self.mempool.from_origin(&me);
+        if own.is_empty() {
+            return;
+        }
+        for chunk in own.chunks(4096) {
+            let batch = InputBatch::sign(chunk.to_vec(), &self.cfg.key);
+            self.peers.broadcast(&wire::inputs(&batch));
+        }
+    }
+}

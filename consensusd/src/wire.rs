@@ -1,0 +1,243 @@
+//! Peer frames ↔ domain messages. Decoding checks everything a frame claims before the node
+//! loop sees it: field sizes, canonical ledger bytes, and the signature of whoever signed the
+//! payload (which need not be the peer that relayed it). The conversions are explicit and name
+//! the message and field that was wrong.
+
+use bytes::Bytes;
+use ed25519_dalek::{Signature, VerifyingKey};
+use hp_consensus::{Proposal, ResultVote, Vote, VoteKind};
+use hp_ledger::{InputBatch, Ledger, LedgerRecord};
+use hp_proto::v1::peer::{self as pb, frame::Kind};
+
+/// A verified message from a peer.
+#[derive(Debug, Clone)]
+pub enum PeerMessage {
+    Inputs(InputBatch),
+    Proposal(Proposal<Ledger>),
+    Vote(Vote),
+    Result(ResultVote),
+    Status(PeerStatus),
+    LedgerRequest { request_id: u64, from_seq: u64, max_count: u32 },
+    LedgerReply { request_id: u64, records: Vec<LedgerRecord> },
+    StateManifestRequest(pb::StateManifestRequest),
+    StateManifestReply(pb::StateManifestReply),
+    StateChunkRequest(pb::StateChunkRequest),
+    StateChunkReply(pb::StateChunkReply),
+}
+
+/// Where a peer stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub lcl_seq: u64,
+    pub lcl_hash: [u8; 32],
+    pub height: u64,
+    pub round: u32,
+    /// Users connected to the peer.
+    pub users: Vec<[u8; 32]>,
+}
+
+/// Why a frame was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("empty frame")]
+    Empty,
+    #[error("{message}.{field}: {problem}")]
+    Field { message: &'static str, field: &'static str, problem: String },
+    #[error("{message}: signature does not verify")]
+    Signature { message: &'static str },
+    #[error("{message}: {problem}")]
+    Decode { message: &'static str, problem: String },
+}
+
+fn field(message: &'static str, field: &'static str, problem: impl Into<String>) -> WireError {
+    WireError::Field { message, field, problem: problem.into() }
+}
+
+fn hash32(message: &'static str, name: &'static str, b: &[u8]) -> Result<[u8; 32], WireError> {
+    b.try_into().map_err(|_| field(message, name, format!("must be 32 bytes, found {}", b.len())))
+}
+
+fn sig64(message: &'static str, b: &[u8]) -> Result<Signature, WireError> {
+    Signature::from_slice(b).map_err(|_| field(message, "signature", "must be 64 bytes"))
+}
+
+fn validator(message: &'static str, v: u32, n: usize) -> Result<usize, WireError> {
+    let v = v as usize;
+    if v >= n {
+        return Err(field(message, "validator", format!("{v} is outside the UNL of {n}")));
+    }
+    Ok(v)
+}
+
+/// The most connected users one node may announce.
+pub const MAX_USERS_PER_STATUS: usize = 1_000_000;
+
+/// The most ledgers one catch-up reply may carry.
+pub const MAX_LEDGERS_PER_REPLY: usize = 256;
+
+/// Decodes and verifies a frame.
+pub fn decode(frame: pb::Frame, unl: &[VerifyingKey]) -> Result<PeerMessage, WireError> {
+    let n = unl.len();
+    match frame.kind.ok_or(WireError::Empty)? {
+        Kind::Inputs(b) => {
+            let origin = hash32("InputBatch", "origin", &b.origin)?;
+            if !unl.iter().any(|k| k.to_bytes() == origin) {
+                return Err(field("InputBatch", "origin", "is not in the UNL"));
+            }
+            let batch = InputBatch::decode_verified(&origin, &b.inputs, &b.signature)
+                .map_err(|e| WireError::Decode { message: "InputBatch", problem: e.to_string() })?;
+            Ok(PeerMessage::Inputs(batch))
+        }
+        Kind::Proposal(p) => {
+            let ledger = Ledger::decode(&p.ledger)
+                .map_err(|e| WireError::Decode { message: "Proposal", problem: e.to_string() })?;
+            let valid_round = match p.valid_round {
+                -1 => None,
+                r if (0..=u32::MAX as i64).contains(&r) => Some(r as u32),
+                r => return Err(field("Proposal", "valid_round", format!("{r} is not a round"))),
+            };
+            if ledger.seq != p.height {
+                return Err(field("Proposal", "ledger", "sequence differs from the height"));
+            }
+            let proposal = Proposal {
+                height: p.height,
+                round: p.round,
+                value: ledger,
+                valid_round,
+                proposer: validator("Proposal", p.proposer, n)?,
+                signature: sig64("Proposal", &p.signature)?,
+            };
+            proposal.verify(unl).map_err(|_| WireError::Signature { message: "Proposal" })?;
+            Ok(PeerMessage::Proposal(proposal))
+        }
+        Kind::Vote(v) => {
+            let kind = match v.kind {
+                1 => VoteKind::Prevote,
+                2 => VoteKind::Precommit,
+                k => return Err(field("Vote", "kind", format!("{k} is not 1 (prevote) or 2 (precommit)"))),
+            };
+            let value = if v.value.is_empty() { None } else { Some(hash32("Vote", "value", &v.value)?) };
+            let vote = Vote {
+                kind,
+                height: v.height,
+                round: v.round,
+                value,
+                validator: validator("Vote", v.validator, n)?,
+                signature: sig64("Vote", &v.signature)?,
+            };
+            vote.verify(unl).map_err(|_| WireError::Signature { message: "Vote" })?;
+            Ok(PeerMessage::Vote(vote))
+        }
+        Kind::Result(r) => {
+            let vote = ResultVote {
+                height: r.height,
+                state_hash: hash32("ResultVote", "state_hash", &r.state_hash)?,
+                outputs_hash: hash32("ResultVote", "outputs_hash", &r.outputs_hash)?,
+                validator: validator("ResultVote", r.validator, n)?,
+                signature: sig64("ResultVote", &r.signature)?,
+            };
+            vote.verify(unl).map_err(|_| WireError::Signature { message: "ResultVote" })?;
+            Ok(PeerMessage::Result(vote))
+        }
+        Kind::Status(s) => Ok(PeerMessage::Status(PeerStatus {
+            lcl_seq: s.lcl_seq,
+            lcl_hash: hash32("Status", "lcl_hash", &s.lcl_hash)?,
+            height: s.height,
+            round: s.round,
+            users: {
+                if s.users.len() > MAX_USERS_PER_STATUS {
+                    return Err(field("Status", "users", "too many"));
+                }
+                s.users.iter().map(|u| hash32("Status", "users", u)).collect::<Result<Vec<_>, _>>()?
+            },
+        })),
+        Kind::LedgerRequest(r) => {
+            Ok(PeerMessage::LedgerRequest { request_id: r.request_id, from_seq: r.from_seq, max_count: r.max_count })
+        }
+        Kind::LedgerReply(r) => {
+            if r.records.len() > MAX_LEDGERS_PER_REPLY {
+                return Err(field("LedgerReply", "records", "too many"));
+            }
+            let records = r
+                .records
+                .iter()
+                .map(|b| LedgerRecord::decode(b))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| WireError::Decode { message: "LedgerReply", problem: e.to_string() })?;
+            // Certificates are checked against the chain by the catch-up code, in order.
+            Ok(PeerMessage::LedgerReply { request_id: r.request_id, records })
+        }
+        Kind::StateManifestRequest(r) => Ok(PeerMessage::StateManifestRequest(r)),
+        Kind::StateManifestReply(r) => Ok(PeerMessage::StateManifestReply(r)),
+        Kind::StateChunkRequest(r) => Ok(PeerMessage::StateChunkRequest(r)),
+        Kind::StateChunkReply(r) => Ok(PeerMessage::StateChunkReply(r)),
+    }
+}
+
+fn frame(kind: Kind) -> pb::Frame {
+    pb::Frame { kind: Some(kind) }
+}
+
+pub fn inputs(batch: &InputBatch) -> pb::Frame {
+    frame(Kind::Inputs(pb::InputBatch {
+        origin: Bytes::copy_from_slice(&batch.origin),
+        inputs: InputBatch::encode_inputs(&batch.inputs).into(),
+        signature: Bytes::copy_from_slice(&batch.signature.to_bytes()),
+    }))
+}
+
+pub fn proposal(p: &Proposal<Ledger>) -> pb::Frame {
+    frame(Kind::Proposal(pb::Proposal {
+        height: p.height,
+        round: p.round,
+        valid_round: p.valid_round.map(i64::from).unwrap_or(-1),
+        proposer: p.proposer as u32,
+        ledger: p.value.encode().into(),
+        signature: Bytes::copy_from_slice(&p.signature.to_bytes()),
+    }))
+}
+
+pub fn vote(v: &Vote) -> pb::Frame {
+    frame(Kind::Vote(pb::Vote {
+        kind: match v.kind {
+            VoteKind::Prevote => 1,
+            VoteKind::Precommit => 2,
+        },
+        height: v.height,
+        round: v.round,
+        value: v.value.map(|h| Bytes::copy_from_slice(&h)).unwrap_or_default(),
+        validator: v.validator as u32,
+        signature: Bytes::copy_from_slice(&v.signature.to_bytes()),
+    }))
+}
+
+pub fn result(r: &ResultVote) -> pb::Frame {
+    frame(Kind::Result(pb::ResultVote {
+        height: r.height,
+        state_hash: Bytes::copy_from_slice(&r.state_hash),
+        outputs_hash: Bytes::copy_from_slice(&r.outputs_hash),
+        validator: r.validator as u32,
+        signature: Bytes::copy_from_slice(&r.signature.to_bytes()),
+    }))
+}
+
+pub fn status(s: &PeerStatus) -> pb::Frame {
+    frame(Kind::Status(pb::Status {
+        lcl_seq: s.lcl_seq,
+        lcl_hash: Bytes::copy_from_slice(&s.lcl_hash),
+        height: s.height,
+        round: s.round,
+        users: s.users.iter().map(|u| Bytes::copy_from_slice(u)).collect(),
+    }))
+}
+
+pub fn ledger_request(request_id: u64, from_seq: u64, max_count: u32) -> pb::Frame {
+    frame(Kind::LedgerRequest(pb::LedgerRequest { request_id, from_seq, max_count }))
+}
+
+pub fn ledger_reply(request_id: u64, records: &[LedgerRecord]) -> pb::Frame {
+    frame(Kind::LedgerReply(pb::LedgerReply {
+        request_id,
+        records: records.iter().map(|r| Bytes::from(r.encode())).collect(),
+    }))
+}
