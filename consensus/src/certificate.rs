@@ -41,9 +41,7 @@ pub enum CertError {
         validator: ValidatorIndex,
     },
     /// A signer index past the end of the UNL.
-    #[error(
-        "certificate for height {height} names validator {validator}, but the UNL has only {unl_len} keys"
-    )]
+    #[error("certificate for height {height} names validator {validator}, but the UNL has only {unl_len} keys")]
     UnknownSigner {
         /// Height certified.
         height: Height,
@@ -78,22 +76,14 @@ pub(crate) fn check_signers(
     let mut seen = BTreeSet::new();
     for validator in signers {
         if validator >= unl_len {
-            return Err(CertError::UnknownSigner {
-                height,
-                validator,
-                unl_len,
-            });
+            return Err(CertError::UnknownSigner { height, validator, unl_len });
         }
         if !seen.insert(validator) {
             return Err(CertError::DuplicateSigner { height, validator });
         }
     }
     if seen.len() < quorum {
-        return Err(CertError::TooFewSignatures {
-            height,
-            have: seen.len(),
-            need: quorum,
-        });
+        return Err(CertError::TooFewSignatures { height, have: seen.len(), need: quorum });
     }
     Ok(())
 }
@@ -117,18 +107,8 @@ impl CommitCertificate {
     /// Checks that at least `quorum` distinct UNL validators validly precommitted
     /// `(height, round, value_id)`. The first fault found is reported.
     pub fn verify(&self, unl: &[VerifyingKey], quorum: usize) -> Result<(), CertError> {
-        check_signers(
-            unl.len(),
-            quorum,
-            self.height,
-            self.signatures.iter().map(|(validator, _)| *validator),
-        )?;
-        let bytes = sign::vote_bytes(
-            VoteKind::Precommit,
-            self.height,
-            self.round,
-            Some(&self.value_id),
-        );
+        check_signers(unl.len(), quorum, self.height, self.signatures.iter().map(|(validator, _)| *validator))?;
+        let bytes = sign::vote_bytes(VoteKind::Precommit, self.height, self.round, Some(&self.value_id));
         for (validator, signature) in &self.signatures {
             // In range: checked above.
             let Some(key) = unl.get(*validator) else {

@@ -8,6 +8,17 @@ use crate::proposal::Proposal;
 use crate::types::{Height, Round, Timeout};
 use crate::vote::Vote;
 
+/// A signed consensus message as it travels between nodes; what [`crate::Consensus::rebroadcast`]
+/// and [`crate::Consensus::catch_up`] hand the host to (re-)send. The receiver feeds it back
+/// as `Input::Proposal` or `Input::Vote` after checking the signature.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message<V> {
+    /// A proposal (possibly another validator's, relayed).
+    Proposal(Proposal<V>),
+    /// A vote (possibly another validator's, relayed).
+    Vote(Vote),
+}
+
 /// A value together with the round it is attached to (a lock or a valid value).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoundValue<V> {
@@ -17,19 +28,25 @@ pub struct RoundValue<V> {
     pub value: V,
 }
 
-/// What a node must keep across a crash for the height in progress: the highest round it may
-/// have signed in, and its lock and valid value (paper lines 6-9). A restart that loses the
-/// round may equivocate; one that loses the lock may help decide a second value.
+/// What a node must keep across a crash for the height in progress: its round, lock and
+/// valid value (paper lines 3, 6-9) and the messages it signed in that round and the one
+/// before. A restart that forgets a signed message may sign a conflicting one (equivocation);
+/// one that forgets the lock may help decide a second value (amnesia, as bad as a byzantine
+/// fault for Tendermint); one that skips the round it was in may leave the others one vote
+/// short of finishing it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecoveryState<V> {
     /// Height in progress.
     pub height: Height,
-    /// Highest round in which this node may have signed a proposal or vote.
+    /// Round the node was in at its latest signature; it resumes there.
     pub round: Round,
     /// The lock, if any (`lockedRound_p`, `lockedValue_p`).
     pub locked: Option<RoundValue<V>>,
     /// The valid value, if any (`validRound_p`, `validValue_p`).
     pub valid: Option<RoundValue<V>>,
+    /// Every proposal and vote this node signed in `round` and `round - 1`: restored into
+    /// the log on resume (so none is signed again differently) and sent again from there.
+    pub signed: Vec<Message<V>>,
 }
 
 /// One thing for the host to do. The host performs a `handle` call's effects in order: in
@@ -38,8 +55,8 @@ pub struct RecoveryState<V> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect<V> {
     /// Write this state durably (fsync) before sending any message that follows it; replaces
-    /// the previously persisted one. Emitted before the first signature in a round and whenever
-    /// the lock or valid value changed since the last one.
+    /// the previously persisted one. Emitted after every signature, before its broadcast, so
+    /// what was persisted covers everything this node ever sent in the height.
     Persist(RecoveryState<V>),
     /// Send this node's proposal to every peer.
     BroadcastProposal(Proposal<V>),
@@ -82,7 +99,7 @@ pub enum Effect<V> {
         certificate: CommitCertificate,
     },
     /// Two different signed votes of one kind for one (height, round) from one validator (or
-    /// two different proposals): evidence to log. The machine already ignores that validator
-    /// for the rest of the height (its first vote stays counted, once).
+    /// two different proposals): evidence to log (reported once per round and kind). The
+    /// machine counts that validator at most once in every tally (see `vote_keeper`).
     Equivocation(Evidence<V>),
 }

@@ -9,9 +9,10 @@ use crate::vote::Vote;
 /// trusts that every proposal and vote it is given has been verified against the UNL.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input<V> {
-    /// Begin height `height` at round `round` (0 normally; a restarted node passes a round above
-    /// any it may have signed in before, so it never equivocates; prefer [`Input::Resume`],
-    /// which also restores the lock). Ignored unless `height` is above the current height (or
+    /// Begin height `height` at round `round` (0 normally; a restarted node that has no
+    /// [`RecoveryState`] for this height passes 0, one that has one uses [`Input::Resume`]; a
+    /// round above any it may have signed in also avoids equivocation, but forgets the lock).
+    /// Ignored unless `height` is above the current height (or
     /// nothing was started yet): a height is never restarted within one machine, since that
     /// would sign round 0 again.
     StartHeight {
@@ -21,9 +22,9 @@ pub enum Input<V> {
         round: Round,
     },
     /// Restart after a crash from the last [`RecoveryState`] the host persisted: begin
-    /// `state.height` at `state.round + 1` with the lock and valid value restored, so that the
-    /// restarted node neither signs twice in a round nor forgets a lock (which, for Tendermint,
-    /// is as bad as equivocating).
+    /// `state.height` again at `state.round`, with the lock, valid value and own signed messages
+    /// restored, so that the restarted node neither signs anything twice nor forgets a lock, and
+    /// can still finish the round the others are in. Same acceptance rule as `StartHeight`.
     Resume(RecoveryState<V>),
     /// A proposal whose signature the host has already verified; `valid` is the host's verdict
     /// on the value itself (prev hash, time, inputs not already in the chain...): the paper's

@@ -11,8 +11,9 @@
 //!   later message, and restart a crashed node with [`Input::Resume`] of the last one (or, with
 //!   no state for the height, `StartHeight { round: 0 }`);
 //! - store a decision durably before starting the next height;
-//! - deliver eventually: re-send [`Consensus::rebroadcast`] periodically, and answer a peer
-//!   that is behind with the stored value and [`CommitCertificate`] of its height;
+//! - deliver eventually (the paper's gossip assumption): send [`Consensus::rebroadcast`] to
+//!   every peer periodically, [`Consensus::catch_up`] to a peer seen in a lower round of the
+//!   current height, and the stored value and [`CommitCertificate`] to a peer at a lower height;
 //! - answer [`Effect::GetValue`] within the propose timeout, and [`Effect::ValidateProposal`].
 //!
 //! # Layout
@@ -41,7 +42,7 @@ pub mod vote;
 mod vote_keeper;
 
 pub use certificate::{CertError, CommitCertificate};
-pub use effect::{Effect, RecoveryState, RoundValue};
+pub use effect::{Effect, Message, RecoveryState, RoundValue};
 pub use evidence::Evidence;
 pub use input::Input;
 pub use proposal::Proposal;

@@ -41,27 +41,12 @@ impl<V: Value> Proposal<V> {
         key: &SigningKey,
     ) -> Proposal<V> {
         let signature = key.sign(&sign::proposal_bytes(height, round, valid_round, &value.id()));
-        Proposal {
-            height,
-            round,
-            value,
-            valid_round,
-            proposer,
-            signature,
-        }
+        Proposal { height, round, value, valid_round, proposer, signature }
     }
 
     /// Checks the signature against the proposer's UNL key. Whether the signer is the
     /// rightful proposer of the round is the state machine's business, not the signature's.
     pub fn verify(&self, unl: &[VerifyingKey]) -> Result<(), SignatureError> {
-        check(
-            unl,
-            self.proposer,
-            &self.sign_bytes(),
-            &self.signature,
-            "proposal",
-            self.height,
-            self.round,
-        )
+        check(unl, self.proposer, &self.sign_bytes(), &self.signature, "proposal", self.height, self.round)
     }
 }

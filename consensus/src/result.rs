@@ -50,13 +50,7 @@ impl ResultVote {
         key: &SigningKey,
     ) -> ResultVote {
         let signature = key.sign(&Self::sign_bytes(height, &state_hash, &outputs_hash));
-        ResultVote {
-            height,
-            state_hash,
-            outputs_hash,
-            validator,
-            signature,
-        }
+        ResultVote { height, state_hash, outputs_hash, validator, signature }
     }
 
     /// Checks the signature against the validator's UNL key.
@@ -93,12 +87,7 @@ pub struct ResultCertificate {
 impl ResultCertificate {
     /// Checks that at least `quorum` distinct UNL validators validly signed this result.
     pub fn verify(&self, unl: &[VerifyingKey], quorum: usize) -> Result<(), CertError> {
-        check_signers(
-            unl.len(),
-            quorum,
-            self.height,
-            self.signatures.iter().map(|(validator, _)| *validator),
-        )?;
+        check_signers(unl.len(), quorum, self.height, self.signatures.iter().map(|(validator, _)| *validator))?;
         let bytes = sign::result_bytes(self.height, &self.state_hash, &self.outputs_hash);
         for (validator, signature) in &self.signatures {
             let Some(key) = unl.get(*validator) else {
@@ -187,13 +176,7 @@ impl ResultCollector {
         first_height: Height,
     ) -> Result<Self, crate::ParamsError> {
         crate::quorum::check_quorum(unl_len, quorum)?;
-        Ok(ResultCollector {
-            unl_len,
-            quorum,
-            me,
-            floor: first_height,
-            heights: BTreeMap::new(),
-        })
+        Ok(ResultCollector { unl_len, quorum, me, floor: first_height, heights: BTreeMap::new() })
     }
 
     /// Adds a vote whose signature the host has verified. Own votes (`validator == me`) are
@@ -216,10 +199,7 @@ impl ResultCollector {
             Some(first) if first.pair() == vote.pair() => return events,
             Some(first) => {
                 results.equivocators.insert(vote.validator);
-                events.push(ResultEvent::Equivocation {
-                    first: first.clone(),
-                    second: vote,
-                });
+                events.push(ResultEvent::Equivocation { first: first.clone(), second: vote });
                 return events;
             }
             None => {
@@ -232,9 +212,7 @@ impl ResultCollector {
             *tally.entry(vote.pair()).or_insert(0) += 1;
         }
         if results.certificate.is_none() {
-            if let Some((&(state_hash, outputs_hash), _)) =
-                tally.iter().find(|(_, count)| **count >= quorum)
-            {
+            if let Some((&(state_hash, outputs_hash), _)) = tally.iter().find(|(_, count)| **count >= quorum) {
                 let certificate = ResultCertificate {
                     height,
                     state_hash,
@@ -253,11 +231,7 @@ impl ResultCollector {
                 let voters = results.votes.len();
                 if best + (unl_len - voters) < quorum {
                     results.unreachable_reported = true;
-                    events.push(ResultEvent::Unreachable {
-                        height,
-                        voters,
-                        best,
-                    });
+                    events.push(ResultEvent::Unreachable { height, voters, best });
                 }
             }
         }
@@ -267,10 +241,7 @@ impl ResultCollector {
             && own.pair() != (certificate.state_hash, certificate.outputs_hash)
         {
             results.divergence_reported = true;
-            events.push(ResultEvent::Diverged {
-                own: own.clone(),
-                certificate: certificate.clone(),
-            });
+            events.push(ResultEvent::Diverged { own: own.clone(), certificate: certificate.clone() });
         }
         events
     }

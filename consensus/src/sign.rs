@@ -66,12 +66,7 @@ pub fn vote_bytes(kind: VoteKind, height: Height, round: Round, value: Option<&H
 }
 
 /// The bytes a proposal signature covers; `valid_round` `None` is the paper's `-1`.
-pub fn proposal_bytes(
-    height: Height,
-    round: Round,
-    valid_round: Option<Round>,
-    value_id: &Hash,
-) -> Vec<u8> {
+pub fn proposal_bytes(height: Height, round: Round, valid_round: Option<Round>, value_id: &Hash) -> Vec<u8> {
     let mut bytes = start(PROPOSAL_TAG, 8 + 4 + 1 + 4 + 32);
     bytes.extend_from_slice(&height.to_be_bytes());
     bytes.extend_from_slice(&round.to_be_bytes());

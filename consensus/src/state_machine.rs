@@ -6,24 +6,33 @@
 //! the outcome does not depend on the order in which messages arrived. Line numbers in comments
 //! are the paper's.
 //!
-//! Deviations from the paper, each forced by the host owning I/O:
-//! - `getValue()` (line 18) is asynchronous ([`Effect::GetValue`]); a proposer waiting for it
-//!   arms the propose timeout too, so a slow host cannot hold it in `propose` forever.
+//! Deviations from the paper, none of which weakens a safety argument:
+//! - `getValue()` (line 18) is asynchronous ([`Effect::GetValue`]), and the proposer arms the
+//!   propose timeout too (line 21 arms it for the others only): a slow host, or a restarted
+//!   proposer whose valid value's polka is no longer in its log, must not hold it in `propose`
+//!   forever, the more so when `q = n` and the others wait for its prevote.
 //! - On a decision (line 49) the machine stops in [`Step::Decided`]; the host stores the
-//!   decision and starts the next height (lines 52-54) with [`Input::StartHeight`].
+//!   decision and starts the next height (lines 52-54) with [`Input::StartHeight`]. Messages
+//!   for the next height are buffered meanwhile.
 //! - Line 50's `valid(v)` is not re-required for a decision: `q` precommits include at least one
 //!   correct node's, and a correct node precommits only a value it judged valid (line 36). Since
 //!   the host's `valid` includes a clock check that can differ between nodes, requiring it here
 //!   could strand a node forever on a height the others decided.
 //! - Precommits for a value whose proposal never arrived still decide
 //!   ([`Effect::DecideWithoutValue`]); the host fetches the value by id.
+//! - Crash recovery: every signature is persisted ([`Effect::Persist`]) before it is sent, and
+//!   [`Input::Resume`] restarts in the same round with the lock and own messages restored.
+//! - The paper's gossip assumption is the host's job, with help from
+//!   [`Consensus::rebroadcast`] and [`Consensus::catch_up`].
+//! - An equivocator's votes stay counted, at most once per tally (see `vote_keeper`).
 
+use std::collections::BTreeSet;
 use std::mem;
 
 use ed25519_dalek::{Signer, SigningKey};
 
 use crate::certificate::CommitCertificate;
-use crate::effect::{Effect, RecoveryState, RoundValue};
+use crate::effect::{Effect, Message, RecoveryState, RoundValue};
 use crate::input::Input;
 use crate::proposal::Proposal;
 use crate::quorum::{Params, ParamsError};
@@ -42,28 +51,12 @@ struct Held<V> {
 
 impl<V: Value> Held<V> {
     fn from_round_value(held: RoundValue<V>) -> Self {
-        Held {
-            round: held.round,
-            id: held.value.id(),
-            value: held.value,
-        }
+        Held { round: held.round, id: held.value.id(), value: held.value }
     }
 
     fn to_round_value(&self) -> RoundValue<V> {
-        RoundValue {
-            round: self.round,
-            value: self.value.clone(),
-        }
+        RoundValue { round: self.round, value: self.value.clone() }
     }
-}
-
-/// What the last [`Effect::Persist`] covered; a signature outside it needs a new one first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Persisted {
-    height: Height,
-    round: Round,
-    locked: Option<Round>,
-    valid: Option<Round>,
 }
 
 /// One node's consensus state machine. Pure: no clock, no I/O, no randomness; the same inputs
@@ -96,29 +89,20 @@ pub struct Consensus<V: Value> {
     precommit_timeout_round: Option<Round>,
     /// A `GetValue` for (`height`, `round`) is outstanding.
     awaiting_value: bool,
-    /// What the last `Persist` effect covered.
-    persisted: Option<Persisted>,
-    /// False only after resuming from a state at `Round::MAX`: no round above it exists, so
-    /// the node must not sign again in this height.
-    may_sign: bool,
     /// Round whose precommits decided `height`, once decided.
     decision_round: Option<Round>,
+    /// Rounds with precommits added since line 49 was last evaluated: a decision can only
+    /// appear where a precommit arrived, so only those rounds are tallied again.
+    new_precommit_rounds: BTreeSet<Round>,
 }
 
 impl<V: Value> Consensus<V> {
     /// A machine for UNL member `me` (or an observer when `None`) signing with `key`. Nothing
     /// happens until the first [`Input::StartHeight`] or [`Input::Resume`].
-    pub fn new(
-        params: Params,
-        me: Option<ValidatorIndex>,
-        key: SigningKey,
-    ) -> Result<Self, ParamsError> {
+    pub fn new(params: Params, me: Option<ValidatorIndex>, key: SigningKey) -> Result<Self, ParamsError> {
         params.validate()?;
         if let Some(me) = me {
-            let own = params.unl.get(me).ok_or(ParamsError::ValidatorOutOfRange {
-                me,
-                n: params.n(),
-            })?;
+            let own = params.unl.get(me).ok_or(ParamsError::ValidatorOutOfRange { me, n: params.n() })?;
             if *own != key.verifying_key() {
                 return Err(ParamsError::KeyMismatch { me });
             }
@@ -138,9 +122,8 @@ impl<V: Value> Consensus<V> {
             polka_round: None,
             precommit_timeout_round: None,
             awaiting_value: false,
-            persisted: None,
-            may_sign: true,
             decision_round: None,
+            new_precommit_rounds: BTreeSet::new(),
         })
     }
 
@@ -181,28 +164,57 @@ impl<V: Value> Consensus<V> {
         ((height % n + u64::from(round) % n) % n) as ValidatorIndex
     }
 
-    /// What the host must keep to restart safely; the same as the last [`Effect::Persist`]
-    /// once the node has signed in the current round.
+    /// What the host must keep to restart safely: the lock, the valid value, and this node's
+    /// own signed messages of the current and previous round. [`Effect::Persist`] carries it
+    /// after every signature.
     pub fn recovery_state(&self) -> RecoveryState<V> {
+        let mut signed = Vec::new();
+        if let Some(me) = self.me {
+            let mut rounds = vec![self.round];
+            if let Some(previous) = self.round.checked_sub(1) {
+                rounds.insert(0, previous);
+            }
+            for round in rounds {
+                if let Some(entry) = self.log.proposals(round).iter().find(|e| e.proposal.proposer == me) {
+                    signed.push(Message::Proposal(entry.proposal.clone()));
+                }
+                for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+                    if let Some(vote) = self.log.vote(round, kind, me) {
+                        signed.push(Message::Vote(vote.clone()));
+                    }
+                }
+            }
+        }
         RecoveryState {
             height: self.height,
             round: self.round,
             locked: self.locked.as_ref().map(Held::to_round_value),
             valid: self.valid.as_ref().map(Held::to_round_value),
+            signed,
         }
     }
 
-    /// This node's own signed messages worth sending again: those of the current round, and
-    /// the precommit that decided the height. The core assumes eventual delivery; the host
-    /// provides it by calling this periodically (e.g. every few hundred ms) while a height is
-    /// in progress and sending the result to every peer.
-    pub fn rebroadcast(&self) -> Vec<Effect<V>> {
+    /// This node's own signed messages worth sending again to every peer: its proposal of
+    /// the current round with the prevotes that justify its valid round (the paper's
+    /// proof-of-lock, without which a node that missed that polka can never accept it, line
+    /// 28), its votes of the current round, and the precommit that decided the height.
+    ///
+    /// The paper assumes gossip: a message one correct node received reaches every correct node
+    /// eventually. The host provides it by sending this to every peer periodically (more often
+    /// than the propose timeout) while a height is in progress, together with
+    /// [`Consensus::catch_up`] for peers in lower rounds and stored ledgers for peers at lower
+    /// heights.
+    pub fn rebroadcast(&self) -> Vec<Message<V>> {
         let mut out = Vec::new();
         let Some(me) = self.me else {
             return out;
         };
         if self.step == Step::Unstarted {
             return out;
+        }
+        if let Some(entry) = self.log.proposals(self.round).iter().find(|e| e.proposal.proposer == me) {
+            out.push(Message::Proposal(entry.proposal.clone()));
+            out.extend(self.proof_of_lock(&entry.proposal, entry.id));
         }
         let mut rounds = vec![self.round];
         if let Some(decided) = self.decision_round
@@ -211,21 +223,47 @@ impl<V: Value> Consensus<V> {
             rounds.push(decided);
         }
         for round in rounds {
-            if let Some(entry) = self
-                .log
-                .proposals(round)
-                .iter()
-                .find(|e| e.proposal.proposer == me)
-            {
-                out.push(Effect::BroadcastProposal(entry.proposal.clone()));
-            }
             for kind in [VoteKind::Prevote, VoteKind::Precommit] {
                 if let Some(vote) = self.log.vote(round, kind, me) {
-                    out.push(Effect::BroadcastVote(vote.clone()));
+                    out.push(Message::Vote(vote.clone()));
                 }
             }
         }
         out
+    }
+
+    /// Everything held for the current round and the one before (anyone's messages, plus the
+    /// proof-of-lock of their proposals): what a peer seen in a lower round of this height needs
+    /// to reach this round, by line 55 (`n - q + 1` senders of a round) or by `q` precommits
+    /// and line 65. The host sends it to such a peer, at most once per peer and round per
+    /// rebroadcast period.
+    pub fn catch_up(&self) -> Vec<Message<V>> {
+        let mut out = Vec::new();
+        if !self.is_running() {
+            return out;
+        }
+        let mut rounds = vec![self.round];
+        if let Some(previous) = self.round.checked_sub(1) {
+            rounds.insert(0, previous);
+        }
+        for round in rounds {
+            for entry in self.log.proposals(round) {
+                out.push(Message::Proposal(entry.proposal.clone()));
+                out.extend(self.proof_of_lock(&entry.proposal, entry.id));
+            }
+            out.extend(self.log.round_votes(round).cloned().map(Message::Vote));
+        }
+        out
+    }
+
+    /// The prevotes for `proposal`'s value in its valid round, if it has one.
+    fn proof_of_lock(&self, proposal: &Proposal<V>, id: Hash) -> Vec<Message<V>> {
+        match proposal.valid_round {
+            Some(vr) => {
+                self.log.votes_for(vr, VoteKind::Prevote, &id).into_iter().cloned().map(Message::Vote).collect()
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Messages buffered for the next height (bounded: at most one per validator, kind and
@@ -239,24 +277,15 @@ impl<V: Value> Consensus<V> {
         let mut out = Vec::new();
         match input {
             Input::StartHeight { height, round } => {
-                self.start_height(height, round, None, None, true, &mut out);
+                self.start_height(height, round, None, &mut out);
             }
             Input::Resume(state) => {
-                let (round, may_sign) = match state.round.checked_add(1) {
-                    Some(round) => (round, true),
-                    None => (Round::MAX, false),
-                };
-                let locked = state.locked.map(Held::from_round_value);
-                let valid = state.valid.map(Held::from_round_value);
-                self.start_height(state.height, round, locked, valid, may_sign, &mut out);
+                let round = state.round;
+                self.start_height(state.height, round, Some(state), &mut out);
             }
             Input::Proposal { proposal, valid } => self.on_proposal(proposal, valid, &mut out),
             Input::Vote(vote) => self.on_vote(vote, &mut out),
-            Input::ProposeValue {
-                height,
-                round,
-                value,
-            } => self.on_propose_value(height, round, value, &mut out),
+            Input::ProposeValue { height, round, value } => self.on_propose_value(height, round, value, &mut out),
             Input::Timeout(timeout) => self.on_timeout(timeout, &mut out),
         }
         self.run_rules(&mut out);
@@ -267,14 +296,13 @@ impl<V: Value> Consensus<V> {
         matches!(self.step, Step::Propose | Step::Prevote | Step::Precommit)
     }
 
-    /// Lines 2-10 and 53: a fresh height with an empty log (plus what was buffered for it).
+    /// Lines 2-10 and 53: a fresh height with an empty log (plus what was buffered for it),
+    /// or, when resuming, the persisted lock, valid value and own messages.
     fn start_height(
         &mut self,
         height: Height,
         round: Round,
-        locked: Option<Held<V>>,
-        valid: Option<Held<V>>,
-        may_sign: bool,
+        resumed: Option<RecoveryState<V>>,
         out: &mut Vec<Effect<V>>,
     ) {
         let started = self.step != Step::Unstarted;
@@ -283,26 +311,59 @@ impl<V: Value> Consensus<V> {
             return;
         }
         let buffered = mem::replace(&mut self.next, VoteKeeper::new());
-        self.log = if started && self.height.checked_add(1) == Some(height) {
-            buffered
-        } else {
-            VoteKeeper::new()
-        };
+        self.log = if started && self.height.checked_add(1) == Some(height) { buffered } else { VoteKeeper::new() };
         self.height = height;
-        self.locked = locked;
-        self.valid = valid;
+        self.locked = None;
+        self.valid = None;
         self.prevote_timeout_round = None;
         self.polka_round = None;
         self.precommit_timeout_round = None;
         self.awaiting_value = false;
-        self.persisted = None;
-        self.may_sign = may_sign;
         self.decision_round = None;
         // Buffered proposals were judged (if at all) before the previous height was stored.
         for proposal in self.log.take_proposals() {
             out.push(Effect::ValidateProposal(proposal));
         }
+        self.new_precommit_rounds = self.log.precommit_rounds();
+        let Some(state) = resumed else {
+            self.start_round(round, out);
+            return;
+        };
+        self.locked = state.locked.map(Held::from_round_value);
+        self.valid = state.valid.map(Held::from_round_value);
+        // Own messages go back into the log first, so that nothing is signed twice: the
+        // round restarts where it was, and the node can still complete it with the others.
+        for message in state.signed {
+            self.restore(message);
+        }
         self.start_round(round, out);
+        if let Some(me) = self.me {
+            if self.log.vote(round, VoteKind::Precommit, me).is_some() {
+                self.step = Step::Precommit;
+            } else if self.log.vote(round, VoteKind::Prevote, me).is_some() {
+                self.step = Step::Prevote;
+            }
+        }
+    }
+
+    /// Puts one of this node's own persisted messages back into the log.
+    fn restore(&mut self, message: Message<V>) {
+        let Some(me) = self.me else {
+            return;
+        };
+        match message {
+            Message::Vote(vote) if vote.validator == me && vote.height == self.height => {
+                if vote.kind == VoteKind::Precommit {
+                    self.new_precommit_rounds.insert(vote.round);
+                }
+                self.log.add_vote(vote, Round::MAX);
+            }
+            Message::Proposal(proposal) if proposal.proposer == me && proposal.height == self.height => {
+                let id = proposal.value.id();
+                self.log.add_proposal(proposal, id, true, Round::MAX);
+            }
+            Message::Vote(_) | Message::Proposal(_) => {}
+        }
     }
 
     /// Lines 11-21: StartRound(round).
@@ -310,24 +371,23 @@ impl<V: Value> Consensus<V> {
         self.round = round;
         self.step = Step::Propose;
         self.awaiting_value = false;
-        let is_proposer = self.me == Some(self.proposer(self.height, round));
-        if is_proposer && self.may_sign {
-            if let Some(valid) = self.valid.clone() {
-                // Lines 15-16, 19: re-propose the valid value with its valid round.
-                self.sign_proposal(valid.value, valid.id, Some(valid.round), out);
-            } else {
-                // Line 18: getValue(), answered later by Input::ProposeValue. Deviation: the
-                // proposer also arms line 21's timeout, since the answer may be slow.
-                self.awaiting_value = true;
-                out.push(Effect::GetValue {
-                    height: self.height,
-                    round,
-                });
-                self.schedule(TimeoutStep::Propose, out);
-            }
+        // Line 21, armed by the proposer too (deviation, see the module doc). Armed first, so
+        // that a re-proposal's immediate prevote does not depend on the order of effects.
+        self.schedule(TimeoutStep::Propose, out);
+        let Some(me) = self.me.filter(|me| *me == self.proposer(self.height, round)) else {
+            return;
+        };
+        if self.log.proposals(round).iter().any(|e| e.proposal.proposer == me) {
+            // Already proposed in this round (restored after a restart).
+            return;
+        }
+        if let Some(valid) = self.valid.clone() {
+            // Lines 15-16, 19: re-propose the valid value with its valid round.
+            self.sign_proposal(valid.value, valid.id, Some(valid.round), out);
         } else {
-            // Line 21.
-            self.schedule(TimeoutStep::Propose, out);
+            // Line 18: getValue(), answered later by Input::ProposeValue.
+            self.awaiting_value = true;
+            out.push(Effect::GetValue { height: self.height, round });
         }
     }
 
@@ -353,7 +413,7 @@ impl<V: Value> Consensus<V> {
             return;
         };
         if let Added::Equivocation(evidence) = added {
-            out.push(Effect::Equivocation(evidence));
+            out.push(Effect::Equivocation(*evidence));
         }
     }
 
@@ -365,6 +425,9 @@ impl<V: Value> Consensus<V> {
             if self.step == Step::Decided {
                 return;
             }
+            if vote.kind == VoteKind::Precommit {
+                self.new_precommit_rounds.insert(vote.round);
+            }
             self.log.add_vote(vote, self.round)
         } else if self.height.checked_add(1) == Some(vote.height) {
             self.next.add_vote(vote, 0)
@@ -372,23 +435,13 @@ impl<V: Value> Consensus<V> {
             return;
         };
         if let Added::Equivocation(evidence) = added {
-            out.push(Effect::Equivocation(evidence));
+            out.push(Effect::Equivocation(*evidence));
         }
     }
 
     /// Line 18-19, completed: the host's value arrives.
-    fn on_propose_value(
-        &mut self,
-        height: Height,
-        round: Round,
-        value: V,
-        out: &mut Vec<Effect<V>>,
-    ) {
-        if height != self.height
-            || round != self.round
-            || self.step != Step::Propose
-            || !self.awaiting_value
-        {
+    fn on_propose_value(&mut self, height: Height, round: Round, value: V, out: &mut Vec<Effect<V>>) {
+        if height != self.height || round != self.round || self.step != Step::Propose || !self.awaiting_value {
             return;
         }
         self.awaiting_value = false;
@@ -443,7 +496,11 @@ impl<V: Value> Consensus<V> {
 
     /// Lines 49-54: `q` precommits for one value in any round decide it.
     fn decide(&mut self, out: &mut Vec<Effect<V>>) -> bool {
-        let Some((round, id)) = self.log.precommit_quorum(self.params.quorum) else {
+        let quorum = self.params.quorum;
+        let rounds = mem::take(&mut self.new_precommit_rounds);
+        let Some((round, id)) =
+            rounds.into_iter().find_map(|round| Some((round, self.log.precommit_quorum(round, quorum)?)))
+        else {
             return false;
         };
         let certificate = CommitCertificate {
@@ -454,10 +511,7 @@ impl<V: Value> Consensus<V> {
         };
         // Line 50's valid(v) deliberately not re-checked (see the module doc).
         match self.log.value(round, &id) {
-            Some(value) => out.push(Effect::Decide {
-                value: value.clone(),
-                certificate,
-            }),
+            Some(value) => out.push(Effect::Decide { value: value.clone(), certificate }),
             None => out.push(Effect::DecideWithoutValue { certificate }),
         }
         self.step = Step::Decided;
@@ -496,10 +550,7 @@ impl<V: Value> Consensus<V> {
                 }
                 // Line 28: a re-proposal with q prevotes for it in its valid round vr < round_p.
                 // Line 29: valid and (locked no later than vr, or locked on it).
-                Some(vr)
-                    if vr < self.round
-                        && self.log.count(vr, VoteKind::Prevote, Some(&id)) >= quorum =>
-                {
+                Some(vr) if vr < self.round && self.log.count(vr, VoteKind::Prevote, Some(&id)) >= quorum => {
                     let free = self.locked.as_ref().is_none_or(|l| l.round <= vr || l.id == id);
                     prevote = Some((entry.valid && free).then_some(id));
                     break;
@@ -535,9 +586,7 @@ impl<V: Value> Consensus<V> {
     /// Lines 36-43: a valid proposal with `q` prevotes (a polka) in this round, once: lock and
     /// precommit it if still in step prevote; in any case it becomes the valid value.
     fn precommit_on_polka(&mut self, out: &mut Vec<Effect<V>>) -> bool {
-        if !matches!(self.step, Step::Prevote | Step::Precommit)
-            || self.polka_round == Some(self.round)
-        {
+        if !matches!(self.step, Step::Prevote | Step::Precommit) || self.polka_round == Some(self.round) {
             return false;
         }
         let quorum = self.params.quorum;
@@ -547,11 +596,7 @@ impl<V: Value> Consensus<V> {
             .proposals(round)
             .iter()
             .find(|e| e.valid && self.log.count(round, VoteKind::Prevote, Some(&e.id)) >= quorum)
-            .map(|e| Held {
-                round,
-                id: e.id,
-                value: e.proposal.value.clone(),
-            })
+            .map(|e| Held { round, id: e.id, value: e.proposal.value.clone() })
         else {
             return false;
         };
@@ -570,9 +615,7 @@ impl<V: Value> Consensus<V> {
 
     /// Lines 44-46: `q` nil prevotes in step prevote: precommit nil.
     fn precommit_nil_on_nil_polka(&mut self, out: &mut Vec<Effect<V>>) -> bool {
-        if self.step != Step::Prevote
-            || self.log.count(self.round, VoteKind::Prevote, None) < self.params.quorum
-        {
+        if self.step != Step::Prevote || self.log.count(self.round, VoteKind::Prevote, None) < self.params.quorum {
             return false;
         }
         self.sign_vote(VoteKind::Precommit, None, out);
@@ -594,51 +637,19 @@ impl<V: Value> Consensus<V> {
 
     fn schedule(&self, step: TimeoutStep, out: &mut Vec<Effect<V>>) {
         out.push(Effect::ScheduleTimeout {
-            timeout: Timeout {
-                height: self.height,
-                round: self.round,
-                step,
-            },
+            timeout: Timeout { height: self.height, round: self.round, step },
             after: self.params.timeouts.duration(step, self.round),
         });
     }
 
-    /// Emits [`Effect::Persist`] unless the last one already covers a signature in the current
-    /// round with the current lock and valid value.
-    fn persist_before_signing(&mut self, out: &mut Vec<Effect<V>>) {
-        let now = Persisted {
-            height: self.height,
-            round: self.round,
-            locked: self.locked_round(),
-            valid: self.valid_round(),
-        };
-        if self.persisted != Some(now) {
-            self.persisted = Some(now);
-            out.push(Effect::Persist(self.recovery_state()));
-        }
-    }
-
     /// Line 19: sign and broadcast this round's proposal; never a second one in a round.
-    fn sign_proposal(
-        &mut self,
-        value: V,
-        id: Hash,
-        valid_round: Option<Round>,
-        out: &mut Vec<Effect<V>>,
-    ) {
+    fn sign_proposal(&mut self, value: V, id: Hash, valid_round: Option<Round>, out: &mut Vec<Effect<V>>) {
         let Some(me) = self.me else {
             return;
         };
-        if !self.may_sign
-            || self
-                .log
-                .proposals(self.round)
-                .iter()
-                .any(|e| e.proposal.proposer == me)
-        {
+        if self.log.proposals(self.round).iter().any(|e| e.proposal.proposer == me) {
             return;
         }
-        self.persist_before_signing(out);
         let bytes = sign::proposal_bytes(self.height, self.round, valid_round, &id);
         let proposal = Proposal {
             height: self.height,
@@ -650,8 +661,8 @@ impl<V: Value> Consensus<V> {
         };
         // Our own value: new from the host (valid by construction) or validValue_p (judged
         // valid at line 36).
-        self.log
-            .add_proposal(proposal.clone(), id, true, self.round);
+        self.log.add_proposal(proposal.clone(), id, true, self.round);
+        out.push(Effect::Persist(self.recovery_state()));
         out.push(Effect::BroadcastProposal(proposal));
     }
 
@@ -660,13 +671,17 @@ impl<V: Value> Consensus<V> {
         let Some(me) = self.me else {
             return;
         };
-        if !self.may_sign || self.log.vote(self.round, kind, me).is_some() {
-            // Already signed one (the step logic never asks twice; this is the backstop).
+        if self.log.vote(self.round, kind, me).is_some() {
+            // Already signed one (the step logic never asks twice; this is the backstop, and
+            // after a restart the persisted vote is what is found here).
             return;
         }
-        self.persist_before_signing(out);
         let vote = Vote::sign(kind, self.height, self.round, value, me, &self.key);
+        if kind == VoteKind::Precommit {
+            self.new_precommit_rounds.insert(self.round);
+        }
         self.log.add_vote(vote.clone(), self.round);
+        out.push(Effect::Persist(self.recovery_state()));
         out.push(Effect::BroadcastVote(vote));
     }
 }

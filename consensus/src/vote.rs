@@ -44,18 +44,8 @@ pub(crate) fn check(
     height: Height,
     round: Round,
 ) -> Result<(), SignatureError> {
-    let key = unl.get(validator).ok_or(SignatureError::UnknownValidator {
-        what,
-        validator,
-        unl_len: unl.len(),
-    })?;
-    key.verify_strict(bytes, signature)
-        .map_err(|_| SignatureError::BadSignature {
-            what,
-            validator,
-            height,
-            round,
-        })
+    let key = unl.get(validator).ok_or(SignatureError::UnknownValidator { what, validator, unl_len: unl.len() })?;
+    key.verify_strict(bytes, signature).map_err(|_| SignatureError::BadSignature { what, validator, height, round })
 }
 
 /// A prevote or precommit: "validator says `value` (or nil) in round `round` of `height`".
@@ -77,12 +67,7 @@ pub struct Vote {
 
 impl Vote {
     /// The canonical bytes signed for a vote (layout in [`crate::sign`]).
-    pub fn sign_bytes(
-        kind: VoteKind,
-        height: Height,
-        round: Round,
-        value: Option<&Hash>,
-    ) -> Vec<u8> {
+    pub fn sign_bytes(kind: VoteKind, height: Height, round: Round, value: Option<&Hash>) -> Vec<u8> {
         sign::vote_bytes(kind, height, round, value)
     }
 
@@ -96,38 +81,19 @@ impl Vote {
         key: &SigningKey,
     ) -> Vote {
         let signature = key.sign(&Self::sign_bytes(kind, height, round, value.as_ref()));
-        Vote {
-            kind,
-            height,
-            round,
-            value,
-            validator,
-            signature,
-        }
+        Vote { kind, height, round, value, validator, signature }
     }
 
     /// Checks the signature against the validator's UNL key.
     pub fn verify(&self, unl: &[VerifyingKey]) -> Result<(), SignatureError> {
         let bytes = Self::sign_bytes(self.kind, self.height, self.round, self.value.as_ref());
-        check(
-            unl,
-            self.validator,
-            &bytes,
-            &self.signature,
-            self.kind.name(),
-            self.height,
-            self.round,
-        )
+        check(unl, self.validator, &bytes, &self.signature, self.kind.name(), self.height, self.round)
     }
 }
 
 impl std::fmt::Display for Vote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} h{} r{} by {} for ",
-            self.kind, self.height, self.round, self.validator
-        )?;
+        write!(f, "{} h{} r{} by {} for ", self.kind, self.height, self.round, self.validator)?;
         match &self.value {
             Some(id) => write!(f, "{}", HexHash(id)),
             None => f.write_str("nil"),

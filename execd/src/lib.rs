@@ -1,1 +1,25 @@
-//! placeholder
+//! hp-execd runs the contract once per closed ledger and owns `state/`: its hash, its crash-safe
+//! committed copy, and state sync with peers (DESIGN.md §4, §7).
+//!
+//! # Layout
+//! - [`service`]: the `Exec` gRPC service; handlers call the engine on its thread.
+//! - [`engine`]: the one owner of the state: rounds in order, idempotent per seq, recovery.
+//! - [`runner`]: spawning the contract with per-user pipes, timeout, kill and reap (the only
+//!   `unsafe`).
+//! - [`header`]: the stdin header, text or JSON, byte-exact.
+//! - [`state_hash`]: the state hash, its byte layout and incremental re-hashing.
+//! - [`snapshot`]: the committed copy, `meta.json`, marker and journal; tree diff and copy.
+//! - [`sync`]: state sync paths, staging and building the target tree.
+//! - [`convert`]: protobuf ⇄ domain conversions.
+
+pub mod convert;
+pub mod engine;
+pub mod header;
+pub mod runner;
+pub mod service;
+pub mod snapshot;
+pub mod state_hash;
+pub mod sync;
+
+pub use engine::{Engine, EngineConfig, EngineError, EngineHandle, ExecRequest, RoundResult};
+pub use runner::{Exit, UserInput};

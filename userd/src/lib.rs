@@ -1,1 +1,37 @@
-//! placeholder
+//! hp-userd serves a Hot Pocket node's users: the public websocket port, the user handshake
+//! and per-user limits of DESIGN.md §3, and the session that carries inputs to consensusd and
+//! certified outputs back to the users connected here.
+//!
+//! # Layout
+//! - [`run`]: [`Settings`] from the config, and [`Userd`]: start everything, wait for shutdown.
+//! - [`server`]: binding the user port (IPv4 + IPv6 for localhost), the accept loop and the
+//!   `max_connections` limit.
+//! - [`connection`]: one task per connection: upgrade, handshake deadline, binary mode, pings.
+//! - [`handshake`]: the challenge and the helo check (pure).
+//! - [`input`]: an input frame: limits, hand-off to consensusd, the ack.
+//! - [`output`]: an output batch from consensusd to the users' queues.
+//! - [`frame`]: the error frame and the reasons it carries.
+//! - [`limits`]: `pubmaxsize` and the `pubmaxcpm` token bucket per user.
+//! - [`outbox`]: a connection's bounded outgoing queue and its writer.
+//! - [`registry`]: public key → connection; replacing and removing.
+//! - [`session`]: the `Consensus.UserSession` client: snapshot, events, acks, reconnects.
+//! - [`status`]: the `Userd` gRPC status service.
+//! - [`metered`]: the read budget of unauthenticated peers.
+//! - [`testkit`]: a stand-in consensusd for tests of userd and of programs that use it.
+
+pub mod connection;
+pub mod frame;
+pub mod handshake;
+pub mod input;
+pub mod limits;
+pub mod metered;
+pub mod outbox;
+pub mod output;
+pub mod registry;
+pub mod run;
+pub mod server;
+pub mod session;
+pub mod status;
+pub mod testkit;
+
+pub use run::{Settings, Userd, UserdError};

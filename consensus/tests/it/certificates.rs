@@ -20,12 +20,7 @@ fn cert(signers: &[usize]) -> (CommitCertificate, Vec<ed25519_dalek::VerifyingKe
             (v, vote.signature)
         })
         .collect();
-    let cert = CommitCertificate {
-        height: 7,
-        round: 2,
-        value_id: ID,
-        signatures,
-    };
+    let cert = CommitCertificate { height: 7, round: 2, value_id: ID, signatures };
     (cert, k.iter().map(|k| k.verifying_key()).collect())
 }
 
@@ -40,28 +35,19 @@ fn a_certificate_of_q_distinct_valid_precommits_verifies() {
 #[test]
 fn a_certificate_with_too_few_signatures_is_rejected() {
     let (c, unl) = cert(&[0, 1, 2]);
-    assert_eq!(
-        c.verify(&unl, Q),
-        Err(CertError::TooFewSignatures { height: 7, have: 3, need: Q })
-    );
+    assert_eq!(c.verify(&unl, Q), Err(CertError::TooFewSignatures { height: 7, have: 3, need: Q }));
 }
 
 #[test]
 fn a_certificate_with_a_duplicate_signer_is_rejected() {
     let (c, unl) = cert(&[0, 1, 2, 2]);
-    assert_eq!(
-        c.verify(&unl, Q),
-        Err(CertError::DuplicateSigner { height: 7, validator: 2 })
-    );
+    assert_eq!(c.verify(&unl, Q), Err(CertError::DuplicateSigner { height: 7, validator: 2 }));
 }
 
 #[test]
 fn a_certificate_with_a_signer_outside_the_unl_is_rejected() {
     let (c, unl) = cert(&[0, 1, 2, 5]);
-    assert_eq!(
-        c.verify(&unl, Q),
-        Err(CertError::UnknownSigner { height: 7, validator: 5, unl_len: N })
-    );
+    assert_eq!(c.verify(&unl, Q), Err(CertError::UnknownSigner { height: 7, validator: 5, unl_len: N }));
 }
 
 #[test]
@@ -88,10 +74,7 @@ fn a_certificate_with_a_signature_for_another_height_round_value_or_kind_is_reje
     for (name, bytes) in others {
         let (mut c, _) = cert(&[0, 1, 2, 3]);
         c.signatures[1].1 = k[1].sign(&bytes);
-        assert!(
-            matches!(c.verify(&unl, Q), Err(CertError::BadSignature { validator: 1, .. })),
-            "{name}"
-        );
+        assert!(matches!(c.verify(&unl, Q), Err(CertError::BadSignature { validator: 1, .. })), "{name}");
     }
 }
 

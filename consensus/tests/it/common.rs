@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use hp_consensus::{
-    Consensus, Effect, Hash, Height, Input, Params, Proposal, RecoveryState, Round, RoundValue,
-    Timeout, TimeoutStep, Timeouts, ValidatorIndex, Value, Vote, VoteKind,
+    Consensus, Effect, Hash, Height, Input, Params, Proposal, RecoveryState, Round, RoundValue, Timeout, TimeoutStep,
+    Timeouts, ValidatorIndex, Value, Vote, VoteKind,
 };
 use sha2::{Digest, Sha256};
 
@@ -43,11 +43,7 @@ pub const TIMEOUTS: Timeouts = Timeouts {
 };
 
 pub fn params(keys: &[SigningKey], quorum: usize) -> Params {
-    Params {
-        unl: keys.iter().map(SigningKey::verifying_key).collect(),
-        quorum,
-        timeouts: TIMEOUTS,
-    }
+    Params { unl: keys.iter().map(SigningKey::verifying_key).collect(), quorum, timeouts: TIMEOUTS }
 }
 
 /// One machine under test plus everyone's keys, at height `H`.
@@ -69,8 +65,7 @@ impl Harness {
 
     pub fn with(n: usize, quorum: usize, me: ValidatorIndex) -> Self {
         let keys = keys(n);
-        let node = Consensus::new(params(&keys, quorum), Some(me), keys[me].clone())
-            .expect("valid params");
+        let node = Consensus::new(params(&keys, quorum), Some(me), keys[me].clone()).expect("valid params");
         Harness { node, keys, me }
     }
 
@@ -82,28 +77,19 @@ impl Harness {
         self.input(Input::StartHeight { height: H, round })
     }
 
-    /// Resumes at `round` (i.e. from a persisted state at `round - 1`) holding `lock`.
-    pub fn resume_locked(
-        &mut self,
-        round: Round,
-        lock: Option<(Round, TestValue)>,
-    ) -> Vec<Effect<TestValue>> {
+    /// Resumes at `round`, having signed nothing there, holding `lock` (also the valid value).
+    pub fn resume_locked(&mut self, round: Round, lock: Option<(Round, TestValue)>) -> Vec<Effect<TestValue>> {
         let held = lock.map(|(round, value)| RoundValue { round, value });
         self.input(Input::Resume(RecoveryState {
             height: H,
-            round: round - 1,
+            round,
             locked: held.clone(),
             valid: held,
+            signed: Vec::new(),
         }))
     }
 
-    pub fn vote_msg(
-        &self,
-        kind: VoteKind,
-        from: ValidatorIndex,
-        round: Round,
-        value: Option<&TestValue>,
-    ) -> Vote {
+    pub fn vote_msg(&self, kind: VoteKind, from: ValidatorIndex, round: Round, value: Option<&TestValue>) -> Vote {
         Vote::sign(kind, H, round, value.map(Value::id), from, &self.keys[from])
     }
 
@@ -141,12 +127,7 @@ impl Harness {
     }
 
     /// A proposal signed by the rightful proposer of (H, round).
-    pub fn proposal_msg(
-        &self,
-        round: Round,
-        value: TestValue,
-        valid_round: Option<Round>,
-    ) -> Proposal<TestValue> {
+    pub fn proposal_msg(&self, round: Round, value: TestValue, valid_round: Option<Round>) -> Proposal<TestValue> {
         let proposer = self.node.proposer(H, round);
         Proposal::sign(H, round, value, valid_round, proposer, &self.keys[proposer])
     }
@@ -163,11 +144,7 @@ impl Harness {
     }
 
     pub fn timeout(&mut self, round: Round, step: TimeoutStep) -> Vec<Effect<TestValue>> {
-        self.input(Input::Timeout(Timeout {
-            height: H,
-            round,
-            step,
-        }))
+        self.input(Input::Timeout(Timeout { height: H, round, step }))
     }
 }
 

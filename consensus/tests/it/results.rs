@@ -38,12 +38,10 @@ fn a_split_that_no_result_can_overcome_is_reported_unreachable() {
     let mut c = ResultCollector::new(N, Q, None, 1).unwrap();
     c.add(vote(1, GOOD, 0));
     assert!(c.add(vote(1, BAD, 1)).is_empty(), "1 + 3 remaining could still reach 4");
-    let events = c.add(vote(1, BAD, 2));
-    assert_eq!(
-        events,
-        vec![ResultEvent::Unreachable { height: 1, voters: 3, best: 2 }]
-    );
-    assert!(c.add(vote(1, GOOD, 3)).is_empty(), "reported once");
+    assert!(c.add(vote(1, BAD, 2)).is_empty(), "2 + 2 remaining could still reach 4");
+    let events = c.add(vote(1, GOOD, 3));
+    assert_eq!(events, vec![ResultEvent::Unreachable { height: 1, voters: 4, best: 2 }]);
+    assert!(c.add(vote(1, GOOD, 4)).is_empty(), "reported once");
 }
 
 #[test]

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use hp_consensus::{
-    Consensus, Effect, Evidence, Input, ParamsError, RecoveryState, RoundValue, Step, Timeout,
-    TimeoutStep, Value, VoteKind, quorum_for,
+    Consensus, Effect, Evidence, Input, Message, ParamsError, RecoveryState, RoundValue, Step, Timeout, TimeoutStep,
+    Value, VoteKind, quorum_for,
 };
 
 use crate::common::{A, B, H, Harness, TestValue, id, keys, params, signed, timeouts};
@@ -37,10 +37,7 @@ fn quorum_is_the_threshold_share_rounded_up_but_never_below_a_strict_majority() 
 fn quorum_rejects_impossible_thresholds_and_an_empty_unl() {
     assert_eq!(quorum_for(0, 0.8), Err(ParamsError::EmptyUnl));
     for bad in [0.0, -0.5, 1.01, f64::NAN, f64::INFINITY] {
-        assert!(
-            matches!(quorum_for(4, bad), Err(ParamsError::InvalidThreshold { .. })),
-            "threshold {bad}"
-        );
+        assert!(matches!(quorum_for(4, bad), Err(ParamsError::InvalidThreshold { .. })), "threshold {bad}");
     }
 }
 
@@ -48,45 +45,17 @@ fn quorum_rejects_impossible_thresholds_and_an_empty_unl() {
 fn new_rejects_parameters_that_could_fork_or_never_sign() {
     let k = keys(4);
     let cases: Vec<(&str, hp_consensus::Params, Option<usize>, ParamsError)> = vec![
-        (
-            "quorum of half",
-            params(&k, 2),
-            Some(0),
-            ParamsError::QuorumTooSmall { quorum: 2, n: 4 },
-        ),
-        (
-            "quorum above n",
-            params(&k, 5),
-            Some(0),
-            ParamsError::QuorumAboveUnl { quorum: 5, n: 4 },
-        ),
-        (
-            "empty UNL",
-            params(&[], 1),
-            None,
-            ParamsError::EmptyUnl,
-        ),
+        ("quorum of half", params(&k, 2), Some(0), ParamsError::QuorumTooSmall { quorum: 2, n: 4 }),
+        ("quorum above n", params(&k, 5), Some(0), ParamsError::QuorumAboveUnl { quorum: 5, n: 4 }),
+        ("empty UNL", params(&[], 1), None, ParamsError::EmptyUnl),
         (
             "duplicate key",
             params(&[k[0].clone(), k[1].clone(), k[0].clone()], 2),
             None,
-            ParamsError::DuplicateKey {
-                first: 0,
-                second: 2,
-            },
+            ParamsError::DuplicateKey { first: 0, second: 2 },
         ),
-        (
-            "index out of range",
-            params(&k, 3),
-            Some(4),
-            ParamsError::ValidatorOutOfRange { me: 4, n: 4 },
-        ),
-        (
-            "key of another validator",
-            params(&k, 3),
-            Some(1),
-            ParamsError::KeyMismatch { me: 1 },
-        ),
+        ("index out of range", params(&k, 3), Some(4), ParamsError::ValidatorOutOfRange { me: 4, n: 4 }),
+        ("key of another validator", params(&k, 3), Some(1), ParamsError::KeyMismatch { me: 1 }),
     ];
     for (name, p, me, want) in cases {
         let got = Consensus::<TestValue>::new(p, me, k[0].clone()).err();
@@ -130,11 +99,7 @@ fn proposer_without_a_valid_value_asks_the_host_and_proposes_its_answer() {
     // Node 0 proposes (H, 3).
     let out = h.start(3);
     assert!(out.contains(&Effect::GetValue { height: H, round: 3 }));
-    let out = h.input(Input::ProposeValue {
-        height: H,
-        round: 3,
-        value: A.clone(),
-    });
+    let out = h.input(Input::ProposeValue { height: H, round: 3, value: A.clone() });
     let proposal = out.iter().find_map(|e| match e {
         Effect::BroadcastProposal(p) => Some(p.clone()),
         _ => None,
@@ -151,11 +116,7 @@ fn a_late_answer_from_the_host_is_ignored() {
     let mut h = Harness::new();
     h.start(3);
     h.timeout(3, TimeoutStep::Propose);
-    let out = h.input(Input::ProposeValue {
-        height: H,
-        round: 3,
-        value: A,
-    });
+    let out = h.input(Input::ProposeValue { height: H, round: 3, value: A });
     assert!(out.is_empty(), "{out:?}");
 }
 
@@ -308,10 +269,7 @@ fn proposal_from_a_validator_that_is_not_the_proposer_is_ignored() {
     h.start(0);
     let wrong = 2; // proposer of (1, 0) is 1
     let proposal = hp_consensus::Proposal::sign(H, 0, A, None, wrong, &h.keys[wrong]);
-    let out = h.input(Input::Proposal {
-        proposal,
-        valid: true,
-    });
+    let out = h.input(Input::Proposal { proposal, valid: true });
     assert!(out.is_empty());
     assert_eq!(h.node.step(), Step::Propose);
 }
@@ -371,9 +329,7 @@ fn a_polka_for_a_valid_proposal_locks_and_precommits_it() {
     let persist = out.iter().position(|e| {
         matches!(e, Effect::Persist(RecoveryState { locked: Some(RoundValue { round: 0, value }), .. }) if *value == A)
     });
-    let precommit = out
-        .iter()
-        .position(|e| matches!(e, Effect::BroadcastVote(v) if v.kind == PRECOMMIT));
+    let precommit = out.iter().position(|e| matches!(e, Effect::BroadcastVote(v) if v.kind == PRECOMMIT));
     assert!(persist.is_some() && persist < precommit, "{out:?}");
 }
 
@@ -446,8 +402,8 @@ fn n_minus_q_plus_one_senders_of_a_higher_round_make_the_node_skip_to_it() {
     h.precommits(&[2], 7, None);
     h.prevotes(&[3], 7, None);
     assert_eq!(h.node.round(), 7, "skips to the highest qualifying round");
-    // A proposal counts as a message of its round too.
-    h.prevotes(&[2], 9, None);
+    // A proposal counts as a message of its round too (proposer of (1, 9) is 2).
+    h.prevotes(&[3], 9, None);
     h.propose(9, A, None, true);
     assert_eq!(h.node.round(), 9);
 }
@@ -456,8 +412,7 @@ fn n_minus_q_plus_one_senders_of_a_higher_round_make_the_node_skip_to_it() {
 fn timeouts_grow_with_the_round() {
     let mut h = Harness::new();
     let first = timeouts(&h.start(0))[0].1;
-    h.precommits(&[1, 2], 4, None);
-    let out = h.prevotes(&[3], 4, None);
+    let out = h.precommits(&[1, 2], 4, None);
     let later = timeouts(&out)
         .into_iter()
         .find(|(t, _)| t.round == 4 && t.step == TimeoutStep::Propose)
@@ -656,39 +611,59 @@ fn duplicate_messages_are_idempotent() {
 }
 
 #[test]
-fn an_equivocating_validator_is_reported_and_counted_once() {
+fn an_equivocating_validator_is_reported_once_and_counted_once_per_tally() {
     let mut h = Harness::new();
     h.start(0);
     h.timeout(0, TimeoutStep::Propose); // own nil
     h.prevotes(&[1], 0, None);
     let out = h.prevotes(&[1], 0, Some(&A));
-    let evidence = out
+    let evidence: Vec<_> = out
         .iter()
-        .find_map(|e| match e {
+        .filter_map(|e| match e {
             Effect::Equivocation(ev) => Some(ev.clone()),
             _ => None,
         })
-        .expect("evidence");
-    assert_eq!(evidence.validator(), 1);
-    match evidence {
+        .collect();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(evidence[0].validator(), 1);
+    match &evidence[0] {
         Evidence::ConflictingVotes { first, second } => {
             assert_eq!((first.value, second.value), (None, id(&A)));
         }
         other => panic!("{other:?}"),
     }
-    // Validator 1 is ignored for the rest of the height: its round-3 messages do not count
-    // towards line 55 (2 senders needed).
-    h.prevotes(&[1], 3, None);
-    h.prevotes(&[2], 3, None);
-    assert_eq!(h.node.round(), 0);
-    // Its first vote still counts once: own nil + 1's nil + 3's nil = q.
-    let out = h.prevotes(&[3], 0, None);
+    // Counted once among all prevotes: own + 1 = 2 < q, so no prevote timeout yet.
+    assert!(timeouts(&out).is_empty());
+    // A third value from it is neither new evidence nor a new count.
+    let out = h.prevotes(&[1], 0, Some(&B));
+    assert!(!out.iter().any(|e| matches!(e, Effect::Equivocation(_))));
+    assert!(timeouts(&out).is_empty());
+    // Its nil prevote still counts once towards nil: own + 1 + 2 = q nil prevotes.
+    let out = h.prevotes(&[2], 0, None);
     assert_eq!(signed(&out, PRECOMMIT), vec![(0, None)]);
 }
 
 #[test]
-fn an_equivocating_proposer_is_reported() {
+fn a_prevote_past_the_per_validator_cap_is_kept_when_a_proposal_claims_its_polka() {
+    let (small, large) = if A.id() < B.id() { (A, B) } else { (B, A) };
     let mut h = Harness::new();
+    h.resume_locked(2, None);
+    // Validator 1 signs three values in round 1; the largest is past the cap of two.
+    h.prevotes(&[1], 1, None);
+    h.prevotes(&[1], 1, Some(&small));
+    h.prevotes(&[1], 1, Some(&large));
+    h.prevotes(&[2, 3], 1, Some(&large));
+    // A re-proposal claims the polka for `large` in round 1: 2 of 3 prevotes known.
+    let out = h.propose(2, large.clone(), Some(1), true);
+    assert!(signed(&out, PREVOTE).is_empty());
+    // Relayed again (as proof of lock), validator 1's prevote is now kept.
+    let out = h.prevotes(&[1], 1, Some(&large));
+    assert_eq!(signed(&out, PREVOTE), vec![(2, id(&large))]);
+}
+
+#[test]
+fn an_equivocating_proposer_is_reported() {
+    let mut h = Harness::with(5, 3, 0); // proposer of (1, 0) is 1
     h.start(0);
     h.propose(0, A, None, true);
     let out = h.propose(0, B, None, true);
@@ -697,7 +672,7 @@ fn an_equivocating_proposer_is_reported() {
         Effect::Equivocation(Evidence::ConflictingProposals { first, second })
             if first.value == A && second.value == B
     )));
-    // Its second value is still known if the network decides it.
+    // Its second value is still known if the others decide it.
     let out = h.precommits(&[1, 2, 3], 0, Some(&B));
     assert!(out.iter().any(|e| matches!(e, Effect::Decide { value, .. } if *value == B)));
 }
@@ -720,7 +695,7 @@ fn a_node_signs_at_most_one_prevote_and_one_precommit_per_round_whatever_it_is_f
 // ---- restarts and observers ---------------------------------------------------------------
 
 #[test]
-fn persist_precedes_the_first_signature_of_every_round() {
+fn every_signature_is_persisted_before_it_is_broadcast() {
     let mut h = Harness::new();
     let mut out = h.start(0);
     out.extend(h.timeout(0, TimeoutStep::Propose));
@@ -728,20 +703,32 @@ fn persist_precedes_the_first_signature_of_every_round() {
     out.extend(h.precommits(&[1, 2], 0, None));
     out.extend(h.timeout(0, TimeoutStep::Precommit));
     out.extend(h.timeout(1, TimeoutStep::Propose));
-    let mut persisted_round = None;
+    let mut persisted: Vec<hp_consensus::Vote> = Vec::new();
+    let mut broadcasts = 0;
     for e in &out {
         match e {
-            Effect::Persist(state) => persisted_round = Some(state.round),
-            Effect::BroadcastVote(v) => assert!(persisted_round >= Some(v.round), "{out:?}"),
+            Effect::Persist(state) => {
+                persisted = state
+                    .signed
+                    .iter()
+                    .filter_map(|m| match m {
+                        Message::Vote(v) => Some(v.clone()),
+                        Message::Proposal(_) => None,
+                    })
+                    .collect();
+            }
+            Effect::BroadcastVote(v) => {
+                broadcasts += 1;
+                assert!(persisted.contains(v), "{v} broadcast before being persisted");
+            }
             _ => {}
         }
     }
-    let persists = out.iter().filter(|e| matches!(e, Effect::Persist(_))).count();
-    assert_eq!(persists, 2, "one per round signed in");
+    assert_eq!(broadcasts, 3);
 }
 
 #[test]
-fn a_resumed_node_keeps_its_lock_and_starts_above_its_last_signed_round() {
+fn a_resumed_node_keeps_its_lock_and_its_votes_and_finishes_its_round() {
     let mut h = Harness::new();
     h.start(0);
     h.propose(0, A, None, true);
@@ -754,33 +741,44 @@ fn a_resumed_node_keeps_its_lock_and_starts_above_its_last_signed_round() {
             _ => None,
         })
         .expect("persisted");
-    // Crash; a new machine resumes from the persisted state.
+    // Crash; a new machine resumes from the persisted state: same round, lock kept.
     let mut h2 = Harness::new();
     h2.input(Input::Resume(state));
-    assert_eq!((h2.node.height(), h2.node.round()), (H, 1));
+    assert_eq!((h2.node.height(), h2.node.round(), h2.node.step()), (H, 0, Step::Precommit));
     assert_eq!(h2.node.locked_round(), Some(0));
-    // Round 1's fresh proposal of B gets a nil prevote: the lock on A survived the crash.
-    let out = h2.propose(1, B, None, true);
-    assert_eq!(signed(&out, PREVOTE), vec![(1, None)]);
+    // It signs nothing new in round 0, and sends its persisted votes again.
+    let out = h2.prevotes(&[1, 2, 3], 0, None);
+    assert!(!out.iter().any(|e| matches!(e, Effect::BroadcastVote(_))), "{out:?}");
+    let again = h2.node.rebroadcast();
+    assert!(again.iter().any(|m| matches!(m, Message::Vote(v) if v.kind == PRECOMMIT && v.value == id(&A))));
+    // The others' precommits complete round 0 (the node is not stranded in round 1)...
+    h2.precommits(&[1, 2], 0, None);
+    let out = h2.timeout(0, TimeoutStep::Precommit);
+    assert_eq!(h2.node.round(), 1);
+    // ...and in round 1 a fresh proposal of B gets a nil prevote: the lock on A survived.
+    let out2 = h2.propose(1, B, None, true);
+    assert_eq!(signed(&out2, PREVOTE), vec![(1, None)]);
+    let _ = out;
+    // Restarting with only a higher round (no lock) would prevote B: with enough such restarts
+    // B could gather q prevotes and precommits while A was decided in round 0 elsewhere.
+    let mut amnesiac = Harness::new();
+    amnesiac.start(1);
+    let out3 = amnesiac.propose(1, B, None, true);
+    assert_eq!(signed(&out3, PREVOTE), vec![(1, id(&B))]);
 }
 
 #[test]
 fn an_observer_never_signs_but_decides() {
     let k = keys(4);
     let node = Consensus::<TestValue>::new(params(&k, 3), None, k[0].clone());
-    let mut h = Harness {
-        node: node.expect("params"),
-        keys: k,
-        me: 0,
-    };
+    let mut h = Harness { node: node.expect("params"), keys: k, me: 0 };
     let mut out = h.start(0);
     out.extend(h.propose(0, A, None, true));
     out.extend(h.prevotes(&[1, 2, 3], 0, Some(&A)));
     out.extend(h.precommits(&[1, 2, 3], 0, Some(&A)));
-    assert!(!out.iter().any(|e| matches!(
-        e,
-        Effect::BroadcastVote(_) | Effect::BroadcastProposal(_) | Effect::Persist(_)
-    )));
+    assert!(
+        !out.iter().any(|e| matches!(e, Effect::BroadcastVote(_) | Effect::BroadcastProposal(_) | Effect::Persist(_)))
+    );
     assert!(out.iter().any(|e| matches!(e, Effect::Decide { .. })));
     assert_eq!(h.me, 0);
 }
@@ -791,6 +789,82 @@ fn rebroadcast_repeats_own_messages_of_the_current_round() {
     h.start(3); // node 0 proposes round 3
     h.input(Input::ProposeValue { height: H, round: 3, value: A });
     let again = h.node.rebroadcast();
-    assert!(matches!(again.as_slice(), [Effect::BroadcastProposal(p), Effect::BroadcastVote(v)]
+    assert!(matches!(again.as_slice(), [Message::Proposal(p), Message::Vote(v)]
         if p.value == A && v.kind == PREVOTE));
+}
+
+#[test]
+fn rebroadcast_carries_the_proof_of_lock_of_a_re_proposal() {
+    let mut h = Harness::new();
+    h.start(0);
+    h.propose(0, A, None, true);
+    h.prevotes(&[1, 2], 0, Some(&A)); // polka in round 0: valid value A
+    h.precommits(&[1, 2], 3, None); // skip to round 3, which node 0 proposes
+    let again = h.node.rebroadcast();
+    let proposal = again.iter().find_map(|m| match m {
+        Message::Proposal(p) => Some(p),
+        Message::Vote(_) => None,
+    });
+    assert!(matches!(proposal, Some(p) if p.round == 3 && p.valid_round == Some(0) && p.value == A));
+    let mut proof: Vec<usize> = again
+        .iter()
+        .filter_map(|m| match m {
+            Message::Vote(v) if v.round == 0 && v.kind == PREVOTE && v.value == id(&A) => Some(v.validator),
+            _ => None,
+        })
+        .collect();
+    proof.sort();
+    assert_eq!(proof, vec![0, 1, 2], "the polka that justifies valid round 0");
+}
+
+#[test]
+fn catch_up_hands_a_lagging_peer_everything_of_the_current_and_previous_round() {
+    let mut h = Harness::new();
+    h.start(0);
+    h.prevotes(&[1], 0, None);
+    h.precommits(&[1, 2, 3], 0, None);
+    h.timeout(0, TimeoutStep::Precommit); // round 1
+    h.prevotes(&[2], 1, None);
+    let mut got: Vec<(u32, VoteKind, usize)> = h
+        .node
+        .catch_up()
+        .iter()
+        .filter_map(|m| match m {
+            Message::Vote(v) => Some((v.round, v.kind, v.validator)),
+            Message::Proposal(_) => None,
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![(0, PREVOTE, 1), (0, PRECOMMIT, 1), (0, PRECOMMIT, 2), (0, PRECOMMIT, 3), (1, PREVOTE, 2)]);
+}
+
+#[test]
+fn the_proposer_arms_the_propose_timeout_too() {
+    let mut h = Harness::new();
+    let out = h.start(3); // node 0 proposes round 3
+    assert!(out.contains(&Effect::GetValue { height: H, round: 3 }));
+    assert_eq!(timeouts(&out).iter().map(|t| t.0.step).collect::<Vec<_>>(), vec![TimeoutStep::Propose]);
+    // The host never answers: the proposer prevotes nil like everyone else.
+    let out = h.timeout(3, TimeoutStep::Propose);
+    assert_eq!(signed(&out, PREVOTE), vec![(3, None)]);
+}
+
+#[test]
+fn a_restarted_proposer_neither_asks_for_nor_signs_a_second_proposal_in_its_round() {
+    let mut h = Harness::new();
+    h.start(3);
+    let out = h.input(Input::ProposeValue { height: H, round: 3, value: A });
+    let state = out
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Effect::Persist(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("persisted");
+    let mut h2 = Harness::new();
+    let out = h2.input(Input::Resume(state));
+    assert!(!out.iter().any(|e| matches!(e, Effect::GetValue { .. } | Effect::BroadcastProposal(_))), "{out:?}");
+    assert_eq!(h2.node.step(), Step::Prevote, "its own prevote was restored");
+    assert!(matches!(h2.node.rebroadcast().first(), Some(Message::Proposal(p)) if p.value == A));
 }

@@ -217,7 +217,7 @@ impl Node {
         if self.core.height() >= height && self.core.step() != hp_consensus::Step::Unstarted {
             return;
         }
-        let input = match recovery::load(&self.cfg.recovery_path) {
+        let input = match recovery::load(&self.cfg.recovery_path, &self.cfg.unl_keys) {
             Some(state) if state.height == height => {
                 info!(height, round = state.round + 1, "resuming the height after a restart");
                 Input::Resume(state)

@@ -1,13 +1,17 @@
-//! The core's crash-recovery state (height, round, lock, valid value) in `hist/consensus.state`.
+//! The core's crash-recovery state (height, round, lock, valid value, what it signed) in
+//! `hist/consensus.state`.
 //!
 //! Written by rename of a temporary file before any message that follows it leaves the node,
-//! so a restarted consensusd resumes above every round it may have signed in and keeps its lock.
-//! It is not fsynced: it guards against a process crash; after a power loss a node may at
-//! worst behave like one faulty node, which the quorum tolerates.
+//! so a restarted consensusd resumes without signing anything twice and keeps its lock. It is
+//! not fsynced: it guards against a process crash; after a power loss a node may at worst
+//! behave like one faulty node, which the quorum tolerates.
 
-use hp_consensus::{RecoveryState, RoundValue};
+use crate::wire::{self, PeerMessage};
+use ed25519_dalek::VerifyingKey;
+use hp_consensus::{Message, RecoveryState, RoundValue};
 use hp_ledger::Ledger;
 use hp_ledger::codec::{Reader, Writer};
+use prost::Message as _;
 use std::path::Path;
 
 fn encode_value(w: &mut Writer, v: &Option<RoundValue<Ledger>>) {
@@ -37,6 +41,14 @@ pub fn save(path: &Path, state: &RecoveryState<Ledger>) -> std::io::Result<()> {
     w.u64(state.height).u32(state.round);
     encode_value(&mut w, &state.locked);
     encode_value(&mut w, &state.valid);
+    w.u32(state.signed.len() as u32);
+    for message in &state.signed {
+        let frame = match message {
+            Message::Proposal(p) => wire::proposal(p),
+            Message::Vote(v) => wire::vote(v),
+        };
+        w.bytes(&frame.encode_to_vec());
+    }
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, w.finish())?;
     std::fs::rename(&tmp, path)
@@ -44,12 +56,23 @@ pub fn save(path: &Path, state: &RecoveryState<Ledger>) -> std::io::Result<()> {
 
 /// The saved state, or `None` if there is none or it cannot be read (then the height starts
 /// fresh at round 0, as after a clean start).
-pub fn load(path: &Path) -> Option<RecoveryState<Ledger>> {
+pub fn load(path: &Path, unl: &[VerifyingKey]) -> Option<RecoveryState<Ledger>> {
     let bytes = std::fs::read(path).ok()?;
     let mut r = Reader::new(&bytes);
     let height = r.u64("height").ok()?;
     let round = r.u32("round").ok()?;
     let locked = decode_value(&mut r)?;
     let valid = decode_value(&mut r)?;
-    Some(RecoveryState { height, round, locked, valid })
+    let n = r.count("signed", 4, 64).ok()?;
+    let mut signed = Vec::with_capacity(n);
+    for _ in 0..n {
+        let bytes = r.bytes("signed message", hp_ledger::record::MAX_LEDGER_BYTES).ok()?;
+        let frame = hp_proto::v1::peer::Frame::decode(bytes).ok()?;
+        match wire::decode(frame, unl).ok()? {
+            PeerMessage::Proposal(p) => signed.push(Message::Proposal(p)),
+            PeerMessage::Vote(v) => signed.push(Message::Vote(v)),
+            _ => return None,
+        }
+    }
+    Some(RecoveryState { height, round, locked, valid, signed })
 }

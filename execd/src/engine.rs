@@ -1,0 +1,562 @@
+//! The one owner of `state/` and the committed copy: executes rounds in order, answers state
+//! queries and applies state from peers. Synchronous; the service drives it on its own thread
+//! (see [`spawn`]) so that exactly one operation runs at a time.
+
+use crate::convert;
+use crate::header::{self, RoundInfo};
+use crate::runner::{self, Contract, Exit, RunError, UserInput};
+use crate::snapshot::{self, Marker, Meta, Paths, SnapshotError};
+use crate::state_hash::{self, Entry, Hash, HashError, HashStats, Kind, Scan, StateHasher};
+use crate::sync::{self, SyncError, WireEntry};
+use bytes::Bytes;
+use hp_cfg::{Config, ContractDir, StdinFormat};
+use hp_daemon::CancellationToken;
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The largest chunk `ReadStateChunk` returns.
+pub const MAX_CHUNK: u32 = 1024 * 1024;
+/// How long recovery waits for the processes of a contract left behind by a killed execd.
+const LEFTOVER_KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// What the engine needs from the config, with absolute paths.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub dir: ContractDir,
+    pub contract: Contract,
+    pub stdinfmt: StdinFormat,
+    pub node_pubkey: [u8; 32],
+    pub unl: Vec<[u8; 32]>,
+}
+
+impl EngineConfig {
+    /// From a loaded config; `root` is made absolute (the contract runs with another cwd).
+    pub fn new(root: &Path, cfg: &Config) -> std::io::Result<Self> {
+        let root = std::path::absolute(root)?;
+        let dir = ContractDir::new(&root);
+        let binary = Path::new(&cfg.binary);
+        let program = if binary.is_absolute() { binary.to_path_buf() } else { root.join(binary) };
+        Ok(Self {
+            contract: Contract {
+                program,
+                args: cfg.binargs.clone(),
+                cwd: dir.state(),
+                timeout: Duration::from_millis(cfg.contract_timeout_ms),
+            },
+            dir,
+            stdinfmt: cfg.stdinfmt,
+            node_pubkey: cfg.key.public_bytes(),
+            unl: cfg.unl.clone(),
+        })
+    }
+}
+
+/// One round to execute (from `ExecuteRequest`).
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    pub seq: u64,
+    pub prev_hash: Vec<u8>,
+    pub time_ms: u64,
+    /// Every listed user with its inputs; sorted here.
+    pub users: Vec<UserInput>,
+}
+
+/// The result of a round, as recorded and replied (`ExecuteReply`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundResult {
+    pub seq: u64,
+    pub state_hash: Hash,
+    /// Users that wrote something, in pubkey order.
+    pub outputs: Vec<([u8; 32], Bytes)>,
+    pub exit: Exit,
+    pub run_micros: u64,
+    /// Everything else execd did for the round, up to recording it (the final fsyncs excluded).
+    pub overhead_micros: u64,
+}
+
+/// The committed state: what `StateInfo` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateInfo {
+    pub seq: Option<u64>,
+    pub state_hash: Hash,
+}
+
+/// Why an engine operation failed. The service maps each to a gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the committed state is lost ({why}); fetch the state from peers")]
+    DataLoss { why: String },
+    #[error("cannot execute seq {requested}: the last executed seq is {last}, so the next is {}", last + 1)]
+    OutOfOrder { requested: u64, last: u64 },
+    #[error("seq {seq} was applied from peers or its result was lost: no recorded result to return")]
+    NoRecordedResult { seq: u64 },
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("`{path}` is not in the committed state")]
+    NotFound { path: String },
+    #[error("`{path}` no longer has content {expected} in the committed state")]
+    ContentChanged { path: String, expected: String },
+    #[error("the staged state hashes to {got}, not to the requested {expected}; nothing was changed")]
+    HashMismatch { expected: String, got: String },
+    #[error("state path {path:?} is not UTF-8 and cannot be listed for peers")]
+    NotUtf8 { path: String },
+    #[error("restored state/ still hashes to {got}, not to the committed {expected}")]
+    RestoreFailed { expected: String, got: String },
+    #[error("cannot start the engine's runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+/// Owns `state/`, the committed copy and the record of the last round.
+pub struct Engine {
+    cfg: EngineConfig,
+    paths: Paths,
+    /// Drives the contract's pipes and process; the engine's thread blocks on it.
+    rt: tokio::runtime::Runtime,
+    /// Incremental hasher of `state/`.
+    state: StateHasher,
+    /// Hasher of `hist/exec/committed/`.
+    committed_hasher: StateHasher,
+    /// What `committed/` holds (its root equals `meta.state_hash` while healthy).
+    committed: Scan,
+    meta: Meta,
+    /// The recorded result of `meta.seq`, if any.
+    reply: Option<RoundResult>,
+    /// Set when the committed copy does not match its record: only state sync can help.
+    data_loss: Option<String>,
+    /// What hashing `state/` after the last run cost.
+    last_scan: HashStats,
+    boot_id: String,
+}
+
+impl Engine {
+    /// Opens the contract directory and recovers from whatever a previous execd left: kills a
+    /// contract it left running, finishes or drops a half-done commit, restores `state/` from
+    /// the committed copy when a run was interrupted or `state/` was changed behind execd's back.
+    /// A fresh directory commits whatever `state/` holds as the genesis state.
+    pub fn open(cfg: EngineConfig) -> Result<Self, EngineError> {
+        let paths = Paths::new(&cfg.dir);
+        for dir in [&paths.state, &paths.data] {
+            fs::create_dir_all(dir).map_err(SnapshotError::io("cannot create", dir))?;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(EngineError::Runtime)?;
+        let mut engine = Self {
+            state: StateHasher::new(&paths.state),
+            committed_hasher: StateHasher::new(&paths.committed),
+            committed: Scan::empty(),
+            meta: Meta { seq: None, state_hash: state_hash::empty_state_hash(), reply_sha256: None },
+            reply: None,
+            data_loss: None,
+            last_scan: HashStats::default(),
+            boot_id: snapshot::boot_id(),
+            cfg,
+            paths,
+            rt,
+        };
+        engine.recover()?;
+        Ok(engine)
+    }
+
+    fn recover(&mut self) -> Result<(), EngineError> {
+        let marker = Marker::load(&self.paths.marker)?;
+        if let Some(m) = &marker {
+            let killed = match m.sid {
+                Some(sid) if m.boot_id == self.boot_id => runner::kill_session(sid, LEFTOVER_KILL_WAIT),
+                _ => 0,
+            };
+            tracing::warn!(seq = m.seq, leftover_processes = killed, "execd stopped while the contract ran; the round will be re-run from the committed state");
+        }
+        let Some(meta) = Meta::load(&self.paths.meta)? else {
+            return self.genesis();
+        };
+        self.meta = meta;
+        self.committed = self.committed_hasher.scan()?;
+        if let Some(pending) = Meta::load(&self.paths.pending)? {
+            if self.committed.root == pending.state_hash {
+                self.finalize(pending)?;
+            } else {
+                let state = self.state.scan()?;
+                if state.root == pending.state_hash {
+                    tracing::warn!(seq = ?pending.seq, "finishing the commit of a round interrupted by a crash");
+                    snapshot::sync_tree(&self.paths.state, &state, &self.paths.committed, &self.committed, true)?;
+                    self.committed = self.committed_hasher.scan()?;
+                    if self.committed.root == pending.state_hash {
+                        self.finalize(pending)?;
+                    }
+                } else if self.committed.root == self.meta.state_hash {
+                    tracing::warn!(seq = ?pending.seq, "dropping a commit that never started");
+                    snapshot::remove_any(&self.paths.pending).map_err(SnapshotError::io("cannot remove", &self.paths.pending))?;
+                }
+            }
+        }
+        snapshot::remove_any(&self.paths.incoming).map_err(SnapshotError::io("cannot remove", &self.paths.incoming))?;
+        if self.committed.root != self.meta.state_hash {
+            let why = format!(
+                "{} hashes to {}, its record says {}",
+                self.paths.committed.display(),
+                hex::encode(self.committed.root),
+                hex::encode(self.meta.state_hash)
+            );
+            tracing::error!(%why, "the committed state is corrupt; waiting for state sync from peers");
+            self.data_loss = Some(why);
+            return Ok(());
+        }
+        self.reply = self.load_reply();
+        self.ensure_state(marker.is_some())?;
+        self.clear_marker()?;
+        tracing::info!(seq = ?self.meta.seq, state_hash = %hex::encode(self.meta.state_hash), "state ready");
+        Ok(())
+    }
+
+    /// A fresh directory: whatever `state/` holds is the genesis state.
+    fn genesis(&mut self) -> Result<(), EngineError> {
+        for stale in [&self.paths.committed, &self.paths.pending, &self.paths.marker, &self.paths.incoming] {
+            snapshot::remove_any(stale).map_err(SnapshotError::io("cannot remove", stale))?;
+        }
+        let state = self.state.scan()?;
+        snapshot::sync_tree(&self.paths.state, &state, &self.paths.committed, &Scan::empty(), true)?;
+        snapshot::fsync_dir(&self.paths.data).map_err(SnapshotError::io("cannot fsync", &self.paths.data))?;
+        self.meta = Meta { seq: None, state_hash: state.root, reply_sha256: None };
+        self.meta.save(&self.paths.meta)?;
+        self.committed = state;
+        tracing::info!(state_hash = %hex::encode(self.meta.state_hash), "new contract directory: genesis state committed");
+        Ok(())
+    }
+
+    /// Makes `meta` the record, after `committed/` was brought to it.
+    fn finalize(&mut self, meta: Meta) -> Result<(), EngineError> {
+        meta.save(&self.paths.meta)?;
+        snapshot::remove_any(&self.paths.pending).map_err(SnapshotError::io("cannot remove", &self.paths.pending))?;
+        let previous = std::mem::replace(&mut self.meta, meta);
+        if let Some(seq) = previous.seq
+            && Some(seq) != self.meta.seq
+        {
+            let old = self.paths.reply(seq);
+            snapshot::remove_any(&old).map_err(SnapshotError::io("cannot remove", &old))?;
+        }
+        Ok(())
+    }
+
+    fn load_reply(&self) -> Option<RoundResult> {
+        let (seq, sha) = (self.meta.seq?, self.meta.reply_sha256?);
+        let path = self.paths.reply(seq);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "the recorded result is unreadable");
+                return None;
+            }
+        };
+        if <Hash>::from(Sha256::digest(&bytes)) != sha {
+            tracing::warn!(path = %path.display(), "the recorded result does not match its digest");
+            return None;
+        }
+        convert::decode_recorded(&bytes).ok()
+    }
+
+    fn clear_marker(&self) -> Result<(), EngineError> {
+        snapshot::remove_any(&self.paths.marker).map_err(SnapshotError::io("cannot remove", &self.paths.marker))?;
+        Ok(())
+    }
+
+    fn healthy(&self) -> Result<(), EngineError> {
+        match &self.data_loss {
+            Some(why) => Err(EngineError::DataLoss { why: why.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that `state/` equals the committed state and restores what differs if not.
+    fn ensure_state(&mut self, interrupted: bool) -> Result<(), EngineError> {
+        let current = self.state.scan()?;
+        if current.root == self.meta.state_hash && current.skipped.is_empty() {
+            return Ok(());
+        }
+        if !interrupted {
+            tracing::error!(
+                expected = %hex::encode(self.meta.state_hash),
+                found = %hex::encode(current.root),
+                "state/ was changed outside a round; restoring it from the committed copy"
+            );
+        }
+        let committed = self.committed_hasher.scan()?;
+        if committed.root != self.meta.state_hash {
+            let why = format!("{} no longer hashes to its record", self.paths.committed.display());
+            self.data_loss = Some(why.clone());
+            return Err(EngineError::DataLoss { why });
+        }
+        self.committed = committed;
+        let stats = snapshot::sync_tree(&self.paths.committed, &self.committed, &self.paths.state, &current, false)?;
+        let after = self.state.scan()?;
+        if after.root != self.meta.state_hash {
+            return Err(EngineError::RestoreFailed {
+                expected: hex::encode(self.meta.state_hash),
+                got: hex::encode(after.root),
+            });
+        }
+        tracing::warn!(removed = stats.removed, written = stats.written, "state/ restored to the committed state");
+        Ok(())
+    }
+
+    /// The committed seq and state hash.
+    pub fn state_info(&self) -> Result<StateInfo, EngineError> {
+        self.healthy()?;
+        Ok(StateInfo { seq: self.meta.seq, state_hash: self.meta.state_hash })
+    }
+
+    /// Runs one round. Idempotent per seq: the last executed seq returns its recorded result.
+    pub fn execute(&mut self, mut req: ExecRequest, cancel: &CancellationToken) -> Result<RoundResult, EngineError> {
+        let started = Instant::now();
+        self.healthy()?;
+        match self.meta.seq {
+            Some(last) if last == req.seq => {
+                return self.reply.clone().ok_or(EngineError::NoRecordedResult { seq: last });
+            }
+            Some(last) if Some(req.seq) != last.checked_add(1) => {
+                return Err(EngineError::OutOfOrder { requested: req.seq, last });
+            }
+            _ => {}
+        }
+        req.users.sort_by(|a, b| a.pubkey.cmp(&b.pubkey));
+        if let Some(pair) = req.users.windows(2).find(|p| p[0].pubkey == p[1].pubkey) {
+            return Err(EngineError::Invalid(format!("user {} is listed twice", hex::encode(pair[0].pubkey))));
+        }
+        let interrupted = Marker::load(&self.paths.marker)?.is_some();
+        self.ensure_state(interrupted)?;
+
+        let mut marker = Marker { seq: req.seq, boot_id: self.boot_id.clone(), sid: None };
+        marker.save(&self.paths.marker)?;
+        let round = RoundInfo {
+            prev_hash: req.prev_hash.clone(),
+            time_secs: req.time_ms / 1000,
+            node_pubkey: self.cfg.node_pubkey,
+            unl: self.cfg.unl.clone(),
+        };
+        let pubkeys: Vec<[u8; 32]> = req.users.iter().map(|u| u.pubkey).collect();
+        let head = header::build(self.cfg.stdinfmt, &round, &pubkeys);
+        let marker_path = self.paths.marker.clone();
+        let mut on_spawn = move |sid: i32| {
+            marker.sid = Some(sid);
+            if let Err(e) = marker.save(&marker_path) {
+                tracing::warn!(error = %e, "cannot record the contract's session in the marker");
+            }
+        };
+        let outcome =
+            self.rt.block_on(runner::run(&self.cfg.contract, req.seq, head, &req.users, cancel, &mut on_spawn))?;
+        match &outcome.exit {
+            Exit::Code(0) => {}
+            exit => tracing::warn!(seq = req.seq, ?exit, "the contract did not exit cleanly"),
+        }
+        let scan = self.state.scan()?;
+        self.last_scan = scan.stats;
+        let run_micros = outcome.run_time.as_micros() as u64;
+        let mut result = RoundResult {
+            seq: req.seq,
+            state_hash: scan.root,
+            outputs: outcome.outputs.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect(),
+            exit: outcome.exit,
+            run_micros,
+            overhead_micros: 0,
+        };
+        result.overhead_micros = (started.elapsed().as_micros() as u64).saturating_sub(run_micros);
+        self.commit(scan, &result)?;
+        Ok(result)
+    }
+
+    /// Records a round: reply file, journal, changed entries into `committed/`, `meta.json`.
+    fn commit(&mut self, scan: Scan, result: &RoundResult) -> Result<(), EngineError> {
+        let bytes = convert::encode_recorded(result);
+        let reply_path = self.paths.reply(result.seq);
+        snapshot::write_atomic(&reply_path, &bytes, true)?;
+        let meta = Meta { seq: Some(result.seq), state_hash: scan.root, reply_sha256: Some(Sha256::digest(&bytes).into()) };
+        if scan.root != self.committed.root {
+            meta.save(&self.paths.pending)?;
+            snapshot::sync_tree(&self.paths.state, &scan, &self.paths.committed, &self.committed, true)?;
+        }
+        self.committed = scan;
+        self.finalize(meta)?;
+        self.reply = Some(result.clone());
+        self.clear_marker()?;
+        Ok(())
+    }
+
+    /// The committed entries, for peers (`StateManifest`).
+    pub fn manifest(&self) -> Result<(StateInfo, Vec<Entry>), EngineError> {
+        let info = self.state_info()?;
+        Ok((info, self.committed.entries.clone()))
+    }
+
+    /// Reads up to [`MAX_CHUNK`] bytes of a committed file (or a symlink's target), refusing if
+    /// its content is no longer `content_hash`.
+    pub fn read_chunk(
+        &self,
+        path: &str,
+        content_hash: &[u8],
+        offset: u64,
+        length: u32,
+    ) -> Result<(Vec<u8>, bool), EngineError> {
+        self.healthy()?;
+        sync::validate_path(path)?;
+        let entry = self.committed.get(path.as_bytes()).ok_or_else(|| EngineError::NotFound { path: path.into() })?;
+        if entry.kind == Kind::Dir {
+            return Err(EngineError::Invalid(format!("`{path}` is a directory")));
+        }
+        if entry.content.as_slice() != content_hash {
+            return Err(EngineError::ContentChanged { path: path.into(), expected: hex::encode(content_hash) });
+        }
+        let start = offset.min(entry.size);
+        let len = u64::from(length.min(MAX_CHUNK)).min(entry.size - start) as usize;
+        let full = state_hash::join(&self.paths.committed, &entry.path);
+        let data = match entry.kind {
+            Kind::Symlink => {
+                let target = fs::read_link(&full).map_err(SnapshotError::io("cannot read link", &full))?;
+                let bytes = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec();
+                bytes.get(start as usize..start as usize + len).map(<[u8]>::to_vec).unwrap_or_default()
+            }
+            _ => {
+                let file = state_hash::open_regular(&full).map_err(SnapshotError::io("cannot open", &full))?;
+                let mut data = vec![0u8; len];
+                let mut filled = 0;
+                while filled < len {
+                    match file.read_at(&mut data[filled..], start + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(source) => return Err(SnapshotError::Io { what: "cannot read", path: full, source }.into()),
+                    }
+                }
+                data.truncate(filled);
+                data
+            }
+        };
+        let eof = start + data.len() as u64 >= entry.size;
+        Ok((data, eof))
+    }
+
+    /// Stages one chunk received from a peer.
+    pub fn stage_chunk(&mut self, path: &str, offset: u64, data: &[u8], reset: bool) -> Result<(), EngineError> {
+        sync::stage_chunk(&self.paths.staging, &self.committed, path, offset, data, reset)?;
+        Ok(())
+    }
+
+    /// Replaces the state by the target manifest, built from staged files and unchanged committed
+    /// ones, only if it hashes to `state_hash`; the committed copy is swapped in one rename, then
+    /// `state/` is brought to it. Sets the seq; no result is recorded for it.
+    pub fn apply_staged(&mut self, seq: u64, state_hash: Hash, entries: Vec<WireEntry>) -> Result<(), EngineError> {
+        let target = sync::parse_manifest(entries)?;
+        let result = sync::build_incoming(
+            &self.paths.incoming,
+            &self.paths.staging,
+            &self.paths.committed,
+            &self.committed,
+            &target,
+        );
+        let discard = |paths: &Paths| {
+            let _ = snapshot::remove_any(&paths.incoming);
+        };
+        if let Err(e) = result {
+            discard(&self.paths);
+            return Err(e.into());
+        }
+        let mut hasher = StateHasher::new(&self.paths.incoming);
+        let scan = match hasher.scan() {
+            Ok(scan) => scan,
+            Err(e) => {
+                discard(&self.paths);
+                return Err(e.into());
+            }
+        };
+        if scan.root != state_hash {
+            discard(&self.paths);
+            return Err(EngineError::HashMismatch { expected: hex::encode(state_hash), got: hex::encode(scan.root) });
+        }
+        let meta = Meta { seq: Some(seq), state_hash, reply_sha256: None };
+        meta.save(&self.paths.pending)?;
+        swap_dirs(&self.paths.incoming, &self.paths.committed)?;
+        snapshot::fsync_dir(&self.paths.data).map_err(SnapshotError::io("cannot fsync", &self.paths.data))?;
+        hasher.set_root(&self.paths.committed);
+        self.committed_hasher = hasher;
+        self.committed = scan;
+        self.finalize(meta)?;
+        self.reply = None;
+        self.data_loss = None;
+        for done in [&self.paths.incoming, &self.paths.staging] {
+            snapshot::remove_any(done).map_err(SnapshotError::io("cannot remove", done))?;
+        }
+        tracing::info!(seq, state_hash = %hex::encode(state_hash), "state applied from peers");
+        self.ensure_state(true)
+    }
+
+    /// The paths this engine uses.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// What hashing `state/` after the last run cost (incremental hashing is tested on it).
+    pub fn last_scan_stats(&self) -> HashStats {
+        self.last_scan
+    }
+}
+
+/// Swaps two directories in one `renameat2(RENAME_EXCHANGE)`; `b` may be missing.
+fn swap_dirs(a: &Path, b: &Path) -> Result<(), SnapshotError> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    if !b.exists() {
+        return fs::rename(a, b).map_err(SnapshotError::io("cannot rename", a));
+    }
+    renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE).map_err(|e| SnapshotError::Io {
+        what: "cannot swap in",
+        path: PathBuf::from(b),
+        source: e.into(),
+    })
+}
+
+type Job = Box<dyn FnOnce(&mut Engine, &CancellationToken) + Send>;
+
+/// The engine is gone (its thread ended).
+#[derive(Debug, thiserror::Error)]
+#[error("the execution engine has stopped")]
+pub struct EngineGone;
+
+/// Sends work to the engine's thread.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: tokio::sync::mpsc::Sender<Job>,
+}
+
+impl EngineHandle {
+    /// Runs `f` on the engine, after every operation sent before it.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine, &CancellationToken) -> R + Send + 'static,
+    ) -> Result<R, EngineGone> {
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |engine, cancel| {
+            let _ = reply_tx.send(f(engine, cancel));
+        });
+        self.tx.send(job).await.map_err(|_| EngineGone)?;
+        reply_rx.await.map_err(|_| EngineGone)
+    }
+}
+
+/// Starts the engine's thread. It stops when every handle is dropped; `cancel` kills a running
+/// contract (shutdown).
+pub fn spawn(mut engine: Engine, cancel: CancellationToken) -> std::io::Result<(EngineHandle, std::thread::JoinHandle<()>)> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(64);
+    let thread = std::thread::Builder::new().name("hp-execd-engine".into()).spawn(move || {
+        while let Some(job) = rx.blocking_recv() {
+            job(&mut engine, &cancel);
+        }
+    })?;
+    Ok((EngineHandle { tx }, thread))
+}

@@ -1,0 +1,558 @@
+//! Running the contract once (DESIGN.md §4): pipes, a clean start, concurrent I/O, the timeout,
+//! and killing and reaping everything it started. The only module with `unsafe`: the code that
+//! runs in the forked child before `exec`, and nothing else.
+//!
+//! One run:
+//! 1. Two pipes per user (all `O_CLOEXEC`), one for stdin, stdout and stderr. Each input pipe
+//!    is filled before the contract starts when its inputs fit (the pipe is enlarged up to
+//!    [`MAX_PREFILL_PIPE`] when that helps); what does not fit is written by a task while the
+//!    contract runs. The header goes into stdin the same way, then EOF.
+//! 2. The child starts a new session (so its own process group), asks for `SIGKILL` when execd
+//!    dies, moves the user pipe ends to the fixed fds of [`crate::header`] and marks every
+//!    other fd close-on-exec. Environment: `PATH` and `TZ` only. Cwd: `state/`.
+//! 3. Outputs are read by one task per user while the contract runs; stdout and stderr go to
+//!    the log line by line, tagged with `seq` and `stream`.
+//! 4. At the timeout (or on shutdown) the whole process group gets `SIGKILL`. When the main
+//!    process has exited, what is left of its group is killed too and reaped; readers get a
+//!    short grace to drain, then stop, so a descendant that escaped the group and holds a pipe
+//!    cannot hang execd.
+
+#![allow(unsafe_code)]
+
+use bytes::Bytes;
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+
+use crate::header::FIRST_USER_FD;
+use hp_daemon::CancellationToken;
+
+/// The environment the contract gets: nothing of execd's own leaks in, and `TZ` is fixed so that
+/// time formatting is the same on every node.
+pub const CONTRACT_ENV: [(&str, &str); 2] = [("PATH", "/usr/local/bin:/usr/bin:/bin"), ("TZ", "UTC")];
+
+/// The pipe buffer Linux gives by default.
+const DEFAULT_PIPE: usize = 64 * 1024;
+/// Input pipes are enlarged up to this so that inputs up to it are in the pipe before the
+/// contract starts; larger inputs are streamed. 1 MiB is Linux's default `pipe-max-size`.
+pub const MAX_PREFILL_PIPE: usize = 1024 * 1024;
+/// Most bytes the contract may write to all users in one round. Past it the round's outputs are
+/// all dropped (deterministically: whether a contract exceeds it depends only on what it
+/// writes), and the rest is drained so the contract is never blocked.
+pub const MAX_ROUND_OUTPUT: u64 = 256 * 1024 * 1024;
+/// After the main process exits, readers get this long to see EOF: enough for the kernel to
+/// finish killing the group, short enough that an escaped descendant cannot stall a round.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
+/// A longer stdout/stderr line is logged in pieces of this size.
+const MAX_LOG_LINE: usize = 4096;
+/// Lines logged per stream per round; the rest is drained silently (one warning says so).
+const MAX_LOG_LINES: u64 = 2000;
+
+/// How to start the contract.
+#[derive(Debug, Clone)]
+pub struct Contract {
+    /// Absolute path of the binary.
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Absolute path of `state/`.
+    pub cwd: PathBuf,
+    pub timeout: Duration,
+}
+
+/// One user's inputs for the round.
+#[derive(Debug, Clone)]
+pub struct UserInput {
+    pub pubkey: [u8; 32],
+    /// In ledger order; written without separators.
+    pub inputs: Vec<Bytes>,
+}
+
+/// How the contract ended: a deterministic part of the round's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+    TimedOut,
+    SpawnError(String),
+}
+
+/// What one run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Users in pubkey order that wrote something, with all they wrote.
+    pub outputs: Vec<([u8; 32], Vec<u8>)>,
+    pub exit: Exit,
+    /// From spawn to the main process's exit.
+    pub run_time: Duration,
+    /// The contract's process group (its pid), `None` if it never started.
+    pub pgid: Option<i32>,
+    /// The contract wrote more than [`MAX_ROUND_OUTPUT`]; its outputs were dropped.
+    pub outputs_dropped: bool,
+}
+
+/// Why a run could not take place or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot set up pipes for {users} users (is RLIMIT_NOFILE high enough?): {source}")]
+    Pipes { users: usize, source: std::io::Error },
+    #[error("execd is shutting down; the contract was killed")]
+    Cancelled,
+}
+
+/// A pipe end being filled: the parent's write end and what is left to write.
+struct Feed {
+    fd: OwnedFd,
+    rest: Vec<Bytes>,
+}
+
+/// Runs the contract once. `users` must be in pubkey order; user `i` gets fds `3+2i`/`4+2i`.
+/// `on_spawn` is told the contract's pid (= its process group and session) once it started.
+pub async fn run(
+    contract: &Contract,
+    seq: u64,
+    header: Vec<u8>,
+    users: &[UserInput],
+    cancel: &CancellationToken,
+    on_spawn: &mut (dyn FnMut(i32) + Send),
+) -> Result<RunOutcome, RunError> {
+    let pipes_err = |source| RunError::Pipes { users: users.len(), source };
+    // 1. Pipes, filled as far as they take.
+    let mut child_ends: Vec<OwnedFd> = Vec::with_capacity(users.len() * 2);
+    let mut feeds: Vec<Feed> = Vec::new();
+    let mut out_ends: Vec<OwnedFd> = Vec::with_capacity(users.len());
+    for user in users {
+        let (in_r, in_w) = cloexec_pipe().map_err(pipes_err)?;
+        let (out_r, out_w) = cloexec_pipe().map_err(pipes_err)?;
+        child_ends.push(in_r);
+        child_ends.push(out_w);
+        out_ends.push(out_r);
+        if let Some(feed) = prefill(in_w, &user.inputs).map_err(pipes_err)? {
+            feeds.push(feed);
+        }
+    }
+    let (stdin_r, stdin_w) = cloexec_pipe().map_err(pipes_err)?;
+    if let Some(feed) = prefill(stdin_w, &[Bytes::from(header)]).map_err(pipes_err)? {
+        feeds.push(feed);
+    }
+    let (stdout_r, stdout_w) = cloexec_pipe().map_err(pipes_err)?;
+    let (stderr_r, stderr_w) = cloexec_pipe().map_err(pipes_err)?;
+
+    if let Err(why) = check_executable(&contract.program) {
+        return Ok(RunOutcome {
+            outputs: Vec::new(),
+            exit: Exit::SpawnError(why),
+            run_time: Duration::ZERO,
+            pgid: None,
+            outputs_dropped: false,
+        });
+    }
+
+    // 2. Spawn.
+    let moves: Vec<(RawFd, RawFd)> =
+        child_ends.iter().enumerate().map(|(k, fd)| (fd.as_raw_fd(), FIRST_USER_FD + k as RawFd)).collect();
+    let scratch = moves.iter().map(|m| m.0).max().unwrap_or(0).max(FIRST_USER_FD + moves.len() as RawFd) + 1;
+    let parent = nix::unistd::getpid().as_raw();
+    let mut cmd = tokio::process::Command::new(&contract.program);
+    cmd.args(&contract.args)
+        .current_dir(&contract.cwd)
+        .env_clear()
+        .envs(CONTRACT_ENV)
+        .stdin(Stdio::from(stdin_r))
+        .stdout(Stdio::from(stdout_w))
+        .stderr(Stdio::from(stderr_w))
+        .kill_on_drop(true);
+    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
+    // system calls on plain integers it owns (see `child_setup`); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || child_setup(&moves, scratch, parent));
+    }
+    let started = Instant::now();
+    let spawned = cmd.spawn();
+    // The contract's pipe ends must be closed here, or it would never see EOF on them.
+    drop(cmd);
+    drop(child_ends);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            return Ok(RunOutcome {
+                outputs: Vec::new(),
+                exit: Exit::SpawnError(e.to_string()),
+                run_time: started.elapsed(),
+                pgid: None,
+                outputs_dropped: false,
+            });
+        }
+    };
+    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    on_spawn(pgid);
+
+    // 3. Concurrent I/O.
+    let stop_reading = CancellationToken::new();
+    let mut writers = Vec::with_capacity(feeds.len());
+    for feed in feeds {
+        writers.push(tokio::spawn(stream_rest(feed)));
+    }
+    let budget = Arc::new(AtomicU64::new(0));
+    let overflow = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::with_capacity(out_ends.len());
+    for fd in out_ends {
+        readers.push(tokio::spawn(read_output(fd, budget.clone(), overflow.clone(), stop_reading.clone())));
+    }
+    let mut loggers = Vec::with_capacity(2);
+    for (fd, stream) in [(stdout_r, "stdout"), (stderr_r, "stderr")] {
+        loggers.push(tokio::spawn(log_lines(fd, seq, stream, stop_reading.clone())));
+    }
+
+    // 4. Wait, time out, kill, reap.
+    enum Ended {
+        Exited(std::io::Result<std::process::ExitStatus>),
+        TimedOut,
+        Cancelled,
+    }
+    let ended = tokio::select! {
+        status = child.wait() => Ended::Exited(status),
+        () = tokio::time::sleep(contract.timeout) => Ended::TimedOut,
+        () = cancel.cancelled() => Ended::Cancelled,
+    };
+    let (status, timed_out, cancelled) = match ended {
+        Ended::Exited(status) => (status, false, false),
+        Ended::TimedOut => {
+            kill_group(pgid);
+            (child.wait().await, true, false)
+        }
+        Ended::Cancelled => {
+            kill_group(pgid);
+            (child.wait().await, false, true)
+        }
+    };
+    let run_time = started.elapsed();
+    // Whatever the main process left behind in its group dies with it.
+    kill_group(pgid);
+    reap_group(pgid, DRAIN_GRACE).await;
+    for writer in &writers {
+        writer.abort();
+    }
+    let drained = async {
+        let mut outputs = Vec::with_capacity(readers.len());
+        for reader in &mut readers {
+            outputs.push(reader.await.unwrap_or_default());
+        }
+        outputs
+    };
+    let outputs = match tokio::time::timeout(DRAIN_GRACE, drained).await {
+        Ok(outputs) => outputs,
+        Err(_) => {
+            tracing::warn!(seq, "a descendant of the contract outside its process group still holds an output pipe; stopped reading");
+            stop_reading.cancel();
+            let mut outputs = Vec::with_capacity(readers.len());
+            for reader in readers {
+                outputs.push(reader.await.unwrap_or_default());
+            }
+            outputs
+        }
+    };
+    stop_reading.cancel();
+    for logger in loggers {
+        let _ = logger.await;
+    }
+    if cancelled {
+        return Err(RunError::Cancelled);
+    }
+    let exit = match (timed_out, status) {
+        (true, _) => Exit::TimedOut,
+        (_, Ok(status)) => match (status.code(), status.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(signal)) => Exit::Signal(signal),
+            (None, None) => Exit::SpawnError(format!("unknown exit status {status:?}")),
+        },
+        (_, Err(e)) => Exit::SpawnError(format!("cannot wait for the contract: {e}")),
+    };
+    let outputs_dropped = overflow.load(Ordering::Relaxed);
+    let outputs = if outputs_dropped {
+        tracing::warn!(seq, limit = MAX_ROUND_OUTPUT, "the contract wrote more than the round's output limit; outputs dropped");
+        Vec::new()
+    } else {
+        users.iter().zip(outputs).filter(|(_, out)| !out.is_empty()).map(|(u, out)| (u.pubkey, out)).collect()
+    };
+    Ok(RunOutcome { outputs, exit, run_time, pgid: Some(pgid), outputs_dropped })
+}
+
+fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
+}
+
+/// Writes as much of `chunks` into the pipe as it takes without blocking, enlarging the pipe
+/// when that lets everything in. Returns `None` (and closes the pipe) when all was written.
+fn prefill(fd: OwnedFd, chunks: &[Bytes]) -> std::io::Result<Option<Feed>> {
+    let total: usize = chunks.iter().map(Bytes::len).sum();
+    if total > DEFAULT_PIPE {
+        // Best effort: the limits of pipe memory may refuse; then the rest is streamed.
+        let _ = fcntl(&fd, FcntlArg::F_SETPIPE_SZ(total.min(MAX_PREFILL_PIPE) as i32));
+    }
+    let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
+    fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut off = 0;
+        while off < chunk.len() {
+            match nix::unistd::write(&fd, &chunk[off..]) {
+                Ok(n) => off += n,
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    let mut rest = Vec::with_capacity(chunks.len() - i);
+                    rest.push(chunk.slice(off..));
+                    rest.extend(chunks[i + 1..].iter().cloned());
+                    return Ok(Some(Feed { fd, rest }));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Streams what did not fit into the pipe while the contract runs; stops quietly when the
+/// contract closed its end.
+async fn stream_rest(feed: Feed) {
+    let Ok(mut tx) = pipe::Sender::from_owned_fd(feed.fd) else { return };
+    for chunk in feed.rest {
+        if tx.write_all(&chunk).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads one user's output until EOF (or until told to stop), within the round's budget.
+async fn read_output(
+    fd: OwnedFd,
+    budget: Arc<AtomicU64>,
+    overflow: Arc<AtomicBool>,
+    stop: CancellationToken,
+) -> Vec<u8> {
+    let Ok(mut rx) = pipe::Receiver::from_owned_fd(fd) else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::select! {
+            r = rx.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
+            () = stop.cancelled() => break,
+        };
+        let used = budget.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if used > MAX_ROUND_OUTPUT {
+            overflow.store(true, Ordering::Relaxed);
+            out = Vec::new();
+        } else if !overflow.load(Ordering::Relaxed) {
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+    out
+}
+
+/// Logs the contract's stdout or stderr line by line, never to users.
+async fn log_lines(fd: OwnedFd, seq: u64, stream: &'static str, stop: CancellationToken) {
+    let Ok(mut rx) = pipe::Receiver::from_owned_fd(fd) else { return };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut lines = 0u64;
+    let emit = |line: &[u8], lines: &mut u64| {
+        *lines += 1;
+        if *lines <= MAX_LOG_LINES {
+            tracing::info!(target: "contract", seq, stream, "{}", String::from_utf8_lossy(line));
+        } else if *lines == MAX_LOG_LINES + 1 {
+            tracing::warn!(target: "contract", seq, stream, "more output than {MAX_LOG_LINES} lines this round; the rest is not logged");
+        }
+    };
+    loop {
+        let n = tokio::select! {
+            r = rx.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
+            () = stop.cancelled() => break,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let mut start = 0;
+        while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
+            emit(&pending[start..start + pos], &mut lines);
+            start += pos + 1;
+        }
+        pending.drain(..start);
+        while pending.len() >= MAX_LOG_LINE {
+            emit(&pending[..MAX_LOG_LINE], &mut lines);
+            pending.drain(..MAX_LOG_LINE);
+        }
+    }
+    if !pending.is_empty() {
+        emit(&pending, &mut lines);
+    }
+}
+
+/// Refuses before forking what `exec` would refuse, so the error is reported as such.
+fn check_executable(program: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(program) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(()),
+        Ok(_) => Err(format!("{} is not an executable file", program.display())),
+        Err(e) => Err(format!("{}: {e}", program.display())),
+    }
+}
+
+/// Runs in the forked child before `exec`: new session, death signal, fds in place.
+///
+/// `moves` lists (current fd, fd the contract must see it as); `scratch` is an fd number above
+/// all of both, where the ends are parked first so that no move overwrites a later source.
+fn child_setup(moves: &[(RawFd, RawFd)], scratch: RawFd, parent: libc::pid_t) -> std::io::Result<()> {
+    let check = |r: libc::c_int| if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
+    // SAFETY: plain system calls on integers; all are async-signal-safe and valid in the child
+    // between fork and exec. Every fd named is one this child holds (inherited or made here).
+    unsafe {
+        check(libc::setsid())?;
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0))?;
+        if libc::getppid() != parent {
+            // execd died between fork and prctl: the death signal would never come.
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        for (k, (from, _)) in moves.iter().enumerate() {
+            check(libc::dup2(*from, scratch + k as RawFd))?;
+        }
+        for (k, (_, to)) in moves.iter().enumerate() {
+            check(libc::dup2(scratch + k as RawFd, *to))?;
+        }
+        let first_unlisted = (FIRST_USER_FD + moves.len() as RawFd) as libc::c_uint;
+        // Everything above the listed fds closes at exec, whatever flags it had.
+        if libc::close_range(first_unlisted, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) < 0 {
+            for k in 0..moves.len() {
+                libc::close(scratch + k as RawFd);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `SIGKILL` to a process group; a group that is already gone is fine.
+pub fn kill_group(pgid: i32) {
+    if pgid > 1 {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
+/// Reaps the group's processes that are execd's children (the ones it adopted as subreaper),
+/// waiting for killed ones to die, at most `within`.
+async fn reap_group(pgid: i32, within: Duration) {
+    if pgid <= 1 {
+        return;
+    }
+    let deadline = Instant::now() + within;
+    loop {
+        match waitpid(Pid::from_raw(-pgid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {
+                if Instant::now() >= deadline {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Makes execd the reaper of its contract's orphaned descendants, so that it can reap them.
+pub fn become_subreaper() -> nix::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)
+}
+
+/// Raises the soft limit of open files to the hard limit: a round holds four fds per user.
+pub fn raise_nofile_limit() -> nix::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard)
+}
+
+/// Makes sure fds 0, 1 and 2 are open (on /dev/null if not), so that no pipe ever gets one of
+/// those numbers.
+pub fn ensure_std_fds() -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    loop {
+        let file = std::fs::File::open("/dev/null")?;
+        if file.as_raw_fd() > 2 {
+            return Ok(());
+        }
+        // It filled a gap among 0..=2: keep it open for the life of the process.
+        let _ = file.into_raw_fd();
+    }
+}
+
+/// Asks for SIGTERM when the parent (the supervisor) dies; false if it is already gone.
+pub fn die_with_parent() -> nix::Result<bool> {
+    let parent = nix::unistd::getppid();
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
+    Ok(nix::unistd::getppid() == parent && parent.as_raw() != 1)
+}
+
+/// The pids in a process group or session, zombies included (from `/proc`).
+pub fn processes_where(field: ProcField, id: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut pids = Vec::new();
+    for item in dir.flatten() {
+        let Some(pid) = item.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(item.path().join("stat")) else { continue };
+        // Fields after the command name, which is in parentheses and may contain anything.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let value = match field {
+            ProcField::Pgrp => fields.get(2),
+            ProcField::Session => fields.get(3),
+        };
+        if value.and_then(|v| v.parse::<i32>().ok()) == Some(id) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Which id [`processes_where`] matches.
+#[derive(Debug, Clone, Copy)]
+pub enum ProcField {
+    Pgrp,
+    Session,
+}
+
+/// Kills every process of a session (a contract left behind by an execd that was killed) and
+/// waits, at most `within`, until none is alive. Returns how many were found.
+pub fn kill_session(sid: i32, within: Duration) -> usize {
+    if sid <= 1 || sid == nix::unistd::getpid().as_raw() {
+        return 0;
+    }
+    let found = processes_where(ProcField::Session, sid);
+    for pid in &found {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let alive = processes_where(ProcField::Session, sid).into_iter().any(|pid| !is_gone_or_zombie(pid));
+        if !alive {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    found.len()
+}
+
+/// Whether a process is a zombie (exited, not yet reaped) or gone.
+pub fn is_gone_or_zombie(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) == Some("Z"),
+        Err(_) => true,
+    }
+}

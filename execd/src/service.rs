@@ -1,0 +1,166 @@
+//! The `Exec` gRPC service (proto/hotpocket/v1/execd.proto): each handler validates the request,
+//! turns it into a typed call, sends it to the engine's thread and maps the outcome to a reply
+//! or a status.
+//!
+//! Status codes consensusd acts on:
+//! - `FAILED_PRECONDITION`: `Execute` out of order (the message names both seqs), no recorded
+//!   result for the seq asked again, a chunk whose content changed, a staged state whose hash
+//!   is not the requested one.
+//! - `DATA_LOSS`: the committed copy does not match its record: fetch the state from peers
+//!   (`StageStateChunk` + `ApplyStagedState` still work).
+//! - `INVALID_ARGUMENT`: a malformed request or a refused state path.
+//! - `UNAVAILABLE`: execd is shutting down; retry after it restarts.
+
+use crate::convert;
+use crate::engine::{EngineError, EngineGone, EngineHandle, MAX_CHUNK};
+use crate::runner::RunError;
+use crate::sync::SyncError;
+use hp_proto::v1;
+use hp_proto::v1::exec_server::{Exec, ExecServer};
+use std::future::Future;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::{Request, Response, Status};
+
+/// The `Exec` service over an engine.
+pub struct ExecService {
+    engine: EngineHandle,
+}
+
+impl ExecService {
+    pub fn new(engine: EngineHandle) -> Self {
+        Self { engine }
+    }
+
+    /// The tonic server for this service, with the local message size limits.
+    pub fn into_server(self) -> ExecServer<Self> {
+        ExecServer::new(self)
+            .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
+            .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
+    }
+}
+
+/// Serves the `Exec` service on `incoming` until `shutdown` completes.
+pub async fn serve(
+    incoming: UnixListenerStream,
+    engine: EngineHandle,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(ExecService::new(engine).into_server())
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+fn status(e: EngineError) -> Status {
+    let text = e.to_string();
+    match e {
+        EngineError::DataLoss { .. } => Status::data_loss(text),
+        EngineError::OutOfOrder { .. }
+        | EngineError::NoRecordedResult { .. }
+        | EngineError::ContentChanged { .. }
+        | EngineError::HashMismatch { .. } => Status::failed_precondition(text),
+        EngineError::Invalid(_) | EngineError::NotUtf8 { .. } => Status::invalid_argument(text),
+        EngineError::NotFound { .. } => Status::not_found(text),
+        EngineError::Sync(SyncError::Snapshot(_)) => Status::internal(text),
+        EngineError::Sync(SyncError::NotStaged { .. } | SyncError::WrongSize { .. }) => {
+            Status::failed_precondition(text)
+        }
+        EngineError::Sync(_) => Status::invalid_argument(text),
+        EngineError::Run(RunError::Cancelled) => Status::unavailable(text),
+        EngineError::Run(_)
+        | EngineError::RestoreFailed { .. }
+        | EngineError::Runtime(_)
+        | EngineError::Snapshot(_)
+        | EngineError::Hash(_) => Status::internal(text),
+    }
+}
+
+fn gone(e: EngineGone) -> Status {
+    Status::unavailable(e.to_string())
+}
+
+fn hash32(bytes: &[u8], field: &str) -> Result<[u8; 32], Status> {
+    bytes.try_into().map_err(|_| Status::invalid_argument(format!("{field} must be 32 bytes, got {}", bytes.len())))
+}
+
+#[tonic::async_trait]
+impl Exec for ExecService {
+    async fn execute(&self, request: Request<v1::ExecuteRequest>) -> Result<Response<v1::ExecuteReply>, Status> {
+        let req = convert::execute_request(request.into_inner()).map_err(Status::invalid_argument)?;
+        let seq = req.seq;
+        let result = self.engine.call(move |engine, cancel| engine.execute(req, cancel)).await.map_err(gone)?;
+        match result {
+            Ok(result) => Ok(Response::new(convert::reply_to_proto(&result))),
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "Execute refused");
+                Err(status(e))
+            }
+        }
+    }
+
+    async fn state_info(&self, _: Request<v1::StateInfoRequest>) -> Result<Response<v1::StateInfoReply>, Status> {
+        let info = self.engine.call(|engine, _| engine.state_info()).await.map_err(gone)?.map_err(status)?;
+        Ok(Response::new(v1::StateInfoReply {
+            seq: info.seq.unwrap_or(0),
+            has_seq: info.seq.is_some(),
+            state_hash: info.state_hash.to_vec().into(),
+        }))
+    }
+
+    async fn state_manifest(
+        &self,
+        _: Request<v1::StateManifestRequest>,
+    ) -> Result<Response<v1::StateManifestReply>, Status> {
+        let (info, entries) = self.engine.call(|engine, _| engine.manifest()).await.map_err(gone)?.map_err(status)?;
+        let entries = entries.iter().map(convert::entry_to_proto).collect::<Result<Vec<_>, _>>().map_err(status)?;
+        Ok(Response::new(v1::StateManifestReply {
+            seq: info.seq.unwrap_or(0),
+            state_hash: info.state_hash.to_vec().into(),
+            entries,
+        }))
+    }
+
+    async fn read_state_chunk(
+        &self,
+        request: Request<v1::ReadStateChunkRequest>,
+    ) -> Result<Response<v1::ReadStateChunkReply>, Status> {
+        let req = request.into_inner();
+        let length = req.length.min(MAX_CHUNK);
+        let (data, eof) = self
+            .engine
+            .call(move |engine, _| engine.read_chunk(&req.path, &req.content_hash, req.offset, length))
+            .await
+            .map_err(gone)?
+            .map_err(status)?;
+        Ok(Response::new(v1::ReadStateChunkReply { data: data.into(), eof }))
+    }
+
+    async fn stage_state_chunk(
+        &self,
+        request: Request<v1::StageStateChunkRequest>,
+    ) -> Result<Response<v1::StageStateChunkReply>, Status> {
+        let req = request.into_inner();
+        self.engine
+            .call(move |engine, _| engine.stage_chunk(&req.path, req.offset, &req.data, req.reset))
+            .await
+            .map_err(gone)?
+            .map_err(status)?;
+        Ok(Response::new(v1::StageStateChunkReply {}))
+    }
+
+    async fn apply_staged_state(
+        &self,
+        request: Request<v1::ApplyStagedStateRequest>,
+    ) -> Result<Response<v1::ApplyStagedStateReply>, Status> {
+        let req = request.into_inner();
+        let state_hash = hash32(&req.state_hash, "ApplyStagedStateRequest.state_hash")?;
+        let entries = req.entries.into_iter().map(convert::wire_entry).collect();
+        let seq = req.seq;
+        self.engine
+            .call(move |engine, _| engine.apply_staged(seq, state_hash, entries))
+            .await
+            .map_err(gone)?
+            .map_err(status)?;
+        Ok(Response::new(v1::ApplyStagedStateReply {}))
+    }
+}

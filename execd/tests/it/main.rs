@@ -1,0 +1,13 @@
+//! hp-execd's integration tests: one binary, a module per topic. Contracts are written in C
+//! (contracts/contract.c) and compiled once per run with `cc`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod crash;
+mod headers;
+mod io;
+mod overhead;
+mod process;
+mod state_hash;
+mod state_sync;
+mod support;

@@ -1,0 +1,18 @@
+//! `hotpocket new <dir> [--contract PATH]`.
+
+use super::CommandError;
+use crate::cli::NewArgs;
+
+pub fn run(args: &NewArgs) -> Result<(), CommandError> {
+    let cfg = hp_cfg::create::new_contract_dir(&args.dir, args.contract.as_deref())?;
+    println!("created contract directory {}", args.dir.display());
+    println!("  public key  {}", cfg.key.public_hex());
+    println!("  contract    {}", cfg.binary);
+    println!("  peer port   {}", cfg.peerport);
+    match cfg.pubport {
+        Some(port) => println!("  user port   {port}"),
+        None => println!("  user port   none (validator only)"),
+    }
+    println!("start it with: hotpocket run {}", args.dir.display());
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! `hotpocket run <dir> [--log-format json|text]`: validates the config, prepares `run/` and
+//! runs the supervisor until SIGTERM/SIGINT.
+
+use super::CommandError;
+use crate::cli::RunArgs;
+use crate::supervisor::{self, Options, Timing, rundir, spawn};
+use hp_cfg::{Config, ContractDir};
+
+pub async fn run(args: &RunArgs) -> Result<(), CommandError> {
+    // Signals first: a SIGTERM that arrives while the daemons start must still stop them.
+    let shutdown = hp_daemon::shutdown::on_signals()
+        .map_err(|source| CommandError::Io { what: "cannot install signal handlers".into(), source })?;
+    let config = Config::load(&ContractDir::new(&args.dir).config_file())?;
+    let log_format = args.log_format.map_or(config.logformat, Into::into);
+    hp_daemon::logging::init("supervisor", &config.loglevel, log_format);
+
+    let root = std::fs::canonicalize(&args.dir)
+        .map_err(|source| CommandError::Io { what: format!("cannot resolve {}", args.dir.display()), source })?;
+    let dir = ContractDir::new(root);
+    let bin_dir = spawn::default_bin_dir()
+        .map_err(|source| CommandError::Io { what: "cannot find the daemons' folder".into(), source })?;
+    let binaries = spawn::Binaries::locate(&bin_dir)?;
+    let _run_dir = rundir::prepare(&dir)?;
+    let options = Options { dir, binaries, log_format, timing: Timing::default() };
+    supervisor::run(options, shutdown).await?;
+    Ok(())
+}

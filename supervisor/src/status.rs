@@ -1,0 +1,129 @@
+//! The node status as `hotpocket status` prints it (DESIGN.md §8): the exact `--json` object and
+//! a readable text form, converted explicitly from the control socket's `NodeStatus`.
+
+use hp_proto::v1::{ComponentStatus, NodeStatus};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// One component, as printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentView {
+    pub pid: u32,
+    pub state: String,
+    pub restarts: u32,
+}
+
+/// The three components, in the fixed order of the JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Components {
+    pub userd: ComponentView,
+    pub consensusd: ComponentView,
+    pub execd: ComponentView,
+}
+
+/// `{"lcl_seq":N,"lcl_hash":"hex","state_hash":"hex","peers":K,"users":U,"components":{...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusView {
+    pub lcl_seq: u64,
+    pub lcl_hash: String,
+    pub state_hash: String,
+    pub peers: u32,
+    pub users: u32,
+    pub components: Components,
+}
+
+/// The control socket's answer lacked something `status` must print.
+#[derive(Debug, thiserror::Error)]
+#[error("NodeStatus.components has no entry for `{0}`")]
+pub struct MissingComponent(pub &'static str);
+
+fn component(list: &[ComponentStatus], name: &'static str) -> Result<ComponentView, MissingComponent> {
+    let c = list.iter().find(|c| c.name == name).ok_or(MissingComponent(name))?;
+    Ok(ComponentView { pid: c.pid, state: c.state.clone(), restarts: c.restarts })
+}
+
+impl TryFrom<NodeStatus> for StatusView {
+    type Error = MissingComponent;
+    fn try_from(s: NodeStatus) -> Result<Self, Self::Error> {
+        Ok(Self {
+            lcl_seq: s.lcl_seq,
+            lcl_hash: hex::encode(&s.lcl_hash),
+            state_hash: hex::encode(&s.state_hash),
+            peers: s.peers,
+            users: s.users,
+            components: Components {
+                userd: component(&s.components, "userd")?,
+                consensusd: component(&s.components, "consensusd")?,
+                execd: component(&s.components, "execd")?,
+            },
+        })
+    }
+}
+
+impl StatusView {
+    /// The one-line JSON object of `status --json`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The readable form of `status`.
+    pub fn to_text(&self) -> String {
+        let or_none = |h: &str| if h.is_empty() { "-".to_string() } else { h.to_string() };
+        let mut out = String::new();
+        let _ = writeln!(out, "last closed ledger  {}", self.lcl_seq);
+        let _ = writeln!(out, "ledger hash         {}", or_none(&self.lcl_hash));
+        let _ = writeln!(out, "state hash          {}", or_none(&self.state_hash));
+        let _ = writeln!(out, "peers               {}", self.peers);
+        let _ = writeln!(out, "users               {}", self.users);
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{:<12} {:>8}  {:<11} {:>8}", "component", "pid", "state", "restarts");
+        let c = &self.components;
+        for (name, v) in [("userd", &c.userd), ("consensusd", &c.consensusd), ("execd", &c.execd)] {
+            let pid = if v.pid == 0 { "-".to_string() } else { v.pid.to_string() };
+            let _ = writeln!(out, "{name:<12} {pid:>8}  {:<11} {:>8}", v.state, v.restarts);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn sample() -> NodeStatus {
+        let comp = |name: &str, pid| ComponentStatus { name: name.into(), pid, state: "running".into(), restarts: 1 };
+        NodeStatus {
+            lcl_seq: 7,
+            lcl_hash: vec![0xab, 0x01].into(),
+            state_hash: vec![0xff].into(),
+            peers: 2,
+            users: 3,
+            components: vec![comp("execd", 30), comp("userd", 10), comp("consensusd", 20)],
+        }
+    }
+
+    #[test]
+    fn json_has_the_fixed_shape_and_order() {
+        let view = StatusView::try_from(sample()).unwrap();
+        assert_eq!(
+            view.to_json(),
+            r#"{"lcl_seq":7,"lcl_hash":"ab01","state_hash":"ff","peers":2,"users":3,"components":{"userd":{"pid":10,"state":"running","restarts":1},"consensusd":{"pid":20,"state":"running","restarts":1},"execd":{"pid":30,"state":"running","restarts":1}}}"#
+        );
+    }
+
+    #[test]
+    fn text_lists_every_component() {
+        let text = StatusView::try_from(sample()).unwrap().to_text();
+        for word in ["userd", "consensusd", "execd", "ab01", "running"] {
+            assert!(text.contains(word), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_missing_component_is_named() {
+        let mut s = sample();
+        s.components.retain(|c| c.name != "execd");
+        assert_eq!(StatusView::try_from(s).unwrap_err().to_string(), "NodeStatus.components has no entry for `execd`");
+    }
+}

@@ -1,0 +1,5 @@
+//! Whole-node tests with real processes. Each module is one topic; each test starts its own
+//! cluster on its own ports and kills it when done, also on failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod single_node;

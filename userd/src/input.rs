@@ -1,0 +1,38 @@
+//! Input frames (DESIGN.md §3 steps 4–5): after the handshake every frame a user sends, text or
+//! binary, is one input, byte for byte. It passes the limits, goes to consensusd as a
+//! `SubmitInput`, and the user hears back only if it was not accepted.
+
+use crate::frame;
+use crate::limits::InputLimits;
+use crate::session::{Ack, SessionHandle};
+use bytes::Bytes;
+use hp_cfg::PublicKeyHex;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Checks one input against the limits and hands it to the session. Returns the reason to send
+/// the user at once (a limit), or a future that resolves to the reason to send later (`None`
+/// when consensusd accepted it).
+pub async fn submit(
+    limits: &InputLimits,
+    session: &SessionHandle,
+    user: PublicKeyHex,
+    data: Bytes,
+    ack_timeout: Duration,
+) -> Result<impl Future<Output = Option<String>> + use<>, String> {
+    limits.check(user, data.len(), Instant::now()).map_err(|e| e.to_string())?;
+    let answer = session.submit(user, data).await;
+    Ok(await_ack(answer, ack_timeout))
+}
+
+/// Every inter-process call has a deadline (DESIGN.md §1): an input whose ack does not come in
+/// time is reported to the user as unconfirmed.
+async fn await_ack(answer: oneshot::Receiver<Ack>, limit: Duration) -> Option<String> {
+    match tokio::time::timeout(limit, answer).await {
+        Ok(Ok(Ack::Accepted)) => None,
+        Ok(Ok(Ack::Refused(reason))) => Some(frame::refused(&reason)),
+        Ok(Ok(Ack::Unavailable)) | Ok(Err(_)) => Some(frame::CONSENSUS_UNAVAILABLE.to_string()),
+        Err(_) => Some(frame::ack_timeout(limit)),
+    }
+}

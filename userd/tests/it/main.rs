@@ -1,0 +1,13 @@
+//! hp-userd driven in-process against a fake consensusd: one module per topic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod binary_mode;
+mod daemon;
+mod handshake;
+mod helo_property;
+mod limits;
+mod listen;
+mod registry;
+mod robustness;
+mod session;
+mod support;
