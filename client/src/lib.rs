@@ -89,9 +89,8 @@ impl Client {
     /// handshake is [`ClientError::Refused`] with the node's reason. No timeout of its own:
     /// wrap it in `tokio::time::timeout` as needed.
     pub async fn connect(url: &str, key: &SigningKey) -> Result<Self, ClientError> {
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_OUTPUT_BYTES))
-            .max_frame_size(Some(MAX_OUTPUT_BYTES));
+        let config =
+            WebSocketConfig::default().max_message_size(Some(MAX_OUTPUT_BYTES)).max_frame_size(Some(MAX_OUTPUT_BYTES));
         let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
             .await
             .map_err(|e| ClientError::Connect { url: url.to_string(), reason: describe(&e) })?;
@@ -240,7 +239,9 @@ async fn read_challenge(ws: &mut Ws) -> Result<String, ClientError> {
         let text = match message? {
             Message::Text(text) => text,
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-            Message::Binary(_) => return Err(ClientError::Protocol("the first frame is binary, not the challenge".into())),
+            Message::Binary(_) => {
+                return Err(ClientError::Protocol("the first frame is binary, not the challenge".into()));
+            }
             Message::Close(_) => return Err(ClientError::Closed(None)),
         };
         if let Some(reason) = parse_error_frame(text.as_str()) {
@@ -302,6 +303,7 @@ pub fn key_from_hex(text: &str) -> Result<SigningKey, ClientError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -209,7 +209,8 @@ impl Node {
     /// SIGTERM, then waits for a clean exit; returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.process.take()?;
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
         let status = wait_until("node to stop", Duration::from_secs(10), || child.try_wait().ok().flatten());
         status.code()
     }
@@ -258,7 +259,8 @@ impl Node {
 
     /// `hotpocket verify`: exit code and output.
     pub fn verify(&self) -> (i32, String) {
-        let out = Command::new(bin("hotpocket")).arg("verify").arg(&self.dir).output().unwrap_or_else(|e| panic!("{e}"));
+        let out =
+            Command::new(bin("hotpocket")).arg("verify").arg(&self.dir).output().unwrap_or_else(|e| panic!("{e}"));
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         (out.status.code().unwrap_or(-1), text)
     }

@@ -12,6 +12,7 @@
 pub mod bins;
 pub mod cluster;
 pub mod ports;
+pub mod user;
 pub mod wait;
 
 pub use cluster::{Cluster, ClusterOptions, Node};

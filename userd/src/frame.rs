@@ -31,12 +31,24 @@ pub fn refused(reason: &str) -> String {
 pub const CONSENSUS_UNAVAILABLE: &str =
     "input not accepted: the node's consensus service is unavailable; send it again later";
 
+/// The reason sent for an input handed to consensusd when the session broke before its ack.
+pub const SESSION_BROKE: &str = "input not confirmed: the connection to the node's consensus service broke; \
+     it may or may not be processed";
+
+/// The reason sent when the session cannot take more inputs in time.
+pub const BUSY: &str = "input not accepted: the node is too busy; send it again later";
+
 /// The reason sent when consensusd did not answer an input in time.
 pub fn ack_timeout(after: Duration) -> String {
     format!(
-        "input not confirmed: the node's consensus service did not answer within {} s; it may or may not be processed",
-        after.as_secs()
+        "input not confirmed: the node's consensus service did not answer within {}; it may or may not be processed",
+        span(after)
     )
+}
+
+/// "10 s", or "300 ms" when not whole seconds.
+fn span(d: Duration) -> String {
+    if d.subsec_millis() == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
 }
 
 /// The reason sent to a connection that a newer one with the same key replaces (§3 step 5).
@@ -44,10 +56,11 @@ pub const REPLACED: &str = "replaced by a newer connection with the same public 
 
 /// The reason sent when the handshake is not completed in time.
 pub fn handshake_timeout(after: Duration) -> String {
-    format!("handshake not completed within {} ms", after.as_millis())
+    format!("handshake not completed within {}", span(after))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -143,6 +143,7 @@ fn hex_field<const N: usize>(field: &'static str, text: &str) -> Result<[u8; N],
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use ed25519_dalek::{Signer, SigningKey};
@@ -157,8 +158,10 @@ mod tests {
     }
 
     fn helo(challenge: &str, pubkey: &str, sig: &str) -> Vec<u8> {
-        format!(r#"{{"type":"helo","challenge":"{challenge}","pubkey":"{pubkey}","sig":"{sig}","timestamp":1700000000}}"#)
-            .into_bytes()
+        format!(
+            r#"{{"type":"helo","challenge":"{challenge}","pubkey":"{pubkey}","sig":"{sig}","timestamp":1700000000}}"#
+        )
+        .into_bytes()
     }
 
     /// DESIGN.md §3, first test vector: the seed signs the challenge text to the given sig.
@@ -200,20 +203,33 @@ mod tests {
     #[test]
     fn each_strict_check_has_its_own_reason() {
         let other = Challenge::from_bytes([7; 16]);
+        let issued = issued();
         let cases: Vec<(Vec<u8>, &Challenge, HeloError)> = vec![
-            (b"not json".to_vec(), &issued(), HeloError::NotJson(String::new())),
-            (b"[1,2]".to_vec(), &issued(), HeloError::NotAnObject),
-            (br#"{"type":"hello"}"#.to_vec(), &issued(), HeloError::WrongType("hello".into())),
-            (br#"{"challenge":"x"}"#.to_vec(), &issued(), HeloError::Missing("type")),
-            (br#"{"type":5}"#.to_vec(), &issued(), HeloError::NotAString("type")),
-            (helo(&CHALLENGE[1..], PUBKEY, SIG), &issued(), HeloError::Length { field: "challenge", expected: 32, found: 31 }),
-            (helo(CHALLENGE, &format!("{PUBKEY};ab"), SIG), &issued(), HeloError::Length { field: "pubkey", expected: 64, found: 67 }),
-            (helo(CHALLENGE, &format!("zz{}", &PUBKEY[2..]), SIG), &issued(), HeloError::NotHex("pubkey")),
-            (helo(CHALLENGE, PUBKEY, &format!("{SIG} ")), &issued(), HeloError::Length { field: "sig", expected: 128, found: 129 }),
-            (helo(CHALLENGE, PUBKEY, &SIG.replace('f', "g")), &issued(), HeloError::NotHex("sig")),
+            (b"not json".to_vec(), &issued, HeloError::NotJson(String::new())),
+            (b"[1,2]".to_vec(), &issued, HeloError::NotAnObject),
+            (br#"{"type":"hello"}"#.to_vec(), &issued, HeloError::WrongType("hello".into())),
+            (br#"{"challenge":"x"}"#.to_vec(), &issued, HeloError::Missing("type")),
+            (br#"{"type":5}"#.to_vec(), &issued, HeloError::NotAString("type")),
+            (
+                helo(&CHALLENGE[1..], PUBKEY, SIG),
+                &issued,
+                HeloError::Length { field: "challenge", expected: 32, found: 31 },
+            ),
+            (
+                helo(CHALLENGE, &format!("{PUBKEY};ab"), SIG),
+                &issued,
+                HeloError::Length { field: "pubkey", expected: 64, found: 67 },
+            ),
+            (helo(CHALLENGE, &format!("zz{}", &PUBKEY[2..]), SIG), &issued, HeloError::NotHex("pubkey")),
+            (
+                helo(CHALLENGE, PUBKEY, &format!("{SIG} ")),
+                &issued,
+                HeloError::Length { field: "sig", expected: 128, found: 129 },
+            ),
+            (helo(CHALLENGE, PUBKEY, &SIG.replace('f', "g")), &issued, HeloError::NotHex("sig")),
             (helo(CHALLENGE, PUBKEY, SIG), &other, HeloError::WrongChallenge),
-            (helo(CHALLENGE, PUBKEY, &SIG.replace("68436f", "68436e")), &issued(), HeloError::BadSignature),
-            (vec![b' '; MAX_HELO_BYTES + 1], &issued(), HeloError::TooLarge(MAX_HELO_BYTES + 1)),
+            (helo(CHALLENGE, PUBKEY, &SIG.replace("68436f", "68436e")), &issued, HeloError::BadSignature),
+            (vec![b' '; MAX_HELO_BYTES + 1], &issued, HeloError::TooLarge(MAX_HELO_BYTES + 1)),
         ];
         for (frame, challenge, expected) in cases {
             let got = verify_helo(&frame, challenge).unwrap_err();
@@ -235,7 +251,9 @@ mod tests {
 
     #[test]
     fn timestamp_must_be_a_number_when_present() {
-        let text = format!(r#"{{"type":"helo","challenge":"{CHALLENGE}","pubkey":"{PUBKEY}","sig":"{SIG}","timestamp":"now"}}"#);
+        let text = format!(
+            r#"{{"type":"helo","challenge":"{CHALLENGE}","pubkey":"{PUBKEY}","sig":"{SIG}","timestamp":"now"}}"#
+        );
         assert_eq!(verify_helo(text.as_bytes(), &issued()), Err(HeloError::BadTimestamp));
         let text = format!(r#"{{"type":"helo","challenge":"{CHALLENGE}","pubkey":"{PUBKEY}","sig":"{SIG}"}}"#);
         assert!(verify_helo(text.as_bytes(), &issued()).is_ok());

@@ -22,7 +22,10 @@ pub async fn submit(
     ack_timeout: Duration,
 ) -> Result<impl Future<Output = Option<String>> + use<>, String> {
     limits.check(user, data.len(), Instant::now()).map_err(|e| e.to_string())?;
-    let answer = session.submit(user, data).await;
+    // The session's queue is bounded; a session that cannot keep up refuses rather than
+    // holding this connection's reader past the deadline.
+    let answer =
+        tokio::time::timeout(ack_timeout, session.submit(user, data)).await.map_err(|_| frame::BUSY.to_string())?;
     Ok(await_ack(answer, ack_timeout))
 }
 
@@ -33,6 +36,7 @@ async fn await_ack(answer: oneshot::Receiver<Ack>, limit: Duration) -> Option<St
         Ok(Ok(Ack::Accepted)) => None,
         Ok(Ok(Ack::Refused(reason))) => Some(frame::refused(&reason)),
         Ok(Ok(Ack::Unavailable)) | Ok(Err(_)) => Some(frame::CONSENSUS_UNAVAILABLE.to_string()),
+        Ok(Ok(Ack::Unknown)) => Some(frame::SESSION_BROKE.to_string()),
         Err(_) => Some(frame::ack_timeout(limit)),
     }
 }

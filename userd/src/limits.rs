@@ -47,11 +47,7 @@ struct Bucket {
 
 impl InputLimits {
     pub fn new(pubmaxsize: u64, pubmaxcpm: u64) -> Self {
-        Self {
-            pubmaxsize,
-            pubmaxcpm,
-            buckets: Mutex::new(Buckets { by_user: HashMap::new(), prune_at: PRUNE_FLOOR }),
-        }
+        Self { pubmaxsize, pubmaxcpm, buckets: Mutex::new(Buckets { by_user: HashMap::new(), prune_at: PRUNE_FLOOR }) }
     }
 
     pub fn pubmaxsize(&self) -> u64 {
@@ -99,6 +95,7 @@ impl Bucket {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::time::Duration;

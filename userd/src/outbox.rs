@@ -39,7 +39,10 @@ impl Default for OutboxLimits {
 pub enum Outgoing {
     Frame(Message),
     /// Optionally an error frame with this reason, then a close frame; the writer stops.
-    Close { reason: Option<String>, code: CloseCode },
+    Close {
+        reason: Option<String>,
+        code: CloseCode,
+    },
 }
 
 /// The queue was full: the connection has been dropped.
@@ -158,11 +161,8 @@ where
                         break WriterEnd::Dropped;
                     }
                 }
-                let reason = match code {
-                    CloseCode::Away => "node shutting down",
-                    CloseCode::Policy => "refused",
-                    _ => "",
-                };
+                // The error frame carries the reason; the close frame only says why in general.
+                let reason = if code == CloseCode::Away { "node shutting down" } else { "" };
                 (Message::Close(Some(CloseFrame { code, reason: reason.into() })), true)
             }
         };
@@ -191,6 +191,7 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

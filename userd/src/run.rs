@@ -97,7 +97,13 @@ impl Userd {
         let tasks = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(settings.max_connections.min(Semaphore::MAX_PERMITS)));
         for listener in listeners {
-            tasks.spawn(server::accept_loop(listener, shared.clone(), permits.clone(), tasks.clone(), shutdown.clone()));
+            tasks.spawn(server::accept_loop(
+                listener,
+                shared.clone(),
+                permits.clone(),
+                tasks.clone(),
+                shutdown.clone(),
+            ));
         }
         let status = StatusService { registry, session, listening: true };
         let mut background = vec![session_task];

@@ -11,6 +11,22 @@
 //! only says "my user's entry changed", and the session compares the registry with what it has
 //! told consensusd. So consensusd sees an exact alternation of connected/disconnected per user,
 //! never a stale event, whatever the interleaving of connections and reconnects.
+//!
+//! # What consensusd can rely on, and must do
+//! - One session at a time. Its first message is always a `UsersSnapshot`: the complete set of
+//!   users connected here, replacing whatever consensusd knew from earlier sessions.
+//! - After the snapshot, `UserConnected`/`UserDisconnected` strictly alternate per user. A
+//!   user's `SubmitInput`s come after the message that made it connected.
+//! - `request_id`s are unique for the life of one userd process only (they restart at 1 when
+//!   userd restarts): consensusd must not use them to deduplicate across sessions.
+//! - consensusd answers every `SubmitInput` with exactly one `InputAck`, `accepted` only once
+//!   the input is durable (DESIGN.md §5). userd waits `ack_timeout` (10 s by default); later,
+//!   the user is told the input is unconfirmed. A refusal's `reason` is shown to the user.
+//! - `OutputBatch` outputs for users not connected here are ignored, empty ones send no frame.
+//!   userd never blocks on a user while routing, so it keeps reading the stream.
+//! - When the stream ends or breaks, inputs awaiting an ack are reported to their users as
+//!   unconfirmed, new inputs are refused while down, and userd reconnects (backoff 50 ms
+//!   doubling to 1 s) and starts again with a fresh snapshot.
 
 use crate::registry::Registry;
 use bytes::Bytes;
@@ -68,14 +84,21 @@ pub enum Ack {
     Accepted,
     /// Refused by consensusd, with its reason for the user.
     Refused(String),
-    /// Not accepted: the session is down or broke before the ack came.
+    /// Not accepted: the session is down, so the input was never handed over.
     Unavailable,
+    /// Handed over, but the session broke before the ack came: consensusd may or may not
+    /// hold it.
+    Unknown,
 }
 
 enum Command {
     /// The registry entry of this user changed: tell consensusd if it no longer matches.
     Changed(PublicKeyHex),
-    Submit { user: PublicKeyHex, data: Bytes, reply: oneshot::Sender<Ack> },
+    Submit {
+        user: PublicKeyHex,
+        data: Bytes,
+        reply: oneshot::Sender<Ack>,
+    },
 }
 
 /// The connections' side of the session. Cheap to clone.
@@ -166,12 +189,15 @@ impl Session {
         let mut backoff = self.settings.backoff_min;
         let mut unreachable_reported = false;
         loop {
+            let started = tokio::time::Instant::now();
             let end = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 end = self.attempt() => end,
             };
             let was_up = self.up.send_replace(false);
-            if was_up {
+            // Only a session that lasted resets the backoff: one that consensusd ends at once,
+            // again and again, is retried no faster than one that cannot open.
+            if was_up && started.elapsed() >= self.settings.backoff_max {
                 backoff = self.settings.backoff_min;
                 unreachable_reported = false;
             }
@@ -225,7 +251,8 @@ impl Session {
         let mut client = client.clone();
 
         let receive = async {
-            let opened = tokio::time::timeout(settings.connect_timeout, client.user_session(ReceiverStream::new(out_rx)));
+            let opened =
+                tokio::time::timeout(settings.connect_timeout, client.user_session(ReceiverStream::new(out_rx)));
             let mut stream = match opened.await {
                 Err(_) => return AttemptEnd::ConnectTimeout,
                 Ok(Err(status)) => return AttemptEnd::ConnectFailed(status),
@@ -305,8 +332,11 @@ impl Session {
             end = receive => end,
             end = forward => end,
         };
+        // Inputs queued before the stream opened never reached consensusd; after that, an
+        // unanswered one may have.
+        let answer = if *up.borrow() { Ack::Unknown } else { Ack::Unavailable };
         for (_, reply) in lock().drain() {
-            let _ = reply.send(Ack::Unavailable);
+            let _ = reply.send(answer.clone());
         }
         end
     }

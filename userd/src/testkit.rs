@@ -35,6 +35,8 @@ struct Seen {
     current: Mutex<Option<mpsc::UnboundedSender<Result<ConsensusMessage, Status>>>>,
     /// Echo inputs as outputs (on by default).
     echo: AtomicBool,
+    /// Answer inputs with acks (on by default); off, inputs are only recorded.
+    ack: AtomicBool,
 }
 
 /// A running (or stopped) fake consensusd.
@@ -56,6 +58,7 @@ impl FakeConsensus {
     pub fn start(socket: &Path) -> std::io::Result<Self> {
         let seen = Arc::new(Seen::default());
         seen.echo.store(true, Ordering::SeqCst);
+        seen.ack.store(true, Ordering::SeqCst);
         let mut fake = Self { socket: socket.to_path_buf(), seen, running: None };
         fake.restart()?;
         Ok(fake)
@@ -132,14 +135,17 @@ impl FakeConsensus {
         self.seen.echo.store(echo, Ordering::SeqCst);
     }
 
+    /// Whether inputs are answered at all (no ack, no echo when off).
+    pub fn set_ack(&self, ack: bool) {
+        self.seen.ack.store(ack, Ordering::SeqCst);
+    }
+
     /// Sends one output to `pubkey` on the open session. False when none is open.
     pub fn push_output(&self, pubkey: [u8; 32], data: Bytes) -> bool {
         let seq = self.seen.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let batch = OutputBatch { seq, outputs: vec![UserOutput { pubkey: Bytes::copy_from_slice(&pubkey), data }] };
         let current = self.seen.current.lock().unwrap_or_else(|p| p.into_inner());
-        current
-            .as_ref()
-            .is_some_and(|tx| tx.send(Ok(ConsensusMessage { kind: Some(ToUserd::Outputs(batch)) })).is_ok())
+        current.as_ref().is_some_and(|tx| tx.send(Ok(ConsensusMessage { kind: Some(ToUserd::Outputs(batch)) })).is_ok())
     }
 }
 
@@ -172,6 +178,9 @@ impl Consensus for FakeService {
                 let Some(FromUserd::Input(input)) = message.kind else {
                     continue;
                 };
+                if !seen.ack.load(Ordering::SeqCst) {
+                    continue;
+                }
                 let refused = input.data.starts_with(REFUSE_PREFIX);
                 let reason = if refused {
                     String::from_utf8_lossy(&input.data[REFUSE_PREFIX.len()..]).into_owned()

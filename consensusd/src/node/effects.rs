@@ -176,7 +176,11 @@ impl Node {
         if seq % 64 == 0 {
             let _ = self.store.prune_pending(self.me_bytes());
         }
-        info!(seq, hash = %hex::encode(record.ledger.hash()), inputs = record.ledger.inputs.len(), "ledger closed");
+        if record.ledger.inputs.is_empty() {
+            debug!(seq, hash = %hex::encode(record.ledger.hash()), "heartbeat ledger closed");
+        } else {
+            info!(seq, hash = %hex::encode(record.ledger.hash()), inputs = record.ledger.inputs.len(), "ledger closed");
+        }
         self.last = record.ledger.clone();
         self.last_result = record.result_summary();
         self.last_progress = std::time::Instant::now();

@@ -115,6 +115,7 @@ pub struct Node {
 
     peer_status: HashMap<usize, PeerStatus>,
     catchup: catchup::CatchUp,
+    ticks: u64,
 }
 
 impl Node {
@@ -160,6 +161,7 @@ impl Node {
             pending_submits: Vec::new(),
             peer_status: HashMap::new(),
             catchup: catchup::CatchUp::default(),
+            ticks: 0,
         })
     }
 
@@ -302,6 +304,12 @@ impl Node {
     fn on_tick(&mut self) {
         self.broadcast_status();
         self.maybe_catch_up();
+        self.ticks += 1;
+        if self.ticks % 4 == 0 {
+            // Own accepted inputs still waiting: make sure every peer has them (a peer may
+            // have restarted and lost its mempool).
+            self.regossip_own_inputs();
+        }
         if self.last_progress.elapsed() > Duration::from_millis(750) {
             // Nothing moved for a while: messages may have been lost. Re-send ours.
             for message in self.core.rebroadcast() {
@@ -311,7 +319,6 @@ impl Node {
                 }
             }
             self.resend_result_vote();
-            self.regossip_own_inputs();
             self.last_progress = Instant::now();
         }
     }

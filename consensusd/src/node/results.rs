@@ -7,7 +7,7 @@ use crate::wire;
 use hp_consensus::{ResultCertificate, ResultEvent, ResultVote};
 use hp_ledger::ResultSummary;
 use hp_proto::v1 as pb;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
 impl Node {
     pub(super) fn on_executed(&mut self, done: Executed) {
@@ -103,7 +103,7 @@ impl Node {
         if seq == self.last.seq && self.last_result.is_none() {
             self.last_result = Some(summary);
             self.last_progress = std::time::Instant::now();
-            info!(seq, state_hash = %hex::encode(cert.state_hash), "result certified");
+            debug!(seq, state_hash = %hex::encode(cert.state_hash), "result certified");
             self.start_height(seq + 1);
         }
     }

@@ -2,4 +2,5 @@
 //! cluster on its own ports and kills it when done, also on failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod consensus;
 mod single_node;

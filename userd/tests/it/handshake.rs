@@ -41,12 +41,16 @@ async fn every_strict_check_refuses_with_an_error_frame_then_close() {
         ("`pubkey` must be 64 hex characters, found 67", {
             let key = key.clone();
             let pubkey = pubkey.clone();
-            Box::new(move |c: &str| helo_with(c, &format!("{pubkey};ab"), &hex::encode(key.sign(c.as_bytes()).to_bytes())))
+            Box::new(move |c: &str| {
+                helo_with(c, &format!("{pubkey};ab"), &hex::encode(key.sign(c.as_bytes()).to_bytes()))
+            })
         }),
         ("`sig` must be 128 hex characters, found 129", {
             let key = key.clone();
             let pubkey = pubkey.clone();
-            Box::new(move |c: &str| helo_with(c, &pubkey, &format!("{}0", hex::encode(key.sign(c.as_bytes()).to_bytes()))))
+            Box::new(move |c: &str| {
+                helo_with(c, &pubkey, &format!("{}0", hex::encode(key.sign(c.as_bytes()).to_bytes())))
+            })
         }),
         ("`sig` must contain only hex digits", {
             let pubkey = pubkey.clone();
@@ -108,5 +112,6 @@ async fn an_unfinished_handshake_is_closed_at_the_timeout() {
     read_challenge(&mut ws).await;
     let reason = expect_refusal(&mut ws).await;
     assert_eq!(reason, "handshake not completed within 300 ms");
+    assert_eq!(hp_userd::frame::handshake_timeout(Duration::from_secs(5)), "handshake not completed within 5 s");
     assert!(started.elapsed() < Duration::from_secs(3));
 }

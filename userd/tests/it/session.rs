@@ -4,7 +4,8 @@
 use crate::support::*;
 use hp_client::Output;
 use hp_proto::v1::userd_message::Kind;
-use hp_userd::frame::CONSENSUS_UNAVAILABLE;
+use hp_userd::frame::{CONSENSUS_UNAVAILABLE, SESSION_BROKE};
+use std::time::Duration;
 
 #[tokio::test]
 async fn a_session_opens_with_a_snapshot_then_events_in_order() {
@@ -36,7 +37,8 @@ async fn consensusd_restart_tells_users_meanwhile_then_resends_the_snapshot() {
 
     node.fake.restart().unwrap();
     eventually("the session reopens", || node.userd().session().is_up() && node.fake.sessions() == 2).await;
-    let second: Vec<_> = node.fake.messages().into_iter().filter(|(s, _)| *s == 2).filter_map(|(_, m)| m.kind).collect();
+    let second: Vec<_> =
+        node.fake.messages().into_iter().filter(|(s, _)| *s == 2).filter_map(|(_, m)| m.kind).collect();
     assert!(
         matches!(&second[0], Kind::Snapshot(s) if s.pubkeys.len() == 1 && s.pubkeys[0].as_ref() == key_bytes(&key)),
         "{second:?}"
@@ -59,4 +61,28 @@ async fn users_connected_while_consensusd_is_down_are_in_the_next_snapshot() {
     assert!(matches!(&kinds[0], Kind::Snapshot(s) if s.pubkeys.len() == 1 && s.pubkeys[0].as_ref() == key_bytes(&key)));
     client.send(b"hi").await.unwrap();
     assert_eq!(recv(&mut client).await, Some(Output::Data(b"hi".to_vec().into())));
+}
+
+#[tokio::test]
+async fn an_input_consensusd_does_not_ack_in_time_is_reported_unconfirmed() {
+    let node = Node::start_with(|s| s.connection.ack_timeout = Duration::from_millis(300)).await;
+    node.fake.set_ack(false);
+    let (_, mut client) = node.user().await;
+    client.send(b"lost?").await.unwrap();
+    let Some(Output::Error(reason)) = recv(&mut client).await else { panic!("expected an error frame") };
+    assert!(reason.contains("did not answer within 300 ms"), "{reason}");
+}
+
+#[tokio::test]
+async fn inputs_in_flight_when_consensusd_dies_are_reported_unconfirmed() {
+    let mut node = Node::start().await;
+    node.fake.set_ack(false);
+    let (_, mut client) = node.user().await;
+    client.send(b"in flight").await.unwrap();
+    eventually("consensusd holds the input", || {
+        node.fake.kinds().iter().any(|k| matches!(k, Kind::Input(i) if i.data.as_ref() == b"in flight"))
+    })
+    .await;
+    node.fake.stop();
+    assert_eq!(recv(&mut client).await, Some(Output::Error(SESSION_BROKE.into())));
 }

@@ -147,16 +147,17 @@ pub async fn read_challenge(ws: &mut Ws) -> String {
     let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
     assert_eq!(value["type"], "public_challenge");
     let challenge = value["challenge"].as_str().unwrap().to_string();
-    assert_eq!(
-        text.as_str(),
-        format!(r#"{{"hotpocket":0.1,"type":"public_challenge","challenge":"{challenge}"}}"#)
-    );
+    assert_eq!(text.as_str(), format!(r#"{{"hotpocket":0.1,"type":"public_challenge","challenge":"{challenge}"}}"#));
     challenge
 }
 
 /// A correct helo for `challenge`.
 pub fn helo(key: &SigningKey, challenge: &str) -> String {
-    helo_with(challenge, &hex::encode(key.verifying_key().to_bytes()), &hex::encode(key.sign(challenge.as_bytes()).to_bytes()))
+    helo_with(
+        challenge,
+        &hex::encode(key.verifying_key().to_bytes()),
+        &hex::encode(key.sign(challenge.as_bytes()).to_bytes()),
+    )
 }
 
 pub fn helo_with(challenge: &str, pubkey: &str, sig: &str) -> String {

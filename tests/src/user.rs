@@ -1,0 +1,48 @@
+//! Talking to a node as a user does, through the `hp-client` library.
+
+use hp_client::{Client, Output};
+use std::time::Duration;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("runtime: {e}"))
+}
+
+/// Connects with a fresh key, sends `input`, and returns the first output (panics on an error
+/// frame or after `timeout`).
+pub fn send_one(url: &str, input: &[u8], timeout: Duration) -> Vec<u8> {
+    runtime().block_on(async {
+        let key = hp_client::generate_key();
+        let mut client = Client::connect(url, &key).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        client.send(input).await.unwrap_or_else(|e| panic!("send: {e}"));
+        let output = tokio::time::timeout(timeout, client.recv()).await;
+        match output {
+            Ok(Some(Output::Data(data))) => data.to_vec(),
+            Ok(Some(Output::Error(reason))) => panic!("node refused the input: {reason}"),
+            Ok(None) => panic!("connection closed before the output came"),
+            Err(_) => panic!("no output within {timeout:?}"),
+        }
+    })
+}
+
+/// Connects one user per input to the given nodes (round robin) and sends each its input;
+/// returns each user's first output, in input order.
+pub fn send_many(urls: &[String], inputs: &[Vec<u8>], timeout: Duration) -> Vec<Vec<u8>> {
+    runtime().block_on(async {
+        let mut clients = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let url = &urls[i % urls.len()];
+            let key = hp_client::generate_key();
+            let mut client = Client::connect(url, &key).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
+            client.send(input).await.unwrap_or_else(|e| panic!("send: {e}"));
+            clients.push(client);
+        }
+        let mut outputs = Vec::new();
+        for mut client in clients {
+            match tokio::time::timeout(timeout, client.recv()).await {
+                Ok(Some(Output::Data(data))) => outputs.push(data.to_vec()),
+                other => panic!("expected an output, got {other:?}"),
+            }
+        }
+        outputs
+    })
+}
