@@ -22,7 +22,7 @@ fn main() {
             std::process::exit(exit::CONFIG);
         }
     };
-    hp_daemon::logging::init("consensusd", &cfg.loglevel, hp_daemon::logging::format_from_env());
+    hp_daemon::logging::init("consensusd", &cfg.loglevel, cfg.logformat);
     hp_daemon::process::die_with_parent();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -2,11 +2,10 @@
 
 /// Success.
 pub const OK: i32 = 0;
-/// A failure while running, or a check that found a fault (`hotpocket verify`).
+/// A failure while running, a check that found a fault (`hotpocket verify`), or "node not
+/// running" (`hotpocket status`, as DESIGN.md §8 fixes).
 pub const FAILURE: i32 = 1;
 /// Wrong command-line usage (clap's own code).
 pub const USAGE: i32 = 2;
 /// The config is missing or invalid: the node cannot start.
 pub const CONFIG: i32 = 3;
-/// The node is not running (`hotpocket status` with nobody answering).
-pub const NOT_RUNNING: i32 = 4;

@@ -142,7 +142,10 @@ mod tests {
     #[test]
     fn parses_the_design_surface() {
         let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("hotpocket").chain(args.iter().copied()));
-        assert!(matches!(parse(&["status", "d", "--json"]).unwrap().command, Command::Status(StatusArgs { json: true, .. })));
+        assert!(matches!(
+            parse(&["status", "d", "--json"]).unwrap().command,
+            Command::Status(StatusArgs { json: true, .. })
+        ));
         let Command::Restart(r) = parse(&["restart", "d", "execd"]).unwrap().command else { panic!() };
         assert_eq!(r.component, Component::Execd);
         assert!(parse(&["restart", "d", "supervisor"]).is_err());

@@ -38,7 +38,12 @@ pub fn run(args: &LedgerArgs) -> Result<(), CommandError> {
     let mut out = stdout.lock();
     let io = |source| CommandError::Io { what: "stdout".into(), source };
     if !args.json {
-        writeln!(out, "{:>8}  {:<16}  {:<16}  {:>14}  {:<16}  {:>6}  {:<16}  {:>7}", "seq", "hash", "prev_hash", "time_ms", "state_hash", "inputs", "outputs_hash", "signers").map_err(io)?;
+        writeln!(
+            out,
+            "{:>8}  {:<16}  {:<16}  {:>14}  {:<16}  {:>6}  {:<16}  {:>7}",
+            "seq", "hash", "prev_hash", "time_ms", "state_hash", "inputs", "outputs_hash", "signers"
+        )
+        .map_err(io)?;
     }
     for s in &lines {
         if args.json {

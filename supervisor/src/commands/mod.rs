@@ -10,7 +10,7 @@ pub mod run;
 pub mod status;
 pub mod verify;
 
-use crate::cli::{ClusterCommand, Cli, Command};
+use crate::cli::{Cli, ClusterCommand, Command};
 use hp_cfg::create::CreateError;
 use hp_daemon::exit;
 use std::path::PathBuf;

@@ -19,6 +19,15 @@ impl Component {
     /// no daemon loses the neighbour it is waiting on while it winds down.
     pub const STOP_ORDER: [Component; 3] = [Component::Userd, Component::Consensusd, Component::Execd];
 
+    /// The component's place in [`Component::STOP_ORDER`] (and in status listings).
+    pub fn index(self) -> usize {
+        match self {
+            Component::Userd => 0,
+            Component::Consensusd => 1,
+            Component::Execd => 2,
+        }
+    }
+
     /// The name used in the control API, in logs and as the socket's base name.
     pub fn name(self) -> &'static str {
         match self {
@@ -111,7 +120,7 @@ mod tests {
         for c in Component::START_ORDER {
             assert_eq!(c.name().parse::<Component>().ok(), Some(c));
             assert_eq!(c.binary(), format!("hp-{}", c.name()));
-            assert!(Component::STOP_ORDER.contains(&c));
+            assert_eq!(Component::STOP_ORDER[c.index()], c);
         }
         assert!("supervisor".parse::<Component>().is_err());
     }

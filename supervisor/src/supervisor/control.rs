@@ -69,10 +69,11 @@ impl Supervisor for Control {
     }
 
     async fn restart(&self, request: GrpcRequest<RestartRequest>) -> Result<Response<RestartReply>, Status> {
-        let component: Component =
-            request.into_inner().component.parse().map_err(|e: super::component::UnknownComponent| {
-                Status::invalid_argument(e.to_string())
-            })?;
+        let component: Component = request
+            .into_inner()
+            .component
+            .parse()
+            .map_err(|e: super::component::UnknownComponent| Status::invalid_argument(e.to_string()))?;
         match self.ask(|reply| Request::Restart(component, reply)).await? {
             Ok(()) => Ok(Response::new(RestartReply {})),
             Err(e @ RestartError::ShuttingDown) => Err(Status::unavailable(e.to_string())),

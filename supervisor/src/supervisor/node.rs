@@ -6,7 +6,7 @@ use super::backoff::Backoff;
 use super::component::{Component, Snapshot, State};
 use super::notify::Notifier;
 use super::spawn::{self, Binaries};
-use super::{probe, Timing};
+use super::{Timing, probe};
 use hp_cfg::ContractDir;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -159,19 +159,24 @@ impl Node {
     }
 
     fn slot(&mut self, component: Component) -> &mut Slot {
-        let index = Component::STOP_ORDER.iter().position(|c| *c == component).unwrap_or(0);
-        &mut self.slots[index]
+        &mut self.slots[component.index()]
     }
 
     /// Starts the daemons and supervises them until `shutdown`, then stops them in order.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        if shutdown.is_cancelled() {
+            return;
+        }
         for component in Component::START_ORDER {
             self.start(component);
         }
         self.report();
         let mut watchdog = Notifier::watchdog_interval().map(|period| {
             tracing::info!(period_ms = period.as_millis() as u64, "systemd watchdog enabled");
-            tokio::time::interval(period)
+            let mut interval = tokio::time::interval(period);
+            // After a stall, one ping when the loop turns again, not a burst of catch-up pings.
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
         });
         loop {
             tokio::select! {
@@ -190,13 +195,14 @@ impl Node {
     /// Starts a new process of `component`; on failure schedules the next try with backoff.
     fn start(&mut self, component: Component) {
         let dir = self.dir.clone();
+        // A socket left by a killed process must not answer for the new one. Removed before the
+        // start: the new process may bind its socket before `spawn` even returns.
+        let _ = std::fs::remove_file(dir.socket(component.name()));
         let started = spawn::start(&self.binaries, component, &dir, &self.env);
         let events = self.events_tx.clone();
         let slot = self.slot(component);
         slot.generation += 1;
         let generation = slot.generation;
-        // A socket left by a killed process must not answer for the new one.
-        let _ = std::fs::remove_file(dir.socket(component.name()));
         match started {
             Ok((mut child, pid)) => {
                 spawn::write_pid_file(&dir, component, pid);
@@ -319,7 +325,11 @@ impl Node {
                 slot.waiters.push(reply);
                 match &slot.child {
                     Some(live) if !slot.restart_requested => {
-                        tracing::info!(component = component.name(), pid = live.pid, "restart requested; sending SIGTERM");
+                        tracing::info!(
+                            component = component.name(),
+                            pid = live.pid,
+                            "restart requested; sending SIGTERM"
+                        );
                         slot.restart_requested = true;
                         slot.state = State::Restarting;
                         send_signal(live.pid, Signal::SIGTERM);
@@ -385,7 +395,11 @@ impl Node {
         self.wait_until(deadline, Node::all_stopped).await;
         for slot in &self.slots {
             if let Some(live) = &slot.child {
-                tracing::warn!(component = slot.component.name(), pid = live.pid, "still running after SIGTERM; killing");
+                tracing::warn!(
+                    component = slot.component.name(),
+                    pid = live.pid,
+                    "still running after SIGTERM; killing"
+                );
                 kill_group(live.pid);
             }
         }

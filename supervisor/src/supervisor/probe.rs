@@ -25,49 +25,75 @@ fn request<T>(msg: T) -> tonic::Request<T> {
 }
 
 /// Runs `call` with [`PROBE_TIMEOUT`] as a hard bound (the gRPC deadline does not cover the
-/// connect), folding every failure into `None`.
-async fn bounded<T, F>(call: F) -> Option<T>
+/// connect); the error says why there was no answer.
+async fn bounded<T, F>(call: F) -> Result<T, String>
 where
     F: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     match tokio::time::timeout(PROBE_TIMEOUT, call).await {
-        Ok(Ok(reply)) => Some(reply.into_inner()),
-        _ => None,
+        Ok(Ok(reply)) => Ok(reply.into_inner()),
+        Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
+        Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
     }
 }
 
-/// consensusd's `Status`, if it answers.
-pub async fn consensus_status(dir: &ContractDir) -> Option<ConsensusStatus> {
+async fn consensus(dir: &ContractDir) -> Result<ConsensusStatus, String> {
     let mut client = ConsensusClient::new(ipc::channel(&dir.socket(Component::Consensusd.name())));
     bounded(client.status(request(ConsensusStatusRequest {}))).await
 }
 
-/// userd's `Status`, if it answers.
-pub async fn userd_status(dir: &ContractDir) -> Option<UserdStatus> {
+async fn userd(dir: &ContractDir) -> Result<UserdStatus, String> {
     let mut client = UserdClient::new(ipc::channel(&dir.socket(Component::Userd.name())));
     bounded(client.status(request(UserdStatusRequest {}))).await
 }
 
+/// consensusd's `Status`, if it answers.
+pub async fn consensus_status(dir: &ContractDir) -> Option<ConsensusStatus> {
+    consensus(dir).await.ok()
+}
+
+/// userd's `Status`, if it answers.
+pub async fn userd_status(dir: &ContractDir) -> Option<UserdStatus> {
+    userd(dir).await.ok()
+}
+
 /// Whether `component` is ready: execd answers `StateInfo`, consensusd `Status`, userd `Status`
-/// with `listening` set.
-pub async fn is_ready(dir: &ContractDir, component: Component) -> bool {
+/// with `listening` set. The error says why not.
+pub async fn check_ready(dir: &ContractDir, component: Component) -> Result<(), String> {
     match component {
         Component::Execd => {
             let mut client = ExecClient::new(ipc::channel(&dir.socket(component.name())));
-            bounded(client.state_info(request(StateInfoRequest {}))).await.is_some()
+            bounded(client.state_info(request(StateInfoRequest {}))).await.map(drop)
         }
-        Component::Consensusd => consensus_status(dir).await.is_some(),
-        Component::Userd => userd_status(dir).await.is_some_and(|s| s.listening),
+        Component::Consensusd => consensus(dir).await.map(drop),
+        Component::Userd => match userd(dir).await? {
+            UserdStatus { listening: true, .. } => Ok(()),
+            UserdStatus { listening: false, .. } => Err("the user port is not bound yet".into()),
+        },
     }
 }
 
+/// How long a component may take to become ready before the supervisor says so in the log.
+pub const SLOW_START: Duration = Duration::from_secs(10);
+
 /// Probes until `component` is ready, quickly at first and then every [`PROBE_INTERVAL_MAX`].
-/// The caller cancels it (by dropping the future) when the process exits.
+/// Logs once if that takes longer than [`SLOW_START`]. The caller cancels it (by dropping the
+/// future) when the process exits.
 pub async fn wait_ready(dir: &ContractDir, component: Component) {
     let mut interval = PROBE_INTERVAL_MIN;
+    let started = tokio::time::Instant::now();
+    let mut warned = false;
     loop {
-        if is_ready(dir, component).await {
-            return;
+        match check_ready(dir, component).await {
+            Ok(()) => return,
+            Err(reason) => {
+                tracing::debug!(component = component.name(), %reason, "not ready yet");
+                if !warned && started.elapsed() >= SLOW_START {
+                    warned = true;
+                    tracing::warn!(component = component.name(), %reason, waited_ms = started.elapsed().as_millis() as u64,
+                        "still not ready");
+                }
+            }
         }
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(PROBE_INTERVAL_MAX);

@@ -92,13 +92,12 @@ fn kill_leftover(dir: &ContractDir, component: Component) {
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
 }
 
-/// Whether `/proc/<pid>/cmdline` is `<.../hp-<component>> <dir>`.
+/// Whether `/proc/<pid>/cmdline` holds `<.../hp-<component>> <dir>` (also behind an
+/// interpreter, as `/bin/sh .../hp-execd <dir>` for a wrapper script).
 fn runs_daemon(pid: i32, component: Component, root: &Path) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    let mut args = cmdline.split(|b| *b == 0);
-    let exe_matches = args.next().is_some_and(|a| Path::new(OsStr::from_bytes(a)).ends_with(component.binary()));
-    let dir_matches = args.next().is_some_and(|a| Path::new(OsStr::from_bytes(a)) == root);
-    exe_matches && dir_matches
+    let args: Vec<&Path> = cmdline.split(|b| *b == 0).map(|a| Path::new(OsStr::from_bytes(a))).collect();
+    args.windows(2).any(|w| w[0].ends_with(component.binary()) && w[1] == root)
 }
 
 #[cfg(test)]

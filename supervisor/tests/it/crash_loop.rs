@@ -25,10 +25,7 @@ fn a_crash_loop_backs_off() {
     let restarts = s["components"]["userd"]["restarts"].as_u64().unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     assert!((4..=7).contains(&restarts), "{restarts} restarts in {elapsed:.1} s: {s}");
-    assert!(
-        ["restarting", "starting"].contains(&s["components"]["userd"]["state"].as_str().unwrap()),
-        "{s}"
-    );
+    assert!(["restarting", "starting"].contains(&s["components"]["userd"]["state"].as_str().unwrap()), "{s}");
     // The others run on, undisturbed.
     for other in ["consensusd", "execd"] {
         assert_eq!(s["components"][other]["restarts"], 0, "{other}: {s}");

@@ -50,7 +50,7 @@ fn daemons_start_with_a_clean_environment_group_and_descriptors() {
     drop(leaked);
     let marker = marker.to_string_lossy().into_owned();
     assert!(
-        fd_targets(node.pid()).iter().any(|p| *p == marker),
+        fd_targets(node.pid()).contains(&marker),
         "the supervisor itself did inherit the descriptor (the test set-up works)"
     );
     for (c, pid) in COMPONENTS.iter().zip(Supervisor::pids(&s)) {

@@ -109,35 +109,33 @@ impl TestDir {
         Command::new(hotpocket()).args(args).stdin(Stdio::null()).output().unwrap()
     }
 
-    /// `hotpocket status <dir> --json`, parsed, or `None` when it fails.
-    pub fn status(&self) -> Option<Value> {
-        let out = self.hotpocket(&["status", self.root().to_str().unwrap(), "--json"]);
-        if !out.status.success() {
-            return None;
-        }
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
     /// Starts `hotpocket run` on this directory with the real daemons.
     pub fn run(&self) -> Supervisor {
         self.run_with(require_daemons(), |_| {})
     }
 
-    /// Starts `hotpocket run` with the daemons of `bin_dir`; `tweak` may adjust the command.
+    /// Starts `hotpocket run` with the daemons of `bin_dir`; `tweak` may add arguments or env.
     pub fn run_with(&self, bin_dir: PathBuf, tweak: impl FnOnce(&mut Command)) -> Supervisor {
-        let log = self.tmp.path().join("supervisor.log");
         let mut cmd = Command::new(hotpocket());
-        cmd.arg("run")
-            .arg(self.root())
-            .env("HP_BIN_DIR", &bin_dir)
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
+        cmd.arg("run").arg(self.root());
+        tweak(&mut cmd);
+        self.spawn(bin_dir, cmd)
+    }
+
+    /// Starts `cmd` (a `hotpocket run` of this directory, perhaps behind a wrapper) with the
+    /// daemons of `bin_dir`, in a process group of its own, its output in `supervisor.log`.
+    pub fn spawn(&self, bin_dir: PathBuf, mut cmd: Command) -> Supervisor {
+        let log = self.tmp.path().join("supervisor.log");
+        cmd.env("HP_BIN_DIR", &bin_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(fs::OpenOptions::new().append(true).open(&log).unwrap()))
             .process_group(0);
-        tweak(&mut cmd);
+        for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+            if !cmd.get_envs().any(|(k, _)| k == var) {
+                cmd.env_remove(var);
+            }
+        }
         let child = cmd.spawn().unwrap();
         Supervisor { child: Some(child), dir: self.dir.clone(), log, seen: Vec::new() }
     }
@@ -178,10 +176,10 @@ impl Supervisor {
     pub fn status(&mut self) -> Option<Value> {
         let status = self.status_of()?;
         for c in COMPONENTS {
-            if let Some(pid) = status["components"][c]["pid"].as_u64().filter(|p| *p != 0) {
-                if !self.seen.contains(&(pid as u32)) {
-                    self.seen.push(pid as u32);
-                }
+            if let Some(pid) = status["components"][c]["pid"].as_u64().filter(|p| *p != 0)
+                && !self.seen.contains(&(pid as u32))
+            {
+                self.seen.push(pid as u32);
             }
         }
         Some(status)
@@ -195,7 +193,11 @@ impl Supervisor {
         });
         match found {
             Some(s) => s,
-            None => panic!("node not running after {timeout:?}; last status {:?}\n--- log ---\n{}", self.status(), self.log_text()),
+            None => panic!(
+                "node not running after {timeout:?}; last status {:?}\n--- log ---\n{}",
+                self.status(),
+                self.log_text()
+            ),
         }
     }
 

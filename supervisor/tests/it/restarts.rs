@@ -22,12 +22,13 @@ fn kill_9_of_each_daemon_restarts_it_alone_within_2_seconds() {
         let Some(s) = restarted else {
             panic!("{victim} not restarted within 2 s: {:?}\n{}", node.status(), node.log_text())
         };
-        assert_eq!(s["components"][victim]["restarts"], 1, "{victim}: {s}");
+        assert_eq!(s["components"][victim]["restarts"], 1, "{victim} counted once: {s}");
         let after = Supervisor::pids(&s);
         for (j, other) in COMPONENTS.iter().enumerate() {
             if j != i {
                 assert_eq!(after[j], before[j], "{other} kept its process when {victim} died");
-                assert_eq!(s["components"][other]["restarts"], 0, "{other}: {s}");
+                let was = &status["components"][other]["restarts"];
+                assert_eq!(&s["components"][other]["restarts"], was, "{other} not restarted: {s}");
             }
         }
         eprintln!("{victim} restarted after {:?}", killed_at.elapsed());

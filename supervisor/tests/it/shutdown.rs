@@ -99,3 +99,25 @@ fn a_restarted_node_cleans_up_after_a_killed_supervisor() {
         assert_eq!(s["components"][c]["restarts"], 0, "{c}: {s}");
     }
 }
+
+#[test]
+fn a_new_supervisor_kills_daemons_a_killed_one_left_behind() {
+    let t = TestDir::new();
+    // A daemon that does not die with its parent: no PR_SET_PDEATHSIG, SIGTERM ignored.
+    let bins = bin_dir_with(t.tmp.path(), &[("execd", "trap '' TERM; while true; do sleep 0.2; done")]);
+    let mut first = t.run_with(bins.clone(), |_| {});
+    let orphan = wait_for(Duration::from_secs(10), || {
+        first.status()?["components"]["execd"]["pid"].as_u64().filter(|p| *p != 0)
+    })
+    .expect("execd started") as u32;
+    first.signal(Signal::SIGKILL);
+    first.wait_exit(Duration::from_secs(2)).expect("SIGKILL ends the supervisor");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(orphan), "the set-up needs a daemon that outlives its supervisor");
+    let mut second = t.run_with(bins, |_| {});
+    let gone = wait_for(Duration::from_secs(5), || (!alive(orphan)).then_some(()));
+    assert!(gone.is_some(), "the leftover daemon {orphan} still runs\n{}", second.log_text());
+    assert!(second.log_text().contains("left over"), "{}", second.log_text());
+    let s = second.status().expect("the new supervisor answers");
+    assert_ne!(s["components"]["execd"]["pid"].as_u64(), Some(u64::from(orphan)));
+}

@@ -31,29 +31,14 @@ fn ready_status_watchdog_and_stopping_reach_systemd() {
     let hotpocket = crate::kit::hotpocket();
     let bins = require_daemons();
     // systemd sets WATCHDOG_PID to the service's main pid; `exec` keeps the shell's pid.
-    let mut node = t.run_with(bins, |cmd| {
-        let mut sh = std::process::Command::new("/bin/sh");
-        sh.arg("-c")
-            .arg("WATCHDOG_PID=$$ exec \"$0\" run \"$1\"")
-            .arg(&hotpocket)
-            .arg(t.root())
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env("WATCHDOG_USEC", "400000");
-        // Keep the kit's settings (HP_BIN_DIR, log file, process group), swap the program.
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => sh.env(k, v),
-                None => sh.env_remove(k),
-            };
-        }
-        sh.env("NOTIFY_SOCKET", &notify_path).env("WATCHDOG_USEC", "400000");
-        std::mem::swap(cmd, &mut sh);
-        let log = t.tmp.path().join("supervisor.log");
-        cmd.stdin(std::process::Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap());
-        std::os::unix::process::CommandExt::process_group(cmd, 0);
-    });
+    let mut sh = std::process::Command::new("/bin/sh");
+    sh.arg("-c")
+        .arg("WATCHDOG_PID=$$; export WATCHDOG_PID; exec \"$0\" run \"$1\"")
+        .arg(&hotpocket)
+        .arg(t.root())
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "400000");
+    let mut node = t.spawn(bins, sh);
     let mut seen = Vec::new();
     assert!(
         receive_until(&socket, "READY=1", Duration::from_secs(20), &mut seen),
