@@ -5,13 +5,12 @@
 use crate::convert;
 use crate::header::{self, RoundInfo};
 use crate::runner::{self, Contract, Exit, RunError, UserInput};
-use crate::snapshot::{self, Marker, Meta, Paths, SnapshotError};
+use crate::snapshot::{self, Marker, MarkerFile, Paths, Record, SnapshotError};
 use crate::state_hash::{self, Entry, Hash, HashError, HashStats, Kind, Scan, StateHasher};
 use crate::sync::{self, SyncError, WireEntry};
 use bytes::Bytes;
 use hp_cfg::{Config, ContractDir, StdinFormat};
 use hp_daemon::CancellationToken;
-use sha2::{Digest, Sha256};
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -30,6 +29,10 @@ pub struct EngineConfig {
     pub stdinfmt: StdinFormat,
     pub node_pubkey: [u8; 32],
     pub unl: Vec<[u8; 32]>,
+    /// After each round, reap zombie children adopted from escaped contract descendants. Only
+    /// for the `hp-execd` process (a subreaper whose every child is a contract), never where
+    /// the process has other children (tests).
+    pub reap_strays: bool,
 }
 
 impl EngineConfig {
@@ -50,6 +53,7 @@ impl EngineConfig {
             stdinfmt: cfg.stdinfmt,
             node_pubkey: cfg.key.public_bytes(),
             unl: cfg.unl.clone(),
+            reap_strays: false,
         })
     }
 }
@@ -89,7 +93,7 @@ pub struct StateInfo {
 pub enum EngineError {
     #[error("the committed state is lost ({why}); fetch the state from peers")]
     DataLoss { why: String },
-    #[error("cannot execute seq {requested}: the last executed seq is {last}, so the next is {}", last + 1)]
+    #[error("cannot execute seq {requested}: the last executed seq is {last}, so the next is {}", last.saturating_add(1))]
     OutOfOrder { requested: u64, last: u64 },
     #[error("seq {seq} was applied from peers or its result was lost: no recorded result to return")]
     NoRecordedResult { seq: u64 },
@@ -127,11 +131,15 @@ pub struct Engine {
     state: StateHasher,
     /// Hasher of `hist/exec/committed/`.
     committed_hasher: StateHasher,
-    /// What `committed/` holds (its root equals `meta.state_hash` while healthy).
+    /// What `committed/` holds (its root equals `state_hash` while healthy).
     committed: Scan,
-    meta: Meta,
-    /// The recorded result of `meta.seq`, if any.
+    /// The last executed (or applied) seq; `None` before the first.
+    seq: Option<u64>,
+    /// The committed state hash, as recorded.
+    state_hash: Hash,
+    /// The recorded result of `seq`, if any.
     reply: Option<RoundResult>,
+    marker: MarkerFile,
     /// Set when the committed copy does not match its record: only state sync can help.
     data_loss: Option<String>,
     /// What hashing `state/` after the last run cost.
@@ -154,8 +162,10 @@ impl Engine {
             state: StateHasher::new(&paths.state),
             committed_hasher: StateHasher::new(&paths.committed),
             committed: Scan::empty(),
-            meta: Meta { seq: None, state_hash: state_hash::empty_state_hash(), reply_sha256: None },
+            seq: None,
+            state_hash: state_hash::empty_state_hash(),
             reply: None,
+            marker: MarkerFile::open(&paths.marker)?,
             data_loss: None,
             last_scan: HashStats::default(),
             boot_id: snapshot::boot_id(),
@@ -168,20 +178,24 @@ impl Engine {
     }
 
     fn recover(&mut self) -> Result<(), EngineError> {
-        let marker = Marker::load(&self.paths.marker)?;
+        let marker = self.marker.read()?;
         if let Some(m) = &marker {
             let killed = match m.sid {
                 Some(sid) if m.boot_id == self.boot_id => runner::kill_session(sid, LEFTOVER_KILL_WAIT),
                 _ => 0,
             };
-            tracing::warn!(seq = m.seq, leftover_processes = killed, "execd stopped while the contract ran; the round will be re-run from the committed state");
+            tracing::warn!(
+                seq = m.seq,
+                leftover_processes = killed,
+                "execd stopped while the contract ran; the round will be re-run from the committed state"
+            );
         }
-        let Some(meta) = Meta::load(&self.paths.meta)? else {
+        let Some(record) = Record::load(&self.paths.record)? else {
             return self.genesis();
         };
-        self.meta = meta;
+        self.adopt(record);
         self.committed = self.committed_hasher.scan()?;
-        if let Some(pending) = Meta::load(&self.paths.pending)? {
+        if let Some(pending) = Record::load(&self.paths.pending)? {
             if self.committed.root == pending.state_hash {
                 self.finalize(pending)?;
             } else {
@@ -193,79 +207,65 @@ impl Engine {
                     if self.committed.root == pending.state_hash {
                         self.finalize(pending)?;
                     }
-                } else if self.committed.root == self.meta.state_hash {
+                } else if self.committed.root == self.state_hash {
                     tracing::warn!(seq = ?pending.seq, "dropping a commit that never started");
-                    snapshot::remove_any(&self.paths.pending).map_err(SnapshotError::io("cannot remove", &self.paths.pending))?;
+                    snapshot::remove_any(&self.paths.pending)
+                        .map_err(SnapshotError::io("cannot remove", &self.paths.pending))?;
                 }
             }
         }
         snapshot::remove_any(&self.paths.incoming).map_err(SnapshotError::io("cannot remove", &self.paths.incoming))?;
-        if self.committed.root != self.meta.state_hash {
+        if self.committed.root != self.state_hash {
             let why = format!(
                 "{} hashes to {}, its record says {}",
                 self.paths.committed.display(),
                 hex::encode(self.committed.root),
-                hex::encode(self.meta.state_hash)
+                hex::encode(self.state_hash)
             );
             tracing::error!(%why, "the committed state is corrupt; waiting for state sync from peers");
             self.data_loss = Some(why);
             return Ok(());
         }
-        self.reply = self.load_reply();
         self.ensure_state(marker.is_some())?;
-        self.clear_marker()?;
-        tracing::info!(seq = ?self.meta.seq, state_hash = %hex::encode(self.meta.state_hash), "state ready");
+        self.marker.clear()?;
+        tracing::info!(seq = ?self.seq, state_hash = %hex::encode(self.state_hash), "state ready");
         Ok(())
     }
 
     /// A fresh directory: whatever `state/` holds is the genesis state.
     fn genesis(&mut self) -> Result<(), EngineError> {
-        for stale in [&self.paths.committed, &self.paths.pending, &self.paths.marker, &self.paths.incoming] {
+        for stale in [&self.paths.committed, &self.paths.pending, &self.paths.incoming] {
             snapshot::remove_any(stale).map_err(SnapshotError::io("cannot remove", stale))?;
         }
         let state = self.state.scan()?;
         snapshot::sync_tree(&self.paths.state, &state, &self.paths.committed, &Scan::empty(), true)?;
-        snapshot::fsync_dir(&self.paths.data).map_err(SnapshotError::io("cannot fsync", &self.paths.data))?;
-        self.meta = Meta { seq: None, state_hash: state.root, reply_sha256: None };
-        self.meta.save(&self.paths.meta)?;
+        let record = Record { seq: None, state_hash: state.root, reply: None };
+        record.save(&self.paths.record, true)?;
+        self.adopt(record);
         self.committed = state;
-        tracing::info!(state_hash = %hex::encode(self.meta.state_hash), "new contract directory: genesis state committed");
+        self.marker.clear()?;
+        tracing::info!(state_hash = %hex::encode(self.state_hash), "new contract directory: genesis state committed");
         Ok(())
     }
 
-    /// Makes `meta` the record, after `committed/` was brought to it.
-    fn finalize(&mut self, meta: Meta) -> Result<(), EngineError> {
-        meta.save(&self.paths.meta)?;
-        snapshot::remove_any(&self.paths.pending).map_err(SnapshotError::io("cannot remove", &self.paths.pending))?;
-        let previous = std::mem::replace(&mut self.meta, meta);
-        if let Some(seq) = previous.seq
-            && Some(seq) != self.meta.seq
-        {
-            let old = self.paths.reply(seq);
-            snapshot::remove_any(&old).map_err(SnapshotError::io("cannot remove", &old))?;
-        }
-        Ok(())
-    }
-
-    fn load_reply(&self) -> Option<RoundResult> {
-        let (seq, sha) = (self.meta.seq?, self.meta.reply_sha256?);
-        let path = self.paths.reply(seq);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
+    /// Takes a record as the engine's view of the committed state.
+    fn adopt(&mut self, record: Record) {
+        self.seq = record.seq;
+        self.state_hash = record.state_hash;
+        self.reply = record.reply.and_then(|bytes| match convert::decode_recorded(&bytes) {
+            Ok(reply) => Some(reply),
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "the recorded result is unreadable");
-                return None;
+                tracing::warn!(error = %e, "the recorded result is unreadable");
+                None
             }
-        };
-        if <Hash>::from(Sha256::digest(&bytes)) != sha {
-            tracing::warn!(path = %path.display(), "the recorded result does not match its digest");
-            return None;
-        }
-        convert::decode_recorded(&bytes).ok()
+        });
     }
 
-    fn clear_marker(&self) -> Result<(), EngineError> {
-        snapshot::remove_any(&self.paths.marker).map_err(SnapshotError::io("cannot remove", &self.paths.marker))?;
+    /// Makes the journal the record, after `committed/` was brought to it.
+    fn finalize(&mut self, pending: Record) -> Result<(), EngineError> {
+        fs::rename(&self.paths.pending, &self.paths.record)
+            .map_err(SnapshotError::io("cannot rename", &self.paths.pending))?;
+        self.adopt(pending);
         Ok(())
     }
 
@@ -278,19 +278,30 @@ impl Engine {
 
     /// Checks that `state/` equals the committed state and restores what differs if not.
     fn ensure_state(&mut self, interrupted: bool) -> Result<(), EngineError> {
+        // The contract may have removed or replaced its own folder.
+        if !fs::symlink_metadata(&self.paths.state).is_ok_and(|m| m.is_dir()) {
+            tracing::error!(path = %self.paths.state.display(), "state/ is missing or not a folder; recreating it");
+            snapshot::remove_any(&self.paths.state).map_err(SnapshotError::io("cannot remove", &self.paths.state))?;
+            fs::create_dir(&self.paths.state).map_err(SnapshotError::io("cannot create", &self.paths.state))?;
+        }
         let current = self.state.scan()?;
-        if current.root == self.meta.state_hash && current.skipped.is_empty() {
+        if current.root == self.state_hash {
+            for rel in &current.skipped {
+                let path = state_hash::join(&self.paths.state, rel);
+                tracing::warn!(path = %path.display(), "removing a FIFO, socket or device: not part of the state");
+                snapshot::remove_any(&path).map_err(SnapshotError::io("cannot remove", &path))?;
+            }
             return Ok(());
         }
         if !interrupted {
             tracing::error!(
-                expected = %hex::encode(self.meta.state_hash),
+                expected = %hex::encode(self.state_hash),
                 found = %hex::encode(current.root),
                 "state/ was changed outside a round; restoring it from the committed copy"
             );
         }
         let committed = self.committed_hasher.scan()?;
-        if committed.root != self.meta.state_hash {
+        if committed.root != self.state_hash {
             let why = format!("{} no longer hashes to its record", self.paths.committed.display());
             self.data_loss = Some(why.clone());
             return Err(EngineError::DataLoss { why });
@@ -298,9 +309,9 @@ impl Engine {
         self.committed = committed;
         let stats = snapshot::sync_tree(&self.paths.committed, &self.committed, &self.paths.state, &current, false)?;
         let after = self.state.scan()?;
-        if after.root != self.meta.state_hash {
+        if after.root != self.state_hash {
             return Err(EngineError::RestoreFailed {
-                expected: hex::encode(self.meta.state_hash),
+                expected: hex::encode(self.state_hash),
                 got: hex::encode(after.root),
             });
         }
@@ -311,14 +322,14 @@ impl Engine {
     /// The committed seq and state hash.
     pub fn state_info(&self) -> Result<StateInfo, EngineError> {
         self.healthy()?;
-        Ok(StateInfo { seq: self.meta.seq, state_hash: self.meta.state_hash })
+        Ok(StateInfo { seq: self.seq, state_hash: self.state_hash })
     }
 
     /// Runs one round. Idempotent per seq: the last executed seq returns its recorded result.
     pub fn execute(&mut self, mut req: ExecRequest, cancel: &CancellationToken) -> Result<RoundResult, EngineError> {
         let started = Instant::now();
         self.healthy()?;
-        match self.meta.seq {
+        match self.seq {
             Some(last) if last == req.seq => {
                 return self.reply.clone().ok_or(EngineError::NoRecordedResult { seq: last });
             }
@@ -327,15 +338,15 @@ impl Engine {
             }
             _ => {}
         }
-        req.users.sort_by(|a, b| a.pubkey.cmp(&b.pubkey));
+        req.users.sort_by_key(|u| u.pubkey);
         if let Some(pair) = req.users.windows(2).find(|p| p[0].pubkey == p[1].pubkey) {
             return Err(EngineError::Invalid(format!("user {} is listed twice", hex::encode(pair[0].pubkey))));
         }
-        let interrupted = Marker::load(&self.paths.marker)?.is_some();
+        let interrupted = self.marker.read()?.is_some();
         self.ensure_state(interrupted)?;
 
         let mut marker = Marker { seq: req.seq, boot_id: self.boot_id.clone(), sid: None };
-        marker.save(&self.paths.marker)?;
+        self.marker.set(&marker)?;
         let round = RoundInfo {
             prev_hash: req.prev_hash.clone(),
             time_secs: req.time_ms / 1000,
@@ -344,10 +355,10 @@ impl Engine {
         };
         let pubkeys: Vec<[u8; 32]> = req.users.iter().map(|u| u.pubkey).collect();
         let head = header::build(self.cfg.stdinfmt, &round, &pubkeys);
-        let marker_path = self.paths.marker.clone();
-        let mut on_spawn = move |sid: i32| {
+        let marker_file = &self.marker;
+        let mut on_spawn = |sid: i32| {
             marker.sid = Some(sid);
-            if let Err(e) = marker.save(&marker_path) {
+            if let Err(e) = marker_file.set(&marker) {
                 tracing::warn!(error = %e, "cannot record the contract's session in the marker");
             }
         };
@@ -356,6 +367,9 @@ impl Engine {
         match &outcome.exit {
             Exit::Code(0) => {}
             exit => tracing::warn!(seq = req.seq, ?exit, "the contract did not exit cleanly"),
+        }
+        if self.cfg.reap_strays {
+            runner::reap_adopted_zombies();
         }
         let scan = self.state.scan()?;
         self.last_scan = scan.stats;
@@ -373,20 +387,24 @@ impl Engine {
         Ok(result)
     }
 
-    /// Records a round: reply file, journal, changed entries into `committed/`, `meta.json`.
+    /// Records a round: if the state changed, the journal, the changed entries into
+    /// `committed/` and the journal renamed to the record; else just the record.
     fn commit(&mut self, scan: Scan, result: &RoundResult) -> Result<(), EngineError> {
-        let bytes = convert::encode_recorded(result);
-        let reply_path = self.paths.reply(result.seq);
-        snapshot::write_atomic(&reply_path, &bytes, true)?;
-        let meta = Meta { seq: Some(result.seq), state_hash: scan.root, reply_sha256: Some(Sha256::digest(&bytes).into()) };
-        if scan.root != self.committed.root {
-            meta.save(&self.paths.pending)?;
+        let record =
+            Record { seq: Some(result.seq), state_hash: scan.root, reply: Some(convert::encode_recorded(result)) };
+        if scan.root == self.committed.root {
+            record.save(&self.paths.record, false)?;
+        } else {
+            record.save(&self.paths.pending, true)?;
             snapshot::sync_tree(&self.paths.state, &scan, &self.paths.committed, &self.committed, true)?;
+            fs::rename(&self.paths.pending, &self.paths.record)
+                .map_err(SnapshotError::io("cannot rename", &self.paths.pending))?;
         }
         self.committed = scan;
-        self.finalize(meta)?;
+        self.seq = record.seq;
+        self.state_hash = record.state_hash;
         self.reply = Some(result.clone());
-        self.clear_marker()?;
+        self.marker.clear()?;
         Ok(())
     }
 
@@ -480,15 +498,14 @@ impl Engine {
             discard(&self.paths);
             return Err(EngineError::HashMismatch { expected: hex::encode(state_hash), got: hex::encode(scan.root) });
         }
-        let meta = Meta { seq: Some(seq), state_hash, reply_sha256: None };
-        meta.save(&self.paths.pending)?;
+        let record = Record { seq: Some(seq), state_hash, reply: None };
+        record.save(&self.paths.pending, true)?;
         swap_dirs(&self.paths.incoming, &self.paths.committed)?;
         snapshot::fsync_dir(&self.paths.data).map_err(SnapshotError::io("cannot fsync", &self.paths.data))?;
         hasher.set_root(&self.paths.committed);
         self.committed_hasher = hasher;
         self.committed = scan;
-        self.finalize(meta)?;
-        self.reply = None;
+        self.finalize(record)?;
         self.data_loss = None;
         for done in [&self.paths.incoming, &self.paths.staging] {
             snapshot::remove_any(done).map_err(SnapshotError::io("cannot remove", done))?;
@@ -551,7 +568,10 @@ impl EngineHandle {
 
 /// Starts the engine's thread. It stops when every handle is dropped; `cancel` kills a running
 /// contract (shutdown).
-pub fn spawn(mut engine: Engine, cancel: CancellationToken) -> std::io::Result<(EngineHandle, std::thread::JoinHandle<()>)> {
+pub fn spawn(
+    mut engine: Engine,
+    cancel: CancellationToken,
+) -> std::io::Result<(EngineHandle, std::thread::JoinHandle<()>)> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(64);
     let thread = std::thread::Builder::new().name("hp-execd-engine".into()).spawn(move || {
         while let Some(job) = rx.blocking_recv() {

@@ -103,8 +103,12 @@ mod tests {
 
     #[test]
     fn json_header_is_byte_exact_and_parses() {
-        let round =
-            RoundInfo { prev_hash: vec![1, 2], time_secs: 1_700_000_000, node_pubkey: [0x11; 32], unl: vec![[0x11; 32], [0x22; 32]] };
+        let round = RoundInfo {
+            prev_hash: vec![1, 2],
+            time_secs: 1_700_000_000,
+            node_pubkey: [0x11; 32],
+            unl: vec![[0x11; 32], [0x22; 32]],
+        };
         let got = String::from_utf8(build(StdinFormat::Json, &round, &[[0xaa; 32]])).unwrap();
         let expected = format!(
             "{{\"hotpocket\":0.1,\"type\":\"binexec\",\"mver\":1,\"lcl\":\"0102\",\"time\":1700000000,\"pubkey\":\"{a}\",\"unl\":[\"{a}\",\"{b}\"],\"user\":{{\"{u}\":[3,4]}}}}\n",

@@ -8,7 +8,7 @@
 //!   `unsafe`).
 //! - [`header`]: the stdin header, text or JSON, byte-exact.
 //! - [`state_hash`]: the state hash, its byte layout and incremental re-hashing.
-//! - [`snapshot`]: the committed copy, `meta.json`, marker and journal; tree diff and copy.
+//! - [`snapshot`]: the committed copy, its `record`, the marker and the journal; tree diff and copy.
 //! - [`sync`]: state sync paths, staging and building the target tree.
 //! - [`convert`]: protobuf ⇄ domain conversions.
 

@@ -47,7 +47,8 @@ fn run(root: &std::path::Path, cfg: &Config) -> anyhow::Result<()> {
     let limit = runner::raise_nofile_limit()?;
     tracing::debug!(limit, "open file limit raised");
     runner::become_subreaper()?;
-    let engine_cfg = EngineConfig::new(root, cfg)?;
+    let mut engine_cfg = EngineConfig::new(root, cfg)?;
+    engine_cfg.reap_strays = true;
     let socket = engine_cfg.dir.socket("execd");
     let engine = Engine::open(engine_cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

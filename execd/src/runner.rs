@@ -161,7 +161,8 @@ pub async fn run(
     // 2. Spawn.
     let moves: Vec<(RawFd, RawFd)> =
         child_ends.iter().enumerate().map(|(k, fd)| (fd.as_raw_fd(), FIRST_USER_FD + k as RawFd)).collect();
-    let scratch = moves.iter().map(|m| m.0).max().unwrap_or(0).max(FIRST_USER_FD + moves.len() as RawFd) + 1;
+    // Filled in the child; allocated here because the child must not allocate.
+    let mut parked: Vec<RawFd> = vec![-1; moves.len()];
     let parent = nix::unistd::getpid().as_raw();
     let mut cmd = tokio::process::Command::new(&contract.program);
     cmd.args(&contract.args)
@@ -175,7 +176,7 @@ pub async fn run(
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
     // system calls on plain integers it owns (see `child_setup`); it allocates nothing.
     unsafe {
-        cmd.pre_exec(move || child_setup(&moves, scratch, parent));
+        cmd.pre_exec(move || child_setup(&moves, &mut parked, parent));
     }
     let started = Instant::now();
     let spawned = cmd.spawn();
@@ -253,7 +254,10 @@ pub async fn run(
     let outputs = match tokio::time::timeout(DRAIN_GRACE, drained).await {
         Ok(outputs) => outputs,
         Err(_) => {
-            tracing::warn!(seq, "a descendant of the contract outside its process group still holds an output pipe; stopped reading");
+            tracing::warn!(
+                seq,
+                "a descendant of the contract outside its process group still holds an output pipe; stopped reading"
+            );
             stop_reading.cancel();
             let mut outputs = Vec::with_capacity(readers.len());
             for reader in readers {
@@ -280,7 +284,11 @@ pub async fn run(
     };
     let outputs_dropped = overflow.load(Ordering::Relaxed);
     let outputs = if outputs_dropped {
-        tracing::warn!(seq, limit = MAX_ROUND_OUTPUT, "the contract wrote more than the round's output limit; outputs dropped");
+        tracing::warn!(
+            seq,
+            limit = MAX_ROUND_OUTPUT,
+            "the contract wrote more than the round's output limit; outputs dropped"
+        );
         Vec::new()
     } else {
         users.iter().zip(outputs).filter(|(_, out)| !out.is_empty()).map(|(u, out)| (u.pubkey, out)).collect()
@@ -332,7 +340,8 @@ async fn stream_rest(feed: Feed) {
     }
 }
 
-/// Reads one user's output until EOF (or until told to stop), within the round's budget.
+/// Reads one user's output until EOF (or until told to stop), within the round's budget. The
+/// buffer grows with what arrives: a thousand quiet users cost next to nothing.
 async fn read_output(
     fd: OwnedFd,
     budget: Arc<AtomicU64>,
@@ -341,18 +350,23 @@ async fn read_output(
 ) -> Vec<u8> {
     let Ok(mut rx) = pipe::Receiver::from_owned_fd(fd) else { return Vec::new() };
     let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut scratch = [0u8; 8192];
     loop {
+        let dropping = overflow.load(Ordering::Relaxed);
+        if !dropping && out.capacity() - out.len() < 4096 {
+            out.reserve(out.len().max(16 * 1024));
+        }
+        let read = async { if dropping { rx.read(&mut scratch).await } else { rx.read_buf(&mut out).await } };
         let n = tokio::select! {
-            r = rx.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
+            r = read => match r { Ok(0) | Err(_) => break, Ok(n) => n },
             () = stop.cancelled() => break,
         };
         let used = budget.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-        if used > MAX_ROUND_OUTPUT {
+        if used > MAX_ROUND_OUTPUT && !dropping {
             overflow.store(true, Ordering::Relaxed);
+        }
+        if overflow.load(Ordering::Relaxed) {
             out = Vec::new();
-        } else if !overflow.load(Ordering::Relaxed) {
-            out.extend_from_slice(&buf[..n]);
         }
     }
     out
@@ -406,10 +420,12 @@ fn check_executable(program: &Path) -> Result<(), String> {
 
 /// Runs in the forked child before `exec`: new session, death signal, fds in place.
 ///
-/// `moves` lists (current fd, fd the contract must see it as); `scratch` is an fd number above
-/// all of both, where the ends are parked first so that no move overwrites a later source.
-fn child_setup(moves: &[(RawFd, RawFd)], scratch: RawFd, parent: libc::pid_t) -> std::io::Result<()> {
-    let check = |r: libc::c_int| if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
+/// `moves` lists (current fd, fd the contract must see it as). Each end is first parked on a
+/// fresh close-on-exec fd above all targets (`F_DUPFD_CLOEXEC` takes only free numbers, so no
+/// descriptor is overwritten and no move clobbers a later source), then moved to its target.
+fn child_setup(moves: &[(RawFd, RawFd)], parked: &mut [RawFd], parent: libc::pid_t) -> std::io::Result<()> {
+    let check = |r: libc::c_int| if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r) };
+    let first_unlisted = FIRST_USER_FD + moves.len() as RawFd;
     // SAFETY: plain system calls on integers; all are async-signal-safe and valid in the child
     // between fork and exec. Every fd named is one this child holds (inherited or made here).
     unsafe {
@@ -419,19 +435,20 @@ fn child_setup(moves: &[(RawFd, RawFd)], scratch: RawFd, parent: libc::pid_t) ->
             // execd died between fork and prctl: the death signal would never come.
             return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
         }
-        for (k, (from, _)) in moves.iter().enumerate() {
-            check(libc::dup2(*from, scratch + k as RawFd))?;
+        for ((from, _), slot) in moves.iter().zip(parked.iter_mut()) {
+            *slot = check(libc::fcntl(*from, libc::F_DUPFD_CLOEXEC, first_unlisted))?;
         }
-        for (k, (_, to)) in moves.iter().enumerate() {
-            check(libc::dup2(scratch + k as RawFd, *to))?;
+        for ((_, to), from) in moves.iter().zip(parked.iter()) {
+            // dup2 leaves the target without close-on-exec: it stays open in the contract.
+            check(libc::dup2(*from, *to))?;
         }
-        let first_unlisted = (FIRST_USER_FD + moves.len() as RawFd) as libc::c_uint;
-        // Everything above the listed fds closes at exec, whatever flags it had.
-        if libc::close_range(first_unlisted, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) < 0 {
-            for k in 0..moves.len() {
-                libc::close(scratch + k as RawFd);
-            }
-        }
+        // Defence in depth: everything above the listed fds closes at exec, whatever its flags.
+        // (Older kernels lack this call; all those fds are close-on-exec already.)
+        let _ = libc::close_range(
+            first_unlisted as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        );
     }
     Ok(())
 }
@@ -462,6 +479,15 @@ async fn reap_group(pgid: i32, within: Duration) {
             Err(_) => return,
         }
     }
+}
+
+/// Reaps children of this process that are zombies: descendants of a contract that left its
+/// process group and were adopted by execd (as subreaper). Only for a process whose every
+/// child is a contract, and only between runs.
+pub fn reap_adopted_zombies() -> usize {
+    let me = nix::unistd::getpid().as_raw();
+    let zombies = processes().into_iter().filter(|p| p.state == 'Z' && p.ppid == me);
+    zombies.filter(|p| waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG)).is_ok()).count()
 }
 
 /// Makes execd the reaper of its contract's orphaned descendants, so that it can reap them.
@@ -500,25 +526,43 @@ pub fn die_with_parent() -> nix::Result<bool> {
     Ok(nix::unistd::getppid() == parent && parent.as_raw() != 1)
 }
 
-/// The pids in a process group or session, zombies included (from `/proc`).
-pub fn processes_where(field: ProcField, id: i32) -> Vec<i32> {
+/// One line of `/proc/<pid>/stat`, the fields execd needs.
+struct ProcStat {
+    pid: i32,
+    state: char,
+    ppid: i32,
+    pgrp: i32,
+    session: i32,
+}
+
+/// Every process visible in `/proc`, zombies included.
+fn processes() -> Vec<ProcStat> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let mut pids = Vec::new();
+    let mut out = Vec::new();
     for item in dir.flatten() {
         let Some(pid) = item.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
         let Ok(stat) = std::fs::read_to_string(item.path().join("stat")) else { continue };
         // Fields after the command name, which is in parentheses and may contain anything.
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let value = match field {
-            ProcField::Pgrp => fields.get(2),
-            ProcField::Session => fields.get(3),
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<i32>().ok());
+        let (Some(state), Some(ppid), Some(pgrp), Some(session)) =
+            (f.first().and_then(|s| s.chars().next()), num(1), num(2), num(3))
+        else {
+            continue;
         };
-        if value.and_then(|v| v.parse::<i32>().ok()) == Some(id) {
-            pids.push(pid);
-        }
+        out.push(ProcStat { pid, state, ppid, pgrp, session });
     }
-    pids
+    out
+}
+
+/// The pids in a process group or session, zombies included (from `/proc`).
+pub fn processes_where(field: ProcField, id: i32) -> Vec<i32> {
+    let matches = |p: &ProcStat| match field {
+        ProcField::Pgrp => p.pgrp == id,
+        ProcField::Session => p.session == id,
+    };
+    processes().into_iter().filter(matches).map(|p| p.pid).collect()
 }
 
 /// Which id [`processes_where`] matches.

@@ -6,16 +6,20 @@
 //! | file | role |
 //! |---|---|
 //! | `committed/` | a copy of the state as of the last executed ledger (or the genesis state) |
-//! | `meta.json` | `{"format":1,"seq":N or null,"state_hash":"hex","reply_sha256":"hex" or null}`: what `committed/` holds and the digest of the recorded reply; written atomically (tmp + fsync + rename + fsync of the folder) |
-//! | `reply-<seq>.pb` | the recorded `ExecuteReply` of `seq` (protobuf), written before `meta.json` names it |
-//! | `running` | in-progress marker, written before each run: `{"seq":N,"boot_id":"…","sid":P}` |
-//! | `pending.json` | journal, written before `committed/` is changed: the `meta.json` to be |
+//! | `record` | what `committed/` holds and the recorded reply of its seq (layout below); replaced atomically (tmp + fsync + rename) |
+//! | `pending` | journal, same layout: the `record` to be, written (and its folder fsynced) before `committed/` is changed |
+//! | `running` | in-progress marker: empty when idle, `{"seq":N,"boot_id":"…","sid":P}` while a contract runs; rewritten in place (it only speeds up recovery, the state hash check is what decides) |
 //! | `staging/`, `incoming/` | state sync: chunks from peers, and the target tree being built |
 //!
-//! A round: marker → run → hash `state/` → reply file → `pending.json` (if the state changed)
-//! → copy the changed entries into `committed/` (fsync) → `meta.json` → remove journal, marker
-//! and the previous reply. A crash anywhere leaves either the old committed state (restored into
-//! `state/` at start) or a journal that recovery finishes (see `Engine::open`).
+//! Record layout: the 8 bytes `HPEXEC1\n`, one JSON line
+//! `{"seq":N or null,"state_hash":"<hex>","reply_len":L or null}\n`, then `L` bytes: the
+//! recorded `ExecuteReply` protobuf (none for the genesis state or a state applied from peers).
+//!
+//! A round: marker → run → hash `state/` → if the state changed: `pending`, copy the changed
+//! entries into `committed/` (fsync), rename `pending` → `record`; else write `record` → clear
+//! the marker. An empty round costs one fsync. A crash anywhere leaves either the old committed
+//! state (restored into `state/` at start) or a journal that recovery finishes
+//! (`Engine::open`).
 
 use crate::state_hash::{self, Entry, Hash, HashError, Kind, Scan};
 use serde::{Deserialize, Serialize};
@@ -48,7 +52,7 @@ pub struct Paths {
     pub state: PathBuf,
     pub data: PathBuf,
     pub committed: PathBuf,
-    pub meta: PathBuf,
+    pub record: PathBuf,
     pub marker: PathBuf,
     pub pending: PathBuf,
     pub staging: PathBuf,
@@ -62,63 +66,69 @@ impl Paths {
             root: dir.root().to_path_buf(),
             state: dir.state(),
             committed: data.join("committed"),
-            meta: data.join("meta.json"),
+            record: data.join("record"),
             marker: data.join("running"),
-            pending: data.join("pending.json"),
+            pending: data.join("pending"),
             staging: data.join("staging"),
             incoming: data.join("incoming"),
             data,
         }
     }
-
-    pub fn reply(&self, seq: u64) -> PathBuf {
-        self.data.join(format!("reply-{seq}.pb"))
-    }
 }
 
-/// What the committed copy holds: the content of `meta.json` (and of `pending.json`).
+/// What the committed copy holds and the recorded reply of its seq: the `record` file (and the
+/// `pending` journal).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Meta {
+pub struct Record {
     /// The last executed (or applied) ledger; `None` for the genesis state.
     pub seq: Option<u64>,
     pub state_hash: Hash,
-    /// SHA-256 of `reply-<seq>.pb`; `None` when no reply is recorded (genesis, state sync).
-    pub reply_sha256: Option<Hash>,
+    /// The recorded `ExecuteReply` protobuf of `seq`; `None` when none is (genesis, state sync).
+    pub reply: Option<Vec<u8>>,
 }
+
+const RECORD_MAGIC: &[u8] = b"HPEXEC1\n";
 
 #[derive(Serialize, Deserialize)]
-struct MetaFile {
-    format: u32,
+struct RecordHead {
     seq: Option<u64>,
     state_hash: String,
-    reply_sha256: Option<String>,
+    reply_len: Option<u64>,
 }
 
-impl Meta {
+impl Record {
     pub fn load(path: &Path) -> Result<Option<Self>, SnapshotError> {
-        let Some(text) = read_optional(path)? else { return Ok(None) };
+        let Some(bytes) = read_optional(path)? else { return Ok(None) };
         let corrupt = |why: String| SnapshotError::Corrupt { path: path.to_path_buf(), why };
-        let file: MetaFile = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
-        if file.format != 1 {
-            return Err(corrupt(format!("unknown format {}", file.format)));
-        }
-        let state_hash = parse_hash(&file.state_hash).map_err(|e| corrupt(format!("state_hash: {e}")))?;
-        let reply_sha256 = match file.reply_sha256 {
-            Some(h) => Some(parse_hash(&h).map_err(|e| corrupt(format!("reply_sha256: {e}")))?),
-            None => None,
+        let body = bytes.strip_prefix(RECORD_MAGIC).ok_or_else(|| corrupt("unknown format".into()))?;
+        let line_end = body.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header line".into()))?;
+        let head: RecordHead = serde_json::from_slice(&body[..line_end]).map_err(|e| corrupt(e.to_string()))?;
+        let state_hash = parse_hash(&head.state_hash).map_err(|e| corrupt(format!("state_hash: {e}")))?;
+        let rest = &body[line_end + 1..];
+        let reply = match head.reply_len {
+            Some(len) if len == rest.len() as u64 => Some(rest.to_vec()),
+            None if rest.is_empty() => None,
+            _ => return Err(corrupt(format!("reply_len {:?} but {} bytes follow", head.reply_len, rest.len()))),
         };
-        Ok(Some(Self { seq: file.seq, state_hash, reply_sha256 }))
+        Ok(Some(Self { seq: head.seq, state_hash, reply }))
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), SnapshotError> {
-        let file = MetaFile {
-            format: 1,
+    /// Writes the record atomically; `durable_dir` also fsyncs the folder (needed for the
+    /// journal, whose presence must be on disk before `committed/` changes).
+    pub fn save(&self, path: &Path, durable_dir: bool) -> Result<(), SnapshotError> {
+        let head = RecordHead {
             seq: self.seq,
             state_hash: hex::encode(self.state_hash),
-            reply_sha256: self.reply_sha256.map(hex::encode),
+            reply_len: self.reply.as_ref().map(|r| r.len() as u64),
         };
-        let text = serde_json::to_vec(&file).map_err(|e| SnapshotError::Corrupt { path: path.to_path_buf(), why: e.to_string() })?;
-        write_atomic(path, &text, true)
+        let mut bytes = RECORD_MAGIC.to_vec();
+        serde_json::to_writer(&mut bytes, &head)
+            .map_err(|e| SnapshotError::Corrupt { path: path.to_path_buf(), why: e.to_string() })?;
+        bytes.push(b'\n');
+        if let Some(reply) = &self.reply {
+            bytes.extend_from_slice(reply);
+        }
+        write_atomic(path, &bytes, if durable_dir { Durability::FileAndFolder } else { Durability::File })
     }
 }
 
@@ -132,17 +142,49 @@ pub struct Marker {
     pub sid: Option<i32>,
 }
 
-impl Marker {
-    pub fn load(path: &Path) -> Result<Option<Self>, SnapshotError> {
-        let Some(text) = read_optional(path)? else { return Ok(None) };
-        // A torn marker still means "a run was in progress"; only the sid is lost.
+/// The marker file, kept open and rewritten in place: a rename per write would cost a flush
+/// of the file system on ext4 (its replace-by-rename heuristic), twice per round.
+#[derive(Debug)]
+pub struct MarkerFile {
+    path: PathBuf,
+    file: fs::File,
+}
+
+impl MarkerFile {
+    pub fn open(path: &Path) -> Result<Self, SnapshotError> {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(SnapshotError::io("cannot open", path))?;
+        Ok(Self { path: path.to_path_buf(), file })
+    }
+
+    /// The marker, if a run was in progress. A torn marker still says so (its sid is lost).
+    pub fn read(&self) -> Result<Option<Marker>, SnapshotError> {
+        use std::io::Read;
+        let mut text = Vec::new();
+        (&self.file).read_to_end(&mut text).map_err(SnapshotError::io("cannot read", &self.path))?;
+        use std::io::Seek;
+        (&self.file).rewind().map_err(SnapshotError::io("cannot read", &self.path))?;
+        if text.is_empty() {
+            return Ok(None);
+        }
         Ok(Some(serde_json::from_slice(&text).unwrap_or(Marker { seq: 0, boot_id: String::new(), sid: None })))
     }
 
-    /// Written without fsync: after a power loss the hash check at start catches the same.
-    pub fn save(&self, path: &Path) -> Result<(), SnapshotError> {
-        let text = serde_json::to_vec(self).map_err(|e| SnapshotError::Corrupt { path: path.to_path_buf(), why: e.to_string() })?;
-        write_atomic(path, &text, false)
+    pub fn set(&self, marker: &Marker) -> Result<(), SnapshotError> {
+        use std::os::unix::fs::FileExt;
+        let text = serde_json::to_vec(marker)
+            .map_err(|e| SnapshotError::Corrupt { path: self.path.clone(), why: e.to_string() })?;
+        let result = self.file.set_len(0).and_then(|()| self.file.write_all_at(&text, 0));
+        result.map_err(SnapshotError::io("cannot write", &self.path))
+    }
+
+    pub fn clear(&self) -> Result<(), SnapshotError> {
+        self.file.set_len(0).map_err(SnapshotError::io("cannot clear", &self.path))
     }
 }
 
@@ -164,9 +206,19 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, SnapshotError> {
     }
 }
 
-/// Writes a file atomically: a temporary file beside it, fsync (when `durable`), rename, fsync
-/// of the folder (when `durable`).
-pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), SnapshotError> {
+/// How much of [`write_atomic`] must reach the disk before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Nothing is flushed.
+    None,
+    /// The file's bytes, before the rename: if the new name survives a crash, so does the content.
+    File,
+    /// The file and the rename itself (the folder).
+    FileAndFolder,
+}
+
+/// Writes a file atomically: a temporary file beside it, then a rename over it.
+pub fn write_atomic(path: &Path, bytes: &[u8], durability: Durability) -> Result<(), SnapshotError> {
     let err = SnapshotError::io("cannot write", path);
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
@@ -174,11 +226,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Snap
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(bytes)?;
-        if durable {
+        if durability != Durability::None {
             file.sync_all()?;
         }
         fs::rename(&tmp, path)?;
-        if durable && let Some(parent) = path.parent() {
+        if durability == Durability::FileAndFolder
+            && let Some(parent) = path.parent()
+        {
             fsync_dir(parent)?;
         }
         Ok(())
@@ -212,7 +266,11 @@ const FSYNC_EACH_UP_TO: u64 = 64;
 /// Flushes the whole file system that holds `path` (cheaper than many fsyncs).
 pub fn syncfs(path: &Path) -> Result<(), SnapshotError> {
     let dir = fs::File::open(path).map_err(SnapshotError::io("cannot open", path))?;
-    nix::unistd::syncfs(&dir).map_err(|e| SnapshotError::Io { what: "cannot syncfs", path: path.to_path_buf(), source: e.into() })
+    nix::unistd::syncfs(&dir).map_err(|e| SnapshotError::Io {
+        what: "cannot syncfs",
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 /// What [`sync_tree`] changed.
@@ -290,7 +348,9 @@ pub fn sync_tree(
                 fs::set_permissions(&path, fs::Permissions::from_mode(mode_for(entry)))
                     .map_err(SnapshotError::io("cannot set mode of", &path))?;
                 if durable && stats.written < FSYNC_EACH_UP_TO {
-                    fs::File::open(&path).and_then(|f| f.sync_all()).map_err(SnapshotError::io("cannot fsync", &path))?;
+                    fs::File::open(&path)
+                        .and_then(|f| f.sync_all())
+                        .map_err(SnapshotError::io("cannot fsync", &path))?;
                 }
                 stats.bytes_copied += copied;
             }
@@ -351,14 +411,35 @@ mod tests {
     }
 
     #[test]
-    fn meta_round_trips_and_rejects_garbage() {
+    fn record_round_trips_and_rejects_garbage() {
         let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("meta.json");
-        assert_eq!(Meta::load(&path).unwrap(), None);
-        let meta = Meta { seq: Some(7), state_hash: [3; 32], reply_sha256: None };
-        meta.save(&path).unwrap();
-        assert_eq!(Meta::load(&path).unwrap(), Some(meta));
+        let path = tmp.path().join("record");
+        assert_eq!(Record::load(&path).unwrap(), None);
+        for record in [
+            Record { seq: Some(7), state_hash: [3; 32], reply: Some(b"\n\x00reply".to_vec()) },
+            Record { seq: None, state_hash: [4; 32], reply: None },
+        ] {
+            record.save(&path, true).unwrap();
+            assert_eq!(Record::load(&path).unwrap(), Some(record));
+        }
+        let mut torn = fs::read(&path).unwrap();
+        torn.extend_from_slice(b"extra");
+        fs::write(&path, &torn).unwrap();
+        assert!(matches!(Record::load(&path), Err(SnapshotError::Corrupt { .. })));
         fs::write(&path, b"{").unwrap();
-        assert!(matches!(Meta::load(&path), Err(SnapshotError::Corrupt { .. })));
+        assert!(matches!(Record::load(&path), Err(SnapshotError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn marker_is_empty_when_idle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let marker = MarkerFile::open(&tmp.path().join("running")).unwrap();
+        assert_eq!(marker.read().unwrap(), None);
+        let m = Marker { seq: 3, boot_id: "b".into(), sid: Some(42) };
+        marker.set(&Marker { seq: 3, boot_id: "a much longer boot id".into(), sid: None }).unwrap();
+        marker.set(&m).unwrap();
+        assert_eq!(MarkerFile::open(&tmp.path().join("running")).unwrap().read().unwrap(), Some(m));
+        marker.clear().unwrap();
+        assert_eq!(marker.read().unwrap(), None);
     }
 }

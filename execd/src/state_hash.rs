@@ -285,7 +285,8 @@ impl StateHasher {
                     let content: Hash = Sha256::digest(target).into();
                     entries.push(Entry::new(path, Kind::Symlink, false, target.len() as u64, content));
                 } else if file_type.is_file() {
-                    let meta = fs::symlink_metadata(&full).map_err(|source| HashError::Io { path: full.clone(), source })?;
+                    let meta =
+                        fs::symlink_metadata(&full).map_err(|source| HashError::Io { path: full.clone(), source })?;
                     let stamp = Stamp::of(&meta);
                     let content = match self.cache.get(&path) {
                         Some((cached, hash)) if *cached == stamp => *hash,

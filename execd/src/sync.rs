@@ -132,7 +132,10 @@ pub fn parse_manifest(entries: Vec<WireEntry>) -> Result<Vec<Entry>, SyncError> 
         if let Some(parent) = parents(&path).last()
             && !dirs.contains(parent.as_bytes())
         {
-            return Err(SyncError::BadEntry { path: path.clone(), why: format!("its folder `{parent}` is not a directory of the manifest") });
+            return Err(SyncError::BadEntry {
+                path: path.clone(),
+                why: format!("its folder `{parent}` is not a directory of the manifest"),
+            });
         }
     }
     Ok(out)
@@ -168,7 +171,10 @@ pub fn stage_chunk(
         }
     }
     if offset.checked_add(data.len() as u64).is_none_or(|end| end > MAX_STAGED_FILE) {
-        return Err(SyncError::BadPath { path: path.to_string(), why: "the chunk ends past the largest stageable file" });
+        return Err(SyncError::BadPath {
+            path: path.to_string(),
+            why: "the chunk ends past the largest stageable file",
+        });
     }
     for parent in parents(path) {
         let dir = staging.join(parent);
@@ -280,8 +286,15 @@ mod tests {
 
     #[test]
     fn manifest_needs_parents_and_unique_paths() {
-        let file = |p: &str| WireEntry { path: p.into(), is_dir: false, mode: S_IFREG | 0o644, size: 0, content_hash: vec![0; 32] };
-        let dir = |p: &str| WireEntry { path: p.into(), is_dir: true, mode: S_IFDIR | 0o755, size: 0, content_hash: vec![] };
+        let file = |p: &str| WireEntry {
+            path: p.into(),
+            is_dir: false,
+            mode: S_IFREG | 0o644,
+            size: 0,
+            content_hash: vec![0; 32],
+        };
+        let dir =
+            |p: &str| WireEntry { path: p.into(), is_dir: true, mode: S_IFDIR | 0o755, size: 0, content_hash: vec![] };
         assert!(parse_manifest(vec![dir("a"), file("a/b")]).is_ok());
         assert!(matches!(parse_manifest(vec![file("a/b")]), Err(SyncError::BadEntry { .. })));
         assert!(matches!(parse_manifest(vec![file("a"), file("a/b")]), Err(SyncError::BadEntry { .. })));

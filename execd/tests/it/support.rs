@@ -49,8 +49,17 @@ impl Node {
     }
 
     pub fn with(binargs: &str, edit: impl FnOnce(&mut Config)) -> Self {
+        Self::in_dir(tempfile::tempdir().unwrap(), binargs, edit)
+    }
+
+    /// On a RAM file system when there is one: for tests that create thousands of files, which
+    /// a busy virtual disk makes slow (about 1 ms per file here) without testing anything more.
+    pub fn on_tmpfs(binargs: &str) -> Self {
+        Self::in_dir(fast_tempdir(), binargs, |_| {})
+    }
+
+    fn in_dir(tmp: tempfile::TempDir, binargs: &str, edit: impl FnOnce(&mut Config)) -> Self {
         init();
-        let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("node");
         let mut cfg = hp_cfg::create::new_contract_dir(&root, Some(contract_bin())).unwrap();
         cfg.binargs = binargs.split_whitespace().map(str::to_string).collect();
@@ -71,6 +80,11 @@ impl Node {
     pub fn engine(&self) -> Engine {
         Engine::open(EngineConfig::new(&self.root, &self.cfg).unwrap()).unwrap()
     }
+}
+
+/// A temporary directory on `/dev/shm` (tmpfs) if usable, else the default one.
+pub fn fast_tempdir() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap()
 }
 
 /// A 32-byte public key filled with `b`.
@@ -143,10 +157,6 @@ impl Execd {
         me
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
-    }
-
     /// `kill -9`, then reap.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -158,7 +168,8 @@ impl Execd {
     /// SIGTERM, then wait for the exit status (at most `within`).
     pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
         let mut status = None;
         wait_until(within, || {
             status = child.try_wait().ok().flatten();
@@ -192,7 +203,10 @@ pub fn proto_request(seq: u64, input: &str) -> hp_proto::v1::ExecuteRequest {
         ledger_hash: vec![1; 32].into(),
         prev_hash: vec![2; 32].into(),
         time_ms: 1_700_000_000_000,
-        users: vec![hp_proto::v1::UserInputs { pubkey: key(1).to_vec().into(), inputs: vec![input.as_bytes().to_vec().into()] }],
+        users: vec![hp_proto::v1::UserInputs {
+            pubkey: key(1).to_vec().into(),
+            inputs: vec![input.as_bytes().to_vec().into()],
+        }],
     }
 }
 

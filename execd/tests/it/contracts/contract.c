@@ -157,6 +157,11 @@ int main(int argc, char **argv) {
         dprintf(4, "%d %d\n", (int)getpid(), (int)child);
         volatile unsigned long spin = 0;
         for (;;) spin++;
+    } else if (!strcmp(mode, "escape")) {
+        /* A child that leaves the process group and keeps the output pipe open. */
+        pid_t child = fork();
+        if (child == 0) { setsid(); sleep(30); _exit(0); }
+        dprintf(4, "%d", (int)child);
     } else if (!strcmp(mode, "script")) {
         if (n > 0) script(&u[0]);
     }
