@@ -78,120 +78,128 @@ pub fn spawn(
     let (tx, mut rx) = mpsc::unbounded_channel::<Ledger>();
     tokio::spawn(async move {
         let channel = hp_daemon::ipc::channel(&exec_socket);
-        let mut client = ExecClient::new(channel)
+        let client = ExecClient::new(channel)
             .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
             .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
-        let deadline = contract_timeout + Duration::from_secs(60);
+        let mut executor =
+            Executor { client, store_path, deadline: contract_timeout + Duration::from_secs(60), events };
         while let Some(ledger) = rx.recv().await {
-            run_one(&mut client, &store_path, deadline, ledger, &events).await;
+            executor.run_one(ledger).await;
         }
     });
     tx
 }
 
-async fn call(
-    client: &mut ExecClient<tonic::transport::Channel>,
+struct Executor {
+    client: ExecClient<tonic::transport::Channel>,
+    store_path: PathBuf,
     deadline: Duration,
-    ledger: &Ledger,
-) -> Result<pb::ExecuteReply, tonic::Status> {
-    let mut req = tonic::Request::new(request(ledger));
-    req.set_timeout(deadline);
-    client.execute(req).await.map(|r| r.into_inner())
+    events: mpsc::Sender<Event>,
 }
 
-async fn run_one(
-    client: &mut ExecClient<tonic::transport::Channel>,
-    store_path: &PathBuf,
-    deadline: Duration,
-    ledger: Ledger,
-    events: &mpsc::Sender<Event>,
-) {
-    let mut backoff = Duration::from_millis(20);
-    loop {
-        match call(client, deadline, &ledger).await {
-            Ok(reply) => {
-                match outcome(&reply) {
-                    Ok((state_hash, outcome)) => {
-                        let done = Executed { seq: ledger.seq, ledger_hash: ledger.hash(), state_hash, outcome };
-                        let _ = events.send(Event::Executed(done)).await;
-                    }
-                    Err(reason) => {
-                        let _ = events
-                            .send(Event::ExecFailed(ExecFailure::NeedsStateSync { seq: ledger.seq, reason }))
-                            .await;
-                    }
+/// Where execd's state stands: `None` before its first execution.
+type ExecdSeq = Option<u64>;
+
+impl Executor {
+    async fn call(&mut self, ledger: &Ledger) -> Result<pb::ExecuteReply, tonic::Status> {
+        let mut req = tonic::Request::new(request(ledger));
+        req.set_timeout(self.deadline);
+        self.client.execute(req).await.map(|r| r.into_inner())
+    }
+
+    async fn state_seq(&mut self) -> Result<ExecdSeq, tonic::Status> {
+        let mut req = tonic::Request::new(pb::StateInfoRequest {});
+        req.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
+        let info = self.client.state_info(req).await?.into_inner();
+        Ok(info.has_seq.then_some(info.seq))
+    }
+
+    async fn report(&self, event: Event) {
+        let _ = self.events.send(event).await;
+    }
+
+    /// Runs `ledger`, first replaying from the store whatever execd lacks before it. Retries
+    /// (with backoff) while execd is down; the round in flight is simply re-run.
+    async fn run_one(&mut self, ledger: Ledger) {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            match self.step(&ledger).await {
+                Ok(()) => return,
+                Err(Step::Retry(why)) => {
+                    warn!(seq = ledger.seq, reason = %why, "execution not possible yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
-                return;
-            }
-            Err(status) if status.code() == Code::FailedPrecondition => {
-                // execd is at another sequence: find out where, replay what it misses.
-                match state_seq(client).await {
-                    Ok(Some(at)) if at + 1 < ledger.seq => {
-                        info!(execd_seq = at, seq = ledger.seq, "execd is behind; replaying ledgers from the store");
-                        if let Err(e) = replay(client, store_path, deadline, at + 1, ledger.seq, events).await {
-                            warn!(error = %e, "replay failed; retrying");
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_secs(1));
-                        }
-                    }
-                    Ok(None) if ledger.seq > 1 => {
-                        if let Err(e) = replay(client, store_path, deadline, 1, ledger.seq, events).await {
-                            warn!(error = %e, "replay failed; retrying");
-                            tokio::time::sleep(backoff).await;
-                        }
-                    }
-                    Ok(at) => {
-                        let reason = format!("execd is at sequence {at:?}, the chain asks for {}", ledger.seq);
-                        let _ = events
-                            .send(Event::ExecFailed(ExecFailure::NeedsStateSync { seq: ledger.seq, reason }))
-                            .await;
-                        return;
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "execd state query failed; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                    }
+                Err(Step::NeedsStateSync(reason)) => {
+                    self.report(Event::ExecFailed(ExecFailure::NeedsStateSync { seq: ledger.seq, reason })).await;
+                    return;
                 }
-            }
-            Err(status) if status.code() == Code::DataLoss => {
-                let reason = status.message().to_string();
-                let _ = events.send(Event::ExecFailed(ExecFailure::NeedsStateSync { seq: ledger.seq, reason })).await;
-                return;
-            }
-            Err(status) => {
-                // execd down or restarting: the round in flight is re-run once it is back.
-                warn!(seq = ledger.seq, code = ?status.code(), message = status.message(), "execution failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
-}
 
-async fn state_seq(client: &mut ExecClient<tonic::transport::Channel>) -> Result<Option<u64>, tonic::Status> {
-    let mut req = tonic::Request::new(pb::StateInfoRequest {});
-    req.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
-    let info = client.state_info(req).await?.into_inner();
-    Ok(info.has_seq.then_some(info.seq))
-}
-
-/// Executes stored ledgers `from..until` (exclusive) and reports each.
-async fn replay(
-    client: &mut ExecClient<tonic::transport::Channel>,
-    store_path: &PathBuf,
-    deadline: Duration,
-    from: u64,
-    until: u64,
-    events: &mpsc::Sender<Event>,
-) -> Result<(), String> {
-    let store = Store::open_read_only(store_path).map_err(|e| e.to_string())?;
-    for seq in from..until {
-        let record = store.get(seq).map_err(|e| e.to_string())?.ok_or_else(|| format!("ledger {seq} is not stored"))?;
-        let reply = call(client, deadline, &record.ledger).await.map_err(|s| s.message().to_string())?;
-        let (state_hash, outcome) = outcome(&reply)?;
-        let done = Executed { seq, ledger_hash: record.ledger.hash(), state_hash, outcome };
-        let _ = events.send(Event::Executed(done)).await;
+    async fn step(&mut self, ledger: &Ledger) -> Result<(), Step> {
+        let at = match self.state_seq().await {
+            Ok(at) => at,
+            Err(s) if s.code() == Code::DataLoss => return Err(Step::NeedsStateSync(s.message().to_string())),
+            Err(s) => return Err(Step::Retry(format!("execd: {}", s.message()))),
+        };
+        let next = at.map_or(1, |a| a + 1);
+        if ledger.seq < next.saturating_sub(1) {
+            // execd is past this ledger (its state was copied from a peer): nothing to run.
+            self.report(Event::AlreadyApplied { seq: ledger.seq }).await;
+            return Ok(());
+        }
+        if ledger.seq > next {
+            info!(execd_seq = ?at, seq = ledger.seq, "execd is behind; replaying ledgers from the store");
+            self.replay(next, ledger.seq).await?;
+        }
+        match self.call(ledger).await {
+            Ok(reply) => {
+                self.report_reply(ledger, &reply).await;
+                Ok(())
+            }
+            Err(s) if s.code() == Code::FailedPrecondition && Some(ledger.seq) == at => {
+                // The state at this sequence came from a peer: there is no local run to report.
+                self.report(Event::AlreadyApplied { seq: ledger.seq }).await;
+                Ok(())
+            }
+            Err(s) if s.code() == Code::DataLoss => Err(Step::NeedsStateSync(s.message().to_string())),
+            Err(s) => Err(Step::Retry(format!("execd: {:?} {}", s.code(), s.message()))),
+        }
     }
-    Ok(())
+
+    async fn report_reply(&self, ledger: &Ledger, reply: &pb::ExecuteReply) {
+        match outcome(reply) {
+            Ok((state_hash, outcome)) => {
+                let done = Executed { seq: ledger.seq, ledger_hash: ledger.hash(), state_hash, outcome };
+                self.report(Event::Executed(done)).await;
+            }
+            Err(reason) => {
+                self.report(Event::ExecFailed(ExecFailure::NeedsStateSync { seq: ledger.seq, reason })).await;
+            }
+        }
+    }
+
+    /// Executes stored ledgers `from..until` (exclusive) and reports each.
+    async fn replay(&mut self, from: u64, until: u64) -> Result<(), Step> {
+        let store = Store::open_read_only(&self.store_path).map_err(|e| Step::Retry(e.to_string()))?;
+        for seq in from..until {
+            let record = store
+                .get(seq)
+                .map_err(|e| Step::Retry(e.to_string()))?
+                .ok_or_else(|| Step::Retry(format!("ledger {seq} is not stored")))?;
+            match self.call(&record.ledger).await {
+                Ok(reply) => self.report_reply(&record.ledger, &reply).await,
+                Err(s) if s.code() == Code::DataLoss => return Err(Step::NeedsStateSync(s.message().to_string())),
+                Err(s) => return Err(Step::Retry(format!("execd: {:?} {}", s.code(), s.message()))),
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Step {
+    Retry(String),
+    NeedsStateSync(String),
 }

@@ -9,11 +9,13 @@
 //! - [`node`]: the node loop, host of the consensus core.
 //! - [`executor`]: runs closed ledgers through execd, in order.
 //! - [`service`]: the local gRPC API (the userd session, status).
+//! - [`state_sync`]: copying the contract state from a peer.
 
 pub mod executor;
 pub mod node;
 pub mod peer;
 pub mod service;
+pub mod state_sync;
 pub mod wire;
 
 use anyhow::Context;
@@ -118,7 +120,10 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         max_input_bytes: cfg.pubmaxsize as usize,
         recovery_path: dir.hist().join("consensus.state"),
     };
-    let node = Node::new(node_cfg, store, core, peers, executor, events_tx)?;
+    let exec_client = hp_proto::v1::exec_client::ExecClient::new(hp_daemon::ipc::channel(&dir.socket("execd")))
+        .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
+        .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
+    let node = Node::new(node_cfg, store, core, peers, executor, exec_client, dir.ledger_db(), events_tx)?;
     let result = node.run(events_rx, shutdown.clone()).await;
     shutdown.cancel();
     let _ = server.await;

@@ -13,6 +13,7 @@
 //! - `results`: execution outcomes, result votes, output delivery.
 //! - `users`: the userd session, accepting inputs durably (group commit), acks.
 //! - `catchup`: fetching and verifying ledgers this node missed.
+//! - `sync`: starting a state copy from a peer and resuming after it.
 //! - `recovery`: the core's crash-recovery state on disk.
 
 mod catchup;
@@ -20,6 +21,7 @@ mod effects;
 pub mod mempool;
 mod recovery;
 mod results;
+mod sync;
 mod users;
 
 use crate::executor::{ExecFailure, Executed};
@@ -28,7 +30,7 @@ use crate::wire::{self, PeerMessage, PeerStatus};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use hp_consensus::{Consensus, Input, ResultCollector};
 use hp_ledger::{Ledger, ResultSummary, Store};
-use hp_proto::v1 as pb;
+use hp_proto::v1::{self as pb, exec_client::ExecClient};
 use mempool::Mempool;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -59,7 +61,12 @@ pub enum Event {
         round: u32,
     },
     Executed(Executed),
+    /// execd's state already reflects this ledger (it was copied from a peer).
+    AlreadyApplied {
+        seq: u64,
+    },
     ExecFailed(ExecFailure),
+    StateSynced(Result<crate::state_sync::SyncReport, String>),
     Tick,
     Status(oneshot::Sender<pb::ConsensusStatus>),
 }
@@ -116,6 +123,15 @@ pub struct Node {
     peer_status: HashMap<usize, PeerStatus>,
     catchup: catchup::CatchUp,
     ticks: u64,
+
+    exec_client: ExecClient<tonic::transport::Channel>,
+    store_path: PathBuf,
+    sync_replies: crate::state_sync::Replies,
+    /// A state copy from a peer is under way.
+    syncing: bool,
+    /// Outputs of ledgers from this sequence on are delivered to users; older ones were
+    /// delivered before this process started (a replay must not send them again).
+    deliver_from: u64,
 }
 
 impl Node {
@@ -126,6 +142,8 @@ impl Node {
         core: Consensus<Ledger>,
         peers: PeerNet,
         executor: mpsc::UnboundedSender<Ledger>,
+        exec_client: ExecClient<tonic::transport::Channel>,
+        store_path: PathBuf,
         events: mpsc::Sender<Event>,
     ) -> anyhow::Result<Self> {
         let record = store.last()?;
@@ -138,7 +156,14 @@ impl Node {
         let results = ResultCollector::new(cfg.unl.len(), cfg.quorum, Some(cfg.me), record.ledger.seq.max(1))
             .map_err(|e| anyhow::anyhow!("result collector: {e}"))?;
         let state_hash = last_result.map(|r| r.state_hash).unwrap_or_default();
+        let deliver_from =
+            if last_result.is_some() || record.ledger.seq == 0 { record.ledger.seq + 1 } else { record.ledger.seq };
         Ok(Self {
+            exec_client,
+            store_path,
+            sync_replies: Default::default(),
+            syncing: false,
+            deliver_from,
             exec_requested: record.ledger.seq.saturating_sub(1),
             last: record.ledger,
             last_result,
@@ -257,6 +282,10 @@ impl Node {
             }
             Event::Executed(done) => self.on_executed(done),
             Event::ExecFailed(failure) => self.on_exec_failed(failure),
+            Event::AlreadyApplied { seq } => {
+                self.executed.remove(&seq);
+            }
+            Event::StateSynced(result) => self.on_state_synced(result),
             Event::Tick => self.on_tick(),
             Event::Status(reply) => {
                 let _ = reply.send(self.status());
@@ -292,11 +321,19 @@ impl Node {
                 self.serve_ledgers(from, request_id, from_seq, max_count)
             }
             PeerMessage::LedgerReply { request_id, records } => self.on_ledger_reply(from, request_id, records),
-            PeerMessage::StateManifestRequest(_)
-            | PeerMessage::StateManifestReply(_)
-            | PeerMessage::StateChunkRequest(_)
-            | PeerMessage::StateChunkReply(_) => {
-                debug!(peer = from, "state sync message ignored");
+            PeerMessage::StateManifestRequest(r) => {
+                tokio::spawn(crate::state_sync::serve_manifest(
+                    self.exec_client.clone(),
+                    self.peers.clone(),
+                    from,
+                    r.request_id,
+                ));
+            }
+            PeerMessage::StateChunkRequest(r) => {
+                tokio::spawn(crate::state_sync::serve_chunk(self.exec_client.clone(), self.peers.clone(), from, r));
+            }
+            reply @ (PeerMessage::StateManifestReply(_) | PeerMessage::StateChunkReply(_)) => {
+                self.sync_replies.deliver(reply);
             }
         }
     }

@@ -49,6 +49,10 @@ pub fn save(path: &Path, state: &RecoveryState<Ledger>) -> std::io::Result<()> {
         };
         w.bytes(&frame.encode_to_vec());
     }
+    w.u32(state.proof_of_lock.len() as u32);
+    for vote in &state.proof_of_lock {
+        w.bytes(&wire::vote(vote).encode_to_vec());
+    }
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, w.finish())?;
     std::fs::rename(&tmp, path)
@@ -74,5 +78,15 @@ pub fn load(path: &Path, unl: &[VerifyingKey]) -> Option<RecoveryState<Ledger>> 
             _ => return None,
         }
     }
-    Some(RecoveryState { height, round, locked, valid, signed })
+    let n = r.count("proof of lock", 4, 100_000).ok()?;
+    let mut proof_of_lock = Vec::with_capacity(n);
+    for _ in 0..n {
+        let bytes = r.bytes("proof vote", 4096).ok()?;
+        let frame = hp_proto::v1::peer::Frame::decode(bytes).ok()?;
+        match wire::decode(frame, unl).ok()? {
+            PeerMessage::Vote(v) => proof_of_lock.push(v),
+            _ => return None,
+        }
+    }
+    Some(RecoveryState { height, round, locked, valid, signed, proof_of_lock })
 }

@@ -58,6 +58,7 @@ impl Node {
                     );
                     self.diverged = true;
                     self.on_result_certified(certificate);
+                    self.start_state_sync();
                 }
                 ResultEvent::Unreachable { height, voters, best } => {
                     error!(
@@ -90,13 +91,16 @@ impl Node {
         let summary = ResultSummary { state_hash: cert.state_hash, outputs_hash: cert.outputs_hash };
         if let Some(done) = self.executed.remove(&seq) {
             if done.state_hash == cert.state_hash && done.outcome.hash() == cert.outputs_hash {
-                self.deliver(seq, &done);
+                if seq >= self.deliver_from {
+                    self.deliver(seq, &done);
+                }
             } else if !self.diverged {
                 error!(
                     seq,
-                    "own result differs from the certified one; outputs withheld, node stops voting on results"
+                    "own result differs from the certified one; outputs withheld, copying the state from peers"
                 );
                 self.diverged = true;
+                self.start_state_sync();
             }
         }
         self.executed.retain(|s, _| *s > seq);
@@ -139,8 +143,8 @@ impl Node {
     pub(super) fn on_exec_failed(&mut self, failure: ExecFailure) {
         match failure {
             ExecFailure::NeedsStateSync { seq, reason } => {
-                error!(seq, %reason, "execd cannot run the chain's next ledger; the state must be copied from a peer");
-                self.diverged = true;
+                error!(seq, %reason, "execd cannot run the chain's next ledger; copying the state from a peer");
+                self.start_state_sync();
             }
         }
     }

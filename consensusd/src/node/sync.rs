@@ -1,0 +1,82 @@
+//! Starting a state copy from a peer, and picking up execution after it.
+
+use super::{Event, Node};
+use crate::state_sync::{StateSync, SyncError, SyncReport};
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+/// How long a node keeps trying peers before reporting the copy as failed (and trying again).
+const ATTEMPTS: u32 = 20;
+
+impl Node {
+    /// Copies the state from a peer in the background; one copy at a time.
+    pub(super) fn start_state_sync(&mut self) {
+        if self.syncing {
+            return;
+        }
+        self.syncing = true;
+        let mut sync = StateSync {
+            net: self.peers.clone(),
+            replies: self.sync_replies.clone(),
+            exec: self.exec_client.clone(),
+            store_path: self.store_path.clone(),
+        };
+        let events = self.events.clone();
+        let peers = self.peers.clone();
+        tokio::spawn(async move {
+            let mut result = Err("no attempt".to_string());
+            for attempt in 0..ATTEMPTS {
+                let mut candidates = peers.connected();
+                // Spread the load, and step past a peer that keeps failing.
+                if !candidates.is_empty() {
+                    let shift = attempt as usize % candidates.len();
+                    candidates.rotate_left(shift);
+                }
+                match sync.run(candidates).await {
+                    Ok(report) => {
+                        result = Ok(report);
+                        break;
+                    }
+                    Err(SyncError::NotYetCertified { seq, .. }) => {
+                        info!(seq, "waiting for the certified result of the peer's state");
+                        result = Err(format!("ledger {seq} not certified yet"));
+                    }
+                    Err(e) => result = Err(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt + 1).min(8))).await;
+            }
+            let _ = events.send(Event::StateSynced(result)).await;
+        });
+    }
+
+    pub(super) fn on_state_synced(&mut self, result: Result<SyncReport, String>) {
+        self.syncing = false;
+        match result {
+            Ok(report) => {
+                info!(seq = report.seq, files = report.files, bytes = report.bytes, "state sync done");
+                self.diverged = false;
+                self.state_hash = report.state_hash;
+                self.executed.retain(|seq, _| *seq > report.seq);
+                if self.last.seq > report.seq {
+                    // Run the ledgers after the copied state; the executor replays from the store.
+                    self.exec_requested = report.seq;
+                    self.request_execution(self.last.clone());
+                }
+            }
+            Err(reason) => {
+                error!(%reason, "state sync failed; trying again");
+                let events = self.events.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let _ = events
+                        .send(Event::ExecFailed(crate::executor::ExecFailure::NeedsStateSync {
+                            seq: 0,
+                            reason: "retrying the state copy".into(),
+                        }))
+                        .await;
+                });
+                warn!("state copy will be retried");
+            }
+        }
+    }
+}
