@@ -148,7 +148,7 @@ impl StateSync {
         // What this node already has, by path and content.
         let local = self
             .exec
-            .state_manifest(pb::StateManifestRequest {})
+            .state_manifest(pb::StateManifestRequest { include_damaged: true })
             .await
             .map(|r| r.into_inner().entries)
             .unwrap_or_default();
@@ -253,7 +253,7 @@ impl StateSync {
 
 /// Answers a peer's manifest request from the local execd.
 pub async fn serve_manifest(mut exec: ExecClient<Channel>, net: PeerNet, peer: usize, request_id: u64) {
-    let reply = match exec.state_manifest(pb::StateManifestRequest {}).await {
+    let reply = match exec.state_manifest(pb::StateManifestRequest { include_damaged: false }).await {
         Ok(m) => {
             let m = m.into_inner();
             wire_pb::StateManifestReply {

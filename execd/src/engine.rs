@@ -409,8 +409,12 @@ impl Engine {
     }
 
     /// The committed entries, for peers (`StateManifest`).
-    pub fn manifest(&self) -> Result<(StateInfo, Vec<Entry>), EngineError> {
-        let info = self.state_info()?;
+    /// With `include_damaged`, lists the committed copy as scanned even when it no longer matches
+    /// its record (for this node's own state copy: only entries whose content hash matches the
+    /// target are reused, and the result is checked against the target root).
+    pub fn manifest(&self, include_damaged: bool) -> Result<(StateInfo, Vec<Entry>), EngineError> {
+        let info =
+            if include_damaged { StateInfo { seq: self.seq, state_hash: self.state_hash } } else { self.state_info()? };
         Ok((info, self.committed.entries.clone()))
     }
 

@@ -109,9 +109,11 @@ impl Exec for ExecService {
 
     async fn state_manifest(
         &self,
-        _: Request<v1::StateManifestRequest>,
+        request: Request<v1::StateManifestRequest>,
     ) -> Result<Response<v1::StateManifestReply>, Status> {
-        let (info, entries) = self.engine.call(|engine, _| engine.manifest()).await.map_err(gone)?.map_err(status)?;
+        let include_damaged = request.into_inner().include_damaged;
+        let (info, entries) =
+            self.engine.call(move |engine, _| engine.manifest(include_damaged)).await.map_err(gone)?.map_err(status)?;
         let entries = entries.iter().map(convert::entry_to_proto).collect::<Result<Vec<_>, _>>().map_err(status)?;
         Ok(Response::new(v1::StateManifestReply {
             seq: info.seq.unwrap_or(0),

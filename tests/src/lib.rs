@@ -11,6 +11,7 @@
 
 pub mod bins;
 pub mod cluster;
+pub mod contracts;
 pub mod ports;
 pub mod user;
 pub mod wait;

@@ -38,7 +38,7 @@ fn staging_refuses_escaping_absolute_and_symlink_paths() {
 }
 
 fn manifest_of(engine: &hp_execd::Engine) -> Vec<hp_execd::sync::WireEntry> {
-    let (_, entries) = engine.manifest().unwrap();
+    let (_, entries) = engine.manifest(false).unwrap();
     entries.iter().map(|e| convert::wire_entry(convert::entry_to_proto(e).unwrap())).collect()
 }
 
@@ -81,7 +81,7 @@ fn a_fresh_node_copies_the_state_of_another_chunk_by_chunk() {
     let mut target = target_node.engine();
     execute(&mut target, one(1, "put stale old\nput same hello"));
     target.stage_chunk("", 0, b"", true).unwrap();
-    let (_, entries) = source.manifest().unwrap();
+    let (_, entries) = source.manifest(false).unwrap();
     for e in &entries {
         let p = convert::entry_to_proto(e).unwrap();
         if p.is_dir {

@@ -2,5 +2,6 @@
 //! cluster on its own ports and kills it when done, also on failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod catchup;
 mod consensus;
 mod single_node;
