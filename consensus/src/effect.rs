@@ -47,6 +47,10 @@ pub struct RecoveryState<V> {
     /// Every proposal and vote this node signed in `round` and `round - 1`: restored into
     /// the log on resume (so none is signed again differently) and sent again from there.
     pub signed: Vec<Message<V>>,
+    /// The prevotes (any validator's) for the valid value in its valid round: the proof a
+    /// re-proposal of it needs (line 28). Without it, nodes locked on that value and nodes that
+    /// never saw its polka could wait for each other forever.
+    pub proof_of_lock: Vec<Vote>,
 }
 
 /// One thing for the host to do. The host performs a `handle` call's effects in order: in

@@ -4,17 +4,8 @@
 //! The protocol is Tendermint (Buchman, Kwon, Milosevic, "The latest gossip on BFT consensus",
 //! 2018, Algorithm 1) with Hot Pocket's quorum `q` in place of `2f + 1` (see
 //! CONSENSUS.md and DESIGN.md §5), plus the post-execution result agreement. The host
-//! (`consensusd`) verifies signatures, turns effects into messages, timers and disk writes, and
-//! feeds back what arrives. What the host must guarantee:
-//!
-//! - perform each call's effects in order; make [`Effect::Persist`] durable before sending any
-//!   later message, and restart a crashed node with [`Input::Resume`] of the last one (or, with
-//!   no state for the height, `StartHeight { round: 0 }`);
-//! - store a decision durably before starting the next height;
-//! - deliver eventually (the paper's gossip assumption): send [`Consensus::rebroadcast`] to
-//!   every peer periodically, [`Consensus::catch_up`] to a peer seen in a lower round of the
-//!   current height, and the stored value and [`CommitCertificate`] to a peer at a lower height;
-//! - answer [`Effect::GetValue`] within the propose timeout, and [`Effect::ValidateProposal`].
+//! (`consensusd`) turns effects into messages, timers and disk writes, and feeds back what
+//! arrives; its side of the contract is at the end.
 //!
 //! # Layout
 //! - [`types`]: heights, rounds, steps, timeouts, the [`Value`] trait.
@@ -27,6 +18,19 @@
 //! - `vote_keeper`: the per-height message log (internal).
 //! - [`state_machine`]: [`Consensus`], Algorithm 1 rule by rule.
 //! - [`result`]: the post-execution result agreement.
+//!
+//! # What the host must do
+//! - verify every proposal's and vote's signature (and the signer's UNL index) before feeding
+//!   it; judge `valid(v)` for proposals, including those handed back by
+//!   [`Effect::ValidateProposal`]; answer [`Effect::GetValue`] within the propose timeout;
+//! - perform each call's effects in order, making each [`Effect::Persist`] durable (fsync)
+//!   before sending anything that follows it; after a crash, start with [`Input::Resume`] of
+//!   the last one if it is for the height to run, else `StartHeight { round: 0 }`;
+//! - store a decision (value and certificate) durably before starting the next height;
+//! - deliver eventually (the paper's gossip assumption): send [`Consensus::rebroadcast`] to
+//!   every peer periodically, [`Consensus::catch_up`] to a peer seen in a lower round of the
+//!   current height, and stored values with their [`CommitCertificate`]s to a peer at a lower
+//!   height.
 
 pub mod certificate;
 pub mod effect;

@@ -2,7 +2,7 @@
 //! on BFT consensus" (2018), with `q` for `2f + 1` and `n - q + 1` for `f + 1`.
 //!
 //! The paper's `upon` rules are conditions over the message log and the node's state. After
-//! every input, [`Consensus::run_rules`] evaluates them in a fixed order until none fires, so
+//! every input, `Consensus::run_rules` evaluates them in a fixed order until none fires, so
 //! the outcome does not depend on the order in which messages arrived. Line numbers in comments
 //! are the paper's.
 //!
@@ -164,9 +164,9 @@ impl<V: Value> Consensus<V> {
         ((height % n + u64::from(round) % n) % n) as ValidatorIndex
     }
 
-    /// What the host must keep to restart safely: the lock, the valid value, and this node's
-    /// own signed messages of the current and previous round. [`Effect::Persist`] carries it
-    /// after every signature.
+    /// What the host must keep to restart safely: the lock, the valid value with its proof of
+    /// lock, and this node's own signed messages of the current and previous round.
+    /// [`Effect::Persist`] carries it after every signature.
     pub fn recovery_state(&self) -> RecoveryState<V> {
         let mut signed = Vec::new();
         if let Some(me) = self.me {
@@ -185,12 +185,16 @@ impl<V: Value> Consensus<V> {
                 }
             }
         }
+        let proof_of_lock = self.valid.as_ref().map_or_else(Vec::new, |valid| {
+            self.log.votes_for(valid.round, VoteKind::Prevote, &valid.id).into_iter().cloned().collect()
+        });
         RecoveryState {
             height: self.height,
             round: self.round,
             locked: self.locked.as_ref().map(Held::to_round_value),
             valid: self.valid.as_ref().map(Held::to_round_value),
             signed,
+            proof_of_lock,
         }
     }
 
@@ -266,8 +270,8 @@ impl<V: Value> Consensus<V> {
         }
     }
 
-    /// Messages buffered for the next height (bounded: at most one per validator, kind and
-    /// round, for a few rounds per validator).
+    /// Messages buffered for the next height (bounded: a few per validator, kind and round, for
+    /// a few rounds per validator).
     pub fn buffered(&self) -> usize {
         self.next.len()
     }
@@ -335,6 +339,11 @@ impl<V: Value> Consensus<V> {
         // round restarts where it was, and the node can still complete it with the others.
         for message in state.signed {
             self.restore(message);
+        }
+        for vote in state.proof_of_lock {
+            if vote.height == height && vote.kind == VoteKind::Prevote {
+                self.log.add_vote(vote, Round::MAX);
+            }
         }
         self.start_round(round, out);
         if let Some(me) = self.me {

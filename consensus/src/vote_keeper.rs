@@ -148,27 +148,21 @@ impl<V: Clone> VoteKeeper<V> {
     /// in this round a stored proposal claims, or a value smaller than one kept (which it then
     /// replaces, so that all nodes converge on the same smallest values).
     fn keeps_beyond_cap(&mut self, vote: &Vote) -> bool {
-        if let (VoteKind::Prevote, Some(id)) = (vote.kind, vote.value)
-            && self
-                .rounds
-                .values()
-                .any(|log| log.proposals.iter().any(|e| e.id == id && e.proposal.valid_round == Some(vote.round)))
-        {
+        let claimed = match vote.kind {
+            VoteKind::Prevote => self.claimed_polkas(vote.round),
+            VoteKind::Precommit => BTreeSet::new(),
+        };
+        let is_claimed = |value: &Option<Hash>| value.is_some_and(|id| claimed.contains(&id));
+        if is_claimed(&vote.value) {
             return true;
         }
-        let claimed = self.claimed_polkas(vote.round);
         let Some(votes) =
             self.rounds.get_mut(&vote.round).and_then(|log| log.votes_mut(vote.kind).get_mut(&vote.validator))
         else {
-            return true;
+            return true; // nothing kept yet: no cap reached
         };
-        // The largest kept value that is not protected by a claim.
-        let evictable = votes
-            .keys()
-            .rev()
-            .find(|value| vote.kind != VoteKind::Prevote || value.is_none_or(|id| !claimed.contains(&id)))
-            .copied();
-        match evictable {
+        let largest = votes.keys().rev().find(|value| !is_claimed(value)).copied();
+        match largest {
             Some(largest) if vote.value < largest => {
                 votes.remove(&largest);
                 true

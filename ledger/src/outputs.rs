@@ -42,7 +42,7 @@ pub struct Outcome {
 impl Outcome {
     pub fn hash(&self) -> Hash {
         let mut outputs: Vec<&([u8; 32], Bytes)> = self.outputs.iter().collect();
-        outputs.sort_by(|a, b| a.0.cmp(&b.0));
+        outputs.sort_by_key(|o| o.0);
         let (kind, value) = self.exit.encode();
         let mut w = Writer::new();
         w.u8(kind).u32(value as u32).u32(outputs.len() as u32);

@@ -86,6 +86,7 @@ impl Harness {
             locked: held.clone(),
             valid: held,
             signed: Vec::new(),
+            proof_of_lock: Vec::new(),
         }))
     }
 

@@ -868,3 +868,27 @@ fn a_restarted_proposer_neither_asks_for_nor_signs_a_second_proposal_in_its_roun
     assert_eq!(h2.node.step(), Step::Prevote, "its own prevote was restored");
     assert!(matches!(h2.node.rebroadcast().first(), Some(Message::Proposal(p)) if p.value == A));
 }
+
+#[test]
+fn a_resumed_node_can_still_prove_the_polka_of_its_valid_value() {
+    let mut h = Harness::new();
+    h.start(0);
+    h.propose(0, A, None, true);
+    let out = h.prevotes(&[1, 2], 0, Some(&A));
+    let state = out
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Effect::Persist(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("persisted");
+    assert_eq!(state.proof_of_lock.len(), 3);
+    let mut h2 = Harness::new();
+    h2.input(Input::Resume(state));
+    h2.precommits(&[1, 2], 3, None); // skip to round 3, which node 0 proposes
+    let again = h2.node.rebroadcast();
+    assert!(again.iter().any(|m| matches!(m, Message::Proposal(p) if p.valid_round == Some(0) && p.value == A)));
+    let proof = again.iter().filter(|m| matches!(m, Message::Vote(v) if v.round == 0 && v.kind == PREVOTE)).count();
+    assert_eq!(proof, 3, "{again:?}");
+}

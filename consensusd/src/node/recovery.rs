@@ -1,10 +1,9 @@
 //! The core's crash-recovery state (height, round, lock, valid value, what it signed) in
 //! `hist/consensus.state`.
 //!
-//! Written by rename of a temporary file before any message that follows it leaves the node,
-//! so a restarted consensusd resumes without signing anything twice and keeps its lock. It is
-//! not fsynced: it guards against a process crash; after a power loss a node may at worst
-//! behave like one faulty node, which the quorum tolerates.
+//! Written (temporary file, fsync, rename) before any message that follows it leaves the node,
+//! so a restarted consensusd — also after a power loss — resumes without signing anything twice
+//! and keeps its lock: a node that forgot its lock could help decide a second value.
 
 use crate::wire::{self, PeerMessage};
 use ed25519_dalek::VerifyingKey;
@@ -54,8 +53,18 @@ pub fn save(path: &Path, state: &RecoveryState<Ledger>) -> std::io::Result<()> {
         w.bytes(&wire::vote(vote).encode_to_vec());
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, w.finish())?;
-    std::fs::rename(&tmp, path)
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&w.finish())?;
+        file.sync_data()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    // The rename itself must survive a power loss too.
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The saved state, or `None` if there is none or it cannot be read (then the height starts

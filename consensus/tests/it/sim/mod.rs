@@ -2,7 +2,16 @@
 //! exactly-once and liveness over many seeds.
 //!
 //! `SIM_SEEDS=N` runs N seeds per configuration instead of the default; `SIM_SEED=S` runs
-//! only seed S (to reproduce a failure: the failure message names the seed).
+//! only seed S (to reproduce a failure: the failure message names the seed); `SIM_DUMP=1`
+//! also prints every honest machine's state when a run fails.
+//!
+//! Checked on every run: agreement (one value per height across all nodes), validity (every
+//! stored certificate has `q` distinct valid precommits for its ledger, which links to the
+//! previous one), exactly-once (no input in two ledgers or twice in one), no honest node ever
+//! signs two different votes or proposals for one (height, round, kind) (across crashes), no
+//! honest node is accused of equivocation, and, where `q` honest nodes exist, liveness: every
+//! submitted input is in every honest node's chain within `LIVENESS_BOUND` of virtual time
+//! after the faults stop.
 
 mod rng;
 mod world;

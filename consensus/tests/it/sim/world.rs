@@ -93,7 +93,8 @@ pub struct Config {
     pub n: usize,
     /// Nodes `n - byzantine .. n` run the byzantine script.
     pub byzantine: usize,
-    /// Before `chaos_end`: drops, duplicates, long delays (hence reordering).
+    /// Before `chaos_end`: drops, duplicates, long delays (hence reordering), and in half the
+    /// runs a partition into two random sides for a while.
     pub lossy: bool,
     /// Before `chaos_end`: honest nodes crash and recover.
     pub crashes: bool,
@@ -243,6 +244,8 @@ pub struct World {
     honest: Vec<Option<Honest>>,
     byzantine: Vec<Byzantine>,
     chaos_end: Time,
+    /// With `lossy`, maybe a partition before `chaos_end`: (from, until, side of each node).
+    partition: Option<(Time, Time, Vec<bool>)>,
     /// Global truth for the checks.
     decided: BTreeMap<Height, Block>,
     values: HashMap<Hash, Block>,
@@ -260,6 +263,12 @@ impl World {
         let quorum = quorum_for(cfg.n, 0.8).expect("quorum");
         let params = Params { unl: keys.iter().map(SigningKey::verifying_key).collect(), quorum, timeouts: TIMEOUTS };
         let chaos_end = if cfg.lossy || cfg.crashes { rng.between(1_000, 4_000) } else { 1_000 };
+        let partition = (cfg.lossy && rng.chance(0.5)).then(|| {
+            let from = rng.below(chaos_end / 2);
+            let until = (from + rng.between(200, chaos_end / 2)).min(chaos_end);
+            let sides = (0..cfg.n).map(|_| rng.chance(0.5)).collect();
+            (from, until, sides)
+        });
         let honest = (0..cfg.n)
             .map(|i| {
                 (i < cfg.n - cfg.byzantine).then(|| Honest {
@@ -285,6 +294,7 @@ impl World {
             params,
             honest,
             chaos_end,
+            partition,
             decided: BTreeMap::new(),
             values: HashMap::new(),
             signed_votes: HashMap::new(),
@@ -328,6 +338,12 @@ impl World {
         }
         let lossy = self.cfg.lossy && self.chaotic();
         if lossy && self.rng.chance(0.15) {
+            return;
+        }
+        if let Some((from_time, until, sides)) = &self.partition
+            && (*from_time..*until).contains(&self.now)
+            && sides[from] != sides[to]
+        {
             return;
         }
         let copies = if lossy && self.rng.chance(0.1) { 2 } else { 1 };
@@ -566,6 +582,9 @@ impl World {
     /// A peer still at a height this node has stored gets the ledgers it misses; a peer in a
     /// lower round of this node's height gets `catch_up()`. Each at most once per TICK.
     fn maybe_catch_up(&mut self, node: usize, peer: usize, height: Height, round: Round) {
+        if self.up(node).is_none() {
+            return; // crashed while handling the message
+        }
         let now = self.now;
         let h = self.node(node);
         let behind_in_height = height >= 1 && height < h.next_height();
@@ -604,6 +623,10 @@ impl World {
             let effects = self.node(node).core.handle(input);
             let incarnation = self.node(node).incarnation;
             for effect in effects {
+                if self.crash_mid_effects(node) {
+                    // The rest of this list is lost with the process.
+                    return Ok(());
+                }
                 match effect {
                     Effect::Persist(state) => self.node(node).persisted = Some(state),
                     Effect::BroadcastProposal(p) => {
@@ -678,6 +701,20 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// With `crashes`, before `chaos_end`, rarely kills the node between two effects of one
+    /// list (after a Persist, before its broadcast, say), to test that ordering.
+    fn crash_mid_effects(&mut self, node: usize) -> bool {
+        if !self.cfg.crashes || !self.chaotic() || !self.rng.chance(0.002) {
+            return false;
+        }
+        let h = self.node(node);
+        h.up = false;
+        h.incarnation += 1;
+        let back = (self.now + self.rng.between(50, 500)).min(self.chaos_end);
+        self.at(back, Event::Recover { node });
+        true
     }
 
     fn check_evidence(&self, evidence: &Evidence<Block>) -> Result<(), String> {
