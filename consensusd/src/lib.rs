@@ -22,7 +22,7 @@ use anyhow::Context;
 use hp_cfg::{Config, ContractDir};
 use hp_consensus::{Consensus, Params, Timeouts};
 use hp_ledger::{Ledger, Store};
-use node::{Event, Node, NodeConfig};
+use node::{Event, Node, NodeConfig, NodeParts};
 use peer::{PeerConfig, PeerEvent, PeerNet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -123,7 +123,8 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     let exec_client = hp_proto::v1::exec_client::ExecClient::new(hp_daemon::ipc::channel(&dir.socket("execd")))
         .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
         .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
-    let node = Node::new(node_cfg, store, core, peers, executor, exec_client, dir.ledger_db(), events_tx)?;
+    let parts = NodeParts { store, core, peers, executor, exec_client, store_path: dir.ledger_db(), events: events_tx };
+    let node = Node::new(node_cfg, parts)?;
     let result = node.run(events_rx, shutdown.clone()).await;
     shutdown.cancel();
     let _ = server.await;

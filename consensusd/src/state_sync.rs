@@ -99,7 +99,7 @@ impl StateSync {
     pub async fn run(&mut self, peers: Vec<usize>) -> Result<SyncReport, SyncError> {
         let mut last_err = SyncError::NoPeer;
         for peer in peers {
-            match self.from_peer(peer).await {
+            match self.copy_from(peer).await {
                 Ok(report) => return Ok(report),
                 Err(e) => {
                     warn!(peer, error = %e, "state sync from this peer failed");
@@ -122,7 +122,7 @@ impl StateSync {
         }
     }
 
-    async fn from_peer(&mut self, peer: usize) -> Result<SyncReport, SyncError> {
+    async fn copy_from(&mut self, peer: usize) -> Result<SyncReport, SyncError> {
         let bad = |problem: String| SyncError::Peer { peer, problem };
         let reply = self
             .ask(peer, |request_id| wire_pb::Frame {

@@ -44,6 +44,15 @@ impl CatchUp {
 impl Node {
     pub(super) fn on_peer_status(&mut self, from: usize, status: PeerStatus) {
         self.peer_users.insert(from, status.users.clone());
+        if status.height == self.core.height() && status.round < self.core.round() {
+            // The peer is in an earlier round of this height: hand it what moves it forward.
+            for message in self.core.catch_up() {
+                match message {
+                    hp_consensus::Message::Proposal(p) => self.peers.send(from, &wire::proposal(&p)),
+                    hp_consensus::Message::Vote(v) => self.peers.send(from, &wire::vote(&v)),
+                }
+            }
+        }
         self.catchup.best_known = self.catchup.best_known.max(status.lcl_seq);
         self.peer_status.insert(from, status);
         self.maybe_catch_up();

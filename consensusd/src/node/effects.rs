@@ -173,7 +173,7 @@ impl Node {
         for input in &record.ledger.inputs {
             self.mempool.remove(&input.id);
         }
-        if seq % 64 == 0 {
+        if seq.is_multiple_of(64) {
             let _ = self.store.prune_pending(self.me_bytes());
         }
         if record.ledger.inputs.is_empty() {

@@ -84,6 +84,20 @@ pub struct NodeConfig {
     pub recovery_path: PathBuf,
 }
 
+/// What the node loop drives, built by [`crate::run`].
+pub struct NodeParts {
+    pub store: Store,
+    pub core: Consensus<Ledger>,
+    pub peers: PeerNet,
+    /// Closed ledgers to run, in order.
+    pub executor: mpsc::UnboundedSender<Ledger>,
+    /// Direct calls to execd (state copies).
+    pub exec_client: ExecClient<tonic::transport::Channel>,
+    pub store_path: PathBuf,
+    /// The loop's own queue, for timers and background tasks.
+    pub events: mpsc::Sender<Event>,
+}
+
 /// How often the loop looks around: status gossip, re-sends, catch-up. Idle cost is one wakeup
 /// per tick.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -136,16 +150,8 @@ pub struct Node {
 
 impl Node {
     /// Builds the node from its store; starts nothing yet.
-    pub fn new(
-        cfg: NodeConfig,
-        store: Store,
-        core: Consensus<Ledger>,
-        peers: PeerNet,
-        executor: mpsc::UnboundedSender<Ledger>,
-        exec_client: ExecClient<tonic::transport::Channel>,
-        store_path: PathBuf,
-        events: mpsc::Sender<Event>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(cfg: NodeConfig, parts: NodeParts) -> anyhow::Result<Self> {
+        let NodeParts { store, core, peers, executor, exec_client, store_path, events } = parts;
         let record = store.last()?;
         let last_result = record.result_summary();
         let own_pending = store.pending_inputs(cfg.key.verifying_key().to_bytes())?;
@@ -342,7 +348,7 @@ impl Node {
         self.broadcast_status();
         self.maybe_catch_up();
         self.ticks += 1;
-        if self.ticks % 4 == 0 {
+        if self.ticks.is_multiple_of(4) {
             // Own accepted inputs still waiting: make sure every peer has them (a peer may
             // have restarted and lost its mempool).
             self.regossip_own_inputs();
