@@ -2,7 +2,8 @@
 //! to propose (a fresh ledger from the mempool, or a heartbeat) and whether a proposed ledger
 //! is valid on this node's chain (the paper's `valid(v)`).
 
-use super::{Event, Node, recovery};
+use super::Event;
+use super::Node;
 use crate::wire;
 use hp_consensus::{Effect, Input};
 use hp_ledger::{Ledger, LedgerBody, LedgerRecord};
@@ -19,12 +20,18 @@ pub(super) fn now_ms() -> u64 {
 
 impl Node {
     pub(super) fn apply(&mut self, effects: Vec<Effect<Ledger>>) {
+        // Each Persist supersedes the ones before it (it records everything signed so far), so
+        // the last one is written — once, durably — where the first one stands: before any
+        // message that follows a Persist leaves the node (the core's contract).
+        let mut latest = effects.iter().rev().find_map(|e| match e {
+            Effect::Persist(state) => Some(state.clone()),
+            _ => None,
+        });
         for effect in effects {
             match effect {
-                Effect::Persist(state) => {
-                    // Written before any later message leaves (the core's contract).
-                    if let Err(e) = recovery::save(&self.cfg.recovery_path, &state) {
-                        error!(error = %e, "cannot persist consensus recovery state");
+                Effect::Persist(_) => {
+                    if let Some(state) = latest.take() {
+                        self.persist(&state);
                     }
                 }
                 Effect::BroadcastProposal(p) => {
@@ -59,6 +66,19 @@ impl Node {
                     warn!(validator = evidence.validator(), evidence = ?evidence, "peer equivocated; ignoring it for this height");
                 }
             }
+        }
+    }
+
+    fn persist(&mut self, state: &hp_consensus::RecoveryState<Ledger>) {
+        // A nested effect list (an answer fed back while applying) may already have written a
+        // newer state; never go back to an older one.
+        let rank = (state.height, state.round, state.signed.len());
+        if self.persisted_rank.is_some_and(|r| r > rank) {
+            return;
+        }
+        self.persisted_rank = Some(rank);
+        if let Err(e) = tokio::task::block_in_place(|| self.recovery.save(state)) {
+            error!(error = %e, "cannot persist consensus recovery state");
         }
     }
 

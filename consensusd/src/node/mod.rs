@@ -143,6 +143,10 @@ pub struct Node {
     sync_replies: crate::state_sync::Replies,
     /// A state copy from a peer is under way.
     syncing: bool,
+    /// The core's crash-recovery state on disk.
+    recovery: recovery::RecoveryFile,
+    /// (height, round, signed messages) of the last state written, so it never goes backwards.
+    persisted_rank: Option<(u64, u32, usize)>,
     /// Outputs of ledgers from this sequence on are delivered to users; older ones were
     /// delivered before this process started (a replay must not send them again).
     deliver_from: u64,
@@ -164,7 +168,10 @@ impl Node {
         let state_hash = last_result.map(|r| r.state_hash).unwrap_or_default();
         let deliver_from =
             if last_result.is_some() || record.ledger.seq == 0 { record.ledger.seq + 1 } else { record.ledger.seq };
+        let recovery = recovery::RecoveryFile::open(&cfg.recovery_path)?;
         Ok(Self {
+            recovery,
+            persisted_rank: None,
             exec_client,
             store_path,
             sync_replies: Default::default(),
@@ -250,7 +257,7 @@ impl Node {
         if self.core.height() >= height && self.core.step() != hp_consensus::Step::Unstarted {
             return;
         }
-        let input = match recovery::load(&self.cfg.recovery_path, &self.cfg.unl_keys) {
+        let input = match self.recovery.load(&self.cfg.unl_keys) {
             Some(state) if state.height == height => {
                 info!(height, round = state.round + 1, "resuming the height after a restart");
                 Input::Resume(state)

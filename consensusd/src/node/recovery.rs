@@ -1,9 +1,14 @@
 //! The core's crash-recovery state (height, round, lock, valid value, what it signed) in
-//! `hist/consensus.state`.
+//! `hist/consensus.state.{a,b}`.
 //!
-//! Written (temporary file, fsync, rename) before any message that follows it leaves the node,
-//! so a restarted consensusd — also after a power loss — resumes without signing anything twice
-//! and keeps its lock: a node that forgot its lock could help decide a second value.
+//! Made durable before any message that follows it leaves the node, so a restarted consensusd —
+//! also after a power loss — resumes without signing anything twice and keeps its lock: a node
+//! that forgot its lock could help decide a second value.
+//!
+//! Two slots are written in turn, each `u64 counter | u32 len | [32] sha256(payload) | payload`
+//! and one `fdatasync`: a write torn by a power loss leaves the other slot intact, and no rename
+//! (with its directory fsync) is needed on the hot path. Loading takes the valid slot with the
+//! higher counter.
 
 use crate::wire::{self, PeerMessage};
 use ed25519_dalek::VerifyingKey;
@@ -11,7 +16,8 @@ use hp_consensus::{Message, RecoveryState, RoundValue};
 use hp_ledger::Ledger;
 use hp_ledger::codec::{Reader, Writer};
 use prost::Message as _;
-use std::path::Path;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 
 fn encode_value(w: &mut Writer, v: &Option<RoundValue<Ledger>>) {
     match v {
@@ -35,7 +41,7 @@ fn decode_value(r: &mut Reader<'_>) -> Option<Option<RoundValue<Ledger>>> {
     }
 }
 
-pub fn save(path: &Path, state: &RecoveryState<Ledger>) -> std::io::Result<()> {
+fn encode(state: &RecoveryState<Ledger>) -> Vec<u8> {
     let mut w = Writer::new();
     w.u64(state.height).u32(state.round);
     encode_value(&mut w, &state.locked);
@@ -52,26 +58,71 @@ pub fn save(path: &Path, state: &RecoveryState<Ledger>) -> std::io::Result<()> {
     for vote in &state.proof_of_lock {
         w.bytes(&wire::vote(vote).encode_to_vec());
     }
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&w.finish())?;
-        file.sync_data()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    // The rename itself must survive a power loss too.
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    w.finish()
 }
 
-/// The saved state, or `None` if there is none or it cannot be read (then the height starts
-/// fresh at round 0, as after a clean start).
-pub fn load(path: &Path, unl: &[VerifyingKey]) -> Option<RecoveryState<Ledger>> {
+/// The two slots on disk.
+pub struct RecoveryFile {
+    slots: [PathBuf; 2],
+    counter: u64,
+}
+
+/// A slot's payload if its checksum holds, with its counter.
+fn read_slot(path: &Path) -> Option<(u64, Vec<u8>)> {
     let bytes = std::fs::read(path).ok()?;
     let mut r = Reader::new(&bytes);
+    let counter = r.u64("counter").ok()?;
+    let len = r.u32("len").ok()? as usize;
+    let digest = r.array::<32>("digest").ok()?;
+    let rest = bytes.get(44..44 + len)?;
+    let actual: [u8; 32] = Sha256::digest(rest).into();
+    (actual == digest).then(|| (counter, rest.to_vec()))
+}
+
+impl RecoveryFile {
+    /// Opens (creating) both slots next to `base`.
+    pub fn open(base: &Path) -> std::io::Result<Self> {
+        let slots = [base.with_extension("state.a"), base.with_extension("state.b")];
+        let mut created = false;
+        for slot in &slots {
+            if !slot.exists() {
+                std::fs::File::create(slot)?.sync_all()?;
+                created = true;
+            }
+        }
+        if created && let Some(dir) = base.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        let counter = slots.iter().filter_map(|s| read_slot(s)).map(|(c, _)| c).max().unwrap_or(0);
+        Ok(Self { slots, counter })
+    }
+
+    /// Makes `state` durable, replacing the previous one.
+    pub fn save(&mut self, state: &RecoveryState<Ledger>) -> std::io::Result<()> {
+        use std::io::Write;
+        let payload = encode(state);
+        self.counter += 1;
+        let mut bytes = Vec::with_capacity(payload.len() + 44);
+        bytes.extend_from_slice(&self.counter.to_be_bytes());
+        bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&Sha256::digest(&payload));
+        bytes.extend_from_slice(&payload);
+        let slot = &self.slots[(self.counter % 2) as usize];
+        let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(slot)?;
+        file.write_all(&bytes)?;
+        file.sync_data()
+    }
+
+    /// The latest saved state, or `None` if there is none or neither slot can be read (then
+    /// the height starts fresh at round 0, as after a clean start).
+    pub fn load(&self, unl: &[VerifyingKey]) -> Option<RecoveryState<Ledger>> {
+        let (_, payload) = self.slots.iter().filter_map(|s| read_slot(s)).max_by_key(|(c, _)| *c)?;
+        decode(&payload, unl)
+    }
+}
+
+fn decode(bytes: &[u8], unl: &[VerifyingKey]) -> Option<RecoveryState<Ledger>> {
+    let mut r = Reader::new(bytes);
     let height = r.u64("height").ok()?;
     let round = r.u32("round").ok()?;
     let locked = decode_value(&mut r)?;

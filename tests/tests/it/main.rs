@@ -4,4 +4,5 @@
 
 mod catchup;
 mod consensus;
+mod restarts;
 mod single_node;
