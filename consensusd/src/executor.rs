@@ -82,7 +82,7 @@ pub fn spawn(
             .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
             .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
         let mut executor =
-            Executor { client, store_path, deadline: contract_timeout + Duration::from_secs(60), events };
+            Executor { client, store_path, deadline: contract_timeout + Duration::from_secs(60), events, known: None };
         while let Some(ledger) = rx.recv().await {
             executor.run_one(ledger).await;
         }
@@ -95,6 +95,9 @@ struct Executor {
     store_path: PathBuf,
     deadline: Duration,
     events: mpsc::Sender<Event>,
+    /// execd's sequence as of the last successful call; `None` when unknown (start, errors),
+    /// so the common path costs one call per ledger.
+    known: Option<ExecdSeq>,
 }
 
 /// Where execd's state stands: `None` before its first execution.
@@ -139,10 +142,21 @@ impl Executor {
     }
 
     async fn step(&mut self, ledger: &Ledger) -> Result<(), Step> {
-        let at = match self.state_seq().await {
-            Ok(at) => at,
-            Err(s) if s.code() == Code::DataLoss => return Err(Step::NeedsStateSync(s.message().to_string())),
-            Err(s) => return Err(Step::Retry(format!("execd: {}", s.message()))),
+        let result = self.step_inner(ledger).await;
+        if result.is_err() {
+            self.known = None;
+        }
+        result
+    }
+
+    async fn step_inner(&mut self, ledger: &Ledger) -> Result<(), Step> {
+        let at = match self.known {
+            Some(at) => at,
+            None => match self.state_seq().await {
+                Ok(at) => at,
+                Err(s) if s.code() == Code::DataLoss => return Err(Step::NeedsStateSync(s.message().to_string())),
+                Err(s) => return Err(Step::Retry(format!("execd: {}", s.message()))),
+            },
         };
         let next = at.map_or(1, |a| a + 1);
         if ledger.seq < next.saturating_sub(1) {
@@ -156,6 +170,7 @@ impl Executor {
         }
         match self.call(ledger).await {
             Ok(reply) => {
+                self.known = Some(Some(ledger.seq.max(at.unwrap_or(0))));
                 self.report_reply(ledger, &reply).await;
                 Ok(())
             }

@@ -186,6 +186,10 @@ impl Node {
             debug!(seq, lcl = self.last.seq, "decision for a height already stored");
             return;
         }
+        // Execution runs in execd while the ledger is made durable here: nothing of it leaves
+        // the node before the ledger is stored, and a crash in between re-runs it (execd is
+        // idempotent per sequence).
+        self.request_execution(record.ledger.clone());
         if let Err(e) = tokio::task::block_in_place(|| self.store.append(&record)) {
             error!(seq, error = %e, "cannot store the decided ledger");
             return;
@@ -208,12 +212,11 @@ impl Node {
         if let Some(cert) = &record.result {
             self.on_result_certified(cert.clone());
         }
-        self.request_execution(record.ledger);
         self.broadcast_status();
     }
 
     pub(super) fn request_execution(&mut self, ledger: Ledger) {
-        if ledger.seq <= self.exec_requested && ledger.seq != self.last.seq {
+        if ledger.seq <= self.exec_requested && ledger.seq != self.last.seq && ledger.seq != self.last.seq + 1 {
             return;
         }
         self.exec_requested = self.exec_requested.max(ledger.seq);
