@@ -176,18 +176,7 @@ impl StateSync {
                 .await
                 .ok();
         }
-        let entries = manifest
-            .entries
-            .iter()
-            .map(|e| pb::StateEntry {
-                path: e.path.clone(),
-                is_dir: e.is_dir,
-                mode: e.mode,
-                size: e.size,
-                hash: e.hash.clone(),
-                content_hash: e.content_hash.clone(),
-            })
-            .collect();
+        let entries = manifest.entries.clone();
         self.exec
             .apply_staged_state(pb::ApplyStagedStateRequest {
                 seq: manifest.seq,
@@ -201,7 +190,7 @@ impl StateSync {
     }
 
     /// Fetches one file in chunks, staging each, and checks its content hash.
-    async fn copy_file(&mut self, peer: usize, entry: &wire_pb::StateEntry, reset: bool) -> Result<u64, SyncError> {
+    async fn copy_file(&mut self, peer: usize, entry: &pb::StateEntry, reset: bool) -> Result<u64, SyncError> {
         let bad = |problem: String| SyncError::Peer { peer, problem };
         let mut hasher = Sha256::new();
         let mut offset = 0u64;
@@ -260,18 +249,7 @@ pub async fn serve_manifest(mut exec: ExecClient<Channel>, net: PeerNet, peer: u
                 request_id,
                 seq: m.seq,
                 state_hash: m.state_hash,
-                entries: m
-                    .entries
-                    .into_iter()
-                    .map(|e| wire_pb::StateEntry {
-                        path: e.path,
-                        is_dir: e.is_dir,
-                        mode: e.mode,
-                        size: e.size,
-                        hash: e.hash,
-                        content_hash: e.content_hash,
-                    })
-                    .collect(),
+                entries: m.entries,
                 error: String::new(),
             }
         }
