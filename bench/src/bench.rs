@@ -1,0 +1,111 @@
+//! One benchmark run: find the binaries, compile the echo contract, write and start the
+//! cluster, wait until it agrees, connect and prime the users, run the load while sampling
+//! memory, read CPU and ledgers, stop the cluster. The cluster is stopped on every path out
+//! of [`run`] — also when its future is dropped (Ctrl-C) — by [`LocalCluster`]'s drop.
+
+use crate::cluster::{ClusterSpec, LocalCluster};
+use crate::load::{self, LoadSpec};
+use crate::procstat::{self, MemorySampler};
+use crate::report::{Latency, Report, round2};
+use crate::{BenchError, Options, bins, contract};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a cluster may take to start and close its first ledger.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where a run keeps its files: a temporary folder, or a kept one (`--keep`).
+enum WorkDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl WorkDir {
+    fn new(keep: bool) -> Result<Self, BenchError> {
+        let tmp = tempfile::Builder::new()
+            .prefix("hp-bench-")
+            .tempdir()
+            .map_err(BenchError::io("cannot create a folder in", std::env::temp_dir()))?;
+        Ok(if keep { Self::Kept(tmp.keep()) } else { Self::Temp(tmp) })
+    }
+
+    fn path(&self) -> PathBuf {
+        match self {
+            Self::Temp(t) => t.path().to_path_buf(),
+            Self::Kept(p) => p.clone(),
+        }
+    }
+}
+
+/// Runs the benchmark `options` describes; `progress` receives one line per step.
+pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
+    let bin_dir = bins::find(options.bin_dir.as_deref())?;
+    // Declared before the cluster, so dropped after it: the processes die before their folder.
+    let work = WorkDir::new(options.keep)?;
+    let root = work.path();
+    if options.keep {
+        progress(&format!("cluster folder (kept): {}", root.display()));
+    }
+    let echo = contract::build_echo(&root)?;
+    let spec = ClusterSpec {
+        nodes: options.nodes as usize,
+        contract: echo,
+        roundtime_ms: options.roundtime,
+        pubmaxsize: options.size,
+        loglevel: options.loglevel.clone(),
+    };
+    let mut cluster = LocalCluster::create(&root, &bin_dir, &spec)?;
+    progress(&format!("starting {} nodes from {} in {}", spec.nodes, bin_dir.display(), root.display()));
+    cluster.start()?;
+    cluster.wait_ready(READY_TIMEOUT).await?;
+
+    let load_spec = LoadSpec {
+        urls: cluster.urls(),
+        clients: options.clients as usize,
+        window: options.window as usize,
+        size: options.size as usize,
+        duration: options.duration(),
+    };
+    progress(&format!("connecting {} users", load_spec.clients));
+    let users = load::connect_all(&load_spec).await?;
+
+    progress(&format!("running for {} s", options.seconds));
+    let supervisors: Vec<i32> = cluster.nodes.iter().filter_map(|n| n.supervisor_pid()).collect();
+    let seq_before = cluster.lcl_seq(0).await.unwrap_or(0);
+    let cpu_before = procstat::snapshot();
+    let sampler = MemorySampler::start(supervisors.clone());
+    let mut result = load::drive(users, &load_spec).await;
+    let memory = sampler.finish().await;
+    let cpu_after = procstat::snapshot();
+    let seq_after = cluster.lcl_seq(0).await.unwrap_or(seq_before);
+    progress("stopping the cluster");
+    cluster.stop();
+
+    let mut cpu_seconds = procstat::cpu_between(&cpu_before, &cpu_after, &supervisors);
+    cpu_seconds.insert("hp-bench".into(), procstat::own_cpu(&cpu_before, &cpu_after));
+    cpu_seconds.values_mut().for_each(|s| *s = round2(*s));
+    let inputs = result.latencies_us.len() as u64;
+    let secs = result.elapsed.as_secs_f64().max(f64::EPSILON);
+    let ledgers = seq_after.saturating_sub(seq_before);
+    Ok(Report {
+        nodes: options.nodes,
+        clients: options.clients,
+        seconds: options.seconds,
+        size: options.size,
+        inputs,
+        inputs_per_sec: round2(inputs as f64 / secs),
+        latency_ms: Latency::from_micros(&mut result.latencies_us),
+        ledgers,
+        errors: result.errors,
+        window: options.window,
+        roundtime_ms: options.roundtime,
+        ledgers_per_sec: round2(ledgers as f64 / secs),
+        inputs_per_ledger: round2(if ledgers == 0 { 0.0 } else { inputs as f64 / ledgers as f64 }),
+        peak_rss_mib: round2(memory.max_node_mib()),
+        peak_rss_mib_per_node: memory.per_node_mib.iter().map(|m| round2(*m)).collect(),
+        peak_rss_mib_by_process: memory.per_process_mib.iter().map(|(k, v)| (k.clone(), round2(*v))).collect(),
+        cpu_seconds,
+        error_frames: result.error_frames,
+        error_samples: result.error_samples,
+    })
+}

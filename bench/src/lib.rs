@@ -1,0 +1,31 @@
+//! hp-bench measures a real local Hot Pocket cluster under load: it starts N nodes
+//! (`hotpocket run`, real processes and sockets), drives websocket users that each keep a
+//! window of inputs in flight, times every input from sending to its output, and reports
+//! throughput, latency percentiles, ledgers, memory and where the CPU went.
+//!
+//! # Layout
+//! - [`options`]: the command line, validated.
+//! - [`bins`]: finding `hotpocket` and the daemons.
+//! - [`contract`]: the echo contract, compiled with `cc` at start; compiling C contracts.
+//! - [`cluster`]: N node folders, one `hotpocket run` each, stopped always (also on drop).
+//! - [`payload`]: inputs that carry their identity, and cutting a round's output back into them.
+//! - [`load`]: the users: connect, prime, keep the window full, time each input.
+//! - [`procstat`]: memory and CPU of each node's processes, read from `/proc`.
+//! - [`report`]: percentiles, the table and the JSON object.
+//! - [`bench`]: one run from start to stop.
+
+pub mod bench;
+pub mod bins;
+pub mod cluster;
+pub mod contract;
+pub mod error;
+pub mod load;
+pub mod options;
+pub mod payload;
+pub mod procstat;
+pub mod report;
+
+pub use bench::run;
+pub use error::BenchError;
+pub use options::Options;
+pub use report::Report;

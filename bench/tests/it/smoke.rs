@@ -1,0 +1,37 @@
+//! A short benchmark of a one-node cluster: the whole path works and the report adds up.
+
+use clap::Parser;
+use hp_bench::Options;
+
+#[test]
+fn a_short_run_answers_every_input_and_reports_it() {
+    let bin_dir = hp_tests::bins::bin_dir();
+    let options = Options::try_parse_from([
+        "hp-bench",
+        "--nodes",
+        "1",
+        "--clients",
+        "2",
+        "--window",
+        "4",
+        "--seconds",
+        "1",
+        "--size",
+        "64",
+        "--roundtime",
+        "200",
+        "--bin-dir",
+        &bin_dir.to_string_lossy(),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let report = runtime.block_on(hp_bench::run(&options, |_| {})).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.errors, 0, "{}", report.to_table());
+    assert!(report.inputs > 0, "{}", report.to_table());
+    assert!(report.ledgers > 0, "{}", report.to_table());
+    assert!(report.latency_ms.p50 > 0.0 && report.latency_ms.p50 <= report.latency_ms.p99);
+    assert!(report.peak_rss_mib > 0.0, "memory was sampled: {}", report.to_table());
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json["nodes"], 1);
+    assert_eq!(json["inputs"], report.inputs);
+}
