@@ -485,9 +485,17 @@ async fn reap_group(pgid: i32, within: Duration) {
 /// process group and were adopted by execd (as subreaper). Only for a process whose every
 /// child is a contract, and only between runs.
 pub fn reap_adopted_zombies() -> usize {
-    let me = nix::unistd::getpid().as_raw();
-    let zombies = processes().into_iter().filter(|p| p.state == 'Z' && p.ppid == me);
-    zombies.filter(|p| waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG)).is_ok()).count()
+    // Every child of this process is a contract or one of its adopted descendants, and the
+    // round's own contract was already reaped: any child that has exited can be reaped here,
+    // without scanning /proc.
+    let mut reaped = 0;
+    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if matches!(status, nix::sys::wait::WaitStatus::StillAlive) {
+            break;
+        }
+        reaped += 1;
+    }
+    reaped
 }
 
 /// Makes execd the reaper of its contract's orphaned descendants, so that it can reap them.
@@ -529,8 +537,6 @@ pub fn die_with_parent() -> nix::Result<bool> {
 /// One line of `/proc/<pid>/stat`, the fields execd needs.
 struct ProcStat {
     pid: i32,
-    state: char,
-    ppid: i32,
     pgrp: i32,
     session: i32,
 }
@@ -546,12 +552,10 @@ fn processes() -> Vec<ProcStat> {
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
         let f: Vec<&str> = rest.split_whitespace().collect();
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<i32>().ok());
-        let (Some(state), Some(ppid), Some(pgrp), Some(session)) =
-            (f.first().and_then(|s| s.chars().next()), num(1), num(2), num(3))
-        else {
+        let (Some(pgrp), Some(session)) = (num(2), num(3)) else {
             continue;
         };
-        out.push(ProcStat { pid, state, ppid, pgrp, session });
+        out.push(ProcStat { pid, pgrp, session });
     }
     out
 }

@@ -13,13 +13,21 @@ pub fn send_one(url: &str, input: &[u8], timeout: Duration) -> Vec<u8> {
     runtime().block_on(async {
         let key = hp_client::generate_key();
         let mut client = Client::connect(url, &key).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
-        client.send(input).await.unwrap_or_else(|e| panic!("send: {e}"));
-        let output = tokio::time::timeout(timeout, client.recv()).await;
-        match output {
-            Ok(Some(Output::Data(data))) => data.to_vec(),
-            Ok(Some(Output::Error(reason))) => panic!("node refused the input: {reason}"),
-            Ok(None) => panic!("connection closed before the output came"),
-            Err(_) => panic!("no output within {timeout:?}"),
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            client.send(input).await.unwrap_or_else(|e| panic!("send: {e}"));
+            let output = tokio::time::timeout_at(deadline, client.recv()).await;
+            match output {
+                Ok(Some(Output::Data(data))) => return data.to_vec(),
+                // A node whose userd has not yet reached consensusd (just started or a
+                // component restarting) refuses with a reason asking to send again later.
+                Ok(Some(Output::Error(reason))) if reason.contains("again later") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Ok(Some(Output::Error(reason))) => panic!("node refused the input: {reason}"),
+                Ok(None) => panic!("connection closed before the output came"),
+                Err(_) => panic!("no output within {timeout:?}"),
+            }
         }
     })
 }

@@ -116,10 +116,9 @@ impl Node {
     }
 
     fn build_ledger(&self, now: u64) -> Ledger {
-        let store = &self.store;
-        let inputs = self
-            .mempool
-            .take_for_ledger(self.cfg.max_ledger_input_bytes, |input| store.is_committed(&input.id).unwrap_or(true));
+        // The mempool holds only inputs no stored ledger carries: they are checked on arrival
+        // and removed when a ledger with them is stored.
+        let inputs = self.mempool.take_for_ledger(self.cfg.max_ledger_input_bytes, |_| false);
         Ledger::new(LedgerBody {
             seq: self.last.seq + 1,
             prev_hash: self.last.hash(),
@@ -164,6 +163,10 @@ impl Node {
                 return reject("an input is larger than allowed");
             }
             bytes += input.encoded_len();
+            if self.mempool.contains(&input.id) {
+                // Known uncommitted (see build_ledger).
+                continue;
+            }
             match self.store.is_committed(&input.id) {
                 Ok(false) => {}
                 Ok(true) => return reject("an input is already in the chain"),

@@ -145,6 +145,8 @@ pub struct Node {
     syncing: bool,
     /// The core's crash-recovery state on disk.
     recovery: recovery::RecoveryFile,
+    /// The recovery state a previous run left, used once when its height starts.
+    resume: Option<hp_consensus::RecoveryState<Ledger>>,
     /// (height, round, signed messages) of the last state written, so it never goes backwards.
     persisted_rank: Option<(u64, u32, usize)>,
     /// Outputs of ledgers from this sequence on are delivered to users; older ones were
@@ -169,8 +171,10 @@ impl Node {
         let deliver_from =
             if last_result.is_some() || record.ledger.seq == 0 { record.ledger.seq + 1 } else { record.ledger.seq };
         let recovery = recovery::RecoveryFile::open(&cfg.recovery_path)?;
+        let resume = recovery.load(&cfg.unl_keys);
         Ok(Self {
             recovery,
+            resume,
             persisted_rank: None,
             exec_client,
             store_path,
@@ -257,7 +261,8 @@ impl Node {
         if self.core.height() >= height && self.core.step() != hp_consensus::Step::Unstarted {
             return;
         }
-        let input = match self.recovery.load(&self.cfg.unl_keys) {
+        // Only the state saved by a previous run matters; this run's own is in the core.
+        let input = match self.resume.take() {
             Some(state) if state.height == height => {
                 info!(height, round = state.round + 1, "resuming the height after a restart");
                 Input::Resume(state)
