@@ -50,7 +50,11 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(run(args)) {
+    let result = runtime.block_on(run(args));
+    // Reading stdin parks a blocking thread that only returns at the next line: do not wait
+    // for it when leaving (after Ctrl-C, say).
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(message) => fail(&message),
     }
