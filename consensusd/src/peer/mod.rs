@@ -233,8 +233,8 @@ impl PeerNet {
             match handshake::authenticate(&mut stream, &self.inner.key, &self.inner.unl).await {
                 Ok(v) => v,
                 Err(e) => {
-                    self.inner.stats.refused_handshakes.fetch_add(1, Ordering::Relaxed);
-                    warn!(error = %e, "peer refused");
+                    let refused_total = self.inner.stats.refused_handshakes.fetch_add(1, Ordering::Relaxed) + 1;
+                    warn!(error = %e, refused_total, "peer refused");
                     return Err(ConnError::Handshake(e));
                 }
             }
@@ -285,8 +285,8 @@ impl PeerNet {
                     }
                 }
                 Err(error) => {
-                    self.inner.stats.bad_frames.fetch_add(1, Ordering::Relaxed);
-                    warn!(peer = validator, %error, "bad peer frame; dropping the connection");
+                    let bad_frames_total = self.inner.stats.bad_frames.fetch_add(1, Ordering::Relaxed) + 1;
+                    warn!(peer = validator, %error, bad_frames_total, "bad peer frame; dropping the connection");
                     break Err(ConnError::Decode);
                 }
             }
