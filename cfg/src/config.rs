@@ -432,6 +432,7 @@ fn kind(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn sample() -> Value {
@@ -498,7 +499,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_the_problem() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut Map<String, Value>)>)> = vec![
+        type Edit = Box<dyn FnOnce(&mut Map<String, Value>)>;
+        let cases: Vec<(&str, Edit)> = vec![
             (
                 "`roundtime`",
                 Box::new(|m| {

@@ -112,6 +112,7 @@ impl fmt::Debug for NodeKey {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

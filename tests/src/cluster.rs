@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// A change to node `i`'s config before it is written.
+pub type ConfigEdit = Box<dyn Fn(usize, &mut Config)>;
+
 /// How a cluster is made.
 pub struct ClusterOptions {
     pub nodes: usize,
@@ -20,7 +23,7 @@ pub struct ClusterOptions {
     pub contract: Option<PathBuf>,
     pub roundtime_ms: u64,
     /// Changes to each node's config before it is written.
-    pub edit: Option<Box<dyn Fn(usize, &mut Config)>>,
+    pub edit: Option<ConfigEdit>,
 }
 
 impl Default for ClusterOptions {

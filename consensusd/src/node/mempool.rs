@@ -77,6 +77,7 @@ impl Mempool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use bytes::Bytes;
 
