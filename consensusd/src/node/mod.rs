@@ -61,6 +61,10 @@ pub enum Event {
         round: u32,
     },
     Executed(Executed),
+    /// What execd reported about its state at start.
+    ExecState {
+        state_hash: [u8; 32],
+    },
     /// execd's state already reflects this ledger (it was copied from a peer).
     AlreadyApplied {
         seq: u64,
@@ -167,7 +171,8 @@ impl Node {
         }
         let results = ResultCollector::new(cfg.unl.len(), cfg.quorum, Some(cfg.me), record.ledger.seq.max(1))
             .map_err(|e| anyhow::anyhow!("result collector: {e}"))?;
-        let state_hash = last_result.map(|r| r.state_hash).unwrap_or_default();
+        // Unknown until execd says where its state stands (see `start`).
+        let state_hash = [0u8; 32];
         let deliver_from =
             if last_result.is_some() || record.ledger.seq == 0 { record.ledger.seq + 1 } else { record.ledger.seq };
         let recovery = recovery::RecoveryFile::open(&cfg.recovery_path)?;
@@ -247,6 +252,18 @@ impl Node {
     /// Resumes where the store and the recovery file say this node stood.
     fn start(&mut self) {
         info!(lcl_seq = self.last.seq, lcl_hash = %hex::encode(self.last.hash()), "chain loaded");
+        // Report execd's actual state, not the chain's, until this node executes again.
+        let mut exec = self.exec_client.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let mut req = tonic::Request::new(pb::StateInfoRequest {});
+            req.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
+            if let Ok(info) = exec.state_info(req).await
+                && let Ok(hash) = <[u8; 32]>::try_from(info.into_inner().state_hash.as_ref())
+            {
+                let _ = events.send(Event::ExecState { state_hash: hash }).await;
+            }
+        });
         if self.last.seq > 0 {
             // Re-run (or fetch the recorded result of) the last ledger: execd is idempotent.
             self.request_execution(self.last.clone());
@@ -300,6 +317,11 @@ impl Node {
             }
             Event::Executed(done) => self.on_executed(done),
             Event::ExecFailed(failure) => self.on_exec_failed(failure),
+            Event::ExecState { state_hash } => {
+                if self.state_hash == [0u8; 32] {
+                    self.state_hash = state_hash;
+                }
+            }
             Event::AlreadyApplied { seq } => {
                 self.executed.remove(&seq);
             }
