@@ -209,7 +209,9 @@ impl Node {
             info!(seq, hash = %hex::encode(record.ledger.hash()), inputs = record.ledger.inputs.len(), "ledger closed");
         }
         self.last = record.ledger.clone();
-        self.last_result = record.result_summary();
+        // Set by `on_result_certified` below when the record already carries its result (a
+        // caught-up ledger), which also starts the next height.
+        self.last_result = None;
         self.last_progress = std::time::Instant::now();
         self.results.prune_below(seq.saturating_sub(1).max(1));
         if let Some(cert) = &record.result {
