@@ -58,7 +58,8 @@ pub async fn userd_status(dir: &ContractDir) -> Option<UserdStatus> {
 }
 
 /// Whether `component` is ready: execd answers `StateInfo`, consensusd `Status`, userd `Status`
-/// with `listening` set. The error says why not.
+/// with `listening` set and its session with consensusd open (before that, users' inputs would
+/// be refused). The error says why not.
 pub async fn check_ready(dir: &ContractDir, component: Component) -> Result<(), String> {
     match component {
         Component::Execd => {
@@ -67,8 +68,9 @@ pub async fn check_ready(dir: &ContractDir, component: Component) -> Result<(), 
         }
         Component::Consensusd => consensus(dir).await.map(drop),
         Component::Userd => match userd(dir).await? {
-            UserdStatus { listening: true, .. } => Ok(()),
+            UserdStatus { listening: true, consensus_up: true, .. } => Ok(()),
             UserdStatus { listening: false, .. } => Err("the user port is not bound yet".into()),
+            UserdStatus { consensus_up: false, .. } => Err("the session with consensusd is not open yet".into()),
         },
     }
 }
