@@ -63,11 +63,14 @@ impl Node {
     pub(super) fn maybe_catch_up(&mut self) {
         let lcl = self.last.seq;
         let need_result = !self.last_certified();
-        if let Some((_, _, since)) = self.catchup.inflight {
+        if let Some((_, peer, since)) = self.catchup.inflight {
             if since.elapsed() < REQUEST_TIMEOUT {
                 return;
             }
+            // It announced ledgers it does not deliver: ask someone else for a while.
+            warn!(peer, "peer did not answer a ledger request in time; avoiding it");
             self.catchup.inflight = None;
+            self.avoid(peer);
         }
         let now = Instant::now();
         self.catchup.avoid.retain(|_, until| *until > now);
@@ -119,6 +122,17 @@ impl Node {
             return;
         }
         self.catchup.inflight = None;
+        let claimed = self.peer_status.get(&from).map_or(0, |s| s.lcl_seq);
+        if records.iter().all(|r| r.ledger.seq <= self.last.seq) && claimed > self.last.seq {
+            warn!(
+                peer = from,
+                claimed,
+                lcl_seq = self.last.seq,
+                "peer announced ledgers it does not send; avoiding it"
+            );
+            self.avoid(from);
+            return;
+        }
         let mut stored = 0;
         for record in records {
             let seq = record.ledger.seq;

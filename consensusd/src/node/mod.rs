@@ -137,6 +137,10 @@ pub struct Node {
     local_users: BTreeSet<[u8; 32]>,
     peer_users: HashMap<usize, Vec<[u8; 32]>>,
     pending_submits: Vec<users::Submit>,
+    /// A userd session opened and its user snapshot has not arrived yet.
+    awaiting_snapshot: bool,
+    /// Outputs of recent ledgers produced while userd was not connected (oldest first).
+    undelivered: std::collections::VecDeque<(u64, Vec<([u8; 32], bytes::Bytes)>)>,
 
     peer_status: HashMap<usize, PeerStatus>,
     catchup: catchup::CatchUp,
@@ -206,6 +210,8 @@ impl Node {
             local_users: BTreeSet::new(),
             peer_users: HashMap::new(),
             pending_submits: Vec::new(),
+            awaiting_snapshot: false,
+            undelivered: Default::default(),
             peer_status: HashMap::new(),
             catchup: catchup::CatchUp::default(),
             ticks: 0,

@@ -9,6 +9,9 @@ use hp_ledger::ResultSummary;
 use hp_proto::v1 as pb;
 use tracing::{debug, error, warn};
 
+/// Ledgers whose outputs are kept while userd is not connected.
+const MAX_UNDELIVERED_LEDGERS: usize = 256;
+
 impl Node {
     pub(super) fn on_executed(&mut self, done: Executed) {
         let seq = done.seq;
@@ -114,6 +117,15 @@ impl Node {
 
     /// Sends each locally connected user its output of ledger `seq`.
     fn deliver(&mut self, seq: u64, done: &Executed) {
+        if self.session.is_none() || self.awaiting_snapshot {
+            // userd is not connected yet (consensusd or userd restarted): keep the outputs of
+            // recent ledgers and hand them over once userd says who is connected.
+            self.undelivered.push_back((seq, done.outcome.outputs.clone()));
+            while self.undelivered.len() > MAX_UNDELIVERED_LEDGERS {
+                self.undelivered.pop_front();
+            }
+            return;
+        }
         let outputs: Vec<pb::UserOutput> = done
             .outcome
             .outputs
@@ -127,6 +139,23 @@ impl Node {
         self.send_to_session(pb::ConsensusMessage {
             kind: Some(pb::consensus_message::Kind::Outputs(pb::OutputBatch { seq, outputs })),
         });
+    }
+
+    /// Hands userd the outputs kept while it was not connected, for the users it now reports.
+    pub(super) fn deliver_undelivered(&mut self) {
+        let kept = std::mem::take(&mut self.undelivered);
+        for (seq, outputs) in kept {
+            let outputs: Vec<pb::UserOutput> = outputs
+                .into_iter()
+                .filter(|(user, _)| self.local_users.contains(user))
+                .map(|(user, data)| pb::UserOutput { pubkey: user.to_vec().into(), data })
+                .collect();
+            if !outputs.is_empty() {
+                self.send_to_session(pb::ConsensusMessage {
+                    kind: Some(pb::consensus_message::Kind::Outputs(pb::OutputBatch { seq, outputs })),
+                });
+            }
+        }
     }
 
     /// Re-sends this node's result vote for the last ledger while it is not certified.

@@ -33,6 +33,7 @@ impl Node {
         // A new session replaces the old one; its snapshot will say who is connected.
         self.session = Some(Session { id, tx });
         self.local_users.clear();
+        self.awaiting_snapshot = true;
     }
 
     pub(super) fn on_session_closed(&mut self, id: u64) {
@@ -51,6 +52,8 @@ impl Node {
         match message.kind {
             Some(In::Snapshot(s)) => {
                 self.local_users = s.pubkeys.iter().filter_map(|k| key32(k)).collect();
+                self.awaiting_snapshot = false;
+                self.deliver_undelivered();
                 self.broadcast_status();
             }
             Some(In::Connected(c)) => {

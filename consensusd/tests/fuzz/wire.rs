@@ -1,0 +1,214 @@
+//! `wire::decode` on arbitrary bytes (through prost), on arbitrary frames, and on signed frames
+//! with one byte changed: it never panics, and it never accepts what the sender did not sign.
+
+use bytes::Bytes;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use hp_consensus::{Proposal, ResultVote, Vote, VoteKind};
+use hp_consensusd::wire::{self, PeerMessage, PeerStatus};
+use hp_ledger::{Input, InputBatch, InputId, Ledger, LedgerBody, ResultSummary};
+use hp_proto::v1::peer::{self as pb, frame::Kind};
+use proptest::prelude::*;
+use prost::Message;
+
+fn keys() -> Vec<SigningKey> {
+    (0..4u8).map(|i| SigningKey::from_bytes(&[i + 1; 32])).collect()
+}
+
+fn unl(keys: &[SigningKey]) -> Vec<VerifyingKey> {
+    keys.iter().map(|k| k.verifying_key()).collect()
+}
+
+/// Byte strings with lengths that matter here (empty, a hash, a signature) and random ones.
+fn field_bytes() -> impl Strategy<Value = Bytes> {
+    prop_oneof![
+        Just(Bytes::new()),
+        proptest::collection::vec(any::<u8>(), 32).prop_map(Bytes::from),
+        proptest::collection::vec(any::<u8>(), 64).prop_map(Bytes::from),
+        proptest::collection::vec(any::<u8>(), 0..300).prop_map(Bytes::from),
+    ]
+}
+
+fn small_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(0u64), Just(1), Just(u64::MAX), Just(u64::MAX - 1), any::<u64>(), 0u64..10]
+}
+
+fn small_u32() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(0u32), Just(1), Just(2), Just(3), Just(4), Just(u32::MAX), any::<u32>()]
+}
+
+fn arbitrary_frame() -> impl Strategy<Value = pb::Frame> {
+    // Each arm boxed: the unboxed strategy tree overflows a test thread's stack in debug builds.
+    let kind: BoxedStrategy<Kind> = prop_oneof![
+        (field_bytes(), field_bytes(), field_bytes())
+            .prop_map(|(origin, inputs, signature)| Kind::Inputs(pb::InputBatch { origin, inputs, signature }))
+            .boxed(),
+        (small_u64(), small_u32(), any::<i64>(), small_u32(), field_bytes(), field_bytes())
+            .prop_map(|(height, round, valid_round, proposer, ledger, signature)| Kind::Proposal(pb::Proposal {
+                height,
+                round,
+                valid_round,
+                proposer,
+                ledger,
+                signature
+            }))
+            .boxed(),
+        (small_u32(), small_u64(), small_u32(), field_bytes(), small_u32(), field_bytes())
+            .prop_map(|(kind, height, round, value, validator, signature)| Kind::Vote(pb::Vote {
+                kind,
+                height,
+                round,
+                value,
+                validator,
+                signature
+            }))
+            .boxed(),
+        (small_u64(), field_bytes(), field_bytes(), small_u32(), field_bytes())
+            .prop_map(|(height, state_hash, outputs_hash, validator, signature)| Kind::Result(pb::ResultVote {
+                height,
+                state_hash,
+                outputs_hash,
+                validator,
+                signature
+            }))
+            .boxed(),
+        (small_u64(), field_bytes(), small_u64(), small_u32(), proptest::collection::vec(field_bytes(), 0..5))
+            .prop_map(|(lcl_seq, lcl_hash, height, round, users)| Kind::Status(pb::Status {
+                lcl_seq,
+                lcl_hash,
+                height,
+                round,
+                users
+            }))
+            .boxed(),
+        (any::<u64>(), small_u64(), small_u32())
+            .prop_map(|(request_id, from_seq, max_count)| Kind::LedgerRequest(pb::LedgerRequest {
+                request_id,
+                from_seq,
+                max_count
+            }))
+            .boxed(),
+        (any::<u64>(), proptest::collection::vec(field_bytes(), 0..4))
+            .prop_map(|(request_id, records)| Kind::LedgerReply(pb::LedgerReply { request_id, records }))
+            .boxed(),
+    ]
+    .boxed();
+    proptest::option::weighted(0.95, kind).prop_map(|kind| pb::Frame { kind })
+}
+
+/// Frames signed by UNL member 1, one of each kind that carries a signature.
+fn signed_frames() -> Vec<pb::Frame> {
+    let keys = keys();
+    let unl_bytes: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let ledger = Ledger::new(LedgerBody {
+        seq: 7,
+        prev_hash: [3; 32],
+        time_ms: 1_700_000_000_000,
+        inputs: vec![Input {
+            id: InputId { origin: unl_bytes[1], nonce: 42 },
+            user: [9; 32],
+            data: Bytes::from_static(b"hello"),
+        }],
+        users: vec![[9; 32]],
+        prev_result: Some(ResultSummary { state_hash: [4; 32], outputs_hash: [5; 32] }),
+    });
+    let batch = InputBatch::sign(ledger.inputs.clone(), &keys[1]);
+    vec![
+        wire::inputs(&batch),
+        // Height 7, round 1: validator 1 is its proposer, (7 + 1) mod 4 = 0... the signature is
+        // what matters here, not the turn.
+        wire::proposal(&Proposal::sign(7, 1, ledger.clone(), Some(0), 1, &keys[1])),
+        wire::vote(&Vote::sign(VoteKind::Prevote, 7, 1, Some(ledger.hash()), 1, &keys[1])),
+        wire::vote(&Vote::sign(VoteKind::Precommit, 7, 1, None, 1, &keys[1])),
+        wire::result(&ResultVote::sign(7, [1; 32], [2; 32], 1, &keys[1])),
+    ]
+}
+
+/// What a message says, signed parts only, to compare a decoded mutant with the original.
+fn signed_content(m: &PeerMessage) -> Option<String> {
+    Some(match m {
+        PeerMessage::Inputs(b) => format!("inputs {:?} {:?}", b.origin, b.inputs),
+        PeerMessage::Proposal(p) => {
+            format!("proposal {} {} {:?} {:?}", p.height, p.round, p.valid_round, p.value.hash())
+        }
+        PeerMessage::Vote(v) => format!("vote {:?} {} {} {:?} {}", v.kind, v.height, v.round, v.value, v.validator),
+        PeerMessage::Result(r) => {
+            format!("result {} {:?} {:?} {}", r.height, r.state_hash, r.outputs_hash, r.validator)
+        }
+        _ => return None,
+    })
+}
+
+#[test]
+fn signed_frames_round_trip_through_bytes() {
+    let unl = unl(&keys());
+    for frame in signed_frames() {
+        let bytes = frame.encode_to_vec();
+        let back = pb::Frame::decode(bytes.as_slice()).unwrap();
+        let message = wire::decode(back, &unl).unwrap();
+        assert!(signed_content(&message).is_some());
+    }
+    let status = PeerStatus { lcl_seq: 3, lcl_hash: [1; 32], height: 4, round: 0, users: vec![[2; 32]] };
+    let back = wire::decode(wire::status(&status), &unl).unwrap();
+    assert!(matches!(back, PeerMessage::Status(s) if s == status));
+}
+
+proptest! {
+    #![proptest_config(crate::config())]
+
+    #[test]
+    fn arbitrary_bytes_through_prost_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let unl = unl(&keys());
+        if let Ok(frame) = pb::Frame::decode(bytes.as_slice()) {
+            let _ = wire::decode(frame, &unl);
+        }
+    }
+
+    #[test]
+    fn arbitrary_frames_never_panic_and_unsigned_claims_are_refused(frame in arbitrary_frame()) {
+        let unl = unl(&keys());
+        match wire::decode(frame, &unl) {
+            // Random bytes are never a valid signature of a UNL key.
+            Ok(PeerMessage::Inputs(_) | PeerMessage::Proposal(_) | PeerMessage::Vote(_) | PeerMessage::Result(_)) => {
+                prop_assert!(false, "an unsigned frame was accepted");
+            }
+            Ok(PeerMessage::Status(s)) => prop_assert!(s.users.len() <= wire::MAX_USERS_PER_STATUS),
+            Ok(PeerMessage::LedgerReply { records, .. }) => prop_assert!(records.len() <= wire::MAX_LEDGERS_PER_REPLY),
+            Ok(_) | Err(_) => {}
+        }
+    }
+
+    #[test]
+    fn a_signed_frame_with_one_byte_changed_is_refused_or_means_the_same(
+        which in 0usize..5,
+        pos in any::<prop::sample::Index>(),
+        xor in 1u8..=255,
+    ) {
+        let unl = unl(&keys());
+        let frame = signed_frames().swap_remove(which);
+        let original = signed_content(&wire::decode(frame.clone(), &unl).unwrap());
+        let mut bytes = frame.encode_to_vec();
+        let i = pos.index(bytes.len());
+        bytes[i] ^= xor;
+        if let Ok(mutant) = pb::Frame::decode(bytes.as_slice())
+            && let Ok(message) = wire::decode(mutant, &unl)
+        {
+            // Only a change outside what is signed (e.g. a field number prost then skips) may
+            // decode, and then it must say exactly what was signed.
+            prop_assert_eq!(signed_content(&message), original);
+        }
+    }
+
+    #[test]
+    fn a_signed_frame_cut_short_is_refused_or_means_the_same(which in 0usize..5, cut in any::<prop::sample::Index>()) {
+        let unl = unl(&keys());
+        let frame = signed_frames().swap_remove(which);
+        let original = signed_content(&wire::decode(frame.clone(), &unl).unwrap());
+        let bytes = frame.encode_to_vec();
+        let short = &bytes[..cut.index(bytes.len())];
+        if let Ok(mutant) = pb::Frame::decode(short)
+            && let Ok(message) = wire::decode(mutant, &unl)
+        {
+            prop_assert_eq!(signed_content(&message), original);
+        }
+    }
+}
