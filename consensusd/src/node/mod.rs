@@ -102,6 +102,9 @@ pub struct NodeParts {
     pub events: mpsc::Sender<Event>,
 }
 
+/// One ledger's outputs: (user, bytes) pairs.
+pub type UserOutputs = Vec<([u8; 32], bytes::Bytes)>;
+
 /// How often the loop looks around: status gossip, re-sends, catch-up. Idle cost is one wakeup
 /// per tick.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -140,7 +143,7 @@ pub struct Node {
     /// A userd session opened and its user snapshot has not arrived yet.
     awaiting_snapshot: bool,
     /// Outputs of recent ledgers produced while userd was not connected (oldest first).
-    undelivered: std::collections::VecDeque<(u64, Vec<([u8; 32], bytes::Bytes)>)>,
+    undelivered: std::collections::VecDeque<(u64, UserOutputs)>,
 
     peer_status: HashMap<usize, PeerStatus>,
     catchup: catchup::CatchUp,
