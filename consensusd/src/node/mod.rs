@@ -160,9 +160,9 @@ pub struct Node {
     resume: Option<hp_consensus::RecoveryState<Ledger>>,
     /// (height, round, signed messages) of the last state written, so it never goes backwards.
     persisted_rank: Option<(u64, u32, usize)>,
-    /// Outputs of ledgers from this sequence on are delivered to users; older ones were
-    /// delivered before this process started (a replay must not send them again).
-    deliver_from: u64,
+    /// The last ledger whose outputs went to users: each ledger's outputs go out once, and
+    /// those delivered before this process started are not sent again by a replay.
+    delivered_up_to: u64,
 }
 
 impl Node {
@@ -180,8 +180,8 @@ impl Node {
             .map_err(|e| anyhow::anyhow!("result collector: {e}"))?;
         // Unknown until execd says where its state stands (see `start`).
         let state_hash = [0u8; 32];
-        let deliver_from =
-            if last_result.is_some() || record.ledger.seq == 0 { record.ledger.seq + 1 } else { record.ledger.seq };
+        let delivered_up_to =
+            if last_result.is_some() || record.ledger.seq == 0 { record.ledger.seq } else { record.ledger.seq - 1 };
         let recovery = recovery::RecoveryFile::open(&cfg.recovery_path)?;
         let resume = recovery.load(&cfg.unl_keys);
         Ok(Self {
@@ -192,7 +192,7 @@ impl Node {
             store_path,
             sync_replies: Default::default(),
             syncing: false,
-            deliver_from,
+            delivered_up_to,
             exec_requested: record.ledger.seq.saturating_sub(1),
             last: record.ledger,
             last_result,

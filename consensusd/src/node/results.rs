@@ -94,7 +94,10 @@ impl Node {
         let summary = ResultSummary { state_hash: cert.state_hash, outputs_hash: cert.outputs_hash };
         if let Some(done) = self.executed.remove(&seq) {
             if done.state_hash == cert.state_hash && done.outcome.hash() == cert.outputs_hash {
-                if seq >= self.deliver_from {
+                // Each ledger's outputs go out once: not again when a ledger is re-run after a
+                // restart, a replay or a state copy.
+                if seq > self.delivered_up_to {
+                    self.delivered_up_to = seq;
                     self.deliver(seq, &done);
                 }
             } else if !self.diverged {
