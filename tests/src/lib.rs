@@ -8,10 +8,12 @@
 //! - [`ports`]: ports that cannot collide between tests.
 //! - [`cluster`]: nodes, their processes, status, ledgers.
 //! - [`wait`]: polling with a deadline.
+//! - [`harness`]: fault scenarios under client load, and their checks (issue 10).
 
 pub mod bins;
 pub mod cluster;
 pub mod contracts;
+pub mod harness;
 pub mod ports;
 pub mod user;
 pub mod wait;

@@ -44,6 +44,14 @@ impl CatchUp {
 impl Node {
     pub(super) fn on_peer_status(&mut self, from: usize, status: PeerStatus) {
         self.peer_users.insert(from, status.users.clone());
+        if self.fresh_start {
+            if status.lcl_seq > self.last.seq {
+                self.delivered_up_to = self.delivered_up_to.max(status.lcl_seq);
+            } else if self.last.seq > 0 {
+                // Caught up with this peer: from now on every ledger is live for this node.
+                self.fresh_start = false;
+            }
+        }
         if status.height == self.core.height() && status.round < self.core.round() {
             // The peer is in an earlier round of this height: hand it what moves it forward.
             for message in self.core.catch_up() {

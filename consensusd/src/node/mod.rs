@@ -163,6 +163,10 @@ pub struct Node {
     /// The last ledger whose outputs went to users: each ledger's outputs go out once, and
     /// those delivered before this process started are not sent again by a replay.
     delivered_up_to: u64,
+    /// Started with an empty chain (new, or hist/ wiped): the ledgers peers already hold were
+    /// decided before this node could accept anything, and their outputs were delivered — by
+    /// this node before a wipe, or by others. They are not sent again while catching up.
+    fresh_start: bool,
 }
 
 impl Node {
@@ -193,6 +197,7 @@ impl Node {
             sync_replies: Default::default(),
             syncing: false,
             delivered_up_to,
+            fresh_start: record.ledger.seq == 0,
             exec_requested: record.ledger.seq.saturating_sub(1),
             last: record.ledger,
             last_result,

@@ -11,3 +11,4 @@ mod process;
 mod state_hash;
 mod state_sync;
 mod support;
+mod sync_paths_fuzz;

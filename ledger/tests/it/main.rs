@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod chain;
+mod fuzz;
 mod store;
 
 use bytes::Bytes;

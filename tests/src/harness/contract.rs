@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 
 /// The C source. Reads each user's pipe to EOF before writing to it: inputs larger than the pipe
 /// buffer are streamed by execd while the contract runs (DESIGN.md §4).
-pub const SOURCE: &str = r#"
+pub const SOURCE: &str = r##"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +81,7 @@ int main(void) {
     if (rename("count.tmp", "count") != 0) return 8;
     return 0;
 }
-"#;
+"##;
 
 /// The compiled contract, built once per source version into the build folder
 /// (`target/<profile>/hp-test-contracts/`), shared by every test process.

@@ -1,0 +1,163 @@
+//! A fault-injecting TCP proxy between peers, run inside the test process: each directed link
+//! `from → to` is a listener on 127.0.0.1 that node `from` dials instead of node `to`'s peer
+//! port ([`Proxy::rewire`] rewrites the `peers` of a config). Since every node reaches every
+//! other only through its own links, setting the links between two groups of nodes partitions
+//! the network, with no privileges and no traffic outside the test's own sockets.
+//!
+//! A link is in one of three modes: [`Mode::Pass`] forwards bytes; [`Mode::Drop`] closes its
+//! connections and refuses new ones (a clean cut: both sides notice at once); [`Mode::Stall`]
+//! keeps connections open but forwards nothing (a black hole: only timeouts notice).
+
+use hp_cfg::Config;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// What a link does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Pass,
+    Drop,
+    Stall,
+}
+
+/// The proxy: its links and the runtime that pumps them.
+pub struct Proxy {
+    rt: tokio::runtime::Runtime,
+    links: Mutex<HashMap<(usize, usize), watch::Sender<Mode>>>,
+}
+
+impl Proxy {
+    pub fn new() -> Arc<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("hp-proxy")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("proxy runtime: {e}"));
+        Arc::new(Self { rt, links: Mutex::new(HashMap::new()) })
+    }
+
+    /// Opens the link `from → to` towards `target`; returns the port `from` should dial.
+    pub fn link(&self, from: usize, to: usize, target: SocketAddr) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("proxy bind: {e}"));
+        let port = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+        listener.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+        let (mode_tx, mode_rx) = watch::channel(Mode::Pass);
+        self.links.lock().unwrap_or_else(|e| e.into_inner()).insert((from, to), mode_tx);
+        self.rt.spawn(async move {
+            let listener = TcpListener::from_std(listener).unwrap_or_else(|e| panic!("{e}"));
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else { continue };
+                if *mode_rx.borrow() == Mode::Drop {
+                    drop(inbound);
+                    continue;
+                }
+                tokio::spawn(forward(inbound, target, mode_rx.clone()));
+            }
+        });
+        port
+    }
+
+    /// For use in [`crate::ClusterOptions::edit`]: routes every peer of node `i` through a link
+    /// of this proxy. The `peers` list is in node order without `i` itself.
+    pub fn rewire(&self, i: usize, cfg: &mut Config) {
+        let peers = std::mem::take(&mut cfg.peers);
+        for (k, peer) in peers.into_iter().enumerate() {
+            let j = if k < i { k } else { k + 1 };
+            let target: SocketAddr = peer.parse().unwrap_or_else(|e| panic!("peer {peer}: {e}"));
+            let port = self.link(i, j, target);
+            cfg.peers.push(format!("127.0.0.1:{port}"));
+        }
+    }
+
+    /// Sets the mode of the link `from → to`.
+    pub fn set(&self, from: usize, to: usize, mode: Mode) {
+        if let Some(link) = self.links.lock().unwrap_or_else(|e| e.into_inner()).get(&(from, to)) {
+            link.send_replace(mode);
+        }
+    }
+
+    /// Cuts (with `mode`) every link between nodes of different groups, both ways; links inside
+    /// a group pass.
+    pub fn partition(&self, groups: &[&[usize]], mode: Mode) {
+        let group_of = |n: usize| groups.iter().position(|g| g.contains(&n));
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        for ((from, to), link) in links.iter() {
+            let cut = group_of(*from) != group_of(*to);
+            link.send_replace(if cut { mode } else { Mode::Pass });
+        }
+    }
+
+    /// Every link passes again.
+    pub fn heal(&self) {
+        for link in self.links.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            link.send_replace(Mode::Pass);
+        }
+    }
+}
+
+async fn forward(inbound: TcpStream, target: SocketAddr, mode: watch::Receiver<Mode>) {
+    let Ok(outbound) = TcpStream::connect(target).await else { return };
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    let (ir, iw) = inbound.into_split();
+    let (or, ow) = outbound.into_split();
+    // Either direction ending (EOF, error, or a cut) ends the whole connection.
+    tokio::select! {
+        _ = pump(ir, ow, mode.clone()) => {}
+        _ = pump(or, iw, mode) => {}
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut mode: watch::Receiver<Mode>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        loop {
+            let current = *mode.borrow_and_update();
+            match current {
+                Mode::Pass => break,
+                Mode::Drop => return,
+                Mode::Stall => {
+                    if mode.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let n = tokio::select! {
+            r = from.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            changed = mode.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        tokio::select! {
+            w = to.write_all(&buf[..n]) => if w.is_err() { return },
+            _ = wait_for(&mut mode, Mode::Drop) => return,
+        }
+    }
+}
+
+async fn wait_for(mode: &mut watch::Receiver<Mode>, want: Mode) {
+    loop {
+        if *mode.borrow_and_update() == want {
+            return;
+        }
+        if mode.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Bad peers: strangers and garbage on the peer port, and a UNL member that lies — it
+//! equivocates, proposes two ledgers at once, replays old messages, sends malformed frames and
+//! announces a chain it does not have. The honest nodes must drop or ignore all of it, keep
+//! closing ledgers for their users, and never fork.
+//!
+//! The byzantine scenarios use four nodes with threshold 0.75 (q = 3, so one faulty member is
+//! tolerated: 2q − n = 2 > 1); node 4's process is never started and the test plays it with
+//! node 4's key from its `hp.cfg`.
+
+use hp_cfg::Config;
+use hp_tests::harness::faults::{kill_component, pause, resume};
+use hp_tests::harness::rogue::{Behaviour, IdleFlood, Rogue, outsider_handshake, raw_connect};
+use hp_tests::harness::{Scenario, ScenarioOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const PROGRESS: u64 = 40;
+const RECOVER: Duration = Duration::from_secs(90);
+
+fn peer_addr(s: &Scenario, i: usize) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], s.cluster.nodes[i].peerport))
+}
+
+fn unl(s: &Scenario) -> Vec<[u8; 32]> {
+    Config::load(&s.cluster.nodes[0].dir.join("cfg").join("hp.cfg")).unwrap().unl
+}
+
+#[test]
+fn strangers_and_garbage_on_the_peer_port_are_dropped_while_ledgers_close() {
+    let s = Scenario::start("outsiders and garbage on the peer port", ScenarioOptions::default());
+    let unl = unl(&s);
+    let until = Instant::now() + Duration::from_secs(hp_tests::harness::env_u64("HP_FAULT_SECONDS", 3) * 2);
+    let mut attempts = 0;
+    while Instant::now() < until {
+        for i in 0..s.cluster.nodes.len() {
+            let addr = peer_addr(&s, i);
+            // A key outside the UNL that completes its side of the handshake.
+            assert!(!outsider_handshake(addr, &unl).unwrap(), "node {} let a stranger in", i + 1);
+            // Bytes that are no handshake at all; a length prefix far over any limit; nothing.
+            let mut junk = raw_connect(addr).unwrap();
+            let _ = junk.write_all(&[0x17, 0x03, 0x03, 0x00, 0x20]);
+            let _ = junk.write_all(&[0xab; 300]);
+            let mut huge = raw_connect(addr).unwrap();
+            let _ = huge.write_all(&u32::MAX.to_be_bytes());
+            let _silent = raw_connect(addr).unwrap();
+            attempts += 1;
+        }
+    }
+    assert!(attempts > 0);
+    s.expect_progress(PROGRESS, RECOVER);
+    for node in &s.cluster.nodes {
+        let status = node.status().unwrap();
+        assert_eq!(status["peers"], 4, "node {} lost a UNL peer: {status}", node.index + 1);
+    }
+    s.finish();
+}
+
+fn byzantine_options() -> ScenarioOptions {
+    ScenarioOptions {
+        nodes: 4,
+        threshold: Some(0.75),
+        not_started: vec![3],
+        edit: std::env::var("HP_FAULT_DEBUG").ok().map(|_| {
+            Box::new(|_: usize, cfg: &mut Config| cfg.loglevel = "hp_consensusd=debug,info".into())
+                as Box<dyn Fn(usize, &mut Config)>
+        }),
+        ..Default::default()
+    }
+}
+
+fn start_rogue(s: &Scenario, behaviour: Behaviour) -> Rogue {
+    let cfg = Config::load(&s.cluster.nodes[3].dir.join("cfg").join("hp.cfg")).unwrap();
+    let peers = (0..3).map(|i| (i, peer_addr(s, i))).collect();
+    let rogue = Rogue::start(cfg.key.signing_key().clone(), cfg.unl.clone(), peers, behaviour);
+    hp_tests::wait_until("the rogue to connect to the honest nodes", RECOVER, || {
+        (rogue.connected() == 3).then_some(())
+    });
+    rogue
+}
+
+#[test]
+fn a_unl_member_that_equivocates_splits_proposals_replays_and_babbles_cannot_fork_or_stall() {
+    let mut s = Scenario::start("byzantine UNL member (4 nodes, q=3)", byzantine_options());
+    let rogue = start_rogue(&s, Behaviour { help: true, ..Default::default() });
+    s.run_load();
+    let phases = [
+        ("double votes", Behaviour { help: true, equivocate: true, ..Default::default() }),
+        ("two proposals at once", Behaviour { help: true, split_proposals: true, ..Default::default() }),
+        ("replayed old messages", Behaviour { help: true, replay: true, ..Default::default() }),
+        ("malformed frames", Behaviour { help: true, garbage: true, ..Default::default() }),
+        (
+            "a pure adversary: double votes, two proposals, replays",
+            Behaviour { equivocate: true, split_proposals: true, replay: true, ..Default::default() },
+        ),
+        (
+            "all of it, malformed frames too",
+            Behaviour { equivocate: true, split_proposals: true, replay: true, garbage: true, ..Default::default() },
+        ),
+    ];
+    for (what, behaviour) in phases {
+        rogue.set(behaviour);
+        s.run_load();
+        s.expect_progress(PROGRESS, RECOVER);
+        eprintln!("rogue phase '{what}' done: {:?}", rogue.stats());
+    }
+    let stats = rogue.stats();
+    assert!(stats.conflicting_sent.load(Ordering::Relaxed) > 0, "{stats:?}");
+    assert!(stats.proposals_sent.load(Ordering::Relaxed) > 0, "the rogue never had a turn to propose: {stats:?}");
+    assert!(stats.replayed.load(Ordering::Relaxed) > 0, "{stats:?}");
+    assert!(stats.garbage_sent.load(Ordering::Relaxed) > 0, "{stats:?}");
+    rogue.set(Behaviour::default());
+    // The honest nodes saw the equivocation for what it is.
+    let logs: String = s.cluster.nodes[..3].iter().map(|n| n.log_tail(100_000)).collect();
+    assert!(logs.contains("equivocated"), "no honest node noticed the double votes");
+    s.node(3); // node 4 is the rogue: it has no store and is not checked
+    s.finish();
+}
+
+#[test]
+fn a_peer_announcing_a_chain_it_does_not_have_cannot_keep_a_lagging_node_behind() {
+    let s = Scenario::start("lying peer vs a lagging node", byzantine_options());
+    // The rogue helps to reach quorums (so one honest node may be away) and lies about its chain.
+    let _rogue = start_rogue(&s, Behaviour { help: true, lie_status: true, ..Default::default() });
+    s.run_load();
+    // Node 2 is frozen while the others go on, then must catch up what it missed — with the
+    // liar's status already in its table.
+    pause(&s.cluster.nodes[1]);
+    s.expect_progress(PROGRESS, RECOVER);
+    s.run_load();
+    resume(&s.cluster.nodes[1]);
+    let lcl = s.max_lcl();
+    s.wait_all_at(lcl, Duration::from_secs(30));
+    s.expect_progress(PROGRESS, RECOVER);
+    s.finish();
+}
+
+#[test]
+fn idle_strangers_holding_peer_connections_do_not_keep_a_restarted_node_out() {
+    let s = Scenario::start("idle connection flood on peer ports", ScenarioOptions::default());
+    s.run_load();
+    // Strangers keep 200 silent connections open to every node's peer port, reopening each one
+    // a node closes, for as long as the test runs.
+    let addrs = (0..s.cluster.nodes.len()).map(|i| peer_addr(&s, i)).collect();
+    let flood = IdleFlood::start(addrs, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    // Node 3's consensusd restarts and must reconnect to its peers through the flood.
+    kill_component(&s.cluster.nodes[2], "consensusd");
+    let lcl = s.max_lcl();
+    s.wait_all_at(lcl + 2, Duration::from_secs(30));
+    s.expect_progress(PROGRESS, RECOVER);
+    assert!(flood.opened() >= 1000, "the flood did not happen: {} connections", flood.opened());
+    drop(flood);
+    s.finish();
+}

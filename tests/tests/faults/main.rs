@@ -1,0 +1,16 @@
+//! Fault scenarios under client load (issue 10): each starts a real network running the fault
+//! contract, loads it from several clients on different nodes, does one kind of harm to it, and
+//! ends with every check of `hp_tests::harness::check` — no fork, each accepted input executed
+//! exactly once, nothing lost on a connection that stayed open, outputs equal to the agreed
+//! ones, state hashes certified, every chain verified. Scenarios run one at a time.
+//!
+//! Sized by `HP_FAULT_*` environment variables (see `hp_tests::harness::scenario`); CI runs
+//! the short default, `scripts/soak` the long one. The list, with results, is in
+//! `tests/SCENARIOS.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod checker;
+mod crashes;
+mod hostile_peers;
+mod network;
+mod regressions;

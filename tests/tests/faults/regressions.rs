@@ -1,0 +1,144 @@
+//! One test per bug the fault scenarios found, each reduced to the few steps that show it.
+
+use hp_tests::harness::faults::{kill_component, wipe};
+use hp_tests::harness::load::LoadOptions;
+use hp_tests::harness::{Scenario, ScenarioOptions};
+use std::time::Duration;
+
+const RECOVER: Duration = Duration::from_secs(60);
+
+fn quiet() -> ScenarioOptions {
+    ScenarioOptions { load: LoadOptions { clients: 0, ..LoadOptions::default() }, ..Default::default() }
+}
+
+/// Bug (fixed in dcd2ce8): a node that catches up a ledger together with its result
+/// certificate stored it but never started the next height, so it never voted again. It shows when the network waits for
+/// that node: here q = 4 of 5, two nodes down, the chain stalls with its last result certified;
+/// one comes back, catches up — and the chain must move again.
+#[test]
+fn a_node_that_catches_up_a_certified_tip_starts_the_next_height() {
+    let mut s = Scenario::start("regression: caught-up node starts the next height", quiet());
+    s.node(4).kill();
+    let lcl = s.max_lcl();
+    s.wait_all_at(lcl + 5, RECOVER);
+    s.node(3).kill();
+    let stalled = hp_tests::wait_until("the chain to stall with two nodes down", RECOVER, || {
+        let a = s.max_lcl();
+        std::thread::sleep(Duration::from_millis(1500));
+        (s.max_lcl() == a).then_some(a)
+    });
+    // Node 5 comes back behind, catches up to the stalled tip, and completes a quorum.
+    s.node(4).start();
+    s.node(4).wait_ready(RECOVER);
+    s.wait_all_at(stalled + 3, Duration::from_secs(30));
+    s.node(3).start();
+    s.node(3).wait_ready(RECOVER);
+    s.finish();
+}
+
+/// One user's connection, driven from a test thread.
+struct User {
+    rt: tokio::runtime::Runtime,
+    key: hp_client::UserKey,
+}
+
+impl User {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        Self { rt, key: hp_client::generate_key() }
+    }
+
+    fn connect(&self, url: &str) -> hp_client::Client {
+        self.rt.block_on(async { hp_client::Client::connect(url, &self.key).await.unwrap() })
+    }
+
+    fn send(&self, client: &mut hp_client::Client, input: &str) {
+        self.rt.block_on(client.send(input.as_bytes())).unwrap();
+    }
+
+    /// The next output frame within `timeout`, or `None`.
+    fn next(&self, client: &mut hp_client::Client, timeout: Duration) -> Option<Vec<u8>> {
+        self.rt.block_on(async {
+            match tokio::time::timeout(timeout, client.recv()).await {
+                Ok(Some(hp_client::Output::Data(d))) => Some(d.to_vec()),
+                Ok(Some(hp_client::Output::Error(e))) => panic!("error frame: {e}"),
+                Ok(None) => panic!("connection closed"),
+                Err(_) => None,
+            }
+        })
+    }
+}
+
+fn signal_component(node: &hp_tests::Node, component: &str, signal: nix::sys::signal::Signal) {
+    let pid = node.component_pid(component).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
+}
+
+/// Bug (fixed in 1e809c2): consensusd dropped the outputs of ledgers it executed while userd's
+/// session was not (yet) open. After a consensusd restart, the ledgers it catches up and runs before userd has
+/// reconnected (~40 ms) are never delivered to users who stayed connected to userd all along.
+/// To make that window certain: node 2's consensusd is frozen while the others close the
+/// user's ledger, its userd is frozen while the new consensusd catches up and runs it.
+#[test]
+fn outputs_of_ledgers_run_before_userd_reconnects_still_reach_connected_users() {
+    use nix::sys::signal::Signal::{SIGCONT, SIGSTOP};
+    let mut s = Scenario::start("regression: outputs after a consensusd restart", quiet());
+    // Node 2 holds some chain already (a node with an empty chain treats what peers hold as
+    // delivered by others).
+    s.wait_all_at(3, RECOVER);
+    let user = User::new();
+    let mut on_node2 = user.connect(&s.cluster.nodes[1].url());
+    let mut on_node1 = user.connect(&s.cluster.nodes[0].url());
+    signal_component(&s.cluster.nodes[1], "consensusd", SIGSTOP);
+    user.send(&mut on_node1, "r1;");
+    let out = user.next(&mut on_node1, RECOVER).expect("output on node 1");
+    assert!(out.starts_with(b"r1;#"));
+    signal_component(&s.cluster.nodes[1], "userd", SIGSTOP);
+    kill_component(&s.cluster.nodes[1], "consensusd");
+    let lcl = s.cluster.nodes[0].lcl_seq();
+    hp_tests::wait_until("node 2 to catch up", RECOVER, || (s.cluster.nodes[1].lcl_seq() >= lcl).then_some(()));
+    std::thread::sleep(Duration::from_secs(1));
+    signal_component(&s.cluster.nodes[1], "userd", SIGCONT);
+    let out = user.next(&mut on_node2, Duration::from_secs(15));
+    assert!(
+        out.as_deref().is_some_and(|o| o.starts_with(b"r1;#")),
+        "the output never reached the user's connection to node 2: {out:?}"
+    );
+    s.node(1);
+    s.finish();
+}
+
+/// Bug: a node that rebuilds its chain from peers (wiped, or far behind) re-ran old ledgers and
+/// sent their outputs to whoever is connected now: a user who already got an output gets it a
+/// second time. Node 2's execd is held (SIGSTOP) until the user has reconnected, so the replay
+/// certainly happens while the user is there.
+#[test]
+fn a_node_rebuilding_from_peers_does_not_resend_old_outputs() {
+    use nix::sys::signal::Signal::{SIGCONT, SIGSTOP};
+    let mut s =
+        Scenario::start("regression: no old outputs after a rebuild", ScenarioOptions { roundtime_ms: 50, ..quiet() });
+    // A long chain first, so that rebuilding it takes a while, then the user's ledger.
+    s.wait_all_at(150, RECOVER);
+    let user = User::new();
+    let mut conn = user.connect(&s.cluster.nodes[1].url());
+    user.send(&mut conn, "old;");
+    let first = user.next(&mut conn, RECOVER).expect("the first output");
+    assert!(first.starts_with(b"old;#"));
+    drop(conn);
+    let lcl = s.max_lcl();
+    s.wait_all_at(lcl + 5, RECOVER);
+    assert_eq!(s.node(1).stop(), Some(0));
+    wipe(&s.cluster.nodes[1]);
+    s.node(1).start();
+    hp_tests::wait_until("node 2's execd", RECOVER, || {
+        let st = s.cluster.nodes[1].status()?;
+        (st["components"]["execd"]["state"] == "running").then_some(())
+    });
+    signal_component(&s.cluster.nodes[1], "execd", SIGSTOP);
+    s.cluster.nodes[1].wait_ready(RECOVER);
+    let mut conn = user.connect(&s.cluster.nodes[1].url());
+    signal_component(&s.cluster.nodes[1], "execd", SIGCONT);
+    let again = user.next(&mut conn, Duration::from_secs(10));
+    assert!(again.is_none(), "node 2 sent an old output again after rebuilding: {:?}", again.map(String::from_utf8));
+    s.finish();
+}
