@@ -63,11 +63,13 @@ impl LedgerRecord {
         let ledger = Ledger::decode(r.bytes("record ledger", MAX_LEDGER_BYTES)?)?;
         let commit = match r.u8("record commit flag")? {
             0 => None,
-            _ => Some(decode_commit(&mut r)?),
+            1 => Some(decode_commit(&mut r)?),
+            other => return Err(DecodeError::Invalid { what: "record commit flag", problem: format!("{other}") }),
         };
         let result = match r.u8("record result flag")? {
             0 => None,
-            _ => Some(decode_result(&mut r)?),
+            1 => Some(decode_result(&mut r)?),
+            other => return Err(DecodeError::Invalid { what: "record result flag", problem: format!("{other}") }),
         };
         r.finish()?;
         Ok(Self { ledger, commit, result })

@@ -127,7 +127,6 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "bug: LedgerRecord::decode takes any non-zero commit/result flag as 1 (ledger/src/record.rs)"]
     fn a_decoded_record_is_canonical(which in 0usize..4, m in proptest::collection::vec(mutation(), 1..3)) {
         let mut bytes = records()[which].encode();
         for m in &m {
@@ -176,7 +175,6 @@ proptest! {
 /// The record flags are bytes 0 or 1; another value must be refused, as the ledger's own
 /// `prev_result` flag is, or two byte strings decode to one record.
 #[test]
-#[ignore = "bug: LedgerRecord::decode takes any non-zero commit/result flag as 1 (ledger/src/record.rs)"]
 fn record_flags_other_than_0_or_1_are_refused() {
     let record = records().swap_remove(2);
     let mut bytes = record.encode();

@@ -12,7 +12,13 @@
 //! | `HP_FAULT_SECONDS` | seconds of load before and after each fault | 3 |
 //! | `HP_FAULT_CLIENTS` | clients per scenario | 5 |
 //! | `HP_FAULT_INTERVAL_MS` | pause between two inputs of one client | 40 |
+//! | `HP_FAULT_REPEAT` | times each fault is done in one scenario (read by the tests) | 1 |
+//! | `HP_FAULT_OUTAGE_SECS` | how long a node stays frozen or partitioned (tests) | 11 |
+//! | `HP_FAULT_FLAPS` | partition changes in the flapping scenario (tests) | 12 |
 //! | `HP_FAULT_RESULTS` | a file to append one JSON line per scenario to | none |
+//! | `HP_FAULT_DEBUG` | debug logs for consensusd in the byzantine scenarios (tests) | off |
+//!
+//! A failed scenario's node logs are copied to `target/<profile>/fault-logs/<scenario>/`.
 
 use super::check::{CheckOptions, NodeView, Report, check};
 use super::contract;

@@ -7,6 +7,10 @@
 //! Sized by `HP_FAULT_*` environment variables (see `hp_tests::harness::scenario`); CI runs
 //! the short default, `scripts/soak` the long one. The list, with results, is in
 //! `tests/SCENARIOS.md`.
+//!
+//! Modules: `crashes` (processes killed, data wiped), `network` (freeze, partitions),
+//! `hostile_peers` (strangers, garbage, a byzantine UNL member), `regressions` (one reduced
+//! test per bug found), `checker` (the checks themselves, on planted faults).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod checker;
