@@ -145,23 +145,6 @@ impl Store {
         Ok(())
     }
 
-    /// The highest round this node may have signed a vote in at `height`, so a restarted node
-    /// starts above it and never signs two different votes for one (height, round).
-    pub fn signed_round(&self) -> Result<Option<(u64, u32)>, StoreError> {
-        Ok(match (self.meta("signed_height")?, self.meta("signed_round")?) {
-            (Some(h), Some(r)) => Some((h as u64, r as u32)),
-            _ => None,
-        })
-    }
-
-    /// Records that this node is about to sign in (height, round).
-    pub fn set_signed_round(&self, height: u64, round: u32) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction().map_err(sql("begin"))?;
-        self.set_meta("signed_height", height as i64)?;
-        self.set_meta("signed_round", round as i64)?;
-        tx.commit().map_err(sql("commit signed round"))
-    }
-
     fn hash_at(&self, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
         let v: Option<Vec<u8>> = self
             .conn
@@ -396,13 +379,5 @@ impl Store {
                 params![origin.as_slice()],
             )
             .map_err(sql("prune pending"))
-    }
-
-    /// Drops one pending input this node accepted (its user was told it was dropped).
-    pub fn drop_pending(&self, nonce: u64) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM pending_inputs WHERE nonce = ?1", params![nonce as i64])
-            .map_err(sql("drop pending"))?;
-        Ok(())
     }
 }

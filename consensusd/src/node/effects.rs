@@ -118,7 +118,7 @@ impl Node {
     fn build_ledger(&self, now: u64) -> Ledger {
         // The mempool holds only inputs no stored ledger carries: they are checked on arrival
         // and removed when a ledger with them is stored.
-        let inputs = self.mempool.take_for_ledger(self.cfg.max_ledger_input_bytes, |_| false);
+        let inputs = self.mempool.take_for_ledger(self.cfg.max_ledger_input_bytes);
         Ledger::new(LedgerBody {
             seq: self.last.seq + 1,
             prev_hash: self.last.hash(),

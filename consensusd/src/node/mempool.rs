@@ -51,14 +51,11 @@ impl Mempool {
     }
 
     /// The oldest inputs whose encoded size adds up to at most `max_bytes` (at least one, so a
-    /// single large input is never stuck), skipping those `skip` rejects.
-    pub fn take_for_ledger(&self, max_bytes: usize, skip: impl Fn(&Input) -> bool) -> Vec<Input> {
+    /// single large input is never stuck).
+    pub fn take_for_ledger(&self, max_bytes: usize) -> Vec<Input> {
         let mut out = Vec::new();
         let mut size = 0usize;
         for input in self.by_arrival.values() {
-            if skip(input) {
-                continue;
-            }
             let len = input.encoded_len();
             if !out.is_empty() && size + len > max_bytes {
                 break;
@@ -91,7 +88,7 @@ mod tests {
         assert!(pool.insert(input(5, 1)));
         assert!(pool.insert(input(3, 1)));
         assert!(!pool.insert(input(5, 1)));
-        let taken = pool.take_for_ledger(usize::MAX, |_| false);
+        let taken = pool.take_for_ledger(usize::MAX);
         assert_eq!(taken.iter().map(|i| i.id.nonce).collect::<Vec<_>>(), vec![5, 3]);
         pool.remove(&InputId { origin: [1; 32], nonce: 5 });
         assert_eq!(pool.len(), 1);
@@ -103,7 +100,7 @@ mod tests {
         let mut pool = Mempool::default();
         pool.insert(input(1, 1000));
         pool.insert(input(2, 1000));
-        assert_eq!(pool.take_for_ledger(10, |_| false).len(), 1);
-        assert_eq!(pool.take_for_ledger(100_000, |_| false).len(), 2);
+        assert_eq!(pool.take_for_ledger(10).len(), 1);
+        assert_eq!(pool.take_for_ledger(100_000).len(), 2);
     }
 }
