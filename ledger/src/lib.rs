@@ -26,7 +26,7 @@ pub mod store;
 pub use hp_consensus::Hash;
 pub use input::{Input, InputBatch, InputId};
 pub use ledger::{Ledger, LedgerBody, ResultSummary};
-pub use outputs::{ExitKind, Outcome};
+pub use outputs::{ExitKind, Outcome, UserOutputs, decode_outputs, encode_outputs};
 pub use record::LedgerRecord;
 pub use store::{Store, StoreError};
 

@@ -6,7 +6,7 @@
 //! outputs_hash := SHA-256( u32 len(tag) | tag "hotpocket/outputs/v1" | outcome )
 //! ```
 
-use crate::codec::Writer;
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::{Hash, tagged_hash};
 use bytes::Bytes;
 
@@ -53,6 +53,33 @@ impl Outcome {
     }
 }
 
+/// Each user's output of one round, as kept for delivery: `u32 n | ([32] user | u32 len | data)*`.
+pub type UserOutputs = Vec<([u8; 32], Bytes)>;
+
+/// Encodes outputs for [`decode_outputs`].
+pub fn encode_outputs(outputs: &[([u8; 32], Bytes)]) -> Vec<u8> {
+    let mut w = Writer::with_capacity(4 + outputs.iter().map(|(_, d)| 36 + d.len()).sum::<usize>());
+    w.u32(outputs.len() as u32);
+    for (user, data) in outputs {
+        w.fixed(user).bytes(data);
+    }
+    w.finish()
+}
+
+/// Decodes what [`encode_outputs`] wrote; every length is checked against the bytes present.
+pub fn decode_outputs(bytes: &[u8]) -> Result<UserOutputs, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let n = r.count("outputs", 36, usize::MAX)?;
+    let mut outputs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let user = r.array::<32>("output user")?;
+        let data = r.bytes("output data", bytes.len())?;
+        outputs.push((user, Bytes::copy_from_slice(data)));
+    }
+    r.finish()?;
+    Ok(outputs)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -69,5 +96,17 @@ mod tests {
         assert_eq!(a.hash(), b.hash());
         b.exit = ExitKind::Signal(9);
         assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn outputs_round_trip_and_truncation_is_refused() {
+        let outputs = vec![([1; 32], Bytes::from_static(b"first")), ([2; 32], Bytes::new())];
+        let bytes = encode_outputs(&outputs);
+        assert_eq!(decode_outputs(&bytes).unwrap(), outputs);
+        assert!(decode_outputs(&bytes[..bytes.len() - 1]).is_err());
+        let mut forged = bytes.clone();
+        forged[..4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode_outputs(&forged).is_err());
+        assert_eq!(decode_outputs(&encode_outputs(&[])).unwrap(), vec![]);
     }
 }

@@ -48,6 +48,9 @@ pub struct LedgerSummary {
     pub signers: u64,
 }
 
+/// How many recent ledgers' delivered outputs the store keeps for handing over again.
+pub const KEPT_OUTPUTS: u64 = 256;
+
 /// The ledger store. One writer (consensusd); readers (operator commands) open it read-only.
 pub struct Store {
     conn: Connection,
@@ -74,6 +77,10 @@ CREATE TABLE IF NOT EXISTS pending_inputs (
     nonce INTEGER PRIMARY KEY,
     user  BLOB NOT NULL,
     data  BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delivered_outputs (
+    seq     INTEGER PRIMARY KEY,
+    outputs BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -295,6 +302,54 @@ impl Store {
             )
             .map_err(sql("store result"))?;
         Ok(())
+    }
+
+    /// Stores the result certificate of ledger `cert.height` together with the users' outputs
+    /// this node is about to deliver, in one transaction: a node killed right after can hand
+    /// them over again (see [`Self::outputs_after`]). Outputs of ledgers more than
+    /// [`KEPT_OUTPUTS`] behind are dropped in the same transaction.
+    pub fn set_result_with_outputs(
+        &mut self,
+        cert: &ResultCertificate,
+        outputs: &[([u8; 32], Bytes)],
+    ) -> Result<(), StoreError> {
+        let seq = cert.height as i64;
+        let tx = self.conn.transaction().map_err(sql("begin result"))?;
+        tx.execute(
+            "UPDATE ledgers SET result_cert = ?1 WHERE seq = ?2 AND result_cert IS NULL",
+            params![record::result_bytes(cert), seq],
+        )
+        .map_err(sql("store result"))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO delivered_outputs (seq, outputs) VALUES (?1, ?2)",
+            params![seq, crate::encode_outputs(outputs)],
+        )
+        .map_err(sql("store outputs"))?;
+        tx.execute("DELETE FROM delivered_outputs WHERE seq <= ?1", params![seq - KEPT_OUTPUTS as i64])
+            .map_err(sql("drop old outputs"))?;
+        tx.commit().map_err(sql("commit result"))?;
+        Ok(())
+    }
+
+    /// The outputs stored by [`Self::set_result_with_outputs`] for ledgers after `after` up to
+    /// `up_to`, oldest first; ledgers whose outputs were not kept are absent.
+    pub fn outputs_after(&self, after: u64, up_to: u64) -> Result<Vec<(u64, crate::UserOutputs)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, outputs FROM delivered_outputs WHERE seq > ?1 AND seq <= ?2 ORDER BY seq")
+            .map_err(sql("read outputs"))?;
+        let rows = stmt
+            .query_map(params![after as i64, up_to as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(sql("read outputs"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, bytes) = row.map_err(sql("read outputs"))?;
+            let seq = seq as u64;
+            let outputs = crate::decode_outputs(&bytes)
+                .map_err(|e| StoreError::Corrupt { seq, problem: format!("stored outputs: {e}") })?;
+            out.push((seq, outputs));
+        }
+        Ok(out)
     }
 
     /// Whether an input instance is already in a stored ledger.

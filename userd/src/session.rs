@@ -24,6 +24,11 @@
 //!   the user is told the input is unconfirmed. A refusal's `reason` is shown to the user.
 //! - `OutputBatch` outputs for users not connected here are ignored, empty ones send no frame.
 //!   userd never blocks on a user while routing, so it keeps reading the stream.
+//! - Each snapshot carries the last ledger whose `OutputBatch` this process received
+//!   (`delivered_through`, 0 for none yet). consensusd hands over again the outputs of the
+//!   ledgers after it that it released — so a batch in flight when consensusd died or the
+//!   stream broke is not lost — and userd drops any batch at or below it, so no user gets an
+//!   output twice.
 //! - When the stream ends or breaks, inputs awaiting an ack are reported to their users as
 //!   unconfirmed, new inputs are refused while down, and userd reconnects (backoff 50 ms
 //!   doubling to 1 s) and starts again with a fresh snapshot.
@@ -156,7 +161,8 @@ pub fn spawn(
     let client = ConsensusClient::new(hp_daemon::ipc::channel(&settings.socket))
         .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
         .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
-    let session = Session { settings, client, registry, commands: rx, up: up_tx, next_request: 0 };
+    let session =
+        Session { settings, client, registry, commands: rx, up: up_tx, next_request: 0, delivered_through: 0 };
     let task = tokio::spawn(session.run(shutdown));
     (SessionHandle { commands, up }, task)
 }
@@ -170,6 +176,10 @@ struct Session {
     up: watch::Sender<bool>,
     /// userd's request ids, unique for the life of the process (echoed in acks).
     next_request: u64,
+    /// The last ledger whose outputs this process received, from whichever session: told to
+    /// consensusd in each snapshot so that it hands over what a restart left in flight, and
+    /// used to drop a batch seen before.
+    delivered_through: u64,
 }
 
 /// Why one attempt ended.
@@ -238,10 +248,13 @@ impl Session {
 
     /// One session: snapshot first, then events and inputs; until the stream ends.
     async fn attempt(&mut self) -> AttemptEnd {
-        let Session { settings, client, registry, commands, up, next_request } = self;
+        let Session { settings, client, registry, commands, up, next_request, delivered_through } = self;
         let (out_tx, out_rx) = mpsc::channel::<UserdMessage>(OUTBOUND_QUEUE);
         let mut announced: HashSet<PublicKeyHex> = registry.users().into_iter().collect();
-        let snapshot = UsersSnapshot { pubkeys: announced.iter().map(|u| Bytes::copy_from_slice(&u.0)).collect() };
+        let snapshot = UsersSnapshot {
+            pubkeys: announced.iter().map(|u| Bytes::copy_from_slice(&u.0)).collect(),
+            delivered_through: *delivered_through,
+        };
         let users = snapshot.pubkeys.len();
         if out_tx.try_send(UserdMessage { kind: Some(ToConsensus::Snapshot(snapshot)) }).is_err() {
             return AttemptEnd::Stopped; // cannot happen: a fresh channel has room
@@ -283,6 +296,15 @@ impl Session {
                     }
                     Some(FromConsensus::Outputs(batch)) => {
                         let seq = batch.seq;
+                        if seq <= *delivered_through {
+                            tracing::debug!(
+                                seq,
+                                delivered_through = *delivered_through,
+                                "outputs seen before; ignored"
+                            );
+                            continue;
+                        }
+                        *delivered_through = seq;
                         let delivery = crate::output::deliver(registry, batch);
                         tracing::debug!(seq, ?delivery, "outputs delivered");
                     }

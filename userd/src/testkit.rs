@@ -140,9 +140,16 @@ impl FakeConsensus {
         self.seen.ack.store(ack, Ordering::SeqCst);
     }
 
-    /// Sends one output to `pubkey` on the open session. False when none is open.
+    /// Sends one output to `pubkey` on the open session, as the next ledger's. False when none
+    /// is open.
     pub fn push_output(&self, pubkey: [u8; 32], data: Bytes) -> bool {
         let seq = self.seen.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.push_output_at(seq, pubkey, data)
+    }
+
+    /// Sends one output to `pubkey` as ledger `seq`'s, whatever was sent before (a consensusd
+    /// handing a ledger's outputs over again). False when no session is open.
+    pub fn push_output_at(&self, seq: u64, pubkey: [u8; 32], data: Bytes) -> bool {
         let batch = OutputBatch { seq, outputs: vec![UserOutput { pubkey: Bytes::copy_from_slice(&pubkey), data }] };
         let current = self.seen.current.lock().unwrap_or_else(|p| p.into_inner());
         current.as_ref().is_some_and(|tx| tx.send(Ok(ConsensusMessage { kind: Some(ToUserd::Outputs(batch)) })).is_ok())

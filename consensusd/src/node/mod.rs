@@ -102,9 +102,6 @@ pub struct NodeParts {
     pub events: mpsc::Sender<Event>,
 }
 
-/// One ledger's outputs: (user, bytes) pairs.
-pub type UserOutputs = Vec<([u8; 32], bytes::Bytes)>;
-
 /// How often the loop looks around: status gossip, re-sends, catch-up. Idle cost is one wakeup
 /// per tick.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -142,8 +139,9 @@ pub struct Node {
     pending_submits: Vec<users::Submit>,
     /// A userd session opened and its user snapshot has not arrived yet.
     awaiting_snapshot: bool,
-    /// Outputs of recent ledgers produced while userd was not connected (oldest first).
-    undelivered: std::collections::VecDeque<(u64, UserOutputs)>,
+    /// The last ledger whose outputs went to a userd session. Those released while no session
+    /// was open are handed over from the store when one opens.
+    handed_up_to: u64,
 
     peer_status: HashMap<usize, PeerStatus>,
     catchup: catchup::CatchUp,
@@ -160,8 +158,9 @@ pub struct Node {
     resume: Option<hp_consensus::RecoveryState<Ledger>>,
     /// (height, round, signed messages) of the last state written, so it never goes backwards.
     persisted_rank: Option<(u64, u32, usize)>,
-    /// The last ledger whose outputs went to users: each ledger's outputs go out once, and
-    /// those delivered before this process started are not sent again by a replay.
+    /// The last ledger whose outputs were released (stored for delivery): each ledger's outputs
+    /// are released once, and a replay of those released before this process started does not
+    /// release them again. userd's snapshot says which of them it has seen.
     delivered_up_to: u64,
     /// Started with an empty chain (new, or hist/ wiped): the ledgers peers already hold were
     /// decided before this node could accept anything, and their outputs were delivered — by
@@ -219,7 +218,7 @@ impl Node {
             peer_users: HashMap::new(),
             pending_submits: Vec::new(),
             awaiting_snapshot: false,
-            undelivered: Default::default(),
+            handed_up_to: delivered_up_to,
             peer_status: HashMap::new(),
             catchup: catchup::CatchUp::default(),
             ticks: 0,

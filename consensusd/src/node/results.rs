@@ -5,12 +5,10 @@ use super::Node;
 use crate::executor::{ExecFailure, Executed};
 use crate::wire;
 use hp_consensus::{ResultCertificate, ResultEvent, ResultVote};
-use hp_ledger::ResultSummary;
+use hp_ledger::store::KEPT_OUTPUTS;
+use hp_ledger::{ResultSummary, UserOutputs};
 use hp_proto::v1 as pb;
-use tracing::{debug, error, warn};
-
-/// Ledgers whose outputs are kept while userd is not connected.
-const MAX_UNDELIVERED_LEDGERS: usize = 256;
+use tracing::{debug, error, info, warn};
 
 impl Node {
     pub(super) fn on_executed(&mut self, done: Executed) {
@@ -87,18 +85,14 @@ impl Node {
     /// outputs if this node computed the same ones, and move to the next height.
     pub(super) fn on_result_certified(&mut self, cert: ResultCertificate) {
         let seq = cert.height;
-        if let Err(e) = self.store.set_result(&cert) {
-            error!(seq, error = %e, "cannot store the result certificate");
-            return;
-        }
         let summary = ResultSummary { state_hash: cert.state_hash, outputs_hash: cert.outputs_hash };
+        let mut release = None;
         if let Some(done) = self.executed.remove(&seq) {
             if done.state_hash == cert.state_hash && done.outcome.hash() == cert.outputs_hash {
-                // Each ledger's outputs go out once: not again when a ledger is re-run after a
-                // restart, a replay or a state copy.
+                // Each ledger's outputs are released once: not again when a ledger is re-run
+                // after a restart, a replay or a state copy.
                 if seq > self.delivered_up_to {
-                    self.delivered_up_to = seq;
-                    self.deliver(seq, &done);
+                    release = Some(done.outcome.outputs);
                 }
             } else if !self.diverged {
                 error!(
@@ -107,6 +101,22 @@ impl Node {
                 );
                 self.diverged = true;
                 self.start_state_sync();
+            }
+        }
+        // The outputs are stored with the certificate before any goes out, so that a restart
+        // right after can hand them over again (`hand_over_released`).
+        let stored = match &release {
+            Some(outputs) => self.store.set_result_with_outputs(&cert, outputs),
+            None => self.store.set_result(&cert),
+        };
+        if let Err(e) = stored {
+            error!(seq, error = %e, "cannot store the result certificate");
+            return;
+        }
+        if let Some(outputs) = release {
+            self.delivered_up_to = seq;
+            if self.session_ready() {
+                self.hand_over(seq, outputs);
             }
         }
         self.executed.retain(|s, _| *s > seq);
@@ -118,47 +128,55 @@ impl Node {
         }
     }
 
-    /// Sends each locally connected user its output of ledger `seq`.
-    fn deliver(&mut self, seq: u64, done: &Executed) {
-        if self.session.is_none() || self.awaiting_snapshot {
-            // userd is not connected yet (consensusd or userd restarted): keep the outputs of
-            // recent ledgers and hand them over once userd says who is connected.
-            self.undelivered.push_back((seq, done.outcome.outputs.clone()));
-            while self.undelivered.len() > MAX_UNDELIVERED_LEDGERS {
-                self.undelivered.pop_front();
-            }
-            return;
-        }
-        let outputs: Vec<pb::UserOutput> = done
-            .outcome
-            .outputs
-            .iter()
+    /// Whether a userd session is open and has said who is connected.
+    fn session_ready(&self) -> bool {
+        self.session.is_some() && !self.awaiting_snapshot
+    }
+
+    /// Sends userd ledger `seq`'s outputs for the users connected there: one batch per released
+    /// ledger, empty when none is for them, so that userd knows how far it got.
+    fn hand_over(&mut self, seq: u64, outputs: UserOutputs) {
+        let outputs = outputs
+            .into_iter()
             .filter(|(user, _)| self.local_users.contains(user))
-            .map(|(user, data)| pb::UserOutput { pubkey: user.to_vec().into(), data: data.clone() })
+            .map(|(user, data)| pb::UserOutput { pubkey: user.to_vec().into(), data })
             .collect();
-        if outputs.is_empty() {
-            return;
-        }
         self.send_to_session(pb::ConsensusMessage {
             kind: Some(pb::consensus_message::Kind::Outputs(pb::OutputBatch { seq, outputs })),
         });
+        self.handed_up_to = seq;
     }
 
-    /// Hands userd the outputs kept while it was not connected, for the users it now reports.
-    pub(super) fn deliver_undelivered(&mut self) {
-        let kept = std::mem::take(&mut self.undelivered);
-        for (seq, outputs) in kept {
-            let outputs: Vec<pb::UserOutput> = outputs
-                .into_iter()
-                .filter(|(user, _)| self.local_users.contains(user))
-                .map(|(user, data)| pb::UserOutput { pubkey: user.to_vec().into(), data })
-                .collect();
-            if !outputs.is_empty() {
-                self.send_to_session(pb::ConsensusMessage {
-                    kind: Some(pb::consensus_message::Kind::Outputs(pb::OutputBatch { seq, outputs })),
-                });
-            }
+    /// A new userd session reported its users and the last ledger it received outputs of
+    /// (`userd_through`, 0 for a userd that has received none): hands it, from the store, the
+    /// released outputs it has not seen — those in flight when this process or the previous
+    /// session ended, and those released while no session was open.
+    pub(super) fn hand_over_released(&mut self, userd_through: u64) {
+        // userd has seen ledgers this process does not know were released (hist/ wiped while
+        // userd ran on): they are not released again.
+        self.delivered_up_to = self.delivered_up_to.max(userd_through);
+        let from = if userd_through > 0 { userd_through } else { self.handed_up_to };
+        let from = from.max(self.delivered_up_to.saturating_sub(KEPT_OUTPUTS));
+        let kept = if from < self.delivered_up_to {
+            self.store.outputs_after(from, self.delivered_up_to).unwrap_or_else(|e| {
+                error!(error = %e, from, "cannot read released outputs to hand over again");
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        };
+        if !kept.is_empty() {
+            info!(
+                from = from + 1,
+                to = self.delivered_up_to,
+                ledgers = kept.len(),
+                "handing released outputs to userd"
+            );
         }
+        for (seq, outputs) in kept {
+            self.hand_over(seq, outputs);
+        }
+        self.handed_up_to = self.delivered_up_to;
     }
 
     /// Re-sends this node's result vote for the last ledger while it is not certified.

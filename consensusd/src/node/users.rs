@@ -53,7 +53,7 @@ impl Node {
             Some(In::Snapshot(s)) => {
                 self.local_users = s.pubkeys.iter().filter_map(|k| key32(k)).collect();
                 self.awaiting_snapshot = false;
-                self.deliver_undelivered();
+                self.hand_over_released(s.delivered_through);
                 self.broadcast_status();
             }
             Some(In::Connected(c)) => {

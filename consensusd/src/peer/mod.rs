@@ -187,7 +187,7 @@ impl PeerNet {
                 Ok((stream, addr)) => {
                     let net = self.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = net.serve(stream).await {
+                        if let Err(e) = net.serve(stream, Direction::Inbound).await {
                             debug!(%addr, error = %e, "inbound peer connection ended");
                         }
                     });
@@ -210,7 +210,7 @@ impl PeerNet {
             match attempt {
                 Ok(Ok(stream)) => {
                     backoff = Duration::from_millis(50);
-                    if let Err(e) = self.serve(stream).await {
+                    if let Err(e) = self.serve(stream, Direction::Outbound).await {
                         debug!(%peer, error = %e, "outbound peer connection ended");
                     }
                 }
@@ -226,10 +226,21 @@ impl PeerNet {
     }
 
     /// Authenticates a connection, then pumps frames both ways until it closes.
-    async fn serve(&self, mut stream: TcpStream) -> Result<(), ConnError> {
+    async fn serve(&self, mut stream: TcpStream, direction: Direction) -> Result<(), ConnError> {
         let _ = stream.set_nodelay(true);
         let validator = {
-            let _permit = self.inner.handshakes.acquire().await.map_err(|_| ConnError::Closed)?;
+            // Strangers can only hold inbound handshake slots, and a full house refuses at once
+            // rather than queueing, so this node's own dials to its peers never wait behind them.
+            let _permit = match direction {
+                Direction::Outbound => None,
+                Direction::Inbound => match self.inner.handshakes.try_acquire() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        self.inner.stats.refused_handshakes.fetch_add(1, Ordering::Relaxed);
+                        return Err(ConnError::Busy);
+                    }
+                },
+            };
             match handshake::authenticate(&mut stream, &self.inner.key, &self.inner.unl).await {
                 Ok(v) => v,
                 Err(e) => {
@@ -311,14 +322,21 @@ impl PeerNet {
     }
 }
 
+/// Who opened a connection.
+#[derive(Clone, Copy, Debug)]
+enum Direction {
+    Inbound,
+    Outbound,
+}
+
 #[derive(Debug, thiserror::Error)]
 enum ConnError {
+    #[error("too many handshakes in progress")]
+    Busy,
     #[error("{0}")]
     Handshake(handshake::HandshakeError),
     #[error("{0}")]
     Frame(FrameError),
     #[error("bad frame")]
     Decode,
-    #[error("shutting down")]
-    Closed,
 }

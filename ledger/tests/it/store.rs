@@ -84,3 +84,36 @@ fn accepted_inputs_are_durable_until_a_ledger_carries_them() {
     let more = store.accept_inputs(origin, vec![([1; 32], Bytes::from_static(b"b"))]).unwrap();
     assert!(more[0].id.nonce > accepted[1].id.nonce);
 }
+
+#[test]
+fn delivered_outputs_are_kept_with_the_result_for_recent_ledgers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let net = Network::new(3);
+    let chain = net.chain(3);
+    let outputs_of = |seq: u64| vec![([seq as u8; 32], Bytes::from(format!("out {seq}")))];
+    {
+        let mut store = Store::open(&path, &chain[0].ledger).unwrap();
+        for record in &chain[1..] {
+            let mut without_result = record.clone();
+            without_result.result = None;
+            store.append(&without_result).unwrap();
+            let cert = record.result.as_ref().unwrap();
+            store.set_result_with_outputs(cert, &outputs_of(cert.height)).unwrap();
+        }
+        // The certificate went in with the outputs.
+        assert_eq!(store.all().unwrap(), chain);
+    }
+    let store = Store::open_read_only(&path).unwrap();
+    let kept = store.outputs_after(1, 3).unwrap();
+    assert_eq!(kept, vec![(2, outputs_of(2)), (3, outputs_of(3))]);
+    assert_eq!(store.outputs_after(3, 10).unwrap(), vec![]);
+
+    // Outputs more than KEPT_OUTPUTS ledgers old are dropped.
+    let mut store = Store::open(&path, &chain[0].ledger).unwrap();
+    let mut far = chain[3].result.clone().unwrap();
+    far.height = 3 + hp_ledger::store::KEPT_OUTPUTS;
+    store.set_result_with_outputs(&far, &[]).unwrap();
+    let kept: Vec<u64> = store.outputs_after(0, u64::MAX >> 1).unwrap().into_iter().map(|(seq, _)| seq).collect();
+    assert_eq!(kept, vec![far.height]);
+}

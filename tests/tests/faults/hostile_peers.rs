@@ -161,7 +161,6 @@ fn idle_strangers_holding_peer_connections_do_not_keep_a_restarted_node_out() {
 /// in arrival order, and a stranger holds a slot for the whole 5 s handshake timeout. 200 idle
 /// strangers per node delay a restarted node's peer links by ~13 s (N / 64 × 5 s).
 #[test]
-#[ignore = "bug: idle strangers on the peer port delay every peer link by ~N/64 x 5 s (peer/mod.rs MAX_HANDSHAKES)"]
 fn a_restarted_node_reconnects_within_seconds_despite_idle_strangers() {
     let s = Scenario::start("idle connection flood: prompt rejoin", ScenarioOptions::default());
     let addrs = (0..s.cluster.nodes.len()).map(|i| peer_addr(&s, i)).collect();

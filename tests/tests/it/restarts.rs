@@ -3,6 +3,8 @@
 //! keep their pids, and the ledgers stay in agreement.
 
 use hp_client::{Client, Output};
+use hp_proto::v1::consensus_client::ConsensusClient;
+use hp_proto::v1::{OutputBatch, UserdMessage, UsersSnapshot, consensus_message, userd_message};
 use hp_tests::{Cluster, ClusterOptions, wait_until};
 use std::time::{Duration, Instant};
 
@@ -105,4 +107,101 @@ fn sigterm_stops_a_node_cleanly_within_five_seconds() {
     }
     let (code, text) = cluster.nodes[0].verify();
     assert_eq!(code, 0, "{text}");
+}
+
+/// Resumes a stopped process when dropped, so a failing test leaves nothing frozen behind.
+struct Stopped(i32);
+
+impl Stopped {
+    fn new(pid: i32) -> Self {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGSTOP).unwrap();
+        Self(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// Opens a user session on consensusd's socket the way userd does, with this snapshot, and
+/// returns the first output batch it streams. Retries while consensusd is not serving.
+async fn first_batch_of_session(socket: &std::path::Path, user: [u8; 32], delivered_through: u64) -> OutputBatch {
+    let deadline = Instant::now() + LONG;
+    loop {
+        match try_first_batch(socket, user, delivered_through).await {
+            Ok(batch) => return batch,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("session not open yet: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("no session with consensusd: {e}"),
+        }
+    }
+}
+
+async fn try_first_batch(
+    socket: &std::path::Path,
+    user: [u8; 32],
+    delivered_through: u64,
+) -> Result<OutputBatch, tonic::Status> {
+    let mut client = ConsensusClient::new(hp_daemon::ipc::channel(socket));
+    let snapshot = UserdMessage {
+        kind: Some(userd_message::Kind::Snapshot(UsersSnapshot {
+            pubkeys: vec![user.to_vec().into()],
+            delivered_through,
+        })),
+    };
+    // The stream stays open after the snapshot, as userd's does.
+    let outbound = tokio_stream::StreamExt::chain(tokio_stream::iter([snapshot]), tokio_stream::pending());
+    let mut inbound = client.user_session(outbound).await?.into_inner();
+    loop {
+        let message = tokio::time::timeout(LONG, inbound.message())
+            .await
+            .map_err(|_| tonic::Status::deadline_exceeded("no batch"))?
+            .and_then(|m| m.ok_or_else(|| tonic::Status::unavailable("session ended")))?;
+        if let Some(consensus_message::Kind::Outputs(batch)) = message.kind {
+            return Ok(batch);
+        }
+    }
+}
+
+/// Finding (issue 10): outputs consensusd released to userd just before it was killed could be
+/// lost — the restarted consensusd cannot tell whether they got there. userd now says in its
+/// snapshot which ledger's outputs it saw last, and consensusd hands over the later ones again
+/// from its store.
+#[test]
+fn outputs_in_flight_when_consensusd_dies_are_handed_to_userd_again() {
+    let cluster = Cluster::start(ClusterOptions { nodes: 1, ..Default::default() });
+    let node = &cluster.nodes[0];
+    let rt = runtime();
+    let key = hp_client::generate_key();
+    let user = key.verifying_key().to_bytes();
+    let mut client = rt.block_on(Client::connect(&node.url(), &key)).unwrap();
+    assert_eq!(rt.block_on(round_trip(&mut client, b"in flight")), b"IN FLIGHT");
+    let seq = node
+        .ledgers()
+        .iter()
+        .find(|l| l["inputs"].as_u64() == Some(1))
+        .and_then(|l| l["seq"].as_u64())
+        .expect("the ledger carrying the input");
+
+    // userd is frozen, so the test can speak for it; consensusd dies and comes back.
+    let _userd = Stopped::new(node.component_pid("userd").unwrap());
+    let consensusd = node.component_pid("consensusd").unwrap();
+    kill9(consensusd);
+    let socket = node.dir.join("run").join("consensusd.sock");
+
+    // A userd that saw everything before that ledger gets its output again, from the store of
+    // a process that never sent it.
+    let batch = rt.block_on(first_batch_of_session(&socket, user, seq - 1));
+    assert_eq!(batch.seq, seq);
+    assert_eq!(batch.outputs.len(), 1);
+    assert_eq!(batch.outputs[0].pubkey.as_ref(), user.as_slice());
+    assert_eq!(batch.outputs[0].data.as_ref(), b"IN FLIGHT");
+
+    // A userd that saw that ledger is not sent it again.
+    let batch = rt.block_on(first_batch_of_session(&socket, user, seq));
+    assert!(batch.seq > seq, "ledger {} handed over again", batch.seq);
 }

@@ -50,6 +50,24 @@ async fn consensusd_restart_tells_users_meanwhile_then_resends_the_snapshot() {
 }
 
 #[tokio::test]
+async fn outputs_handed_over_again_after_a_consensusd_restart_reach_the_user_once() {
+    let mut node = Node::start().await;
+    let (key, mut client) = node.user().await;
+    client.send(b"one").await.unwrap();
+    assert_eq!(recv(&mut client).await, Some(Output::Data(b"one".to_vec().into())));
+
+    node.fake.restart().unwrap();
+    eventually("the session reopens", || node.userd().session().is_up() && node.fake.sessions() == 2).await;
+    let second: Vec<_> =
+        node.fake.messages().into_iter().filter(|(s, _)| *s == 2).filter_map(|(_, m)| m.kind).collect();
+    assert!(matches!(&second[0], Kind::Snapshot(s) if s.delivered_through == 1), "{second:?}");
+    // The restarted consensusd hands over ledger 1 again (userd has it) and then ledger 2.
+    assert!(node.fake.push_output_at(1, key_bytes(&key), b"one again".to_vec().into()));
+    assert!(node.fake.push_output_at(2, key_bytes(&key), b"two".to_vec().into()));
+    assert_eq!(recv(&mut client).await, Some(Output::Data(b"two".to_vec().into())));
+}
+
+#[tokio::test]
 async fn users_connected_while_consensusd_is_down_are_in_the_next_snapshot() {
     let mut node = Node::start().await;
     node.fake.stop();
