@@ -46,7 +46,7 @@ impl Node {
         self.peer_users.insert(from, status.users.clone());
         if self.fresh_start {
             if status.lcl_seq > self.last.seq {
-                self.delivered_up_to = self.delivered_up_to.max(status.lcl_seq);
+                self.decided_elsewhere_up_to = self.decided_elsewhere_up_to.max(status.lcl_seq);
             } else if self.last.seq > 0 {
                 // Caught up with this peer: from now on every ledger is live for this node.
                 self.fresh_start = false;

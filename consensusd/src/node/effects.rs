@@ -19,6 +19,21 @@ pub(super) fn now_ms() -> u64 {
 }
 
 impl Node {
+    /// How long to wait for a proposal: not at all when the round's proposer is another node
+    /// this one has no connection to. Prevoting nil at once is always safe, and it spares the
+    /// network a full propose timeout at every height a stopped node would propose.
+    fn propose_wait(&self, timeout: hp_consensus::Timeout, after: Duration) -> Duration {
+        if timeout.step != hp_consensus::TimeoutStep::Propose {
+            return after;
+        }
+        let proposer = self.core.proposer(timeout.height, timeout.round);
+        if proposer == self.cfg.me || self.peers.connected().contains(&proposer) {
+            return after;
+        }
+        debug!(height = timeout.height, round = timeout.round, proposer, "proposer not connected; not waiting for it");
+        Duration::ZERO
+    }
+
     pub(super) fn apply(&mut self, effects: Vec<Effect<Ledger>>) {
         // Each Persist supersedes the ones before it (it records everything signed so far), so
         // the last one is written — once, durably — where the first one stands: before any
@@ -40,6 +55,7 @@ impl Node {
                 }
                 Effect::BroadcastVote(v) => self.peers.broadcast(&wire::vote(&v)),
                 Effect::ScheduleTimeout { timeout, after } => {
+                    let after = self.propose_wait(timeout, after);
                     let events = self.events.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(after).await;

@@ -29,10 +29,10 @@ use crate::peer::{PeerEvent, PeerNet};
 use crate::wire::{self, PeerMessage, PeerStatus};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use hp_consensus::{Consensus, Input, ResultCollector};
-use hp_ledger::{Ledger, ResultSummary, Store};
+use hp_ledger::{InputId, Ledger, ResultSummary, Store};
 use hp_proto::v1::{self as pb, exec_client::ExecClient};
 use mempool::Mempool;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -163,9 +163,15 @@ pub struct Node {
     /// release them again. userd's snapshot says which of them it has seen.
     delivered_up_to: u64,
     /// Started with an empty chain (new, or hist/ wiped): the ledgers peers already hold were
-    /// decided before this node could accept anything, and their outputs were delivered — by
-    /// this node before a wipe, or by others. They are not sent again while catching up.
+    /// decided before this node could take part, and their outputs were delivered — by this
+    /// node before a wipe, or by others. Cleared once the node has caught up with a peer.
     fresh_start: bool,
+    /// While `fresh_start`: the last ledger peers were known to hold. Of those ledgers, only
+    /// the outputs of users whose inputs this node accepted since it started are released.
+    decided_elsewhere_up_to: u64,
+    /// The inputs this node accepted while `fresh_start`, until it has run every ledger up to
+    /// `decided_elsewhere_up_to`.
+    accepted_while_fresh: HashSet<InputId>,
 }
 
 impl Node {
@@ -197,6 +203,8 @@ impl Node {
             syncing: false,
             delivered_up_to,
             fresh_start: record.ledger.seq == 0,
+            decided_elsewhere_up_to: 0,
+            accepted_while_fresh: HashSet::new(),
             exec_requested: record.ledger.seq.saturating_sub(1),
             last: record.ledger,
             last_result,

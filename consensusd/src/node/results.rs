@@ -8,6 +8,7 @@ use hp_consensus::{ResultCertificate, ResultEvent, ResultVote};
 use hp_ledger::store::KEPT_OUTPUTS;
 use hp_ledger::{ResultSummary, UserOutputs};
 use hp_proto::v1 as pb;
+use std::collections::HashSet;
 use tracing::{debug, error, info, warn};
 
 impl Node {
@@ -92,7 +93,7 @@ impl Node {
                 // Each ledger's outputs are released once: not again when a ledger is re-run
                 // after a restart, a replay or a state copy.
                 if seq > self.delivered_up_to {
-                    release = Some(done.outcome.outputs);
+                    release = Some(self.releasable(seq, done.outcome.outputs));
                 }
             } else if !self.diverged {
                 error!(
@@ -126,6 +127,34 @@ impl Node {
             debug!(seq, state_hash = %hex::encode(cert.state_hash), "result certified");
             self.start_height(seq + 1);
         }
+    }
+
+    /// The outputs of ledger `seq` this node may release. Those of a ledger its peers decided
+    /// before it started with an empty chain went out already, except to users whose inputs
+    /// this node itself accepted since then.
+    fn releasable(&mut self, seq: u64, outputs: UserOutputs) -> UserOutputs {
+        if seq > self.decided_elsewhere_up_to {
+            self.accepted_while_fresh = Default::default();
+            return outputs;
+        }
+        if self.accepted_while_fresh.is_empty() {
+            return Vec::new();
+        }
+        let ledger = match self.store.get(seq) {
+            Ok(Some(record)) => record.ledger,
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                error!(seq, error = %e, "cannot read the ledger to release its outputs");
+                return Vec::new();
+            }
+        };
+        let senders: HashSet<[u8; 32]> = ledger
+            .inputs
+            .iter()
+            .filter(|input| self.accepted_while_fresh.remove(&input.id))
+            .map(|input| input.user)
+            .collect();
+        outputs.into_iter().filter(|(user, _)| senders.contains(user)).collect()
     }
 
     /// Whether a userd session is open and has said who is connected.

@@ -102,6 +102,9 @@ impl Node {
             }
         };
         let batch = InputBatch::sign(accepted, &self.cfg.key);
+        if self.fresh_start {
+            self.accepted_while_fresh.extend(batch.inputs.iter().map(|i| i.id));
+        }
         self.peers.broadcast(&wire::inputs(&batch));
         for input in batch.inputs {
             self.mempool.insert(input);

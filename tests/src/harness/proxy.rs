@@ -6,7 +6,8 @@
 //!
 //! A link is in one of three modes: [`Mode::Pass`] forwards bytes; [`Mode::Drop`] closes its
 //! connections and refuses new ones (a clean cut: both sides notice at once); [`Mode::Stall`]
-//! keeps connections open but forwards nothing (a black hole: only timeouts notice).
+//! keeps connections open but forwards nothing (a black hole: only timeouts notice);
+//! [`Mode::Throttle`] forwards at most so many bytes per second each way (a slow link).
 
 use hp_cfg::Config;
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ pub enum Mode {
     Pass,
     Drop,
     Stall,
+    /// At most this many bytes per second in each direction.
+    Throttle(u32),
 }
 
 /// The proxy: its links and the runtime that pumps them.
@@ -120,10 +123,15 @@ async fn pump(
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        let mut rate = None;
         loop {
             let current = *mode.borrow_and_update();
             match current {
                 Mode::Pass => break,
+                Mode::Throttle(bytes_per_sec) => {
+                    rate = Some(bytes_per_sec.max(1));
+                    break;
+                }
                 Mode::Drop => return,
                 Mode::Stall => {
                     if mode.changed().await.is_err() {
@@ -132,8 +140,10 @@ async fn pump(
                 }
             }
         }
+        // A throttled link reads in pieces of a tenth of a second's worth.
+        let room = rate.map_or(buf.len(), |r| (r as usize / 10).clamp(1, buf.len()));
         let n = tokio::select! {
-            r = from.read(&mut buf) => match r {
+            r = from.read(&mut buf[..room]) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             },
@@ -144,8 +154,13 @@ async fn pump(
                 continue;
             }
         };
+        let pace = async {
+            if let Some(r) = rate {
+                tokio::time::sleep(std::time::Duration::from_secs_f64(n as f64 / f64::from(r))).await;
+            }
+        };
         tokio::select! {
-            w = to.write_all(&buf[..n]) => if w.is_err() { return },
+            w = async { pace.await; to.write_all(&buf[..n]).await } => if w.is_err() { return },
             _ = wait_for(&mut mode, Mode::Drop) => return,
         }
     }

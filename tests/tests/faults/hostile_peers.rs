@@ -144,7 +144,10 @@ fn idle_strangers_holding_peer_connections_do_not_keep_a_restarted_node_out() {
     // a node closes, for as long as the test runs.
     let addrs = (0..s.cluster.nodes.len()).map(|i| peer_addr(&s, i)).collect();
     let flood = IdleFlood::start(addrs, 200);
-    std::thread::sleep(Duration::from_secs(2));
+    // Every node's handshake slots are held by strangers before the restart.
+    hp_tests::wait_until("the flood to hold connections on every node", RECOVER, || {
+        (flood.opened() >= 5 * 200).then_some(())
+    });
     // Node 3's consensusd restarts and must reconnect to its peers through the flood.
     let killed = Instant::now();
     kill_component(&s.cluster.nodes[2], "consensusd");
@@ -165,7 +168,10 @@ fn a_restarted_node_reconnects_within_seconds_despite_idle_strangers() {
     let s = Scenario::start("idle connection flood: prompt rejoin", ScenarioOptions::default());
     let addrs = (0..s.cluster.nodes.len()).map(|i| peer_addr(&s, i)).collect();
     let flood = IdleFlood::start(addrs, 200);
-    std::thread::sleep(Duration::from_secs(2));
+    // Every node's handshake slots are held by strangers before the restart.
+    hp_tests::wait_until("the flood to hold connections on every node", RECOVER, || {
+        (flood.opened() >= 5 * 200).then_some(())
+    });
     kill_component(&s.cluster.nodes[2], "consensusd");
     let lcl = s.max_lcl();
     s.wait_all_at(lcl + 2, Duration::from_secs(5));

@@ -88,8 +88,12 @@ fn a_split_with_no_quorum_on_either_side_closes_nothing_then_resumes() {
     s.run_load();
     proxy.partition(&[&[0, 1], &[2, 3, 4]], Mode::Drop);
     // q = 4: neither side may close a ledger. Let in-flight ledgers settle, then watch.
-    std::thread::sleep(Duration::from_secs(3));
-    let stalled: Vec<u64> = s.cluster.nodes.iter().map(|n| n.lcl_seq()).collect();
+    let stalled: Vec<u64> = hp_tests::wait_until("ledgers in flight to settle", RECOVER, || {
+        let before: Vec<u64> = s.cluster.nodes.iter().map(|n| n.lcl_seq()).collect();
+        std::thread::sleep(Duration::from_millis(1500));
+        let after: Vec<u64> = s.cluster.nodes.iter().map(|n| n.lcl_seq()).collect();
+        (before == after).then_some(after)
+    });
     std::thread::sleep(outage());
     let later: Vec<u64> = s.cluster.nodes.iter().map(|n| n.lcl_seq()).collect();
     assert_eq!(stalled, later, "a ledger closed without a quorum during the split");

@@ -142,3 +142,54 @@ fn a_node_rebuilding_from_peers_does_not_resend_old_outputs() {
     assert!(again.is_none(), "node 2 sent an old output again after rebuilding: {:?}", again.map(String::from_utf8));
     s.finish();
 }
+
+/// Bug: the fix above withheld too much. A node that starts with an empty chain released
+/// nothing of the ledgers its peers decided before it caught up — not even the output of an
+/// input it accepted itself meanwhile, which its user (connected to it all along) then never
+/// got. Node 2 restarts wiped and cut off, accepts the user's input, then meets its peers over
+/// slow links: its gossip gets through at once, the chain it has to catch up takes seconds, so
+/// the peers certainly put the input in a ledger before node 2 has caught up.
+#[test]
+fn a_node_catching_up_from_scratch_delivers_the_outputs_of_inputs_it_accepted_meanwhile() {
+    use hp_tests::harness::proxy::Mode;
+    let mut s = Scenario::start(
+        "regression: outputs of own inputs while catching up",
+        ScenarioOptions { roundtime_ms: 20, proxy: true, ..quiet() },
+    );
+    let proxy = s.proxy.clone().unwrap();
+    s.wait_all_at(300, RECOVER);
+    assert_eq!(s.node(1).stop(), Some(0));
+    wipe(&s.cluster.nodes[1]);
+    proxy.partition(&[&[1], &[0, 2, 3, 4]], Mode::Drop);
+    s.node(1).start();
+    s.cluster.nodes[1].wait_ready(RECOVER);
+    let user = User::new();
+    let mut conn = user.connect(&s.cluster.nodes[1].url());
+    user.send(&mut conn, "new;");
+    let store = s.cluster.nodes[1].dir.join("hist").join("ledger.sqlite");
+    hp_tests::wait_until("node 2 to accept the input", RECOVER, || {
+        let db = rusqlite::Connection::open_with_flags(&store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        let n: i64 = db.query_row("SELECT COUNT(*) FROM pending_inputs", [], |r| r.get(0)).ok()?;
+        (n > 0).then_some(())
+    });
+    let restart_lcl = s.cluster.nodes[0].lcl_seq();
+    proxy.partition(&[&[1], &[0, 2, 3, 4]], Mode::Throttle(32 * 1024));
+    // No other inputs: the first ledger with one after the restart carries the user's.
+    let input_seq = hp_tests::wait_until("the peers to put the input in a ledger", RECOVER, || {
+        s.cluster.nodes[0]
+            .ledgers()
+            .iter()
+            .find(|l| l["seq"].as_u64() > Some(restart_lcl) && l["inputs"].as_u64() >= Some(1))
+            .and_then(|l| l["seq"].as_u64())
+    });
+    let behind = s.cluster.nodes[1].lcl_seq();
+    assert!(behind < input_seq, "setup: node 2 caught up ({behind}) before ledger {input_seq} was decided");
+    // Node 2 reaches that ledger by catching up, not by taking part in it.
+    hp_tests::wait_until("node 2 to catch up to the input's ledger", RECOVER, || {
+        (s.cluster.nodes[1].lcl_seq() >= input_seq).then_some(())
+    });
+    proxy.heal();
+    let out = user.next(&mut conn, RECOVER).map(|o| String::from_utf8_lossy(&o).into_owned());
+    assert!(out.as_deref().is_some_and(|o| o.starts_with("new;#")), "no output for the input node 2 accepted: {out:?}");
+    s.finish();
+}
