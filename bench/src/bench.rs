@@ -39,6 +39,15 @@ impl WorkDir {
 
 /// Runs the benchmark `options` describes; `progress` receives one line per step.
 pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
+    let mut spec = ClusterSpec {
+        nodes: options.nodes as usize,
+        down: options.down as usize,
+        contract: PathBuf::new(),
+        roundtime_ms: options.roundtime,
+        pubmaxsize: options.size,
+        loglevel: options.loglevel.clone(),
+    };
+    spec.running()?;
     let bin_dir = bins::find(options.bin_dir.as_deref())?;
     // Declared before the cluster, so dropped after it: the processes die before their folder.
     let work = WorkDir::new(options.keep)?;
@@ -46,16 +55,15 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
     if options.keep {
         progress(&format!("cluster folder (kept): {}", root.display()));
     }
-    let echo = contract::build_echo(&root)?;
-    let spec = ClusterSpec {
-        nodes: options.nodes as usize,
-        contract: echo,
-        roundtime_ms: options.roundtime,
-        pubmaxsize: options.size,
-        loglevel: options.loglevel.clone(),
-    };
+    spec.contract = contract::build_echo(&root)?;
     let mut cluster = LocalCluster::create(&root, &bin_dir, &spec)?;
-    progress(&format!("starting {} nodes from {} in {}", spec.nodes, bin_dir.display(), root.display()));
+    progress(&format!(
+        "starting {} of {} nodes from {} in {}",
+        spec.nodes - spec.down,
+        spec.nodes,
+        bin_dir.display(),
+        root.display()
+    ));
     cluster.start()?;
     cluster.wait_ready(READY_TIMEOUT).await?;
 
@@ -70,7 +78,7 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
     let users = load::connect_all(&load_spec).await?;
 
     progress(&format!("running for {} s", options.seconds));
-    let supervisors: Vec<i32> = cluster.nodes.iter().filter_map(|n| n.supervisor_pid()).collect();
+    let supervisors: Vec<i32> = cluster.running().iter().filter_map(|n| n.supervisor_pid()).collect();
     let seq_before = cluster.lcl_seq(0).await.unwrap_or(0);
     let cpu_before = procstat::snapshot();
     let sampler = MemorySampler::start(supervisors.clone());
@@ -99,6 +107,7 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
         errors: result.errors,
         window: options.window,
         roundtime_ms: options.roundtime,
+        down: options.down,
         ledgers_per_sec: round2(ledgers as f64 / secs),
         inputs_per_ledger: round2(if ledgers == 0 { 0.0 } else { inputs as f64 / ledgers as f64 }),
         peak_rss_mib: round2(memory.max_node_mib()),

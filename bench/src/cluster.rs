@@ -27,12 +27,26 @@ const COMPONENTS: [&str; 3] = ["userd", "consensusd", "execd"];
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
     pub nodes: usize,
+    /// The last `down` nodes get a folder and a config but are not started.
+    pub down: usize,
     /// The contract executable, copied into each node's `bin/`.
     pub contract: PathBuf,
     pub roundtime_ms: u64,
     /// The largest input a user may send.
     pub pubmaxsize: u64,
     pub loglevel: String,
+}
+
+impl ClusterSpec {
+    /// How many nodes run; an error when they cannot make a quorum (default threshold).
+    pub fn running(&self) -> Result<usize, BenchError> {
+        let quorum = hp_cfg::config::quorum(Config::new_single(NodeKey::generate()).threshold, self.nodes);
+        let running = self.nodes.saturating_sub(self.down);
+        if running < quorum {
+            return Err(BenchError::NoQuorum { down: self.down, nodes: self.nodes, running, quorum });
+        }
+        Ok(running)
+    }
 }
 
 /// One node: its folder, ports and supervisor process.
@@ -75,11 +89,14 @@ pub struct LocalCluster {
     hotpocket: PathBuf,
     bin_dir: PathBuf,
     pub nodes: Vec<LocalNode>,
+    /// How many of `nodes`, from the first, are started.
+    running: usize,
 }
 
 impl LocalCluster {
     /// Writes `root/node1..N`: keys, configs (peers, UNL, free ports) and the contract.
     pub fn create(root: &Path, bin_dir: &Path, spec: &ClusterSpec) -> Result<Self, BenchError> {
+        let running = spec.running()?;
         let keys: Vec<NodeKey> = (0..spec.nodes).map(|_| NodeKey::generate()).collect();
         let unl: Vec<[u8; 32]> = keys.iter().map(NodeKey::public_bytes).collect();
         let ports = free_ports(2 * spec.nodes)?;
@@ -114,6 +131,7 @@ impl LocalCluster {
             hotpocket: bin_dir.join("hotpocket"),
             bin_dir: bin_dir.to_path_buf(),
             nodes,
+            running,
         })
     }
 
@@ -121,14 +139,20 @@ impl LocalCluster {
         &self.root
     }
 
+    /// The started nodes.
+    pub fn running(&self) -> &[LocalNode] {
+        &self.nodes[..self.running]
+    }
+
+    /// The websocket URLs of the started nodes.
     pub fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(LocalNode::url).collect()
+        self.running().iter().map(LocalNode::url).collect()
     }
 
     /// Starts `hotpocket run` for every node, each in its own process group so that a Ctrl-C
     /// at the terminal reaches hp-bench only, which then stops the nodes in order.
     pub fn start(&mut self) -> Result<(), BenchError> {
-        for node in &mut self.nodes {
+        for node in &mut self.nodes[..self.running] {
             let log_path = node.log_path();
             let log = OpenOptions::new()
                 .create(true)
@@ -176,8 +200,8 @@ impl LocalCluster {
     /// closed a ledger after genesis — the cluster agrees and users are served.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<(), BenchError> {
         let deadline = Instant::now() + timeout;
-        let peers_wanted = self.nodes.len() as u64 - 1;
-        for index in 0..self.nodes.len() {
+        let peers_wanted = self.running as u64 - 1;
+        for index in 0..self.running {
             let mut what = "its components to run";
             loop {
                 self.check_alive(index)?;

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 /// One variant per failed step, carrying what is needed to act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    #[error("--down {down} of {nodes} nodes leaves {running} running, fewer than the quorum of {quorum}")]
+    NoQuorum { down: usize, nodes: usize, running: usize, quorum: usize },
     #[error("{path} is missing: build the binaries first (cargo build --release --workspace --bins) or set HP_BIN_DIR")]
     MissingBinary { path: PathBuf },
     #[error("cannot find the folder of the hp-bench executable: {0}")]

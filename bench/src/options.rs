@@ -16,7 +16,11 @@ pub struct Options {
     /// Nodes in the cluster (all in the UNL).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub nodes: u64,
-    /// Websocket users, spread round-robin over the nodes.
+    /// Nodes of the UNL that are not started (the last ones): the network runs degraded, as
+    /// with nodes down for maintenance. The others must still make a quorum.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=63))]
+    pub down: u64,
+    /// Websocket users, spread round-robin over the running nodes.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub clients: u64,
     /// How long the users keep sending; then the inputs still in flight are awaited.
@@ -70,7 +74,7 @@ mod tests {
     fn the_cli_is_consistent_and_has_the_design_defaults() {
         Options::command().debug_assert();
         let o = Options::try_parse_from(["hp-bench"]).unwrap();
-        assert_eq!((o.nodes, o.clients, o.size, o.window, o.json), (3, 1, 100, 8, false));
+        assert_eq!((o.nodes, o.down, o.clients, o.size, o.window, o.json), (3, 0, 1, 100, 8, false));
         let o = Options::try_parse_from(["hp-bench", "--nodes", "5", "--clients", "32", "--seconds", "2.5", "--json"])
             .unwrap();
         assert_eq!((o.nodes, o.clients, o.seconds, o.json), (5, 32, 2.5, true));

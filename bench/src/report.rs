@@ -57,6 +57,8 @@ pub struct Report {
     pub errors: u64,
     pub window: u64,
     pub roundtime_ms: u64,
+    /// Nodes of the UNL not started (`--down`).
+    pub down: u64,
     pub ledgers_per_sec: f64,
     /// Inputs per ledger, on average.
     pub inputs_per_ledger: f64,
@@ -87,8 +89,14 @@ impl Report {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "hp-bench: {} nodes, {} users x window {}, {}-byte inputs, {} s, roundtime {} ms",
-            self.nodes, self.clients, self.window, self.size, self.seconds, self.roundtime_ms
+            "hp-bench: {} nodes{}, {} users x window {}, {}-byte inputs, {} s, roundtime {} ms",
+            self.nodes,
+            if self.down > 0 { format!(" ({} down)", self.down) } else { String::new() },
+            self.clients,
+            self.window,
+            self.size,
+            self.seconds,
+            self.roundtime_ms
         );
         let _ = writeln!(t, "  inputs answered   {:>10}   {:>10.1} /s", self.inputs, self.inputs_per_sec);
         let l = &self.latency_ms;

@@ -35,3 +35,13 @@ fn a_short_run_answers_every_input_and_reports_it() {
     assert_eq!(json["nodes"], 1);
     assert_eq!(json["inputs"], report.inputs);
 }
+
+#[test]
+fn down_nodes_that_leave_no_quorum_are_refused_before_anything_starts() {
+    let options =
+        Options::try_parse_from(["hp-bench", "--nodes", "3", "--down", "1"]).unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let err = runtime.block_on(hp_bench::run(&options, |_| {})).err().map(|e| e.to_string());
+    // 0.8 of 3 is a quorum of 3: no node may be down.
+    assert_eq!(err.as_deref(), Some("--down 1 of 3 nodes leaves 2 running, fewer than the quorum of 3"));
+}
