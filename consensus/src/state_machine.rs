@@ -25,6 +25,8 @@
 //! - The paper's gossip assumption is the host's job, with help from
 //!   [`Consensus::rebroadcast`] and [`Consensus::catch_up`].
 //! - An equivocator's votes stay counted, at most once per tally (see `vote_keeper`).
+//! - `q` nil precommits in the current round start the next round at once instead of after
+//!   the precommit timeout: no value can be decided in that round any more.
 
 use std::collections::BTreeSet;
 use std::mem;
@@ -496,6 +498,7 @@ impl<V: Value> Consensus<V> {
                 || self.schedule_prevote_timeout(out)
                 || self.precommit_on_polka(out)
                 || self.precommit_nil_on_nil_polka(out)
+                || self.next_round_on_nil_precommits(out)
                 || self.schedule_precommit_timeout(out);
             if !fired {
                 break;
@@ -629,6 +632,22 @@ impl<V: Value> Consensus<V> {
         }
         self.sign_vote(VoteKind::Precommit, None, out);
         self.step = Step::Precommit;
+        true
+    }
+
+    /// Not in the paper: `q` nil precommits in this round. A correct node precommits once per
+    /// round, so no value can gather `q` precommits in it any more (`2q > n`) and the precommit
+    /// timeout (lines 47-48, 65) could only delay the next round: it starts at once. Timeouts
+    /// carry no safety — the paper's argument holds for any timing — and [`Self::decide`]
+    /// still looks at every round, so a quorum completed late (equivocators) is not missed.
+    fn next_round_on_nil_precommits(&mut self, out: &mut Vec<Effect<V>>) -> bool {
+        if self.log.count(self.round, VoteKind::Precommit, None) < self.params.quorum {
+            return false;
+        }
+        let Some(next) = self.round.checked_add(1) else {
+            return false;
+        };
+        self.start_round(next, out);
         true
     }
 

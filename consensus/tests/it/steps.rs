@@ -392,6 +392,29 @@ fn q_precommits_of_any_kind_arm_the_precommit_timeout_and_it_starts_the_next_rou
 }
 
 #[test]
+fn q_nil_precommits_start_the_next_round_without_waiting_for_the_timeout() {
+    let mut h = Harness::new(); // q = 3
+    h.start(0);
+    h.propose(0, A, None, false); // own nil prevote
+    h.prevotes(&[1, 2], 0, None); // nil polka: own nil precommit
+    assert_eq!(h.node.round(), 0);
+    let out = h.precommits(&[1], 0, None);
+    assert_eq!(h.node.round(), 0, "two nil precommits: a value could still get three");
+    assert!(timeouts(&out).is_empty());
+    let out = h.precommits(&[2], 0, None);
+    assert_eq!(h.node.round(), 1, "three nil precommits: nothing can be decided in round 0");
+    assert_eq!(h.node.step(), Step::Propose);
+    assert_eq!(
+        timeouts(&out).iter().map(|t| t.0).collect::<Vec<_>>(),
+        vec![Timeout { height: H, round: 1, step: TimeoutStep::Propose }],
+        "no precommit timeout is armed for round 0"
+    );
+    // The late timeout of round 0 changes nothing.
+    h.timeout(0, TimeoutStep::Precommit);
+    assert_eq!(h.node.round(), 1);
+}
+
+#[test]
 fn n_minus_q_plus_one_senders_of_a_higher_round_make_the_node_skip_to_it() {
     let mut h = Harness::new(); // n - q + 1 = 2
     h.start(0);
