@@ -16,6 +16,14 @@ use std::time::Duration;
 /// A change to node `i`'s config before it is written.
 pub type ConfigEdit = Box<dyn Fn(usize, &mut Config)>;
 
+/// Where a node runs when not on 127.0.0.1 of this host: its address, and the command prefix
+/// that starts a program there (such as `ip netns exec <ns>`).
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub ip: std::net::IpAddr,
+    pub exec_prefix: Vec<String>,
+}
+
 /// How a cluster is made.
 pub struct ClusterOptions {
     pub nodes: usize,
@@ -24,11 +32,13 @@ pub struct ClusterOptions {
     pub roundtime_ms: u64,
     /// Changes to each node's config before it is written.
     pub edit: Option<ConfigEdit>,
+    /// One host per node (see [`crate::harness::netns`]); all on 127.0.0.1 when `None`.
+    pub hosts: Option<Vec<Host>>,
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self { nodes: 1, contract: None, roundtime_ms: 200, edit: None }
+        Self { nodes: 1, contract: None, roundtime_ms: 200, edit: None, hosts: None }
     }
 }
 
@@ -39,6 +49,9 @@ pub struct Node {
     pub peerport: u16,
     pub pubport: u16,
     pub pubkey: String,
+    /// The address its ports are on.
+    pub ip: std::net::IpAddr,
+    exec_prefix: Vec<String>,
     process: Option<Child>,
 }
 
@@ -70,6 +83,9 @@ impl Cluster {
         let keys: Vec<NodeKey> = (0..options.nodes).map(|_| NodeKey::generate()).collect();
         let unl: Vec<[u8; 32]> = keys.iter().map(NodeKey::public_bytes).collect();
         let ports: Vec<(u16, u16)> = (0..options.nodes).map(|_| (free_port(), free_port())).collect();
+        let localhost = Host { ip: std::net::Ipv4Addr::LOCALHOST.into(), exec_prefix: Vec::new() };
+        let hosts = options.hosts.clone().unwrap_or_else(|| vec![localhost; options.nodes]);
+        assert_eq!(hosts.len(), options.nodes, "one host per node");
         let mut nodes = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
             let dir = root.join(format!("node{}", i + 1));
@@ -93,10 +109,13 @@ impl Cluster {
             let mut cfg = Config::new_single(key);
             cfg.binary = binary;
             cfg.unl = unl.clone();
-            cfg.ip = Some("127.0.0.1".parse().unwrap_or_else(|e| panic!("{e}")));
+            cfg.ip = Some(hosts[i].ip);
             cfg.peerport = ports[i].0;
             cfg.pubport = Some(ports[i].1);
-            cfg.peers = (0..options.nodes).filter(|j| *j != i).map(|j| format!("127.0.0.1:{}", ports[j].0)).collect();
+            cfg.peers = (0..options.nodes)
+                .filter(|j| *j != i)
+                .map(|j| std::net::SocketAddr::new(hosts[j].ip, ports[j].0).to_string())
+                .collect();
             cfg.roundtime_ms = options.roundtime_ms;
             cfg.pubmaxcpm = 0;
             cfg.loglevel = "info".into();
@@ -104,7 +123,16 @@ impl Cluster {
                 edit(i, &mut cfg);
             }
             cfg.save(&contract_dir.config_file()).unwrap_or_else(|e| panic!("{e}"));
-            nodes.push(Node { index: i, dir, peerport: ports[i].0, pubport: ports[i].1, pubkey, process: None });
+            nodes.push(Node {
+                index: i,
+                dir,
+                peerport: ports[i].0,
+                pubport: ports[i].1,
+                pubkey,
+                ip: hosts[i].ip,
+                exec_prefix: hosts[i].exec_prefix.clone(),
+                process: None,
+            });
         }
         Self { nodes, root, _tmp: tmp }
     }
@@ -188,7 +216,16 @@ impl Node {
         let log_path = self.dir.join("log").join("node.log");
         let log = OpenOptions::new().create(true).append(true).open(&log_path).unwrap_or_else(|e| panic!("{e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new(bin("hotpocket"))
+        let hotpocket = bin("hotpocket");
+        let mut command = match self.exec_prefix.split_first() {
+            None => Command::new(&hotpocket),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&hotpocket);
+                c
+            }
+        };
+        let child = command
             .arg("run")
             .arg(&self.dir)
             .env("HP_BIN_DIR", bin_dir())
@@ -269,7 +306,7 @@ impl Node {
     }
 
     pub fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.pubport)
+        format!("ws://{}/", std::net::SocketAddr::new(self.ip, self.pubport))
     }
 
     pub fn log_tail(&self, lines: usize) -> String {

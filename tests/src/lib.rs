@@ -18,5 +18,5 @@ pub mod ports;
 pub mod user;
 pub mod wait;
 
-pub use cluster::{Cluster, ClusterOptions, Node};
+pub use cluster::{Cluster, ClusterOptions, Host, Node};
 pub use wait::wait_until;

@@ -105,6 +105,12 @@ pub struct NodeParts {
 /// How often the loop looks around: status gossip, re-sends, catch-up. Idle cost is one wakeup
 /// per tick.
 pub const TICK: Duration = Duration::from_millis(250);
+/// With no progress for this long, own consensus messages (small) go to every peer again: a
+/// safety net only. What a peer can miss — frames sent before it (re)connected, or dropped
+/// because it could not keep up — is sent to that peer alone when that happens (inputs
+/// included); re-sending to everyone on a short timer, inputs above all, flooded a slow network
+/// with what it already carried until nothing else got through.
+const STALL_RESEND: Duration = Duration::from_secs(5);
 
 pub struct Node {
     cfg: NodeConfig,
@@ -321,7 +327,7 @@ impl Node {
         match event {
             Event::Peer(PeerEvent::Connected { validator }) => {
                 debug!(peer = validator, "peer up");
-                self.send_status_to(validator);
+                self.resync_peer(validator);
             }
             Event::Peer(PeerEvent::Disconnected { validator }) => {
                 self.peer_users.remove(&validator);
@@ -403,21 +409,37 @@ impl Node {
         self.broadcast_status();
         self.maybe_catch_up();
         self.ticks += 1;
-        if self.ticks.is_multiple_of(4) {
-            // Own accepted inputs still waiting: make sure every peer has them (a peer may
-            // have restarted and lost its mempool).
-            self.regossip_own_inputs();
+        for validator in self.peers.take_lossy() {
+            debug!(peer = validator, "frames to this peer were dropped; sending what matters again");
+            self.resync_peer(validator);
         }
-        if self.last_progress.elapsed() > Duration::from_millis(750) {
-            // Nothing moved for a while: messages may have been lost. Re-send ours.
-            for message in self.core.rebroadcast() {
-                match message {
-                    hp_consensus::Message::Proposal(p) => self.peers.broadcast(&wire::proposal(&p)),
-                    hp_consensus::Message::Vote(v) => self.peers.broadcast(&wire::vote(&v)),
-                }
+        if self.last_progress.elapsed() > STALL_RESEND {
+            for validator in self.peers.connected() {
+                self.resend_consensus_to(validator);
             }
-            self.resend_result_vote();
             self.last_progress = Instant::now();
+        }
+    }
+
+    /// Sends one peer what it may have missed: this node's accepted inputs that no ledger
+    /// carries yet, and its consensus messages.
+    fn resync_peer(&mut self, validator: usize) {
+        self.send_own_inputs_to(validator);
+        self.resend_consensus_to(validator);
+    }
+
+    /// Sends one peer this node's status, its proposal and votes of the current round, and its
+    /// result vote.
+    fn resend_consensus_to(&mut self, validator: usize) {
+        self.send_status_to(validator);
+        for message in self.core.rebroadcast() {
+            match message {
+                hp_consensus::Message::Proposal(p) => self.peers.send(validator, &wire::proposal(&p)),
+                hp_consensus::Message::Vote(v) => self.peers.send(validator, &wire::vote(&v)),
+            }
+        }
+        if let Some(vote) = self.own_result_vote() {
+            self.peers.send(validator, &wire::result(&vote));
         }
     }
 

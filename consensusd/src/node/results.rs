@@ -208,15 +208,13 @@ impl Node {
         self.handed_up_to = self.delivered_up_to;
     }
 
-    /// Re-sends this node's result vote for the last ledger while it is not certified.
-    pub(super) fn resend_result_vote(&mut self) {
+    /// This node's result vote for the last ledger while that is not certified yet.
+    pub(super) fn own_result_vote(&self) -> Option<ResultVote> {
         if self.last_result.is_some() || self.diverged {
-            return;
+            return None;
         }
-        if let Some(done) = self.executed.get(&self.last.seq) {
-            let vote = ResultVote::sign(done.seq, done.state_hash, done.outcome.hash(), self.cfg.me, &self.cfg.key);
-            self.peers.broadcast(&wire::result(&vote));
-        }
+        let done = self.executed.get(&self.last.seq)?;
+        Some(ResultVote::sign(done.seq, done.state_hash, done.outcome.hash(), self.cfg.me, &self.cfg.key))
     }
 
     pub(super) fn on_exec_failed(&mut self, failure: ExecFailure) {

@@ -130,16 +130,13 @@ impl Node {
         }
     }
 
-    /// Re-gossips this node's own accepted inputs that no ledger carries yet.
-    pub(super) fn regossip_own_inputs(&mut self) {
+    /// Sends one peer this node's own accepted inputs that no ledger carries yet.
+    pub(super) fn send_own_inputs_to(&mut self, validator: usize) {
         let me = self.me_bytes();
         let own = self.mempool.from_origin(&me);
-        if own.is_empty() {
-            return;
-        }
         for chunk in own.chunks(4096) {
             let batch = InputBatch::sign(chunk.to_vec(), &self.cfg.key);
-            self.peers.broadcast(&wire::inputs(&batch));
+            self.peers.send(validator, &wire::inputs(&batch));
         }
     }
 }

@@ -4,8 +4,12 @@
 //! Every node dials every address in `peers` and accepts connections on `peerport`; a pair of
 //! nodes may thus share two connections, and a message to a peer goes over the newest live one.
 //! Frames that arrive are handed to the node loop as [`PeerEvent`]s; what they mean is decided
-//! there. Sending never blocks the node: each connection has a bounded queue, and a frame for a
-//! peer that cannot keep up is dropped (consensus re-sends what matters).
+//! there. Sending never blocks the node: each connection has two bounded queues, and a frame
+//! for a peer that cannot keep up is dropped. Consensus messages (proposals, votes, results,
+//! status) have a queue of their own that the writer always empties first, so on a slow link
+//! they never wait behind bulk (input gossip, catch-up, state copies). The node learns which peers lost frames that way
+//! ([`PeerNet::take_lossy`]) and sends them again what matters, as it does to a peer that
+//! (re)connects: on a live connection everything else arrives, in order.
 
 pub mod codec;
 pub mod handshake;
@@ -28,8 +32,28 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// Frames waiting to go out on one connection before new ones are dropped.
+/// Frames waiting to go out on one connection, per lane, before new ones are dropped.
 const SEND_QUEUE: usize = 8192;
+/// Bytes the writer gathers before handing them to the socket: small enough that a consensus
+/// message does not queue behind much bulk on a slow link.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Which of a connection's queues a frame goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    Consensus,
+    Bulk,
+}
+
+impl Lane {
+    fn of(frame: &Frame) -> Self {
+        use hp_proto::v1::peer::frame::Kind;
+        match frame.kind {
+            Some(Kind::Proposal(_) | Kind::Vote(_) | Kind::Result(_) | Kind::Status(_)) => Lane::Consensus,
+            _ => Lane::Bulk,
+        }
+    }
+}
 /// Connections still in their handshake at once; more wait, so a flood of strangers cannot
 /// exhaust the node.
 const MAX_HANDSHAKES: usize = 64;
@@ -52,7 +76,10 @@ pub struct PeerStats {
 
 struct Connection {
     id: u64,
-    tx: mpsc::Sender<Bytes>,
+    consensus: mpsc::Sender<Bytes>,
+    bulk: mpsc::Sender<Bytes>,
+    /// A frame to this connection was dropped since the node last asked.
+    lossy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct Inner {
@@ -153,28 +180,51 @@ impl PeerNet {
 
     /// Sends a frame to every connected peer.
     pub fn broadcast(&self, frame: &Frame) {
-        let bytes = Self::encode(frame);
+        let (lane, bytes) = (Lane::of(frame), Self::encode(frame));
         let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
         for list in conns.values() {
             if let Some(conn) = list.last() {
-                self.push(conn, bytes.clone());
+                self.push(conn, lane, bytes.clone());
             }
         }
     }
 
     /// Sends a frame to one peer, if connected.
     pub fn send(&self, validator: usize, frame: &Frame) {
-        let bytes = Self::encode(frame);
+        let (lane, bytes) = (Lane::of(frame), Self::encode(frame));
         let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(conn) = conns.get(&validator).and_then(|l| l.last()) {
-            self.push(conn, bytes);
+            self.push(conn, lane, bytes);
         }
     }
 
-    fn push(&self, conn: &Connection, bytes: Bytes) {
-        if conn.tx.try_send(bytes).is_err() {
+    fn push(&self, conn: &Connection, lane: Lane, bytes: Bytes) {
+        let queue = match lane {
+            Lane::Consensus => &conn.consensus,
+            Lane::Bulk => &conn.bulk,
+        };
+        if queue.try_send(bytes).is_err() {
             self.inner.stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
+            conn.lossy.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Peers that lost frames because their queue was full, and whose queue has drained to
+    /// half since: they can take what they missed again. Each is reported once per loss.
+    pub fn take_lossy(&self) -> Vec<usize> {
+        let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lossy: Vec<usize> = conns
+            .iter()
+            .filter_map(|(validator, list)| list.last().map(|conn| (*validator, conn)))
+            .filter(|(_, conn)| {
+                conn.consensus.capacity() >= SEND_QUEUE / 2
+                    && conn.bulk.capacity() >= SEND_QUEUE / 2
+                    && conn.lossy.swap(false, Ordering::Relaxed)
+            })
+            .map(|(validator, _)| validator)
+            .collect();
+        lossy.sort_unstable();
+        lossy
     }
 
     async fn accept_loop(self, listener: TcpListener) {
@@ -251,22 +301,33 @@ impl PeerNet {
             }
         };
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, mut rx) = mpsc::channel::<Bytes>(SEND_QUEUE);
+        let (consensus, mut consensus_rx) = mpsc::channel::<Bytes>(SEND_QUEUE);
+        let (bulk, mut bulk_rx) = mpsc::channel::<Bytes>(SEND_QUEUE);
         {
             let mut conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
-            conns.entry(validator).or_default().push(Connection { id, tx });
+            conns.entry(validator).or_default().push(Connection { id, consensus, bulk, lossy: Default::default() });
         }
         info!(peer = validator, key = %hex::encode(self.inner.unl[validator]), "peer connected");
         let _ = self.inner.events.send(PeerEvent::Connected { validator }).await;
 
         let (mut reader, writer) = stream.into_split();
         let writer_task = tokio::spawn(async move {
-            let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, writer);
-            while let Some(bytes) = rx.recv().await {
-                if writer.write_all(&bytes).await.is_err() {
+            let mut writer = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, writer);
+            loop {
+                let first = tokio::select! {
+                    biased;
+                    Some(bytes) = consensus_rx.recv() => bytes,
+                    Some(bytes) = bulk_rx.recv() => bytes,
+                    else => return,
+                };
+                if writer.write_all(&first).await.is_err() {
                     return;
                 }
-                while let Ok(more) = rx.try_recv() {
+                // Whatever else is ready, consensus first, up to one buffer's worth; then out.
+                while writer.buffer().len() < WRITE_BUFFER / 2 {
+                    let Ok(more) = consensus_rx.try_recv().or_else(|_| bulk_rx.try_recv()) else {
+                        break;
+                    };
                     if writer.write_all(&more).await.is_err() {
                         return;
                     }

@@ -14,6 +14,7 @@ pub mod check;
 pub mod contract;
 pub mod faults;
 pub mod load;
+pub mod netns;
 pub mod proxy;
 pub mod rogue;
 pub mod scenario;

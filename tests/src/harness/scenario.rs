@@ -23,6 +23,7 @@
 use super::check::{CheckOptions, NodeView, Report, check};
 use super::contract;
 use super::load::{Load, LoadOptions};
+use super::netns::NetLab;
 use super::proxy::Proxy;
 use crate::{Cluster, ClusterOptions, Node, wait_until};
 use std::io::Write;
@@ -42,6 +43,8 @@ pub struct ScenarioOptions {
     pub roundtime_ms: u64,
     /// Route peers through a [`Proxy`].
     pub proxy: bool,
+    /// Run each node on a host of its own: a network namespace of a [`NetLab`] (needs root).
+    pub netns: bool,
     /// Overrides the config's `threshold`.
     pub threshold: Option<f64>,
     /// Nodes that get a config but are not started (their key is played by the test).
@@ -57,6 +60,7 @@ impl Default for ScenarioOptions {
             nodes: 5,
             roundtime_ms: 300,
             proxy: false,
+            netns: false,
             threshold: None,
             not_started: Vec::new(),
             load: LoadOptions {
@@ -87,6 +91,9 @@ pub struct Scenario {
     started: Instant,
     check: CheckOptions,
     finished: bool,
+    /// Dropped after the cluster and the load: processes and clients are gone before their
+    /// hosts.
+    pub netlab: Option<NetLab>,
     // Last: released after the cluster is gone.
     _serial: MutexGuard<'static, ()>,
 }
@@ -112,11 +119,16 @@ impl Scenario {
                 e(i, cfg);
             }
         });
+        let netlab = options.netns.then(|| NetLab::new(options.nodes));
+        let hosts = netlab.as_ref().map(|lab| {
+            (0..options.nodes).map(|i| crate::Host { ip: lab.ip(i), exec_prefix: lab.exec_prefix(i) }).collect()
+        });
         let mut cluster = Cluster::create(ClusterOptions {
             nodes: options.nodes,
             contract: Some(contract::path()),
             roundtime_ms: options.roundtime_ms,
             edit: Some(edit),
+            hosts,
         });
         for i in 0..options.nodes {
             if !options.not_started.contains(&i) {
@@ -130,6 +142,7 @@ impl Scenario {
         let mut scenario = Self {
             name: name.to_string(),
             cluster,
+            netlab,
             proxy,
             load: None,
             started,

@@ -8,7 +8,8 @@
 //! the short default, `scripts/soak` the long one. The list, with results, is in
 //! `tests/SCENARIOS.md`.
 //!
-//! Modules: `crashes` (processes killed, data wiped), `network` (freeze, partitions),
+//! Modules: `crashes` (processes killed, data wiped), `network` (freeze, partitions through
+//! the test's proxy), `hosts` (a node per network namespace: a link down, a lossy WAN),
 //! `hostile_peers` (strangers, garbage, a byzantine UNL member), `regressions` (one reduced
 //! test per bug found), `checker` (the checks themselves, on planted faults).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,5 +17,6 @@
 mod checker;
 mod crashes;
 mod hostile_peers;
+mod hosts;
 mod network;
 mod regressions;

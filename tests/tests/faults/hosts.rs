@@ -1,0 +1,59 @@
+//! The same kind of harm as `network`, made by the kernel instead of the test's proxy: every
+//! node runs on a host of its own (a network namespace on a bridge, `harness::netns`), a
+//! partition takes a host's link down, and a slow WAN is every link limited to a trickle of
+//! bandwidth with a short queue (`tc tbf`: bursts are delayed, then dropped). Five nodes,
+//! q = 4. Needs root, as CI has.
+
+use hp_tests::harness::load::LoadOptions;
+use hp_tests::harness::{Scenario, ScenarioOptions, env_u64};
+use std::time::Duration;
+
+const PROGRESS: u64 = 40;
+const RECOVER: Duration = Duration::from_secs(90);
+
+fn on_own_hosts() -> ScenarioOptions {
+    ScenarioOptions { netns: true, ..Default::default() }
+}
+
+fn outage() -> Duration {
+    Duration::from_secs(env_u64("HP_FAULT_OUTAGE_SECS", 11))
+}
+
+#[test]
+fn a_host_whose_link_goes_down_falls_behind_and_catches_up_when_it_returns() {
+    let s = Scenario::start("hosts: node 5's link down, up again", on_own_hosts());
+    let lab = s.netlab.as_ref().unwrap();
+    s.run_load();
+    lab.set_link(4, false);
+    // The other four have a quorum: they go on.
+    s.expect_progress(PROGRESS, RECOVER);
+    std::thread::sleep(outage());
+    let (cut, others) = (s.cluster.nodes[4].lcl_seq(), s.max_lcl());
+    assert!(cut + 3 < others, "node 5 is at {cut}, the others at {others}: its link was not down");
+    lab.set_link(4, true);
+    let lcl = s.max_lcl();
+    s.wait_all_at(lcl, RECOVER);
+    s.expect_progress(PROGRESS, RECOVER);
+    s.run_load();
+    s.finish();
+}
+
+/// The load is the CI size whatever `HP_FAULT_*` say: it is about what the starved links can
+/// carry (about 125 inputs/s). Offered more than that, the network falls behind its users: a
+/// proposal carries its whole ledger, and a ledger of everything pending takes longer to send
+/// over such a link than the propose timeout allows, for many rounds (see SCENARIOS.md).
+#[test]
+fn a_starved_network_that_queues_and_drops_bursts_loses_forks_and_doubles_nothing() {
+    let load = LoadOptions { clients: 5, interval: Duration::from_millis(40), ..LoadOptions::default() };
+    let s = Scenario::start("hosts: every link 256 kbit/s, 20 ms queue", ScenarioOptions { load, ..on_own_hosts() });
+    let lab = s.netlab.as_ref().unwrap();
+    lab.limit_all(256, 20);
+    s.run_load();
+    s.expect_progress(PROGRESS, RECOVER);
+    s.run_load();
+    let (held, dropped) = lab.limit_counters();
+    eprintln!("the links held back {held} packets and dropped {dropped}");
+    assert!(held > 0, "the bandwidth limit never held anything back: it did not bite");
+    lab.repair_all();
+    s.finish();
+}
