@@ -46,8 +46,11 @@ impl Proxy {
 
     /// Opens the link `from → to` towards `target`; returns the port `from` should dial.
     pub fn link(&self, from: usize, to: usize, target: SocketAddr) -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("proxy bind: {e}"));
-        let port = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+        // A claimed port, not one the kernel picks: those are the ones a node's port, chosen
+        // earlier, may turn out to be (see `crate::ports`).
+        let port = crate::ports::free_port();
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("proxy bind {port}: {e}"));
         listener.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
         let (mode_tx, mode_rx) = watch::channel(Mode::Pass);
         self.links.lock().unwrap_or_else(|e| e.into_inner()).insert((from, to), mode_tx);
