@@ -19,4 +19,4 @@ pub mod proxy;
 pub mod rogue;
 pub mod scenario;
 
-pub use scenario::{Scenario, ScenarioOptions, env_u64};
+pub use scenario::{Scenario, ScenarioOptions, env_u64, outage};

@@ -33,6 +33,12 @@ use std::time::{Duration, Instant};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A number from the environment, or `default`.
+/// How long a fault lasts (`HP_FAULT_OUTAGE_SECS`, 11 s by default): past the propose timeout
+/// (roundtime + 1 s), the peer handshake timeout (5 s) and userd's ack timeout (10 s).
+pub fn outage() -> Duration {
+    Duration::from_secs(env_u64("HP_FAULT_OUTAGE_SECS", 11))
+}
+
 pub fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -181,6 +187,29 @@ impl Scenario {
     /// Waits until every running node closed ledger `seq` or later.
     pub fn wait_all_at(&self, seq: u64, timeout: Duration) {
         self.cluster.wait_all_at(seq, timeout);
+    }
+
+    /// Every running node reaches the highest ledger any of them holds now (the lagging ones
+    /// caught up).
+    pub fn wait_all_at_tip(&self, timeout: Duration) {
+        self.wait_all_at(self.max_lcl(), timeout);
+    }
+
+    /// One node cut off under load, then reconnected: `cut` isolates node `node`; the others
+    /// must serve `progress` more outputs and `node` must have fallen behind (asserted) after
+    /// the outage ([`outage`]); `heal` reconnects it, and it must catch up while the load is
+    /// served again.
+    pub fn cut_off(&self, node: usize, cut: impl FnOnce(), heal: impl FnOnce(), progress: u64, timeout: Duration) {
+        self.run_load();
+        cut();
+        self.expect_progress(progress, timeout);
+        std::thread::sleep(outage());
+        let (behind, others) = (self.cluster.nodes[node].lcl_seq(), self.max_lcl());
+        assert!(behind + 3 < others, "node {} is at {behind}, the others at {others}: it was not cut off", node + 1);
+        heal();
+        self.wait_all_at_tip(timeout);
+        self.expect_progress(progress, timeout);
+        self.run_load();
     }
 
     /// The highest last-closed ledger among running nodes.

@@ -62,8 +62,7 @@ fn kill_9_of_a_whole_node_under_load_the_rest_go_on_and_it_rejoins() {
         s.run_load();
         s.node(victim).start();
         s.node(victim).wait_ready(RECOVER);
-        let lcl = s.max_lcl();
-        s.wait_all_at(lcl, RECOVER);
+        s.wait_all_at_tip(RECOVER);
         s.expect_progress(PROGRESS, RECOVER);
     }
     s.finish();
@@ -101,8 +100,7 @@ fn a_node_whose_hist_and_state_were_wiped_rebuilds_from_its_peers() {
         s.run_load();
         s.node(victim).start();
         s.node(victim).wait_ready(RECOVER);
-        let lcl = s.max_lcl();
-        s.wait_all_at(lcl, RECOVER);
+        s.wait_all_at_tip(RECOVER);
         s.expect_progress(PROGRESS, RECOVER);
     }
     s.run_load();
@@ -122,7 +120,6 @@ fn a_contract_killed_on_one_node_is_outvoted_and_the_node_repairs_its_state() {
         s.expect_progress(PROGRESS, RECOVER);
     }
     s.run_load();
-    let lcl = s.max_lcl();
-    s.wait_all_at(lcl, RECOVER);
+    s.wait_all_at_tip(RECOVER);
     s.finish();
 }

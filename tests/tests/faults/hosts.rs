@@ -5,7 +5,7 @@
 //! q = 4. Needs root, as CI has.
 
 use hp_tests::harness::load::LoadOptions;
-use hp_tests::harness::{Scenario, ScenarioOptions, env_u64};
+use hp_tests::harness::{Scenario, ScenarioOptions};
 use std::time::Duration;
 
 const PROGRESS: u64 = 40;
@@ -15,26 +15,11 @@ fn on_own_hosts() -> ScenarioOptions {
     ScenarioOptions { netns: true, ..Default::default() }
 }
 
-fn outage() -> Duration {
-    Duration::from_secs(env_u64("HP_FAULT_OUTAGE_SECS", 11))
-}
-
 #[test]
 fn a_host_whose_link_goes_down_falls_behind_and_catches_up_when_it_returns() {
     let s = Scenario::start("hosts: node 5's link down, up again", on_own_hosts());
     let lab = s.netlab.as_ref().unwrap();
-    s.run_load();
-    lab.set_link(4, false);
-    // The other four have a quorum: they go on.
-    s.expect_progress(PROGRESS, RECOVER);
-    std::thread::sleep(outage());
-    let (cut, others) = (s.cluster.nodes[4].lcl_seq(), s.max_lcl());
-    assert!(cut + 3 < others, "node 5 is at {cut}, the others at {others}: its link was not down");
-    lab.set_link(4, true);
-    let lcl = s.max_lcl();
-    s.wait_all_at(lcl, RECOVER);
-    s.expect_progress(PROGRESS, RECOVER);
-    s.run_load();
+    s.cut_off(4, || lab.set_link(4, false), || lab.set_link(4, true), PROGRESS, RECOVER);
     s.finish();
 }
 

@@ -4,7 +4,7 @@
 
 use hp_tests::harness::faults::{pause, resume};
 use hp_tests::harness::proxy::Mode;
-use hp_tests::harness::{Scenario, ScenarioOptions, env_u64};
+use hp_tests::harness::{Scenario, ScenarioOptions, env_u64, outage};
 use std::time::Duration;
 
 const PROGRESS: u64 = 40;
@@ -12,23 +12,6 @@ const RECOVER: Duration = Duration::from_secs(90);
 
 fn behind_proxy() -> ScenarioOptions {
     ScenarioOptions { proxy: true, ..Default::default() }
-}
-
-/// Seconds a fault lasts (`HP_FAULT_OUTAGE_SECS`): past the propose timeout (roundtime + 1 s),
-/// the peer handshake timeout (5 s) and userd's ack timeout (10 s) by default.
-fn outage() -> Duration {
-    Duration::from_secs(env_u64("HP_FAULT_OUTAGE_SECS", 11))
-}
-
-/// The partition really cut `node` off: the others went on without it.
-fn assert_fell_behind(s: &Scenario, node: usize) {
-    let cut = s.cluster.nodes[node].lcl_seq();
-    let others = s.max_lcl();
-    assert!(
-        cut + 3 < others,
-        "node {} is at {cut}, the others at {others}: the partition did not cut it off",
-        node + 1
-    );
 }
 
 #[test]
@@ -40,8 +23,7 @@ fn a_node_frozen_with_sigstop_past_every_timeout_resumes_and_catches_up() {
     s.expect_progress(PROGRESS, RECOVER);
     std::thread::sleep(outage());
     resume(&s.cluster.nodes[2]);
-    let lcl = s.max_lcl();
-    s.wait_all_at(lcl, RECOVER);
+    s.wait_all_at_tip(RECOVER);
     s.expect_progress(PROGRESS, RECOVER);
     s.run_load();
     s.finish();
@@ -51,16 +33,8 @@ fn a_node_frozen_with_sigstop_past_every_timeout_resumes_and_catches_up() {
 fn a_node_cut_off_from_the_others_catches_up_when_the_partition_heals() {
     let s = Scenario::start("partition 4|1 (cut), heal", behind_proxy());
     let proxy = s.proxy.clone().unwrap();
-    s.run_load();
-    proxy.partition(&[&[0, 1, 2, 3], &[4]], Mode::Drop);
-    s.expect_progress(PROGRESS, RECOVER);
-    std::thread::sleep(outage());
-    assert_fell_behind(&s, 4);
-    proxy.heal();
-    let lcl = s.max_lcl();
-    s.wait_all_at(lcl, RECOVER);
-    s.expect_progress(PROGRESS, RECOVER);
-    s.run_load();
+    let (cut, heal) = (|| proxy.partition(&[&[0, 1, 2, 3], &[4]], Mode::Drop), || proxy.heal());
+    s.cut_off(4, cut, heal, PROGRESS, RECOVER);
     s.finish();
 }
 
@@ -68,16 +42,8 @@ fn a_node_cut_off_from_the_others_catches_up_when_the_partition_heals() {
 fn a_black_holed_node_catches_up_when_its_links_carry_traffic_again() {
     let s = Scenario::start("partition 4|1 (black hole), heal", behind_proxy());
     let proxy = s.proxy.clone().unwrap();
-    s.run_load();
-    proxy.partition(&[&[0, 1, 2, 3], &[4]], Mode::Stall);
-    s.expect_progress(PROGRESS, RECOVER);
-    std::thread::sleep(outage());
-    assert_fell_behind(&s, 4);
-    proxy.heal();
-    let lcl = s.max_lcl();
-    s.wait_all_at(lcl, RECOVER);
-    s.expect_progress(PROGRESS, RECOVER);
-    s.run_load();
+    let (cut, heal) = (|| proxy.partition(&[&[0, 1, 2, 3], &[4]], Mode::Stall), || proxy.heal());
+    s.cut_off(4, cut, heal, PROGRESS, RECOVER);
     s.finish();
 }
 
@@ -99,8 +65,7 @@ fn a_split_with_no_quorum_on_either_side_closes_nothing_then_resumes() {
     assert_eq!(stalled, later, "a ledger closed without a quorum during the split");
     proxy.heal();
     s.expect_progress(PROGRESS, RECOVER);
-    let lcl = s.max_lcl();
-    s.wait_all_at(lcl, RECOVER);
+    s.wait_all_at_tip(RECOVER);
     s.run_load();
     s.finish();
 }
@@ -128,8 +93,7 @@ fn a_network_that_keeps_changing_shape_never_forks() {
     }
     proxy.heal();
     s.expect_progress(PROGRESS, RECOVER);
-    let lcl = s.max_lcl();
-    s.wait_all_at(lcl, RECOVER);
+    s.wait_all_at_tip(RECOVER);
     s.run_load();
     s.finish();
 }
