@@ -88,6 +88,9 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 ";
 
+/// Stores a result certificate; the first one stored for a ledger stays.
+const SET_RESULT: &str = "UPDATE ledgers SET result_cert = ?1 WHERE seq = ?2 AND result_cert IS NULL";
+
 fn arr32(v: Vec<u8>, seq: u64, what: &str) -> Result<[u8; 32], StoreError> {
     v.try_into().map_err(|_| StoreError::Corrupt { seq, problem: format!("{what} is not 32 bytes") })
 }
@@ -296,10 +299,7 @@ impl Store {
     /// Stores the result certificate of ledger `cert.height`.
     pub fn set_result(&self, cert: &ResultCertificate) -> Result<(), StoreError> {
         self.conn
-            .execute(
-                "UPDATE ledgers SET result_cert = ?1 WHERE seq = ?2 AND result_cert IS NULL",
-                params![record::result_bytes(cert), cert.height as i64],
-            )
+            .execute(SET_RESULT, params![record::result_bytes(cert), cert.height as i64])
             .map_err(sql("store result"))?;
         Ok(())
     }
@@ -315,11 +315,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let seq = cert.height as i64;
         let tx = self.conn.transaction().map_err(sql("begin result"))?;
-        tx.execute(
-            "UPDATE ledgers SET result_cert = ?1 WHERE seq = ?2 AND result_cert IS NULL",
-            params![record::result_bytes(cert), seq],
-        )
-        .map_err(sql("store result"))?;
+        tx.execute(SET_RESULT, params![record::result_bytes(cert), seq]).map_err(sql("store result"))?;
         tx.execute(
             "INSERT OR REPLACE INTO delivered_outputs (seq, outputs) VALUES (?1, ?2)",
             params![seq, crate::encode_outputs(outputs)],

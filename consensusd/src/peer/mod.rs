@@ -161,6 +161,12 @@ impl PeerNet {
         &self.inner.stats
     }
 
+    /// Whether `validator` has at least one live connection.
+    pub fn is_connected(&self, validator: usize) -> bool {
+        let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.get(&validator).is_some_and(|list| !list.is_empty())
+    }
+
     /// UNL indexes of peers with at least one live connection.
     pub fn connected(&self) -> Vec<usize> {
         let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
