@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`service`]: the `Exec` gRPC service; handlers call the engine on its thread.
 //! - [`engine`]: the one owner of the state: rounds in order, idempotent per seq, recovery.
+//! - [`awake`]: timers that do not count the time this process was stopped.
 //! - [`runner`]: spawning the contract with per-user pipes, timeout, kill and reap (the only
 //!   `unsafe`).
 //! - [`header`]: the stdin header, text or JSON, byte-exact.
@@ -12,6 +13,7 @@
 //! - [`sync`]: state sync paths, staging and building the target tree.
 //! - [`convert`]: protobuf ⇄ domain conversions.
 
+pub mod awake;
 pub mod convert;
 pub mod engine;
 pub mod header;

@@ -15,7 +15,8 @@
 //! 4. At the timeout (or on shutdown) the whole process group gets `SIGKILL`. When the main
 //!    process has exited, what is left of its group is killed too and reaped; readers get a
 //!    short grace to drain, then stop, so a descendant that escaped the group and holds a pipe
-//!    cannot hang execd.
+//!    cannot hang execd. Both spans count only time that execd ran ([`crate::awake`]): a
+//!    stopped node must not see a contract time out that did not.
 
 #![allow(unsafe_code)]
 
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 
+use crate::awake;
 use crate::header::FIRST_USER_FD;
 use hp_daemon::CancellationToken;
 
@@ -221,10 +223,13 @@ pub async fn run(
         TimedOut,
         Cancelled,
     }
+    // Biased: a contract that has exited did not time out, even if this process was stopped
+    // meanwhile and the timer is overdue too when it resumes.
     let ended = tokio::select! {
+        biased;
         status = child.wait() => Ended::Exited(status),
-        () = tokio::time::sleep(contract.timeout) => Ended::TimedOut,
         () = cancel.cancelled() => Ended::Cancelled,
+        () = awake::sleep(contract.timeout) => Ended::TimedOut,
     };
     let (status, timed_out, cancelled) = match ended {
         Ended::Exited(status) => (status, false, false),
@@ -251,9 +256,14 @@ pub async fn run(
         }
         outputs
     };
-    let outputs = match tokio::time::timeout(DRAIN_GRACE, drained).await {
-        Ok(outputs) => outputs,
-        Err(_) => {
+    let drained = tokio::select! {
+        biased;
+        outputs = drained => Some(outputs),
+        () = awake::sleep(DRAIN_GRACE) => None,
+    };
+    let outputs = match drained {
+        Some(outputs) => outputs,
+        None => {
             tracing::warn!(
                 seq,
                 "a descendant of the contract outside its process group still holds an output pipe; stopped reading"

@@ -72,6 +72,42 @@ async fn kill_9_mid_run_restores_the_committed_state_and_the_round_runs_again() 
     assert!(!execd.socket.exists(), "the socket was left behind");
 }
 
+/// A node stopped longer than the contract's timeout (SIGSTOP of execd and the contract, as a
+/// paused VM would be) must not report a timeout for a contract that got the time it needed:
+/// whether a contract timed out is part of the result every node must compute alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_past_the_timeout_does_not_time_out_a_contract_that_had_time() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let node = Node::with("script", |c| c.contract_timeout_ms = 3_000);
+    let state = node.state();
+    let execd = Execd::start(&node.root);
+    let mut client = execd.client();
+    let inflight =
+        tokio::spawn(async move { client.execute(proto_request(1, "put STARTED x\nsleep 1\nout done")).await });
+    assert!(wait_for(Duration::from_secs(20), || state.join("STARTED").exists()).await, "the round never got going");
+    let marker: serde_json::Value =
+        serde_json::from_slice(&fs::read(node.dir().exec_data().join("running")).unwrap()).unwrap();
+    let contract = processes_where(ProcField::Session, marker["sid"].as_i64().unwrap() as i32);
+    assert!(!contract.is_empty(), "no contract process is running");
+    let execd_pid = Pid::from_raw(execd.pid());
+    kill(execd_pid, Signal::SIGSTOP).unwrap();
+    for pid in &contract {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGSTOP);
+    }
+    // The fault itself: stopped for longer than the timeout.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // execd first: its overdue timer gets to run before the contract does.
+    kill(execd_pid, Signal::SIGCONT).unwrap();
+    for pid in &contract {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGCONT);
+    }
+    let reply = inflight.await.unwrap().expect("the round completes").into_inner();
+    let result = hp_execd::convert::reply_from_proto(reply).unwrap();
+    assert_eq!(result.exit, hp_execd::Exit::Code(0), "the stop counted against the contract's timeout");
+    assert_eq!(output_of(&result, key(1)), b"done");
+}
+
 #[test]
 fn a_corrupt_committed_copy_answers_data_loss() {
     let node = Node::new("script");

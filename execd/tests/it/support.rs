@@ -157,6 +157,11 @@ impl Execd {
         me
     }
 
+    /// The process id of this hp-execd.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
     /// `kill -9`, then reap.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
