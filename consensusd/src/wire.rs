@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hp_consensus::{Proposal, ResultVote, Vote, VoteKind};
-use hp_ledger::{InputBatch, Ledger, LedgerRecord};
+use hp_ledger::{InputBatch, Ledger, LedgerRecord, Outcome};
 use hp_proto::v1::peer::{self as pb, frame::Kind};
 
 /// A verified message from a peer.
@@ -17,12 +17,27 @@ pub enum PeerMessage {
     Vote(Vote),
     Result(ResultVote),
     Status(PeerStatus),
-    LedgerRequest { request_id: u64, from_seq: u64, max_count: u32 },
-    LedgerReply { request_id: u64, records: Vec<LedgerRecord> },
+    LedgerRequest {
+        request_id: u64,
+        from_seq: u64,
+        max_count: u32,
+    },
+    LedgerReply {
+        request_id: u64,
+        records: Vec<LedgerRecord>,
+    },
     StateManifestRequest(pb::StateManifestRequest),
     StateManifestReply(pb::StateManifestReply),
     StateChunkRequest(pb::StateChunkRequest),
     StateChunkReply(pb::StateChunkReply),
+    OutcomeRequest {
+        seq: u64,
+    },
+    /// `None`: the peer does not keep that ledger's outcome.
+    OutcomeReply {
+        seq: u64,
+        outcome: Option<Outcome>,
+    },
 }
 
 /// Where a peer stands.
@@ -171,6 +186,19 @@ pub fn decode(frame: pb::Frame, unl: &[VerifyingKey]) -> Result<PeerMessage, Wir
         Kind::StateManifestReply(r) => Ok(PeerMessage::StateManifestReply(r)),
         Kind::StateChunkRequest(r) => Ok(PeerMessage::StateChunkRequest(r)),
         Kind::StateChunkReply(r) => Ok(PeerMessage::StateChunkReply(r)),
+        Kind::OutcomeRequest(r) => Ok(PeerMessage::OutcomeRequest { seq: r.seq }),
+        Kind::OutcomeReply(r) => {
+            let outcome = if r.outcome.is_empty() {
+                None
+            } else {
+                // Checked against the result certificate by the node.
+                Some(
+                    Outcome::decode(&r.outcome)
+                        .map_err(|e| WireError::Decode { message: "OutcomeReply", problem: e.to_string() })?,
+                )
+            };
+            Ok(PeerMessage::OutcomeReply { seq: r.seq, outcome })
+        }
     }
 }
 
@@ -240,4 +268,13 @@ pub fn ledger_reply(request_id: u64, records: &[LedgerRecord]) -> pb::Frame {
         request_id,
         records: records.iter().map(|r| Bytes::from(r.encode())).collect(),
     }))
+}
+
+pub fn outcome_request(seq: u64) -> pb::Frame {
+    frame(Kind::OutcomeRequest(pb::OutcomeRequest { seq }))
+}
+
+/// `outcome`: canonical bytes as stored, empty when not kept.
+pub fn outcome_reply(seq: u64, outcome: Vec<u8>) -> pb::Frame {
+    frame(Kind::OutcomeReply(pb::OutcomeReply { seq, outcome: outcome.into() }))
 }

@@ -41,15 +41,45 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn hash(&self) -> Hash {
+        tagged_hash(OUTPUTS_TAG, &[&self.encode()])
+    }
+
+    /// The canonical bytes (module docs), users sorted: what [`Self::hash`] covers, and what a
+    /// peer sends a node that could not compute the agreed outcome itself.
+    pub fn encode(&self) -> Vec<u8> {
         let mut outputs: Vec<&([u8; 32], Bytes)> = self.outputs.iter().collect();
         outputs.sort_by_key(|o| o.0);
         let (kind, value) = self.exit.encode();
-        let mut w = Writer::new();
+        let mut w = Writer::with_capacity(9 + outputs.iter().map(|(_, d)| 36 + d.len()).sum::<usize>());
         w.u8(kind).u32(value as u32).u32(outputs.len() as u32);
         for (user, data) in outputs {
             w.fixed(user).bytes(data);
         }
-        tagged_hash(OUTPUTS_TAG, &[&w.finish()])
+        w.finish()
+    }
+
+    /// Decodes what [`Self::encode`] wrote; every length is checked against the bytes present.
+    /// Whether the outcome is the agreed one is for the caller to check, by its hash.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let kind = r.u8("exit kind")?;
+        let value = r.u32("exit value")? as i32;
+        let exit = match kind {
+            0 => ExitKind::Code(value),
+            1 => ExitKind::Signal(value),
+            2 => ExitKind::TimedOut,
+            3 => ExitKind::SpawnError,
+            other => return Err(DecodeError::Invalid { what: "exit kind", problem: format!("unknown kind {other}") }),
+        };
+        let n = r.count("outputs", 36, usize::MAX)?;
+        let mut outputs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let user = r.array::<32>("output user")?;
+            let data = r.bytes("output data", bytes.len())?;
+            outputs.push((user, Bytes::copy_from_slice(data)));
+        }
+        r.finish()?;
+        Ok(Outcome { exit, outputs })
     }
 }
 
@@ -96,6 +126,29 @@ mod tests {
         assert_eq!(a.hash(), b.hash());
         b.exit = ExitKind::Signal(9);
         assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn outcome_round_trips_to_the_same_hash_and_bad_bytes_are_refused() {
+        let outcome = Outcome {
+            exit: ExitKind::Signal(9),
+            outputs: vec![([2; 32], Bytes::from_static(b"second")), ([1; 32], Bytes::from_static(b"first"))],
+        };
+        let bytes = outcome.encode();
+        let back = Outcome::decode(&bytes).unwrap();
+        assert_eq!(back.hash(), outcome.hash());
+        assert_eq!(back.outputs[0].0, [1; 32], "encoded sorted by user");
+        assert!(Outcome::decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut unknown_exit = bytes.clone();
+        unknown_exit[0] = 7;
+        assert!(Outcome::decode(&unknown_exit).is_err());
+        let mut forged = bytes.clone();
+        forged[5..9].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(Outcome::decode(&forged).is_err());
+        for exit in [ExitKind::Code(-3), ExitKind::TimedOut, ExitKind::SpawnError] {
+            let o = Outcome { exit, outputs: vec![] };
+            assert_eq!(Outcome::decode(&o.encode()).unwrap(), o);
+        }
     }
 
     #[test]

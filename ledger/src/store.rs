@@ -8,6 +8,7 @@
 
 use crate::input::{Input, InputId};
 use crate::ledger::Ledger;
+use crate::outputs::Outcome;
 use crate::record::{self, LedgerRecord};
 use bytes::Bytes;
 use hp_consensus::ResultCertificate;
@@ -48,7 +49,8 @@ pub struct LedgerSummary {
     pub signers: u64,
 }
 
-/// How many recent ledgers' delivered outputs the store keeps for handing over again.
+/// How many recent ledgers' outcomes and delivered outputs the store keeps, for handing over
+/// again and for peers that could not compute them.
 pub const KEPT_OUTPUTS: u64 = 256;
 
 /// The ledger store. One writer (consensusd); readers (operator commands) open it read-only.
@@ -82,6 +84,10 @@ CREATE TABLE IF NOT EXISTS delivered_outputs (
     seq     INTEGER PRIMARY KEY,
     outputs BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS agreed_outcomes (
+    seq     INTEGER PRIMARY KEY,
+    outcome BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -90,6 +96,36 @@ CREATE TABLE IF NOT EXISTS meta (
 
 /// Stores a result certificate; the first one stored for a ledger stays.
 const SET_RESULT: &str = "UPDATE ledgers SET result_cert = ?1 WHERE seq = ?2 AND result_cert IS NULL";
+
+/// Writes what is kept of ledger `seq`'s outcome and drops what is older than [`KEPT_OUTPUTS`].
+fn keep_outcome(
+    tx: &rusqlite::Transaction<'_>,
+    seq: u64,
+    agreed: Option<&Outcome>,
+    released: Option<&[([u8; 32], Bytes)]>,
+) -> Result<(), StoreError> {
+    let seq = seq as i64;
+    if let Some(outcome) = agreed {
+        tx.execute(
+            "INSERT OR REPLACE INTO agreed_outcomes (seq, outcome) VALUES (?1, ?2)",
+            params![seq, outcome.encode()],
+        )
+        .map_err(sql("store outcome"))?;
+    }
+    if let Some(outputs) = released {
+        tx.execute(
+            "INSERT OR REPLACE INTO delivered_outputs (seq, outputs) VALUES (?1, ?2)",
+            params![seq, crate::encode_outputs(outputs)],
+        )
+        .map_err(sql("store outputs"))?;
+    }
+    let oldest_dropped = seq - KEPT_OUTPUTS as i64;
+    tx.execute("DELETE FROM delivered_outputs WHERE seq <= ?1", params![oldest_dropped])
+        .map_err(sql("drop old outputs"))?;
+    tx.execute("DELETE FROM agreed_outcomes WHERE seq <= ?1", params![oldest_dropped])
+        .map_err(sql("drop old outcomes"))?;
+    Ok(())
+}
 
 fn arr32(v: Vec<u8>, seq: u64, what: &str) -> Result<[u8; 32], StoreError> {
     v.try_into().map_err(|_| StoreError::Corrupt { seq, problem: format!("{what} is not 32 bytes") })
@@ -304,30 +340,50 @@ impl Store {
         Ok(())
     }
 
-    /// Stores the result certificate of ledger `cert.height` together with the users' outputs
-    /// this node is about to deliver, in one transaction: a node killed right after can hand
-    /// them over again (see [`Self::outputs_after`]). Outputs of ledgers more than
-    /// [`KEPT_OUTPUTS`] behind are dropped in the same transaction.
-    pub fn set_result_with_outputs(
+    /// Stores the result certificate of ledger `cert.height` together with what this node keeps
+    /// of its outcome, in one transaction: the agreed outcome (this node's own when it matched
+    /// the certificate), which peers that could not compute it may ask for
+    /// ([`Self::agreed_outcome`]), and the users' outputs this node is about to deliver, so that
+    /// a node killed right after can hand them over again ([`Self::outputs_after`]). What is
+    /// kept of ledgers more than [`KEPT_OUTPUTS`] behind is dropped in the same transaction.
+    pub fn set_result_with_outcome(
         &mut self,
         cert: &ResultCertificate,
-        outputs: &[([u8; 32], Bytes)],
+        agreed: Option<&Outcome>,
+        released: Option<&[([u8; 32], Bytes)]>,
     ) -> Result<(), StoreError> {
-        let seq = cert.height as i64;
         let tx = self.conn.transaction().map_err(sql("begin result"))?;
-        tx.execute(SET_RESULT, params![record::result_bytes(cert), seq]).map_err(sql("store result"))?;
-        tx.execute(
-            "INSERT OR REPLACE INTO delivered_outputs (seq, outputs) VALUES (?1, ?2)",
-            params![seq, crate::encode_outputs(outputs)],
-        )
-        .map_err(sql("store outputs"))?;
-        tx.execute("DELETE FROM delivered_outputs WHERE seq <= ?1", params![seq - KEPT_OUTPUTS as i64])
-            .map_err(sql("drop old outputs"))?;
+        tx.execute(SET_RESULT, params![record::result_bytes(cert), cert.height as i64]).map_err(sql("store result"))?;
+        keep_outcome(&tx, cert.height, agreed, released)?;
         tx.commit().map_err(sql("commit result"))?;
         Ok(())
     }
 
-    /// The outputs stored by [`Self::set_result_with_outputs`] for ledgers after `after` up to
+    /// Keeps the outcome of ledger `seq` (certified already) that this node got from a peer,
+    /// and the outputs it releases of it; see [`Self::set_result_with_outcome`].
+    pub fn keep_outcome(
+        &mut self,
+        seq: u64,
+        agreed: &Outcome,
+        released: &[([u8; 32], Bytes)],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(sql("begin outcome"))?;
+        keep_outcome(&tx, seq, Some(agreed), Some(released))?;
+        tx.commit().map_err(sql("commit outcome"))?;
+        Ok(())
+    }
+
+    /// The canonical bytes of ledger `seq`'s agreed outcome ([`Outcome::encode`]), if kept.
+    pub fn agreed_outcome(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT outcome FROM agreed_outcomes WHERE seq = ?1")
+            .map_err(sql("read outcome"))?
+            .query_row(params![seq as i64], |r| r.get(0))
+            .optional()
+            .map_err(sql("read outcome"))
+    }
+
+    /// The outputs stored by [`Self::set_result_with_outcome`] and [`Self::keep_outcome`] for ledgers after `after` up to
     /// `up_to`, oldest first; ledgers whose outputs were not kept are absent.
     pub fn outputs_after(&self, after: u64, up_to: u64) -> Result<Vec<(u64, crate::UserOutputs)>, StoreError> {
         let mut stmt = self

@@ -309,8 +309,13 @@ impl Node {
         format!("ws://{}/", std::net::SocketAddr::new(self.ip, self.pubport))
     }
 
+    /// Everything the node logged so far (all four processes).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("log").join("node.log")).unwrap_or_default()
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = fs::read_to_string(self.dir.join("log").join("node.log")).unwrap_or_default();
+        let text = self.log();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }

@@ -19,6 +19,7 @@
 mod catchup;
 mod effects;
 pub mod mempool;
+mod outcomes;
 mod recovery;
 mod results;
 mod sync;
@@ -178,6 +179,9 @@ pub struct Node {
     /// The inputs this node accepted while `fresh_start`, until it has run every ledger up to
     /// `decided_elsewhere_up_to`.
     accepted_while_fresh: HashSet<InputId>,
+    /// Certified ledgers whose outputs this node could not compute itself, being fetched from
+    /// peers; the outputs of later ledgers wait for them.
+    wanted_outcomes: BTreeMap<u64, outcomes::Wanted>,
 }
 
 impl Node {
@@ -211,6 +215,7 @@ impl Node {
             fresh_start: record.ledger.seq == 0,
             decided_elsewhere_up_to: 0,
             accepted_while_fresh: HashSet::new(),
+            wanted_outcomes: BTreeMap::new(),
             exec_requested: record.ledger.seq.saturating_sub(1),
             last: record.ledger,
             last_result,
@@ -402,12 +407,15 @@ impl Node {
             reply @ (PeerMessage::StateManifestReply(_) | PeerMessage::StateChunkReply(_)) => {
                 self.sync_replies.deliver(reply);
             }
+            PeerMessage::OutcomeRequest { seq } => self.serve_outcome(from, seq),
+            PeerMessage::OutcomeReply { seq, outcome } => self.on_outcome_reply(from, seq, outcome),
         }
     }
 
     fn on_tick(&mut self) {
         self.broadcast_status();
         self.maybe_catch_up();
+        self.ask_for_outcomes();
         self.ticks += 1;
         for validator in self.peers.take_lossy() {
             debug!(peer = validator, "frames to this peer were dropped; sending what matters again");

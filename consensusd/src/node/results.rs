@@ -87,36 +87,46 @@ impl Node {
     pub(super) fn on_result_certified(&mut self, cert: ResultCertificate) {
         let seq = cert.height;
         let summary = ResultSummary { state_hash: cert.state_hash, outputs_hash: cert.outputs_hash };
-        let mut release = None;
+        let (mut agreed, mut release) = (None, None);
+        let mut differs = false;
         if let Some(done) = self.executed.remove(&seq) {
             if done.state_hash == cert.state_hash && done.outcome.hash() == cert.outputs_hash {
                 // Each ledger's outputs are released once: not again when a ledger is re-run
                 // after a restart, a replay or a state copy.
                 if seq > self.delivered_up_to {
-                    release = Some(self.releasable(seq, done.outcome.outputs));
+                    release = Some(self.releasable(seq, done.outcome.outputs.clone()));
                 }
-            } else if !self.diverged {
-                error!(
-                    seq,
-                    "own result differs from the certified one; outputs withheld, copying the state from peers"
-                );
-                self.diverged = true;
-                self.start_state_sync();
+                agreed = Some(done.outcome);
+            } else {
+                if !self.diverged {
+                    error!(
+                        seq,
+                        "own result differs from the certified one; copying the state and the outputs from peers"
+                    );
+                    self.diverged = true;
+                    self.start_state_sync();
+                }
+                differs = seq > self.delivered_up_to;
             }
         }
-        // The outputs are stored with the certificate before any goes out, so that a restart
-        // right after can hand them over again (`hand_over_released`).
-        let stored = match &release {
-            Some(outputs) => self.store.set_result_with_outputs(&cert, outputs),
-            None => self.store.set_result(&cert),
+        // The outcome and the outputs are stored with the certificate before any goes out, so
+        // that a restart right after can hand them over again (`hand_over_released`), and peers
+        // that could not compute them can ask for them (`serve_outcome`).
+        let stored = if agreed.is_some() || release.is_some() {
+            self.store.set_result_with_outcome(&cert, agreed.as_ref(), release.as_deref())
+        } else {
+            self.store.set_result(&cert)
         };
         if let Err(e) = stored {
             error!(seq, error = %e, "cannot store the result certificate");
             return;
         }
+        if differs {
+            self.want_outcome(seq);
+        }
         if let Some(outputs) = release {
             self.delivered_up_to = seq;
-            if self.session_ready() {
+            if self.session_ready() && !self.outputs_held_before(seq) {
                 self.hand_over(seq, outputs);
             }
         }
@@ -132,7 +142,7 @@ impl Node {
     /// The outputs of ledger `seq` this node may release. Those of a ledger its peers decided
     /// before it started with an empty chain went out already, except to users whose inputs
     /// this node itself accepted since then.
-    fn releasable(&mut self, seq: u64, outputs: UserOutputs) -> UserOutputs {
+    pub(super) fn releasable(&mut self, seq: u64, outputs: UserOutputs) -> UserOutputs {
         if seq > self.decided_elsewhere_up_to {
             self.accepted_while_fresh = Default::default();
             return outputs;
@@ -185,27 +195,40 @@ impl Node {
         // userd ran on): they are not released again.
         self.delivered_up_to = self.delivered_up_to.max(userd_through);
         let from = if userd_through > 0 { userd_through } else { self.handed_up_to };
-        let from = from.max(self.delivered_up_to.saturating_sub(KEPT_OUTPUTS));
-        let kept = if from < self.delivered_up_to {
-            self.store.outputs_after(from, self.delivered_up_to).unwrap_or_else(|e| {
-                error!(error = %e, from, "cannot read released outputs to hand over again");
+        self.hand_over_from_store(from);
+    }
+
+    /// Hands userd the released outputs held back while an earlier ledger's outcome was being
+    /// fetched from peers (`outcomes`), now that it is in or given up.
+    pub(super) fn hand_over_held(&mut self) {
+        if self.session_ready() {
+            self.hand_over_from_store(self.handed_up_to);
+        }
+    }
+
+    /// Hands userd, from the store, the outputs released after ledger `from`, up to the first
+    /// ledger whose outcome is still being fetched.
+    fn hand_over_from_store(&mut self, from: u64) {
+        let through = match self.wanted_outcomes.keys().next() {
+            Some(first) => self.delivered_up_to.min(first - 1),
+            None => self.delivered_up_to,
+        };
+        let from = from.max(through.saturating_sub(KEPT_OUTPUTS));
+        let kept = if from < through {
+            self.store.outputs_after(from, through).unwrap_or_else(|e| {
+                error!(error = %e, from, "cannot read released outputs to hand over");
                 Vec::new()
             })
         } else {
             Vec::new()
         };
         if !kept.is_empty() {
-            info!(
-                from = from + 1,
-                to = self.delivered_up_to,
-                ledgers = kept.len(),
-                "handing released outputs to userd"
-            );
+            info!(from = from + 1, to = through, ledgers = kept.len(), "handing released outputs to userd");
         }
         for (seq, outputs) in kept {
             self.hand_over(seq, outputs);
         }
-        self.handed_up_to = self.delivered_up_to;
+        self.handed_up_to = self.handed_up_to.max(through);
     }
 
     /// This node's result vote for the last ledger while that is not certified yet.

@@ -2,6 +2,7 @@
 
 use super::{Event, Node};
 use crate::state_sync::{StateSync, SyncError, SyncReport};
+use hp_ledger::store::KEPT_OUTPUTS;
 use std::time::Duration;
 use tracing::{error, info, warn};
 
@@ -57,6 +58,7 @@ impl Node {
                 self.diverged = false;
                 self.state_hash = report.state_hash;
                 self.executed.retain(|seq, _| *seq > report.seq);
+                self.want_skipped_outcomes(report.seq);
                 if self.last.seq > report.seq {
                     // Run the ledgers after the copied state; the executor replays from the store.
                     self.exec_requested = report.seq;
@@ -78,5 +80,20 @@ impl Node {
                 warn!("state copy will be retried");
             }
         }
+    }
+
+    /// The copied state is that after ledger `synced`: this node never runs the ledgers up to it
+    /// that it has not released yet, so their outputs are fetched from peers instead — those
+    /// peers still keep, and for a node that started with an empty chain only if it accepted
+    /// inputs meanwhile (see `releasable`).
+    fn want_skipped_outcomes(&mut self, synced: u64) {
+        let from = self.delivered_up_to.max(synced.saturating_sub(KEPT_OUTPUTS)) + 1;
+        for seq in from..=synced {
+            if seq <= self.decided_elsewhere_up_to && self.accepted_while_fresh.is_empty() {
+                continue;
+            }
+            self.want_outcome(seq);
+        }
+        self.delivered_up_to = self.delivered_up_to.max(synced);
     }
 }

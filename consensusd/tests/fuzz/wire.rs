@@ -90,6 +90,10 @@ fn arbitrary_frame() -> impl Strategy<Value = pb::Frame> {
         (any::<u64>(), proptest::collection::vec(field_bytes(), 0..4))
             .prop_map(|(request_id, records)| Kind::LedgerReply(pb::LedgerReply { request_id, records }))
             .boxed(),
+        any::<u64>().prop_map(|seq| Kind::OutcomeRequest(pb::OutcomeRequest { seq })).boxed(),
+        (small_u64(), field_bytes())
+            .prop_map(|(seq, outcome)| Kind::OutcomeReply(pb::OutcomeReply { seq, outcome }))
+            .boxed(),
     ]
     .boxed();
     proptest::option::weighted(0.95, kind).prop_map(|kind| pb::Frame { kind })
@@ -173,6 +177,10 @@ proptest! {
             }
             Ok(PeerMessage::Status(s)) => prop_assert!(s.users.len() <= wire::MAX_USERS_PER_STATUS),
             Ok(PeerMessage::LedgerReply { records, .. }) => prop_assert!(records.len() <= wire::MAX_LEDGERS_PER_REPLY),
+            // What decodes is canonical: the node compares its hash with the certificate's.
+            Ok(PeerMessage::OutcomeReply { outcome: Some(outcome), .. }) => {
+                prop_assert_eq!(hp_ledger::Outcome::decode(&outcome.encode()).ok(), Some(outcome));
+            }
             Ok(_) | Err(_) => {}
         }
     }

@@ -7,7 +7,7 @@
 use crate::Network;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use hp_ledger::{Input, InputBatch, InputId, Ledger, LedgerBody, LedgerRecord};
+use hp_ledger::{Input, InputBatch, InputId, Ledger, LedgerBody, LedgerRecord, Outcome};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -108,6 +108,18 @@ proptest! {
     fn arbitrary_bytes_are_no_ledger_or_record(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = Ledger::decode(&bytes);
         let _ = LedgerRecord::decode(&bytes);
+    }
+
+    /// A peer's outcome (`OutcomeReply`) and a stored one: what decodes hashes like its canonical
+    /// bytes, so a forged reply can only match a certificate by being the agreed outcome.
+    #[test]
+    fn arbitrary_bytes_decode_to_an_outcome_with_the_same_hash_or_not_at_all(
+        bytes in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        if let Ok(outcome) = Outcome::decode(&bytes) {
+            prop_assert_eq!(Outcome::decode(&outcome.encode()).map(|o| o.hash()).ok(), Some(outcome.hash()));
+        }
+        let _ = hp_ledger::decode_outputs(&bytes);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use crate::Network;
 use bytes::Bytes;
 use hp_ledger::chain::verify_chain;
-use hp_ledger::{Ledger, Store, StoreError};
+use hp_ledger::{ExitKind, Ledger, Outcome, Store, StoreError};
 
 #[test]
 fn appended_ledgers_survive_reopening_and_verify() {
@@ -86,12 +86,13 @@ fn accepted_inputs_are_durable_until_a_ledger_carries_them() {
 }
 
 #[test]
-fn delivered_outputs_are_kept_with_the_result_for_recent_ledgers_only() {
+fn outcomes_and_delivered_outputs_are_kept_with_the_result_for_recent_ledgers_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.sqlite");
     let net = Network::new(3);
     let chain = net.chain(3);
     let outputs_of = |seq: u64| vec![([seq as u8; 32], Bytes::from(format!("out {seq}")))];
+    let outcome_of = |seq: u64| Outcome { exit: ExitKind::Code(seq as i32), outputs: outputs_of(seq) };
     {
         let mut store = Store::open(&path, &chain[0].ledger).unwrap();
         for record in &chain[1..] {
@@ -99,7 +100,9 @@ fn delivered_outputs_are_kept_with_the_result_for_recent_ledgers_only() {
             without_result.result = None;
             store.append(&without_result).unwrap();
             let cert = record.result.as_ref().unwrap();
-            store.set_result_with_outputs(cert, &outputs_of(cert.height)).unwrap();
+            store
+                .set_result_with_outcome(cert, Some(&outcome_of(cert.height)), Some(&outputs_of(cert.height)))
+                .unwrap();
         }
         // The certificate went in with the outputs.
         assert_eq!(store.all().unwrap(), chain);
@@ -108,12 +111,20 @@ fn delivered_outputs_are_kept_with_the_result_for_recent_ledgers_only() {
     let kept = store.outputs_after(1, 3).unwrap();
     assert_eq!(kept, vec![(2, outputs_of(2)), (3, outputs_of(3))]);
     assert_eq!(store.outputs_after(3, 10).unwrap(), vec![]);
+    assert_eq!(store.agreed_outcome(2).unwrap(), Some(outcome_of(2).encode()));
+    assert_eq!(store.agreed_outcome(4).unwrap(), None);
 
     // Outputs more than KEPT_OUTPUTS ledgers old are dropped.
     let mut store = Store::open(&path, &chain[0].ledger).unwrap();
     let mut far = chain[3].result.clone().unwrap();
     far.height = 3 + hp_ledger::store::KEPT_OUTPUTS;
-    store.set_result_with_outputs(&far, &[]).unwrap();
+    store.set_result_with_outcome(&far, None, Some(&[])).unwrap();
     let kept: Vec<u64> = store.outputs_after(0, u64::MAX >> 1).unwrap().into_iter().map(|(seq, _)| seq).collect();
     assert_eq!(kept, vec![far.height]);
+    assert_eq!(store.agreed_outcome(3).unwrap(), None, "old outcomes are dropped with old outputs");
+
+    // An outcome fetched from a peer later is kept like an own one.
+    store.keep_outcome(far.height, &outcome_of(9), &outputs_of(9)).unwrap();
+    assert_eq!(store.agreed_outcome(far.height).unwrap(), Some(outcome_of(9).encode()));
+    assert_eq!(store.outputs_after(far.height - 1, far.height).unwrap(), vec![(far.height, outputs_of(9))]);
 }

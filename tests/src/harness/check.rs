@@ -138,6 +138,7 @@ const BAD_LOG_LINES: &[&str] = &[
     "own result differs",
     "cannot store the decided ledger",
     "no result can reach a quorum",
+    "no peer sent the agreed outputs",
 ];
 
 fn hex8(h: &[u8]) -> String {

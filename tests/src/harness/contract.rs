@@ -8,6 +8,10 @@
 //! The count lives in `state/count`, so a round run twice or a state copied wrong shows up as a
 //! wrong count in some user's output and as a state hash that differs between nodes.
 //!
+//! While the file `diverge` exists in a node's directory, that node's runs write one byte more
+//! to each user ([`DIVERGE_FILE`]): a contract that is not deterministic on one node, for the
+//! tests of what a node does when its result differs from the network's.
+//!
 //! [`expected_outputs`] is the same function in Rust, which lets the checker recompute every
 //! ledger's outputs, their hash (compared with the chain's result certificates) and every frame
 //! a client should have received.
@@ -18,6 +22,9 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+
+/// Created in a node's directory, it makes that node's runs differ from the others' (module docs).
+pub const DIVERGE_FILE: &str = "diverge";
 
 /// The C source. Reads each user's pipe to EOF before writing to it: inputs larger than the pipe
 /// buffer are streamed by execd while the contract runs (DESIGN.md §4).
@@ -70,6 +77,8 @@ int main(void) {
             int t = snprintf(tail, sizeof tail, "#%llu", count);
             write_all(wfd, data, len);
             write_all(wfd, tail, (size_t)t);
+            /* The test's switch for a non-deterministic run on one node. */
+            if (access("../diverge", F_OK) == 0) write_all(wfd, "!", 1);
         }
         free(data);
         close(wfd);

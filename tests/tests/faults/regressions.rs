@@ -193,3 +193,27 @@ fn a_node_catching_up_from_scratch_delivers_the_outputs_of_inputs_it_accepted_me
     assert!(out.as_deref().is_some_and(|o| o.starts_with("new;#")), "no output for the input node 2 accepted: {out:?}");
     s.finish();
 }
+
+/// Bug (found by the SIGSTOP scenario in CI, where a stopped node saw a contract timeout the
+/// others did not): a node whose run of a ledger differs from the network's withheld that
+/// ledger's outputs, so users connected to it never got them. Now it fetches the agreed outcome
+/// from a peer, checks it against the result certificate and releases it in ledger order.
+/// Here the test contract writes one byte more on node 3 while the switch file exists: a
+/// contract that is not deterministic there, under load, for a while.
+#[test]
+fn users_of_a_node_whose_run_differs_get_the_agreed_outputs_from_peers() {
+    let mut s = Scenario::start("regression: one node's runs differ", ScenarioOptions::default());
+    s.check_options().expected_log.extend(["own result differs".to_string(), "differs from the network".to_string()]);
+    s.run_load();
+    let switch = s.cluster.nodes[2].dir.join(hp_tests::harness::contract::DIVERGE_FILE);
+    std::fs::write(&switch, b"").unwrap_or_else(|e| panic!("create {}: {e}", switch.display()));
+    hp_tests::wait_until("node 3 to fetch outputs it computed differently", RECOVER, || {
+        s.cluster.nodes[2].log().contains("agreed outputs fetched from a peer").then_some(())
+    });
+    s.run_load();
+    std::fs::remove_file(&switch).unwrap_or_else(|e| panic!("remove {}: {e}", switch.display()));
+    s.wait_all_at_tip(RECOVER);
+    s.expect_progress(20, RECOVER);
+    s.run_load();
+    s.finish();
+}

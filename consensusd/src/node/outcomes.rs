@@ -1,0 +1,136 @@
+//! Outputs this node could not compute itself. When its run of a certified ledger differs from
+//! the network's (a non-deterministic contract, a timeout only this node saw) or a state copy
+//! skipped ledgers, the users connected here would never get those outputs. So the agreed
+//! outcome is asked of peers, one peer at a time, checked against the ledger's result
+//! certificate, kept like an own one, and released in ledger order: the outputs of later ledgers
+//! wait for it, at most [`GIVE_UP_AFTER`].
+
+use super::Node;
+use crate::wire;
+use hp_ledger::Outcome;
+use hp_ledger::store::KEPT_OUTPUTS;
+use std::time::{Duration, Instant};
+use tracing::{debug, error, info, warn};
+
+/// How long a peer gets to answer before the next one is asked.
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(1);
+/// After this long without the agreed outcome its outputs are given up (and logged), so that
+/// later ledgers' outputs are not held back for good.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+/// Most requests sent per tick: outcomes can be large, and they share the bulk lane.
+const ASKS_PER_TICK: usize = 8;
+/// Most ledgers waited for at once; peers keep no more than that anyway.
+const MAX_WANTED: usize = KEPT_OUTPUTS as usize;
+
+/// A ledger whose agreed outcome is being asked of peers.
+#[derive(Debug)]
+pub(super) struct Wanted {
+    since: Instant,
+    asked: Option<Instant>,
+    attempts: usize,
+}
+
+impl Node {
+    /// Ledger `seq` is certified and this node has no outputs of its own for it: asks peers.
+    pub(super) fn want_outcome(&mut self, seq: u64) {
+        if self.wanted_outcomes.len() >= MAX_WANTED && !self.wanted_outcomes.contains_key(&seq) {
+            warn!(seq, "too many ledgers' outputs missing at once; this one is not fetched");
+            return;
+        }
+        self.wanted_outcomes.entry(seq).or_insert(Wanted { since: Instant::now(), asked: None, attempts: 0 });
+        self.ask_for_outcomes();
+    }
+
+    /// Whether the outputs of ledger `seq` must wait for an earlier ledger's outcome.
+    pub(super) fn outputs_held_before(&self, seq: u64) -> bool {
+        self.wanted_outcomes.keys().next().is_some_and(|first| *first < seq)
+    }
+
+    /// Asks a peer for each wanted outcome not asked recently, rotating through the connected
+    /// peers; gives up on those waited for too long or no longer kept by peers.
+    pub(super) fn ask_for_outcomes(&mut self) {
+        if self.wanted_outcomes.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let peers = self.peers.connected();
+        let oldest_kept = self.last.seq.saturating_sub(KEPT_OUTPUTS);
+        let mut given_up = Vec::new();
+        let mut asks = Vec::new();
+        for (seq, wanted) in &mut self.wanted_outcomes {
+            if now.duration_since(wanted.since) > GIVE_UP_AFTER || *seq <= oldest_kept {
+                given_up.push(*seq);
+                continue;
+            }
+            let due = wanted.asked.is_none_or(|at| now.duration_since(at) >= ASK_AGAIN_AFTER);
+            if peers.is_empty() || !due || asks.len() >= ASKS_PER_TICK {
+                continue;
+            }
+            asks.push((peers[(wanted.attempts + *seq as usize) % peers.len()], *seq));
+            wanted.asked = Some(now);
+            wanted.attempts += 1;
+        }
+        for (peer, seq) in asks {
+            debug!(peer, seq, "asking a peer for a ledger's agreed outputs");
+            self.peers.send(peer, &wire::outcome_request(seq));
+        }
+        if !given_up.is_empty() {
+            for seq in given_up {
+                self.wanted_outcomes.remove(&seq);
+                error!(seq, "no peer sent the agreed outputs of this ledger; its users on this node do not get them");
+            }
+            self.hand_over_held();
+        }
+    }
+
+    /// A peer asks for the agreed outcome of ledger `seq`.
+    pub(super) fn serve_outcome(&mut self, from: usize, seq: u64) {
+        let outcome = match self.store.agreed_outcome(seq) {
+            Ok(Some(bytes)) if bytes.len() <= crate::peer::codec::MAX_FRAME - 1024 => bytes,
+            Ok(Some(bytes)) => {
+                warn!(seq, bytes = bytes.len(), "an outcome too large for one frame cannot be sent to a peer");
+                Vec::new()
+            }
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                warn!(seq, error = %e, "cannot read a kept outcome");
+                Vec::new()
+            }
+        };
+        self.peers.send(from, &wire::outcome_reply(seq, outcome));
+    }
+
+    /// A peer's answer: released when it is the certified outcome.
+    pub(super) fn on_outcome_reply(&mut self, from: usize, seq: u64, outcome: Option<Outcome>) {
+        let Some(wanted) = self.wanted_outcomes.get_mut(&seq) else {
+            return;
+        };
+        let Some(outcome) = outcome else {
+            debug!(peer = from, seq, "the peer does not keep that outcome; asking another");
+            wanted.asked = None;
+            return;
+        };
+        let certified = match self.store.get(seq) {
+            Ok(record) => record.and_then(|r| r.result),
+            Err(e) => {
+                error!(seq, error = %e, "cannot read the ledger to check a peer's outcome");
+                return;
+            }
+        };
+        let Some(cert) = certified else {
+            return;
+        };
+        if outcome.hash() != cert.outputs_hash {
+            warn!(peer = from, seq, "a peer sent outputs that are not the certified ones; ignored");
+            wanted.asked = None;
+            return;
+        }
+        self.wanted_outcomes.remove(&seq);
+        let released = self.releasable(seq, outcome.outputs.clone());
+        if let Err(e) = self.store.keep_outcome(seq, &outcome, &released) {
+            error!(seq, error = %e, "cannot keep the outputs fetched from a peer");
+        }
+        info!(seq, peer = from, outputs = released.len(), "agreed outputs fetched from a peer");
+        self.hand_over_held();
+    }
+}
