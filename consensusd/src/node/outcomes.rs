@@ -126,6 +126,9 @@ impl Node {
             return;
         }
         self.wanted_outcomes.remove(&seq);
+        // Released now, like an own result: ledgers are certified in order, so every earlier
+        // one is released or still wanted (and holds this one back).
+        self.delivered_up_to = self.delivered_up_to.max(seq);
         let released = self.releasable(seq, outcome.outputs.clone());
         if let Err(e) = self.store.keep_outcome(seq, &outcome, &released) {
             error!(seq, error = %e, "cannot keep the outputs fetched from a peer");

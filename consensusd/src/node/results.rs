@@ -127,7 +127,12 @@ impl Node {
         if let Some(outputs) = release {
             self.delivered_up_to = seq;
             if self.session_ready() && !self.outputs_held_before(seq) {
-                self.hand_over(seq, outputs);
+                if self.handed_up_to + 1 == seq {
+                    self.hand_over(seq, outputs);
+                } else {
+                    // Outputs fetched from peers may be waiting in the store before this one.
+                    self.hand_over_from_store(self.handed_up_to);
+                }
             }
         }
         self.executed.retain(|s, _| *s > seq);
@@ -208,7 +213,7 @@ impl Node {
 
     /// Hands userd, from the store, the outputs released after ledger `from`, up to the first
     /// ledger whose outcome is still being fetched.
-    fn hand_over_from_store(&mut self, from: u64) {
+    pub(super) fn hand_over_from_store(&mut self, from: u64) {
         let through = match self.wanted_outcomes.keys().next() {
             Some(first) => self.delivered_up_to.min(first - 1),
             None => self.delivered_up_to,

@@ -211,6 +211,14 @@ fn users_of_a_node_whose_run_differs_get_the_agreed_outputs_from_peers() {
         s.cluster.nodes[2].log().contains("agreed outputs fetched from a peer").then_some(())
     });
     s.run_load();
+    // Back and forth: a ledger fetched just before the node agrees again by itself must still
+    // reach its users (a bug of the first version of the fix).
+    for _ in 0..6 {
+        std::fs::remove_file(&switch).unwrap_or_else(|e| panic!("remove {}: {e}", switch.display()));
+        std::thread::sleep(Duration::from_millis(400));
+        std::fs::write(&switch, b"").unwrap_or_else(|e| panic!("create {}: {e}", switch.display()));
+        std::thread::sleep(Duration::from_millis(400));
+    }
     std::fs::remove_file(&switch).unwrap_or_else(|e| panic!("remove {}: {e}", switch.display()));
     s.wait_all_at_tip(RECOVER);
     s.expect_progress(20, RECOVER);
