@@ -85,6 +85,10 @@ pub struct Config {
     pub handshake_timeout_ms: u64,
     /// Most input bytes one ledger carries; the rest waits for the next ledger.
     pub max_ledger_input_bytes: u64,
+    /// Most memory the inputs waiting for a ledger may take (their bytes plus a fixed cost per
+    /// input). Past it the node refuses its users' new inputs with an error naming this limit,
+    /// and drops inputs gossiped by peers beyond twice the limit (their origin keeps them).
+    pub max_pending_input_bytes: u64,
     /// `tracing` filter, e.g. "info" or "hp_consensusd=debug,info".
     pub loglevel: String,
     pub logformat: LogFormat,
@@ -113,6 +117,7 @@ impl Config {
             max_connections: 1024,
             handshake_timeout_ms: 5_000,
             max_ledger_input_bytes: 64 * 1024 * 1024,
+            max_pending_input_bytes: 256 * 1024 * 1024,
             loglevel: "info".into(),
             logformat: LogFormat::Text,
         }
@@ -209,6 +214,9 @@ impl Config {
             f.number("handshake_timeout_ms", 100, 600_000)?.unwrap_or(defaults.handshake_timeout_ms);
         let max_ledger_input_bytes =
             f.number("max_ledger_input_bytes", 1024, 1024 * 1024 * 1024)?.unwrap_or(defaults.max_ledger_input_bytes);
+        let max_pending_input_bytes = f
+            .number("max_pending_input_bytes", 64 * 1024, 64 * 1024 * 1024 * 1024)?
+            .unwrap_or(defaults.max_pending_input_bytes);
         let loglevel = f.string("loglevel")?.unwrap_or(defaults.loglevel);
         let logformat = match f.string("logformat")?.as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -237,6 +245,7 @@ impl Config {
             max_connections,
             handshake_timeout_ms,
             max_ledger_input_bytes,
+            max_pending_input_bytes,
             loglevel,
             logformat,
         })
@@ -265,6 +274,7 @@ impl Config {
             "max_connections": self.max_connections,
             "handshake_timeout_ms": self.handshake_timeout_ms,
             "max_ledger_input_bytes": self.max_ledger_input_bytes,
+            "max_pending_input_bytes": self.max_pending_input_bytes,
             "loglevel": self.loglevel,
             "logformat": match self.logformat { LogFormat::Text => "text", LogFormat::Json => "json" },
         })
@@ -517,6 +527,12 @@ mod tests {
                 "`pubport`",
                 Box::new(|m| {
                     m.insert("pubport".into(), json!(70000));
+                }),
+            ),
+            (
+                "`max_pending_input_bytes`",
+                Box::new(|m| {
+                    m.insert("max_pending_input_bytes".into(), json!(1000));
                 }),
             ),
             (

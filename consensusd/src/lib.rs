@@ -118,6 +118,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         roundtime: Duration::from_millis(cfg.roundtime_ms),
         max_ledger_input_bytes: (cfg.max_ledger_input_bytes as usize).min(peer::codec::MAX_FRAME / 2),
         max_input_bytes: cfg.pubmaxsize as usize,
+        max_pending_input_bytes: usize::try_from(cfg.max_pending_input_bytes).unwrap_or(usize::MAX),
         recovery_path: dir.hist().join("consensus.state"),
     };
     let exec_client = hp_proto::v1::exec_client::ExecClient::new(hp_daemon::ipc::channel(&dir.socket("execd")))

@@ -4,6 +4,10 @@
 use hp_ledger::{Input, InputId};
 use std::collections::{BTreeMap, HashMap};
 
+/// What one pending input costs besides its bytes (its id, user, the two indexes), for
+/// [`Mempool::footprint`]: inputs of a few bytes each must not slip past a limit in bytes.
+pub const PER_INPUT_COST: usize = 128;
+
 /// Pending inputs by arrival.
 #[derive(Default)]
 pub struct Mempool {
@@ -48,6 +52,11 @@ impl Mempool {
 
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// About the memory the pending inputs take: their bytes plus [`PER_INPUT_COST`] each.
+    pub fn footprint(&self) -> usize {
+        self.bytes + self.by_arrival.len() * PER_INPUT_COST
     }
 
     /// The oldest inputs whose encoded size adds up to at most `max_bytes` (at least one, so a

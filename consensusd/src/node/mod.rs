@@ -86,6 +86,9 @@ pub struct NodeConfig {
     pub roundtime: Duration,
     pub max_ledger_input_bytes: usize,
     pub max_input_bytes: usize,
+    /// Most [`Mempool::footprint`] this node admits its users' inputs into; peers' inputs are
+    /// dropped past twice that.
+    pub max_pending_input_bytes: usize,
     pub recovery_path: PathBuf,
 }
 
@@ -146,6 +149,8 @@ pub struct Node {
     pending_submits: Vec<users::Submit>,
     /// A userd session opened and its user snapshot has not arrived yet.
     awaiting_snapshot: bool,
+    /// Users' inputs are being refused: the pending inputs reached their limit.
+    refusing_inputs: bool,
     /// The last ledger whose outputs went to a userd session. Those released while no session
     /// was open are handed over from the store when one opens.
     handed_up_to: u64,
@@ -237,6 +242,7 @@ impl Node {
             peer_users: HashMap::new(),
             pending_submits: Vec::new(),
             awaiting_snapshot: false,
+            refusing_inputs: false,
             handed_up_to: delivered_up_to,
             peer_status: HashMap::new(),
             catchup: catchup::CatchUp::default(),
@@ -368,8 +374,14 @@ impl Node {
     fn on_peer_message(&mut self, from: usize, message: PeerMessage) {
         match message {
             PeerMessage::Inputs(batch) => {
+                let mut dropped = 0usize;
                 for input in batch.inputs {
                     if input.data.len() > self.cfg.max_input_bytes || self.mempool.contains(&input.id) {
+                        continue;
+                    }
+                    // Overload: the origin keeps what is dropped here and proposes it itself.
+                    if self.mempool.footprint() >= 2 * self.cfg.max_pending_input_bytes {
+                        dropped += 1;
                         continue;
                     }
                     match self.store.is_committed(&input.id) {
@@ -379,6 +391,9 @@ impl Node {
                         Ok(true) => {}
                         Err(e) => warn!(error = %e, "cannot check input"),
                     }
+                }
+                if dropped > 0 {
+                    debug!(peer = from, dropped, "pending inputs are past the limit; a peer's inputs dropped");
                 }
                 self.try_propose(false);
             }

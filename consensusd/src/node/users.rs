@@ -2,15 +2,20 @@
 //!
 //! Inputs are collected while the loop drains its queue and stored in one transaction (one
 //! fsync for all of them), then signed as one batch, gossiped, and acknowledged: an
-//! acknowledged input is *accepted* (DESIGN.md §5).
+//! acknowledged input is *accepted* (DESIGN.md §5). Under overload (the inputs waiting for a
+//! ledger past `max_pending_input_bytes`) new inputs are refused with a reason instead, so that
+//! memory stays bounded and users know to try again.
 
-use super::Node;
+use super::{Node, mempool};
 use crate::wire;
 use bytes::Bytes;
 use hp_ledger::InputBatch;
 use hp_proto::v1::{self as pb, consensus_message::Kind as Out, userd_message::Kind as In};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
+
+/// What a user whose input is refused for overload is told (userd sends it as an error frame).
+const BUSY: &str = "the node is busy: the inputs waiting for a ledger reached max_pending_input_bytes; try again later";
 
 pub(super) struct Session {
     pub id: u64,
@@ -88,7 +93,14 @@ impl Node {
         if self.pending_submits.is_empty() {
             return;
         }
-        let submits = std::mem::take(&mut self.pending_submits);
+        let mut submits = std::mem::take(&mut self.pending_submits);
+        let refused = self.admit(&mut submits);
+        for s in &refused {
+            self.ack(s.request_id, false, BUSY);
+        }
+        if submits.is_empty() {
+            return;
+        }
         let me = self.me_bytes();
         let items = submits.iter().map(|s| (s.user, s.data.clone())).collect();
         let accepted = match tokio::task::block_in_place(|| self.store.accept_inputs(me, items)) {
@@ -113,6 +125,39 @@ impl Node {
             self.ack(s.request_id, true, "");
         }
         self.try_propose(false);
+    }
+
+    /// Admission control: keeps the submits that fit under `max_pending_input_bytes`, in
+    /// arrival order, and returns the rest (from the first that does not fit: a user's later
+    /// input is not taken while an earlier one was turned away).
+    fn admit(&mut self, submits: &mut Vec<Submit>) -> Vec<Submit> {
+        let limit = self.cfg.max_pending_input_bytes;
+        let mut footprint = self.mempool.footprint();
+        let fits = submits
+            .iter()
+            .take_while(|s| {
+                footprint += s.data.len() + mempool::PER_INPUT_COST;
+                footprint <= limit
+            })
+            .count();
+        let refused = submits.split_off(fits);
+        match (refused.is_empty(), self.refusing_inputs) {
+            (false, false) => {
+                warn!(
+                    pending = self.mempool.len(),
+                    pending_bytes = self.mempool.bytes(),
+                    limit,
+                    "inputs waiting for a ledger reached max_pending_input_bytes; refusing users' new inputs"
+                );
+                self.refusing_inputs = true;
+            }
+            (true, true) => {
+                info!(pending = self.mempool.len(), "accepting users' inputs again");
+                self.refusing_inputs = false;
+            }
+            _ => {}
+        }
+        refused
     }
 
     fn ack(&mut self, request_id: u64, accepted: bool, reason: &str) {
