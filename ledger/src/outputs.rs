@@ -50,11 +50,9 @@ impl Outcome {
         let mut outputs: Vec<&([u8; 32], Bytes)> = self.outputs.iter().collect();
         outputs.sort_by_key(|o| o.0);
         let (kind, value) = self.exit.encode();
-        let mut w = Writer::with_capacity(9 + outputs.iter().map(|(_, d)| 36 + d.len()).sum::<usize>());
-        w.u8(kind).u32(value as u32).u32(outputs.len() as u32);
-        for (user, data) in outputs {
-            w.fixed(user).bytes(data);
-        }
+        let mut w = Writer::with_capacity(5 + encoded_len(outputs.iter().copied()));
+        w.u8(kind).u32(value as u32);
+        write_outputs(&mut w, outputs.into_iter());
         w.finish()
     }
 
@@ -71,13 +69,7 @@ impl Outcome {
             3 => ExitKind::SpawnError,
             other => return Err(DecodeError::Invalid { what: "exit kind", problem: format!("unknown kind {other}") }),
         };
-        let n = r.count("outputs", 36, usize::MAX)?;
-        let mut outputs = Vec::with_capacity(n);
-        for _ in 0..n {
-            let user = r.array::<32>("output user")?;
-            let data = r.bytes("output data", bytes.len())?;
-            outputs.push((user, Bytes::copy_from_slice(data)));
-        }
+        let outputs = read_outputs(&mut r, bytes.len())?;
         r.finish()?;
         Ok(Outcome { exit, outputs })
     }
@@ -88,25 +80,40 @@ pub type UserOutputs = Vec<([u8; 32], Bytes)>;
 
 /// Encodes outputs for [`decode_outputs`].
 pub fn encode_outputs(outputs: &[([u8; 32], Bytes)]) -> Vec<u8> {
-    let mut w = Writer::with_capacity(4 + outputs.iter().map(|(_, d)| 36 + d.len()).sum::<usize>());
-    w.u32(outputs.len() as u32);
-    for (user, data) in outputs {
-        w.fixed(user).bytes(data);
-    }
+    let mut w = Writer::with_capacity(encoded_len(outputs.iter()));
+    write_outputs(&mut w, outputs.iter());
     w.finish()
 }
 
 /// Decodes what [`encode_outputs`] wrote; every length is checked against the bytes present.
 pub fn decode_outputs(bytes: &[u8]) -> Result<UserOutputs, DecodeError> {
     let mut r = Reader::new(bytes);
+    let outputs = read_outputs(&mut r, bytes.len())?;
+    r.finish()?;
+    Ok(outputs)
+}
+
+/// `u32 n | ([32] user | u32 len | data)*`, in the order given.
+fn write_outputs<'a>(w: &mut Writer, outputs: impl ExactSizeIterator<Item = &'a ([u8; 32], Bytes)>) {
+    w.u32(outputs.len() as u32);
+    for (user, data) in outputs {
+        w.fixed(user).bytes(data);
+    }
+}
+
+fn encoded_len<'a>(outputs: impl Iterator<Item = &'a ([u8; 32], Bytes)>) -> usize {
+    4 + outputs.map(|(_, d)| 36 + d.len()).sum::<usize>()
+}
+
+/// Reads what [`write_outputs`] wrote; no length may exceed `limit` (the bytes present).
+fn read_outputs(r: &mut Reader<'_>, limit: usize) -> Result<UserOutputs, DecodeError> {
     let n = r.count("outputs", 36, usize::MAX)?;
     let mut outputs = Vec::with_capacity(n);
     for _ in 0..n {
         let user = r.array::<32>("output user")?;
-        let data = r.bytes("output data", bytes.len())?;
+        let data = r.bytes("output data", limit)?;
         outputs.push((user, Bytes::copy_from_slice(data)));
     }
-    r.finish()?;
     Ok(outputs)
 }
 

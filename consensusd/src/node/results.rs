@@ -131,7 +131,7 @@ impl Node {
                     self.hand_over(seq, outputs);
                 } else {
                     // Outputs fetched from peers may be waiting in the store before this one.
-                    self.hand_over_from_store(self.handed_up_to);
+                    self.hand_over_held();
                 }
             }
         }
@@ -203,8 +203,8 @@ impl Node {
         self.hand_over_from_store(from);
     }
 
-    /// Hands userd the released outputs held back while an earlier ledger's outcome was being
-    /// fetched from peers (`outcomes`), now that it is in or given up.
+    /// Hands userd the released outputs it has not got yet: those held back while an earlier
+    /// ledger's outcome was being fetched from peers (`outcomes`), now that it is in or given up.
     pub(super) fn hand_over_held(&mut self) {
         if self.session_ready() {
             self.hand_over_from_store(self.handed_up_to);
@@ -213,7 +213,7 @@ impl Node {
 
     /// Hands userd, from the store, the outputs released after ledger `from`, up to the first
     /// ledger whose outcome is still being fetched.
-    pub(super) fn hand_over_from_store(&mut self, from: u64) {
+    fn hand_over_from_store(&mut self, from: u64) {
         let through = match self.wanted_outcomes.keys().next() {
             Some(first) => self.delivered_up_to.min(first - 1),
             None => self.delivered_up_to,
