@@ -23,6 +23,7 @@ mod outcomes;
 mod recovery;
 mod results;
 mod sync;
+pub use sync::FAR_BEHIND;
 mod users;
 
 use crate::executor::{ExecFailure, Executed};
@@ -131,6 +132,8 @@ pub struct Node {
     last_result: Option<ResultSummary>,
     /// Highest sequence handed to the executor.
     exec_requested: u64,
+    /// Highest sequence execd's state is known to have reached (run here or copied).
+    executed_up_to: u64,
     /// This node's own execution outcomes not yet matched with a certificate.
     executed: BTreeMap<u64, Executed>,
     /// The state hash after this node's last execution.
@@ -222,6 +225,7 @@ impl Node {
             accepted_while_fresh: HashSet::new(),
             wanted_outcomes: BTreeMap::new(),
             exec_requested: record.ledger.seq.saturating_sub(1),
+            executed_up_to: record.ledger.seq.saturating_sub(1),
             last: record.ledger,
             last_result,
             cfg,
@@ -362,6 +366,7 @@ impl Node {
             }
             Event::AlreadyApplied { seq } => {
                 self.executed.remove(&seq);
+                self.executed_up_to = self.executed_up_to.max(seq);
             }
             Event::StateSynced(result) => self.on_state_synced(result),
             Event::Tick => self.on_tick(),
@@ -430,6 +435,7 @@ impl Node {
     fn on_tick(&mut self) {
         self.broadcast_status();
         self.maybe_catch_up();
+        self.maybe_copy_state_instead_of_replaying();
         self.ask_for_outcomes();
         self.ticks += 1;
         for validator in self.peers.take_lossy() {

@@ -14,7 +14,11 @@ use tracing::{debug, error, info, warn};
 impl Node {
     pub(super) fn on_executed(&mut self, done: Executed) {
         let seq = done.seq;
-        self.state_hash = done.state_hash;
+        // A run reported after a state copy past it says nothing of the state now.
+        if seq >= self.executed_up_to {
+            self.state_hash = done.state_hash;
+            self.executed_up_to = seq;
+        }
         let outputs_hash = done.outcome.hash();
         debug!(seq, state_hash = %hex::encode(done.state_hash), outputs = done.outcome.outputs.len(), "executed");
         // A certificate may already be known (catch-up, or peers were faster).

@@ -6,6 +6,10 @@ use hp_ledger::store::KEPT_OUTPUTS;
 use std::time::Duration;
 use tracing::{error, info, warn};
 
+/// Ledgers behind which a node copies the state rather than running them one by one (about
+/// five seconds of contract starts).
+pub const FAR_BEHIND: u64 = 1024;
+
 /// How long a node keeps trying peers before reporting the copy as failed (and trying again).
 const ATTEMPTS: u32 = 20;
 
@@ -58,6 +62,7 @@ impl Node {
                 self.diverged = false;
                 self.state_hash = report.state_hash;
                 self.executed.retain(|seq, _| *seq > report.seq);
+                self.executed_up_to = self.executed_up_to.max(report.seq);
                 self.want_skipped_outcomes(report.seq);
                 if self.last.seq > report.seq {
                     // Run the ledgers after the copied state; the executor replays from the store.
@@ -80,6 +85,36 @@ impl Node {
                 warn!("state copy will be retried");
             }
         }
+    }
+
+    /// A node this far behind the network in running the chain (it rebuilds it from peers, or
+    /// was down a long time) copies a peer's state instead of running every ledger since:
+    /// running them takes a contract start each, a copy only what differs. Measured against
+    /// the network's tip, not this node's: catch-up and replay run at once. The ledgers skipped are run by no one
+    /// here; their outputs are fetched from peers (`want_skipped_outcomes`).
+    pub(super) fn maybe_copy_state_instead_of_replaying(&mut self) {
+        let tip = self.last.seq.max(self.network_tip());
+        if self.syncing || tip <= self.executed_up_to + FAR_BEHIND {
+            return;
+        }
+        info!(
+            executed = self.executed_up_to,
+            lcl_seq = self.last.seq,
+            network_lcl_seq = tip,
+            "far behind in running the chain; copying the state from a peer instead"
+        );
+        self.start_state_sync();
+    }
+
+    /// The last ledger the network holds as far as peers' status says, counting only what at
+    /// least one honest peer must have announced: with at most `n - q` faulty nodes, the
+    /// `(n - q + 1)`-th highest announcement (0 while fewer peers have spoken), so a peer that
+    /// claims a chain it does not have cannot set it.
+    fn network_tip(&self) -> u64 {
+        let faulty = self.cfg.unl.len().saturating_sub(self.cfg.quorum);
+        let mut announced: Vec<u64> = self.peer_status.values().map(|s| s.lcl_seq).collect();
+        announced.sort_unstable_by(|a, b| b.cmp(a));
+        announced.get(faulty).copied().unwrap_or(0)
     }
 
     /// The copied state is that after ledger `synced`: this node never runs the ledgers up to it

@@ -241,6 +241,20 @@ impl Scenario {
                 problems.push(format!("node {} did not reach ledger {target} after the load", node.index + 1));
             }
         }
+        // A node that rebuilt its chain from peers runs the ledgers after storing them: its
+        // execution may still be behind its last ledger. With no more inputs the state stops
+        // changing, so every node must come to the same state.
+        let running: Vec<&Node> = self.cluster.nodes.iter().filter(|n| n.is_running()).collect();
+        let state_of = |n: &Node| n.status().and_then(|s| s["state_hash"].as_str().map(str::to_string));
+        let converged = crate::wait::poll_until(Duration::from_secs(90), || {
+            let states: Vec<Option<String>> = running.iter().map(|n| state_of(n)).collect();
+            (states.iter().all(Option::is_some) && states.windows(2).all(|w| w[0] == w[1])).then_some(())
+        });
+        if converged.is_none() {
+            let states: Vec<String> =
+                running.iter().map(|n| format!("node {}: {:?}", n.index + 1, state_of(n))).collect();
+            problems.push(format!("the nodes' states did not converge after the load: {}", states.join(", ")));
+        }
         let statuses: Vec<_> = self.cluster.nodes.iter().map(|n| n.status()).collect();
         for node in self.cluster.nodes.iter_mut().filter(|n| n.is_running()) {
             match node.stop() {

@@ -111,3 +111,42 @@ fn a_damaged_state_is_copied_from_peers_moving_only_the_files_that_differ() {
     let content = std::fs::read_to_string(dir.join("state").join("inputs.log")).unwrap();
     assert!(content.contains("small"), "{content}");
 }
+
+/// A node more than `FAR_BEHIND` (1024) ledgers behind in running its chain copies a peer's
+/// state instead of running every ledger since (a contract start each). Here a wiped node comes
+/// back after the two others (threshold 0.6: q = 2) closed some 1,300 heartbeat ledgers.
+#[test]
+fn a_node_far_behind_copies_the_state_instead_of_running_every_ledger() {
+    let mut cluster = Cluster::start(ClusterOptions {
+        roundtime_ms: 1,
+        edit: Some(Box::new(|_, c| c.threshold = 0.6)),
+        ..stateful(3)
+    });
+    for i in 0..3 {
+        send_one(&cluster.nodes[i].url(), format!("input {i}").as_bytes(), LONG);
+    }
+    cluster.node(2).stop();
+    let dir = cluster.nodes[2].dir.clone();
+    for sub in ["hist", "state"] {
+        std::fs::remove_dir_all(dir.join(sub)).unwrap();
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let far = hp_consensusd::node::FAR_BEHIND + 300;
+    wait_until("the two others to close enough heartbeat ledgers", Duration::from_secs(180), || {
+        (cluster.nodes[0].lcl_seq() >= far).then_some(())
+    });
+    cluster.node(2).start();
+    cluster.nodes[2].wait_ready(LONG);
+    wait_converged(&cluster);
+    let log = cluster.nodes[2].log();
+    let notable: Vec<&str> = log.lines().filter(|l| !l.contains("ledger closed") && !l.contains("caught up")).collect();
+    assert!(
+        log.contains("copying the state from a peer instead"),
+        "node 3 did not copy the state:\n{}",
+        notable.join("\n")
+    );
+    let inputs = std::fs::read_to_string(dir.join("state").join("inputs.log")).unwrap();
+    assert_eq!(inputs.lines().count(), 3, "{inputs}");
+    let (code, text) = cluster.nodes[2].verify();
+    assert_eq!(code, 0, "{text}");
+}
