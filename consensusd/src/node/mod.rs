@@ -23,7 +23,6 @@ mod outcomes;
 mod recovery;
 mod results;
 mod sync;
-pub use sync::FAR_BEHIND;
 mod users;
 
 use crate::executor::{ExecFailure, Executed};
@@ -435,7 +434,6 @@ impl Node {
     fn on_tick(&mut self) {
         self.broadcast_status();
         self.maybe_catch_up();
-        self.maybe_copy_state_instead_of_replaying();
         self.ask_for_outcomes();
         self.ticks += 1;
         for validator in self.peers.take_lossy() {
