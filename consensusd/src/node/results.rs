@@ -153,7 +153,12 @@ impl Node {
     /// this node itself accepted since then.
     pub(super) fn releasable(&mut self, seq: u64, outputs: UserOutputs) -> UserOutputs {
         if seq > self.decided_elsewhere_up_to {
-            self.accepted_while_fresh = Default::default();
+            // Not needed any more — unless an earlier ledger's outcome is still being fetched.
+            let earlier_pending =
+                self.wanted_outcomes.keys().next().is_some_and(|w| *w <= self.decided_elsewhere_up_to);
+            if !earlier_pending {
+                self.accepted_while_fresh = Default::default();
+            }
             return outputs;
         }
         if self.accepted_while_fresh.is_empty() {
