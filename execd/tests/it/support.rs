@@ -18,11 +18,15 @@ pub fn contract_bin() -> &'static Path {
             ok.is_ok_and(|s| s.success()),
             "these tests compile C contracts and need a C compiler as `cc` on PATH (apt-get install gcc)"
         );
-        let dir = tempfile::Builder::new().prefix("hp-execd-contract").tempdir().unwrap().keep();
-        let out = dir.join("contract");
+        // Under the target folder (not /tmp, where it would outlive the run); compiled under a
+        // name of this process and renamed, so that two test runs never see half a binary.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let out = dir.join("execd-test-contract");
+        let building = dir.join(format!("execd-test-contract.{}", std::process::id()));
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/contracts/contract.c");
-        let status = Command::new("cc").args(["-O0", "-o"]).arg(&out).arg(&src).status().unwrap();
+        let status = Command::new("cc").args(["-O0", "-o"]).arg(&building).arg(&src).status().unwrap();
         assert!(status.success(), "cc failed on {}", src.display());
+        std::fs::rename(&building, &out).unwrap();
         out
     })
 }
