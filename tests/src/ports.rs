@@ -57,11 +57,29 @@ fn claim(port: u16) -> bool {
     false
 }
 
+/// Removes the claims of processes that are gone, so that the claims folder holds about as many
+/// files as there are test processes running, not one per port any run ever used.
+fn sweep_dead_claims() {
+    let Ok(entries) = std::fs::read_dir(claims_dir()) else { return };
+    for entry in entries.flatten() {
+        let holder = std::fs::read_to_string(entry.path()).ok().and_then(|s| s.trim().parse::<u32>().ok());
+        // A claim being written has no pid yet: leave it to its writer.
+        if let Some(pid) = holder
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (and, as far as can be checked, on ::1), claimed for this
 /// process.
 pub fn free_port() -> u16 {
     let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let handed = handed.get_or_insert_with(HashSet::new);
+    let handed = handed.get_or_insert_with(|| {
+        sweep_dead_claims();
+        HashSet::new()
+    });
     let (low, high) = range();
     let span = u32::from(high - low) + 1;
     // Start somewhere different in each process, then walk.
