@@ -164,6 +164,8 @@ impl LocalCluster {
                 .arg("run")
                 .arg(&node.dir)
                 .env(crate::bins::BIN_DIR_ENV, &self.bin_dir)
+                // Nodes stop with hp-bench, even a killed one (they are started on its main thread).
+                .env("HP_EXIT_WITH_PARENT", "1")
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(err)

@@ -1,4 +1,4 @@
-//! How a daemon relates to the supervisor that started it.
+//! How a daemon relates to the process that started it.
 
 /// When started by the supervisor (`HP_SUPERVISED=1`), asks the kernel to send SIGTERM when the
 /// supervisor dies, so no daemon lives on as an orphan; exits at once if it already died.
@@ -6,12 +6,18 @@ pub fn die_with_parent() {
     if std::env::var_os("HP_SUPERVISED").is_none_or(|v| v != "1") {
         return;
     }
-    let parent = nix::unistd::getppid();
-    if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).is_err() {
-        tracing::warn!("cannot ask to die with the supervisor");
-    }
-    // The parent may have died before the request above took effect.
-    if nix::unistd::getppid() != parent || parent.as_raw() == 1 {
+    if !sigterm_when_parent_dies() {
         std::process::exit(0);
     }
+}
+
+/// Asks the kernel to send this process SIGTERM when the thread that started it exits
+/// (`PR_SET_PDEATHSIG`). Returns false if the parent is already gone: it may have died before
+/// the request took effect, and then no signal will ever come.
+pub fn sigterm_when_parent_dies() -> bool {
+    let parent = nix::unistd::getppid();
+    if let Err(error) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM) {
+        tracing::warn!(%error, "cannot ask to be stopped with the parent process");
+    }
+    nix::unistd::getppid() == parent && parent.as_raw() != 1
 }

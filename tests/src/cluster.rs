@@ -229,6 +229,8 @@ impl Node {
             .arg("run")
             .arg(&self.dir)
             .env("HP_BIN_DIR", bin_dir())
+            // Nodes stop with the test runner, even one killed from outside.
+            .env("HP_EXIT_WITH_PARENT", "1")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)

@@ -34,8 +34,8 @@ pub enum CommandError {
     Supervise(#[from] crate::supervisor::SuperviseError),
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
-    #[error("`hotpocket {0}` is not implemented yet")]
-    NotImplemented(&'static str),
+    #[error("the process that started `hotpocket run` has already exited ({var}=1)")]
+    ParentGone { var: &'static str },
 }
 
 impl CommandError {

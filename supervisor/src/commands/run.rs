@@ -1,15 +1,27 @@
 //! `hotpocket run <dir> [--log-format json|text]`: validates the config, prepares `run/` and
 //! runs the supervisor until SIGTERM/SIGINT.
+//!
+//! With `HP_EXIT_WITH_PARENT=1` it also stops (as on SIGTERM) when the process that started it
+//! exits: for launchers other than systemd, and for test kits, whose nodes must not outlive a
+//! test runner that was killed.
 
 use super::CommandError;
 use crate::cli::RunArgs;
 use crate::supervisor::{self, Options, Timing, rundir, spawn};
 use hp_cfg::{Config, ContractDir};
 
+/// Set to `1`: stop when the parent process exits.
+pub const EXIT_WITH_PARENT_ENV: &str = "HP_EXIT_WITH_PARENT";
+
 pub async fn run(args: &RunArgs) -> Result<(), CommandError> {
     // Signals first: a SIGTERM that arrives while the daemons start must still stop them.
     let shutdown = hp_daemon::shutdown::on_signals()
         .map_err(|source| CommandError::Io { what: "cannot install signal handlers".into(), source })?;
+    if std::env::var_os(EXIT_WITH_PARENT_ENV).is_some_and(|v| v == "1")
+        && !hp_daemon::process::sigterm_when_parent_dies()
+    {
+        return Err(CommandError::ParentGone { var: EXIT_WITH_PARENT_ENV });
+    }
     let config = Config::load(&ContractDir::new(&args.dir).config_file())?;
     let log_format = args.log_format.map_or(config.logformat, Into::into);
     hp_daemon::logging::init("supervisor", &config.loglevel, log_format);

@@ -1,7 +1,8 @@
 //! Stopping the node: SIGTERM/SIGINT stop the daemons in order and exit 0 within 5 s; a
-//! SIGKILLed supervisor takes its daemons along.
+//! SIGKILLed supervisor takes its daemons along; with `HP_EXIT_WITH_PARENT=1` the node stops when
+//! whatever started it dies.
 
-use crate::kit::{Supervisor, TestDir, alive, bin_dir_with, wait_for};
+use crate::kit::{Supervisor, TestDir, alive, bin_dir_with, hotpocket, require_daemons, wait_for};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
@@ -120,4 +121,35 @@ fn a_new_supervisor_kills_daemons_a_killed_one_left_behind() {
     assert!(second.log_text().contains("left over"), "{}", second.log_text());
     let s = second.status().expect("the new supervisor answers");
     assert_ne!(s["components"]["execd"]["pid"].as_u64(), Some(u64::from(orphan)));
+}
+
+#[test]
+fn with_exit_with_parent_a_node_stops_cleanly_when_its_launcher_is_killed() {
+    let t = TestDir::new();
+    let pid_file = t.tmp.path().join("hotpocket.pid");
+    // A launcher that is not the test: a shell that starts the node and waits for it.
+    let mut launcher = std::process::Command::new("sh");
+    launcher
+        .arg("-c")
+        .arg(r#"HP_EXIT_WITH_PARENT=1 "$0" run "$1" & echo $! > "$2"; wait"#)
+        .arg(hotpocket())
+        .arg(t.root())
+        .arg(&pid_file);
+    let mut node = t.spawn(require_daemons(), launcher);
+    let daemons = Supervisor::pids(&node.wait_running(Duration::from_secs(20)));
+    let supervisor: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // Only the launcher: the node shares its process group, and that is not signalled.
+    node.signal(Signal::SIGKILL);
+    node.wait_exit(Duration::from_secs(2)).expect("SIGKILL ends the launcher");
+    let gone =
+        wait_for(Duration::from_secs(5), || (!alive(supervisor) && daemons.iter().all(|p| !alive(*p))).then_some(()));
+    assert!(
+        gone.is_some(),
+        "the node outlived its launcher: supervisor alive {}, daemons {:?}\n{}",
+        alive(supervisor),
+        daemons.map(alive),
+        node.log_text()
+    );
+    let log = node.log_text();
+    assert!(log.contains("supervisor stopped"), "stopped in order, as on SIGTERM:\n{log}");
 }
