@@ -88,6 +88,9 @@ CREATE TABLE IF NOT EXISTS agreed_outcomes (
     seq     INTEGER PRIMARY KEY,
     outcome BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS wanted_outcomes (
+    seq INTEGER PRIMARY KEY
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -111,6 +114,7 @@ fn keep_outcome(
             params![seq, outcome.encode()],
         )
         .map_err(sql("store outcome"))?;
+        tx.execute("DELETE FROM wanted_outcomes WHERE seq = ?1", params![seq]).map_err(sql("forget wanted"))?;
     }
     if let Some(outputs) = released {
         tx.execute(
@@ -124,6 +128,8 @@ fn keep_outcome(
         .map_err(sql("drop old outputs"))?;
     tx.execute("DELETE FROM agreed_outcomes WHERE seq <= ?1", params![oldest_dropped])
         .map_err(sql("drop old outcomes"))?;
+    tx.execute("DELETE FROM wanted_outcomes WHERE seq <= ?1", params![oldest_dropped])
+        .map_err(sql("drop old wanted outcomes"))?;
     Ok(())
 }
 
@@ -371,6 +377,46 @@ impl Store {
         keep_outcome(&tx, seq, Some(agreed), Some(released))?;
         tx.commit().map_err(sql("commit outcome"))?;
         Ok(())
+    }
+
+    /// Stores the result certificate of ledger `cert.height`, whose outcome this node could not
+    /// compute itself, and notes in the same transaction that the outcome is wanted from peers:
+    /// a node restarted before it arrives asks again ([`Self::wanted_outcomes`]).
+    pub fn set_result_wanting_outcome(&mut self, cert: &ResultCertificate) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(sql("begin result"))?;
+        tx.execute(SET_RESULT, params![record::result_bytes(cert), cert.height as i64]).map_err(sql("store result"))?;
+        tx.execute("INSERT OR IGNORE INTO wanted_outcomes (seq) VALUES (?1)", params![cert.height as i64])
+            .map_err(sql("store wanted"))?;
+        tx.commit().map_err(sql("commit result"))?;
+        Ok(())
+    }
+
+    /// Notes that the outcomes of the certified ledgers `seqs` are wanted from peers.
+    pub fn want_outcomes(&mut self, seqs: &[u64]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(sql("begin wanted"))?;
+        for seq in seqs {
+            tx.execute("INSERT OR IGNORE INTO wanted_outcomes (seq) VALUES (?1)", params![*seq as i64])
+                .map_err(sql("store wanted"))?;
+        }
+        tx.commit().map_err(sql("commit wanted"))?;
+        Ok(())
+    }
+
+    /// Forgets that ledger `seq`'s outcome is wanted (given up). Keeping the outcome
+    /// ([`Self::keep_outcome`]) forgets it too.
+    pub fn forget_wanted_outcome(&self, seq: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM wanted_outcomes WHERE seq = ?1", params![seq as i64])
+            .map_err(sql("forget wanted"))?;
+        Ok(())
+    }
+
+    /// The ledgers whose outcomes are wanted from peers, oldest first.
+    pub fn wanted_outcomes(&self) -> Result<Vec<u64>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT seq FROM wanted_outcomes ORDER BY seq").map_err(sql("read wanted"))?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).map_err(sql("read wanted"))?;
+        rows.map(|row| row.map(|seq| seq as u64).map_err(sql("read wanted"))).collect()
     }
 
     /// The canonical bytes of ledger `seq`'s agreed outcome ([`Outcome::encode`]), if kept.

@@ -208,6 +208,10 @@ impl Node {
         let state_hash = [0u8; 32];
         let delivered_up_to =
             if last_result.is_some() || record.ledger.seq == 0 { record.ledger.seq } else { record.ledger.seq - 1 };
+        let wanted_outcomes = outcomes::wanted_at_start(&store, record.ledger.seq);
+        // Outputs after the first ledger still wanted wait for it, as they did before a restart.
+        let handed_up_to =
+            wanted_outcomes.keys().next().map_or(delivered_up_to, |first| delivered_up_to.min(first.saturating_sub(1)));
         let recovery = recovery::RecoveryFile::open(&cfg.recovery_path)?;
         let resume = recovery.load(&cfg.unl_keys);
         Ok(Self {
@@ -222,7 +226,7 @@ impl Node {
             fresh_start: record.ledger.seq == 0,
             decided_elsewhere_up_to: 0,
             accepted_while_fresh: HashSet::new(),
-            wanted_outcomes: BTreeMap::new(),
+            wanted_outcomes,
             exec_requested: record.ledger.seq.saturating_sub(1),
             executed_up_to: record.ledger.seq.saturating_sub(1),
             last: record.ledger,
@@ -246,7 +250,7 @@ impl Node {
             pending_submits: Vec::new(),
             awaiting_snapshot: false,
             refusing_inputs: false,
-            handed_up_to: delivered_up_to,
+            handed_up_to,
             peer_status: HashMap::new(),
             catchup: catchup::CatchUp::default(),
             ticks: 0,

@@ -9,6 +9,7 @@ use super::Node;
 use crate::wire;
 use hp_ledger::Outcome;
 use hp_ledger::store::KEPT_OUTPUTS;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
@@ -30,14 +31,67 @@ pub(super) struct Wanted {
     attempts: usize,
 }
 
-impl Node {
-    /// Ledger `seq` is certified and this node has no outputs of its own for it: asks peers.
-    pub(super) fn want_outcome(&mut self, seq: u64) {
-        if self.wanted_outcomes.len() >= MAX_WANTED && !self.wanted_outcomes.contains_key(&seq) {
-            warn!(seq, "too many ledgers' outputs missing at once; this one is not fetched");
-            return;
+impl Wanted {
+    fn new() -> Self {
+        Wanted { since: Instant::now(), asked: None, attempts: 0 }
+    }
+}
+
+/// The outcomes a previous run of this node was still waiting for (the store notes them), those
+/// peers still keep: this run asks for them again. Ledgers after the first of them are handed to
+/// userd only once it is in, as before the restart.
+pub(super) fn wanted_at_start(store: &hp_ledger::Store, last_seq: u64) -> BTreeMap<u64, Wanted> {
+    let oldest_kept = last_seq.saturating_sub(KEPT_OUTPUTS);
+    match store.wanted_outcomes() {
+        Ok(seqs) => {
+            let wanted: BTreeMap<u64, Wanted> =
+                seqs.into_iter().filter(|seq| *seq > oldest_kept).map(|seq| (seq, Wanted::new())).collect();
+            if let Some(first) = wanted.keys().next() {
+                info!(first, ledgers = wanted.len(), "still fetching the agreed outputs of ledgers from peers");
+            }
+            wanted
         }
-        self.wanted_outcomes.entry(seq).or_insert(Wanted { since: Instant::now(), asked: None, attempts: 0 });
+        Err(e) => {
+            error!(error = %e, "cannot read which ledgers' outputs were being fetched");
+            BTreeMap::new()
+        }
+    }
+}
+
+impl Node {
+    /// Ledgers `seqs` are certified and this node has no outputs of its own for them: asks
+    /// peers, and notes it in the store so that a restart does not forget them.
+    pub(super) fn want_outcomes(&mut self, seqs: Vec<u64>) {
+        let seqs: Vec<u64> = seqs
+            .into_iter()
+            .filter(|seq| {
+                let room = self.wanted_outcomes.len() < MAX_WANTED || self.wanted_outcomes.contains_key(seq);
+                if !room {
+                    warn!(seq, "too many ledgers' outputs missing at once; this one is not fetched");
+                }
+                room
+            })
+            .collect();
+        let durable: Vec<u64> = seqs.iter().copied().filter(|seq| self.want_survives_restart(*seq)).collect();
+        if let Err(e) = self.store.want_outcomes(&durable) {
+            error!(error = %e, "cannot note which ledgers' outputs are fetched; a restart would forget them");
+        }
+        for seq in seqs {
+            self.track_wanted(seq);
+        }
+    }
+
+    /// Whether the note that ledger `seq`'s outcome is wanted may outlive this process. Not for
+    /// a ledger peers decided before this node started with an empty chain: of those, only the
+    /// outputs of inputs accepted since then are released (`releasable`), which a restarted
+    /// process no longer knows.
+    pub(super) fn want_survives_restart(&self, seq: u64) -> bool {
+        seq > self.decided_elsewhere_up_to
+    }
+
+    /// Asks peers for ledger `seq`'s outcome (the store already notes it where it should).
+    pub(super) fn track_wanted(&mut self, seq: u64) {
+        self.wanted_outcomes.entry(seq).or_insert_with(Wanted::new);
         self.ask_for_outcomes();
     }
 
@@ -77,6 +131,9 @@ impl Node {
         if !given_up.is_empty() {
             for seq in given_up {
                 self.wanted_outcomes.remove(&seq);
+                if let Err(e) = self.store.forget_wanted_outcome(seq) {
+                    warn!(seq, error = %e, "cannot note that a ledger's outputs are given up");
+                }
                 error!(seq, "no peer sent the agreed outputs of this ledger; its users on this node do not get them");
             }
             self.hand_over_held();

@@ -118,6 +118,8 @@ impl Node {
         // that could not compute them can ask for them (`serve_outcome`).
         let stored = if agreed.is_some() || release.is_some() {
             self.store.set_result_with_outcome(&cert, agreed.as_ref(), release.as_deref())
+        } else if differs && self.want_survives_restart(seq) {
+            self.store.set_result_wanting_outcome(&cert)
         } else {
             self.store.set_result(&cert)
         };
@@ -126,7 +128,7 @@ impl Node {
             return;
         }
         if differs {
-            self.want_outcome(seq);
+            self.track_wanted(seq);
         }
         if let Some(outputs) = release {
             self.delivered_up_to = seq;

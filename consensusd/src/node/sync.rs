@@ -90,12 +90,10 @@ impl Node {
     /// (see `releasable`).
     fn want_skipped_outcomes(&mut self, synced: u64) {
         let from = self.delivered_up_to.max(synced.saturating_sub(KEPT_OUTPUTS / 2)) + 1;
-        for seq in from..=synced {
-            if seq <= self.decided_elsewhere_up_to && self.accepted_while_fresh.is_empty() {
-                continue;
-            }
-            self.want_outcome(seq);
-        }
+        let skipped = (from..=synced)
+            .filter(|seq| *seq > self.decided_elsewhere_up_to || !self.accepted_while_fresh.is_empty())
+            .collect();
+        self.want_outcomes(skipped);
         self.delivered_up_to = self.delivered_up_to.max(synced);
     }
 }

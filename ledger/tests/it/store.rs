@@ -128,3 +128,34 @@ fn outcomes_and_delivered_outputs_are_kept_with_the_result_for_recent_ledgers_on
     assert_eq!(store.agreed_outcome(far.height).unwrap(), Some(outcome_of(9).encode()));
     assert_eq!(store.outputs_after(far.height - 1, far.height).unwrap(), vec![(far.height, outputs_of(9))]);
 }
+
+#[test]
+fn wanted_outcomes_survive_reopening_until_kept_forgotten_or_too_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let net = Network::new(3);
+    let chain = net.chain(3);
+    let outcome = Outcome { exit: ExitKind::Code(0), outputs: vec![([7; 32], Bytes::from_static(b"agreed"))] };
+    {
+        let mut store = Store::open(&path, &chain[0].ledger).unwrap();
+        for record in &chain[1..] {
+            let mut without_result = record.clone();
+            without_result.result = None;
+            store.append(&without_result).unwrap();
+        }
+        // Ledger 2's own run differed: its certificate goes in with the note that its outcome is wanted.
+        store.set_result_wanting_outcome(chain[2].result.as_ref().unwrap()).unwrap();
+        store.want_outcomes(&[1, 3, 3]).unwrap();
+    }
+    let mut store = Store::open(&path, &chain[0].ledger).unwrap();
+    assert_eq!(store.all().unwrap()[2], chain[2], "the certificate went in with the note");
+    assert_eq!(store.wanted_outcomes().unwrap(), vec![1, 2, 3], "a restarted node asks again");
+    store.keep_outcome(2, &outcome, &outcome.outputs).unwrap();
+    store.forget_wanted_outcome(1).unwrap();
+    assert_eq!(store.wanted_outcomes().unwrap(), vec![3]);
+    // Outcomes peers no longer keep are not wanted any more.
+    let mut far = chain[3].result.clone().unwrap();
+    far.height = 3 + hp_ledger::store::KEPT_OUTPUTS;
+    store.set_result_with_outcome(&far, None, Some(&[])).unwrap();
+    assert_eq!(store.wanted_outcomes().unwrap(), Vec::<u64>::new());
+}

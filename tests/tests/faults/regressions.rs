@@ -2,6 +2,7 @@
 
 use hp_tests::harness::faults::{kill_component, wipe};
 use hp_tests::harness::load::LoadOptions;
+use hp_tests::harness::proxy::Mode;
 use hp_tests::harness::{Scenario, ScenarioOptions};
 use std::time::Duration;
 
@@ -151,7 +152,6 @@ fn a_node_rebuilding_from_peers_does_not_resend_old_outputs() {
 /// the peers certainly put the input in a ledger before node 2 has caught up.
 #[test]
 fn a_node_catching_up_from_scratch_delivers_the_outputs_of_inputs_it_accepted_meanwhile() {
-    use hp_tests::harness::proxy::Mode;
     let mut s = Scenario::start(
         "regression: outputs of own inputs while catching up",
         ScenarioOptions { roundtime_ms: 20, proxy: true, ..quiet() },
@@ -199,10 +199,12 @@ fn a_node_catching_up_from_scratch_delivers_the_outputs_of_inputs_it_accepted_me
 /// ledger's outputs, so users connected to it never got them. Now it fetches the agreed outcome
 /// from a peer, checks it against the result certificate and releases it in ledger order.
 /// Here the test contract writes one byte more on node 3 while the switch file exists: a
-/// contract that is not deterministic there, under load, for a while.
+/// contract that is not deterministic there, under load, for a while; at the end its
+/// consensusd is killed while it differs (a restart must not forget what it was fetching).
 #[test]
 fn users_of_a_node_whose_run_differs_get_the_agreed_outputs_from_peers() {
-    let mut s = Scenario::start("regression: one node's runs differ", ScenarioOptions::default());
+    let mut s =
+        Scenario::start("regression: one node's runs differ", ScenarioOptions { proxy: true, ..Default::default() });
     s.check_options().expected_log.extend(["own result differs".to_string(), "differs from the network".to_string()]);
     s.run_load();
     let switch = s.cluster.nodes[2].dir.join(hp_tests::harness::contract::DIVERGE_FILE);
@@ -221,6 +223,22 @@ fn users_of_a_node_whose_run_differs_get_the_agreed_outputs_from_peers() {
     }
     std::fs::remove_file(&switch).unwrap_or_else(|e| panic!("remove {}: {e}", switch.display()));
     s.wait_all_at_tip(RECOVER);
+    // Its consensusd killed as soon as it finds its run differs again, while its links are slow
+    // (the outputs it fetches queue behind everything else): the ledgers whose outputs it was
+    // fetching are noted in its store, and the restarted process fetches them.
+    let proxy = s.proxy.clone().unwrap_or_else(|| panic!("the scenario routes peers through a proxy"));
+    let differed = |s: &Scenario| s.cluster.nodes[2].log().matches("own result differs").count();
+    let before = differed(&s);
+    proxy.partition(&[&[2], &[0, 1, 3, 4]], Mode::Throttle(16 * 1024));
+    std::fs::write(&switch, b"").unwrap_or_else(|e| panic!("create {}: {e}", switch.display()));
+    hp_tests::wait_until("node 3 to differ again", RECOVER, || (differed(&s) > before).then_some(()));
+    kill_component(&s.cluster.nodes[2], "consensusd");
+    std::fs::remove_file(&switch).unwrap_or_else(|e| panic!("remove {}: {e}", switch.display()));
+    proxy.heal();
+    s.wait_all_at_tip(RECOVER);
+    // Whether the kill came while a fetch was pending depends on timing; say which it was.
+    let resumed = s.cluster.nodes[2].log().contains("still fetching the agreed outputs");
+    eprintln!("node 3's consensusd restarted with outputs still to fetch: {resumed}");
     s.expect_progress(20, RECOVER);
     s.run_load();
     s.finish();
