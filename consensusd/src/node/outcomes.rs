@@ -62,14 +62,19 @@ impl Node {
     /// Ledgers `seqs` are certified and this node has no outputs of its own for them: asks
     /// peers, and notes it in the store so that a restart does not forget them.
     pub(super) fn want_outcomes(&mut self, seqs: Vec<u64>) {
+        let mut room = MAX_WANTED.saturating_sub(self.wanted_outcomes.len());
         let seqs: Vec<u64> = seqs
             .into_iter()
             .filter(|seq| {
-                let room = self.wanted_outcomes.len() < MAX_WANTED || self.wanted_outcomes.contains_key(seq);
-                if !room {
-                    warn!(seq, "too many ledgers' outputs missing at once; this one is not fetched");
+                if self.wanted_outcomes.contains_key(seq) {
+                    return true;
                 }
-                room
+                if room == 0 {
+                    warn!(seq, "too many ledgers' outputs missing at once; this one is not fetched");
+                    return false;
+                }
+                room -= 1;
+                true
             })
             .collect();
         let durable: Vec<u64> = seqs.iter().copied().filter(|seq| self.want_survives_restart(*seq)).collect();
