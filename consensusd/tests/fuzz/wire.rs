@@ -156,6 +156,28 @@ fn signed_frames_round_trip_through_bytes() {
     assert!(matches!(back, PeerMessage::Status(s) if s == status));
 }
 
+/// Every change of a signed frame's first byte (its kind's tag): found by the soak's 100,000
+/// cases, where a vote read as a state manifest request. A kind that carries no signature may
+/// come out; a signed one only with the original content.
+#[test]
+fn a_changed_frame_tag_never_makes_another_signed_claim() {
+    let unl = unl(&keys());
+    for frame in signed_frames() {
+        let original = signed_content(&wire::decode(frame.clone(), &unl).unwrap());
+        let bytes = frame.encode_to_vec();
+        for xor in 1u8..=255 {
+            let mut mutant = bytes.clone();
+            mutant[0] ^= xor;
+            if let Ok(mutant) = pb::Frame::decode(mutant.as_slice())
+                && let Ok(message) = wire::decode(mutant, &unl)
+                && let Some(content) = signed_content(&message)
+            {
+                assert_eq!(Some(content), original, "tag byte changed by {xor:#04x}");
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(crate::config())]
 
@@ -201,8 +223,12 @@ proptest! {
             && let Ok(message) = wire::decode(mutant, &unl)
         {
             // Only a change outside what is signed (e.g. a field number prost then skips) may
-            // decode, and then it must say exactly what was signed.
-            prop_assert_eq!(signed_content(&message), original);
+            // decode as a signed kind, and then it must say exactly what was signed. A changed
+            // frame tag can also turn the bytes into a kind that carries no signature (a vote
+            // read as a state manifest request, say): that claims nothing in anyone's name.
+            if let Some(content) = signed_content(&message) {
+                prop_assert_eq!(Some(content), original);
+            }
         }
     }
 
