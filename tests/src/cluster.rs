@@ -118,7 +118,8 @@ impl Cluster {
                 .collect();
             cfg.roundtime_ms = options.roundtime_ms;
             cfg.pubmaxcpm = 0;
-            cfg.loglevel = "info".into();
+            // HP_NODE_LOGLEVEL (a tracing filter) to chase a rare failure with more detail.
+            cfg.loglevel = std::env::var("HP_NODE_LOGLEVEL").unwrap_or_else(|_| "info".into());
             if let Some(edit) = &options.edit {
                 edit(i, &mut cfg);
             }
