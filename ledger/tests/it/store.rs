@@ -1,7 +1,19 @@
 use crate::Network;
 use bytes::Bytes;
 use hp_ledger::chain::verify_chain;
-use hp_ledger::{ExitKind, Ledger, Outcome, Store, StoreError};
+use hp_ledger::{ExitKind, Ledger, LedgerRecord, Outcome, Store, StoreError};
+
+/// `record` as a node stores it when decided: its result certificate comes later.
+fn without_result(record: &LedgerRecord) -> LedgerRecord {
+    LedgerRecord { result: None, ..record.clone() }
+}
+
+/// Appends `chain` after its genesis, each ledger without its result certificate.
+fn append_without_results(store: &mut Store, chain: &[LedgerRecord]) {
+    for record in &chain[1..] {
+        store.append(&without_result(record)).unwrap();
+    }
+}
 
 #[test]
 fn appended_ledgers_survive_reopening_and_verify() {
@@ -12,9 +24,7 @@ fn appended_ledgers_survive_reopening_and_verify() {
     {
         let mut store = Store::open(&path, &chain[0].ledger).unwrap();
         for record in &chain[1..] {
-            let mut without_result = record.clone();
-            without_result.result = None;
-            store.append(&without_result).unwrap();
+            store.append(&without_result(record)).unwrap();
             store.set_result(record.result.as_ref().unwrap()).unwrap();
         }
     }
@@ -75,7 +85,7 @@ fn accepted_inputs_are_durable_until_a_ledger_carries_them() {
         prev_result: None,
     });
     let commit = net.commit(&ledger, 3);
-    store.append(&hp_ledger::LedgerRecord { ledger, commit: Some(commit), result: None }).unwrap();
+    store.append(&LedgerRecord { ledger, commit: Some(commit), result: None }).unwrap();
     assert!(store.is_committed(&accepted[0].id).unwrap());
     assert!(!store.is_committed(&accepted[1].id).unwrap());
     assert_eq!(store.pending_inputs(origin).unwrap(), vec![accepted[1].clone()]);
@@ -96,9 +106,7 @@ fn outcomes_and_delivered_outputs_are_kept_with_the_result_for_recent_ledgers_on
     {
         let mut store = Store::open(&path, &chain[0].ledger).unwrap();
         for record in &chain[1..] {
-            let mut without_result = record.clone();
-            without_result.result = None;
-            store.append(&without_result).unwrap();
+            store.append(&without_result(record)).unwrap();
             let cert = record.result.as_ref().unwrap();
             store
                 .set_result_with_outcome(cert, Some(&outcome_of(cert.height)), Some(&outputs_of(cert.height)))
@@ -138,11 +146,7 @@ fn wanted_outcomes_survive_reopening_until_kept_forgotten_or_too_old() {
     let outcome = Outcome { exit: ExitKind::Code(0), outputs: vec![([7; 32], Bytes::from_static(b"agreed"))] };
     {
         let mut store = Store::open(&path, &chain[0].ledger).unwrap();
-        for record in &chain[1..] {
-            let mut without_result = record.clone();
-            without_result.result = None;
-            store.append(&without_result).unwrap();
-        }
+        append_without_results(&mut store, &chain);
         // Ledger 2's own run differed: its certificate goes in with the note that its outcome is wanted.
         store.set_result_wanting_outcome(chain[2].result.as_ref().unwrap()).unwrap();
         store.want_outcomes(&[1, 3, 3]).unwrap();
