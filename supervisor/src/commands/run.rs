@@ -17,14 +17,16 @@ pub async fn run(args: &RunArgs) -> Result<(), CommandError> {
     // Signals first: a SIGTERM that arrives while the daemons start must still stop them.
     let shutdown = hp_daemon::shutdown::on_signals()
         .map_err(|source| CommandError::Io { what: "cannot install signal handlers".into(), source })?;
+    let config = Config::load(&ContractDir::new(&args.dir).config_file())?;
+    let log_format = args.log_format.map_or(config.logformat, Into::into);
+    hp_daemon::logging::init("supervisor", &config.loglevel, log_format);
+    // After logging is up, so that a refused request is logged; a parent that died meanwhile
+    // is caught by the check itself.
     if std::env::var_os(EXIT_WITH_PARENT_ENV).is_some_and(|v| v == "1")
         && !hp_daemon::process::sigterm_when_parent_dies()
     {
         return Err(CommandError::ParentGone { var: EXIT_WITH_PARENT_ENV });
     }
-    let config = Config::load(&ContractDir::new(&args.dir).config_file())?;
-    let log_format = args.log_format.map_or(config.logformat, Into::into);
-    hp_daemon::logging::init("supervisor", &config.loglevel, log_format);
 
     let root = std::fs::canonicalize(&args.dir)
         .map_err(|source| CommandError::Io { what: format!("cannot resolve {}", args.dir.display()), source })?;
