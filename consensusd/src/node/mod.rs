@@ -23,6 +23,8 @@ mod outcomes;
 mod recovery;
 mod results;
 mod sync;
+#[cfg(test)]
+mod tests;
 mod users;
 
 use crate::executor::{ExecFailure, Executed};

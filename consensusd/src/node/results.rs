@@ -90,6 +90,14 @@ impl Node {
     /// outputs if this node computed the same ones, and move to the next height.
     pub(super) fn on_result_certified(&mut self, cert: ResultCertificate) {
         let seq = cert.height;
+        if seq > self.last.seq {
+            // Peers certified the ledger after this node's last before this node closed it: there
+            // is nothing to store it with yet. The collector keeps the certificate, and this
+            // node's own run of that ledger picks it up (`on_executed`).
+            debug!(seq, lcl_seq = self.last.seq, "result certified ahead of this node's chain");
+            return;
+        }
+        self.settle_earlier_runs(seq);
         let summary = ResultSummary { state_hash: cert.state_hash, outputs_hash: cert.outputs_hash };
         let (mut agreed, mut release) = (None, None);
         let mut differs = false;
@@ -141,12 +149,35 @@ impl Node {
                 }
             }
         }
-        self.executed.retain(|s, _| *s > seq);
         if seq == self.last.seq && self.last_result.is_none() {
             self.last_result = Some(summary);
             self.last_progress = std::time::Instant::now();
             debug!(seq, state_hash = %hex::encode(cert.state_hash), "result certified");
             self.start_height(seq + 1);
+        }
+    }
+
+    /// Settles this node's runs of ledgers before `seq` still waiting for their certificate,
+    /// in order, before `seq`'s outputs go out. The chain moves past a ledger only once its
+    /// result is certified, so theirs is stored; a run is never dropped unmatched, or its
+    /// outputs would silently never be released.
+    fn settle_earlier_runs(&mut self, seq: u64) {
+        let earlier: Vec<u64> = self.executed.range(..seq).map(|(s, _)| *s).collect();
+        for earlier_seq in earlier {
+            match self.store.get(earlier_seq).map(|record| record.and_then(|r| r.result)) {
+                Ok(Some(cert)) => self.on_result_certified(cert),
+                outcome => {
+                    // Not expected: fetch the agreed outputs from peers rather than lose them.
+                    let problem = outcome.err().map(|e| e.to_string());
+                    error!(
+                        seq = earlier_seq,
+                        ?problem,
+                        "a ledger's run has no stored certificate; asking peers for its outputs"
+                    );
+                    self.executed.remove(&earlier_seq);
+                    self.want_outcomes(vec![earlier_seq]);
+                }
+            }
         }
     }
 
