@@ -15,6 +15,8 @@
 //! - `catchup`: fetching and verifying ledgers this node missed.
 //! - `sync`: starting a state copy from a peer and resuming after it.
 //! - `recovery`: the core's crash-recovery state on disk.
+//! - `outcomes`: fetching from peers the agreed outputs this node could not compute.
+//! - `tests`: the loop driven in-process, to replay an exact order of events.
 
 mod catchup;
 mod effects;
