@@ -82,8 +82,10 @@ impl Node {
             error!(error = %e, "cannot note which ledgers' outputs are fetched; a restart would forget them");
         }
         for seq in seqs {
-            self.track_wanted(seq);
+            self.wanted_outcomes.entry(seq).or_insert_with(Wanted::new);
         }
+        // Once for all of them, so that `ASKS_PER_TICK` holds.
+        self.ask_for_outcomes();
     }
 
     /// Whether the note that ledger `seq`'s outcome is wanted may outlive this process. Not for
