@@ -99,6 +99,8 @@ CREATE TABLE IF NOT EXISTS meta (
 
 /// Stores a result certificate; the first one stored for a ledger stays.
 const SET_RESULT: &str = "UPDATE ledgers SET result_cert = ?1 WHERE seq = ?2 AND result_cert IS NULL";
+/// Notes that a ledger's agreed outcome is wanted from peers.
+const NOTE_WANTED: &str = "INSERT OR IGNORE INTO wanted_outcomes (seq) VALUES (?1)";
 
 /// Writes what is kept of ledger `seq`'s outcome and drops what is older than [`KEPT_OUTPUTS`].
 fn keep_outcome(
@@ -385,8 +387,7 @@ impl Store {
     pub fn set_result_wanting_outcome(&mut self, cert: &ResultCertificate) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(sql("begin result"))?;
         tx.execute(SET_RESULT, params![record::result_bytes(cert), cert.height as i64]).map_err(sql("store result"))?;
-        tx.execute("INSERT OR IGNORE INTO wanted_outcomes (seq) VALUES (?1)", params![cert.height as i64])
-            .map_err(sql("store wanted"))?;
+        tx.execute(NOTE_WANTED, params![cert.height as i64]).map_err(sql("store wanted"))?;
         tx.commit().map_err(sql("commit result"))?;
         Ok(())
     }
@@ -395,8 +396,7 @@ impl Store {
     pub fn want_outcomes(&mut self, seqs: &[u64]) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(sql("begin wanted"))?;
         for seq in seqs {
-            tx.execute("INSERT OR IGNORE INTO wanted_outcomes (seq) VALUES (?1)", params![*seq as i64])
-                .map_err(sql("store wanted"))?;
+            tx.execute(NOTE_WANTED, params![*seq as i64]).map_err(sql("store wanted"))?;
         }
         tx.commit().map_err(sql("commit wanted"))?;
         Ok(())
