@@ -55,6 +55,11 @@ pub enum LogFormat {
 pub struct Config {
     /// The protocol version string, "0.1".
     pub hotpocket: String,
+    /// Names the network (HotPocket's contract id): every node of one network has the same.
+    /// The network id that every peer handshake and signature carries is derived from it
+    /// ([`Config::network_id`]), so nothing signed for one network is accepted by another.
+    /// A config without it gets one derived from its UNL (written back by `save`).
+    pub contract_id: String,
     pub key: NodeKey,
     /// The contract binary, relative to the contract directory or absolute.
     pub binary: String,
@@ -100,6 +105,7 @@ impl Config {
         let unl = vec![key.public_bytes()];
         Self {
             hotpocket: "0.1".into(),
+            contract_id: new_contract_id(),
             key,
             binary: "bin/contract.sh".into(),
             binargs: Vec::new(),
@@ -188,6 +194,13 @@ impl Config {
             Some(s) if s.is_empty() || s == "localhost" => None,
             Some(s) => Some(s.parse::<IpAddr>().map_err(|_| field_error("ip", format!("`{s}` is not an IP address")))?),
         };
+        let contract_id = match f.string("contract_id")? {
+            None => contract_id_of_unl(&unl),
+            Some(id) => {
+                validate_contract_id(&id).map_err(|p| field_error("contract_id", p))?;
+                id
+            }
+        };
         let defaults = Self::new_single(key.clone());
         let peerport = f.port("peerport")?.unwrap_or(defaults.peerport);
         let pubport = match f.map.get("pubport") {
@@ -228,6 +241,7 @@ impl Config {
         }
         Ok(Self {
             hotpocket,
+            contract_id,
             key,
             binary,
             binargs,
@@ -255,6 +269,7 @@ impl Config {
     pub fn to_json(&self) -> Value {
         json!({
             "hotpocket": self.hotpocket,
+            "contract_id": self.contract_id,
             "pubkey": self.key.public_hex(),
             "seckey": self.key.secret_hex(),
             "keytype": "ed25519",
@@ -308,11 +323,68 @@ impl Config {
         quorum(self.threshold, self.unl.len())
     }
 
+    /// The network id: SHA-256 over a domain tag and `contract_id`. Every peer handshake and
+    /// every signed message carries it, so votes, proofs and inputs of one network cannot be
+    /// replayed on another that happens to share keys.
+    pub fn network_id(&self) -> [u8; 32] {
+        network_id(&self.contract_id)
+    }
+
     /// This node's index in the UNL.
     pub fn my_index(&self) -> usize {
         let me = self.key.public_bytes();
         self.unl.iter().position(|k| *k == me).unwrap_or(0)
     }
+}
+
+/// The network id of a contract id (see [`Config::network_id`]).
+pub fn network_id(contract_id: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"hotpocket/network-id/v1\0");
+    h.update(contract_id.as_bytes());
+    h.finalize().into()
+}
+
+/// A fresh contract id for a new network: a random UUID (version 4), as HotPocket writes them.
+pub fn new_contract_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The contract id of a config that names none: derived from its UNL (sorted), so the nodes of
+/// one hand-written network agree on it without being told.
+fn contract_id_of_unl(unl: &[[u8; 32]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut keys = unl.to_vec();
+    keys.sort_unstable();
+    let mut h = Sha256::new();
+    h.update(b"hotpocket/contract-id-of-unl/v1\0");
+    for k in &keys {
+        h.update(k);
+    }
+    format!("unl-{}", hex::encode(&h.finalize()[..16]))
+}
+
+/// The most bytes a contract id may have.
+pub const MAX_CONTRACT_ID_BYTES: usize = 128;
+
+fn validate_contract_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("is empty".into());
+    }
+    if id.len() > MAX_CONTRACT_ID_BYTES {
+        return Err(format!("is {} bytes, at most {MAX_CONTRACT_ID_BYTES} are allowed", id.len()));
+    }
+    if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err(format!("`{id}` may hold only letters, digits, '-', '_' and '.'"));
+    }
+    Ok(())
 }
 
 /// `ceil(threshold × n)`, at least a strict majority, at most n.
@@ -459,6 +531,32 @@ mod tests {
 
     fn error_text(edit: impl FnOnce(&mut Map<String, Value>)) -> String {
         parse_with(edit).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_missing_contract_id_is_derived_from_the_unl_in_any_order() {
+        let (a, b) = (NodeKey::generate(), NodeKey::generate());
+        let unl = |keys: &[&NodeKey]| json!(keys.iter().map(|k| k.public_hex()).collect::<Vec<_>>());
+        let of = |me: &NodeKey, order: &[&NodeKey]| {
+            let mut value = Config::new_single(me.clone()).to_json();
+            value["unl"] = unl(order);
+            value.as_object_mut().unwrap().remove("contract_id");
+            Config::parse(&value.to_string()).unwrap()
+        };
+        let (x, y) = (of(&a, &[&a, &b]), of(&b, &[&b, &a]));
+        assert!(x.contract_id.starts_with("unl-"), "{}", x.contract_id);
+        assert_eq!(x.network_id(), y.network_id());
+        assert_ne!(x.network_id(), Config::new_single(a.clone()).network_id(), "a new network differs");
+    }
+
+    #[test]
+    fn a_bad_contract_id_is_refused_with_its_field() {
+        for bad in [json!(""), json!("has space"), json!("x".repeat(129)), json!(7)] {
+            let text = error_text(|m| {
+                m.insert("contract_id".into(), bad.clone());
+            });
+            assert!(text.contains("contract_id"), "{bad}: {text}");
+        }
     }
 
     #[test]

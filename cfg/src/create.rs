@@ -116,6 +116,7 @@ pub fn new_cluster(
     refuse_non_empty(root)?;
     let keys: Vec<NodeKey> = (0..nodes).map(|_| NodeKey::generate()).collect();
     let unl: Vec<[u8; 32]> = keys.iter().map(NodeKey::public_bytes).collect();
+    let contract_id = crate::config::new_contract_id();
     let mut configs = Vec::with_capacity(nodes);
     for (i, key) in keys.into_iter().enumerate() {
         let dir = ContractDir::new(root.join(format!("node{}", i + 1)));
@@ -123,6 +124,7 @@ pub fn new_cluster(
         let mut cfg = Config::new_single(key);
         cfg.binary = install_contract(&dir, contract)?;
         cfg.unl = unl.clone();
+        cfg.contract_id = contract_id.clone();
         cfg.peerport = base_port + i as u16;
         cfg.pubport = Some(base_port + 100 + i as u16);
         cfg.peers = (0..nodes).filter(|j| *j != i).map(|j| format!("127.0.0.1:{}", base_port + j as u16)).collect();
@@ -177,6 +179,7 @@ mod tests {
             assert_eq!(cfg.pubport, Some(30100 + i as u16));
             let loaded = Config::load(&tmp.path().join(format!("node{}/cfg/hp.cfg", i + 1))).unwrap();
             assert_eq!(loaded.quorum(), 3);
+            assert_eq!(loaded.network_id(), configs[0].network_id(), "one network, one id");
         }
     }
 }

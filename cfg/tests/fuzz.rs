@@ -18,6 +18,7 @@ fn valid() -> Value {
     // A fixed key, so that a failing case reproduces.
     let mut cfg = Config::new_single(NodeKey::from_seed([0x11; 32]));
     cfg.peers = vec!["127.0.0.1:22861".into(), "[::1]:22862".into()];
+    cfg.contract_id = "a-fixed-network".into();
     cfg.to_json()
 }
 
