@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use std::fs;
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The largest hp.cfg we read; a bigger file is refused before it is read into memory.
@@ -24,12 +25,30 @@ pub enum ConfigError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("config {path} is larger than {MAX_CONFIG_BYTES} bytes")]
     TooLarge { path: PathBuf },
+    /// Like ssh with a private key: the file holds the node's secret key, so a copy others can
+    /// read is refused rather than used.
+    #[error(
+        "config {path} holds the node's secret key but is open to {who} (mode {mode:04o}); \
+         run `chmod 600 {path}` and start again"
+    )]
+    ReadableByOthers { path: PathBuf, mode: u32, who: &'static str },
     #[error("config is not valid JSON: {0}")]
     Json(String),
     #[error("config must be a JSON object")]
     NotAnObject,
     #[error("config field `{field}`: {problem}")]
     Field { field: String, problem: String },
+}
+
+/// Refuses a secret-holding file that group or others may read or write.
+fn check_private(path: &Path, mode: u32) -> Result<(), ConfigError> {
+    let who = match (mode & 0o070 != 0, mode & 0o007 != 0) {
+        (false, false) => return Ok(()),
+        (true, false) => "its group",
+        (false, true) => "others",
+        (true, true) => "its group and others",
+    };
+    Err(ConfigError::ReadableByOthers { path: path.to_path_buf(), mode: mode & 0o7777, who })
 }
 
 fn field_error(field: &str, problem: impl Into<String>) -> ConfigError {
@@ -133,7 +152,9 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let read_err = |source| ConfigError::Read { path: path.to_path_buf(), source };
         let file = fs::File::open(path).map_err(read_err)?;
-        let len = file.metadata().map_err(read_err)?.len();
+        let metadata = file.metadata().map_err(read_err)?;
+        check_private(path, metadata.permissions().mode())?;
+        let len = metadata.len();
         if len > MAX_CONFIG_BYTES {
             return Err(ConfigError::TooLarge { path: path.to_path_buf() });
         }
@@ -736,7 +757,6 @@ mod tests {
 
     #[test]
     fn save_writes_mode_0600_and_loads_back() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cfg/hp.cfg");
         let cfg = Config::new_single(NodeKey::generate());
@@ -751,5 +771,27 @@ mod tests {
     fn missing_file_names_the_path() {
         let err = Config::load(Path::new("/nonexistent/hp.cfg")).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/hp.cfg"), "{err}");
+    }
+
+    #[test]
+    fn a_config_open_to_group_or_others_is_refused_naming_file_mode_and_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfg/hp.cfg");
+        Config::new_single(NodeKey::generate()).save(&path).unwrap();
+        for (mode, who) in
+            [(0o640, "its group"), (0o604, "others"), (0o644, "its group and others"), (0o620, "its group")]
+        {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let err = Config::load(&path).unwrap_err();
+            assert!(matches!(err, ConfigError::ReadableByOthers { .. }), "{mode:o}: {err}");
+            let text = err.to_string();
+            let shown = path.display().to_string();
+            assert!(text.contains(&shown) && text.contains(&format!("{mode:04o}")) && text.contains(who), "{text}");
+            assert!(text.contains(&format!("chmod 600 {shown}")), "{text}");
+        }
+        for mode in [0o600, 0o400] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            assert!(Config::load(&path).is_ok(), "mode {mode:o} must load");
+        }
     }
 }

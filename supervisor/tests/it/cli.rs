@@ -130,6 +130,24 @@ fn a_bad_config_stops_run_with_code_3_naming_the_field() {
     assert!(!t.dir.socket("supervisor").exists(), "nothing was started");
 }
 
+/// Like ssh with a private key: a node whose `hp.cfg` (it holds the secret key) others can read
+/// does not start, and says which file, its mode and the fix.
+#[test]
+fn a_config_readable_by_others_stops_run_naming_file_mode_and_chmod() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestDir::new();
+    let path = t.dir.config_file();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = t.hotpocket(&["run", t.root().to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(&path.display().to_string()) && stderr.contains("0644"), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(!t.dir.socket("supervisor").exists(), "nothing was started");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(hp_cfg::Config::load(&path).is_ok());
+}
+
 #[test]
 fn a_missing_contract_dir_is_a_config_error() {
     let tmp = tempfile::tempdir().unwrap();

@@ -34,6 +34,7 @@ fn a_bad_config_names_the_field_and_exits_with_the_config_code() {
     json["pubmaxsize"] = serde_json::json!("big");
     std::fs::create_dir_all(dir.path().join("cfg")).unwrap();
     std::fs::write(contract.config_file(), json.to_string()).unwrap();
+    std::fs::set_permissions(contract.config_file(), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_hp-userd"))
         .arg(dir.path())
         .stdout(Stdio::null())
