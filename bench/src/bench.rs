@@ -46,6 +46,7 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
         roundtime_ms: options.roundtime,
         pubmaxsize: options.size,
         loglevel: options.loglevel.clone(),
+        users: options.clients,
     };
     spec.running()?;
     let bin_dir = bins::find(options.bin_dir.as_deref())?;

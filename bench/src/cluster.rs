@@ -35,6 +35,9 @@ pub struct ClusterSpec {
     /// The largest input a user may send.
     pub pubmaxsize: u64,
     pub loglevel: String,
+    /// How many users will connect, all from 127.0.0.1: the user port's per-address caps are
+    /// raised to let them all in at once.
+    pub users: u64,
 }
 
 impl ClusterSpec {
@@ -122,6 +125,12 @@ impl LocalCluster {
             cfg.roundtime_ms = spec.roundtime_ms;
             cfg.pubmaxsize = cfg.pubmaxsize.max(spec.pubmaxsize);
             cfg.pubmaxcpm = 0; // no per-user rate limit: the load is the point
+            // Every user comes from 127.0.0.1 and they connect at once.
+            let users = spec.users.max(1);
+            cfg.max_connections = cfg.max_connections.max(users);
+            cfg.max_connections_per_ip = cfg.max_connections;
+            cfg.max_unauth_connections = cfg.max_unauth_connections.max(users);
+            cfg.max_unauth_per_ip = cfg.max_unauth_connections;
             cfg.loglevel = spec.loglevel.clone();
             cfg.save(&contract_dir.config_file()).map_err(|source| BenchError::Config { node: number, source })?;
             nodes.push(LocalNode { number, dir, pubport, peerport, supervisor: None });

@@ -103,8 +103,14 @@ pub struct Config {
     pub contract_timeout_ms: u64,
     /// Fraction of the UNL whose signatures close a ledger.
     pub threshold: f64,
-    /// Most simultaneous user connections (authenticated or not).
+    /// Most signed-in users at once.
     pub max_connections: u64,
+    /// Most signed-in users from one address (an IPv6 /64 counts as one).
+    pub max_connections_per_ip: u64,
+    /// Most user connections that have not signed in yet; a pool apart from signed-in users.
+    pub max_unauth_connections: u64,
+    /// Most user connections from one address that have not signed in yet.
+    pub max_unauth_per_ip: u64,
     /// A user who has not completed the handshake by then is closed.
     pub handshake_timeout_ms: u64,
     /// Most input bytes one ledger carries; the rest waits for the next ledger.
@@ -140,6 +146,9 @@ impl Config {
             contract_timeout_ms: 10_000,
             threshold: 0.8,
             max_connections: 1024,
+            max_connections_per_ip: 64,
+            max_unauth_connections: 256,
+            max_unauth_per_ip: 16,
             handshake_timeout_ms: 5_000,
             max_ledger_input_bytes: 64 * 1024 * 1024,
             max_pending_input_bytes: 256 * 1024 * 1024,
@@ -244,6 +253,11 @@ impl Config {
         let threshold = f.fraction("threshold")?.unwrap_or(defaults.threshold);
         check_threshold(threshold, unl.len())?;
         let max_connections = f.number("max_connections", 1, 1_000_000)?.unwrap_or(defaults.max_connections);
+        let max_connections_per_ip =
+            f.number("max_connections_per_ip", 1, 1_000_000)?.unwrap_or(defaults.max_connections_per_ip);
+        let max_unauth_connections =
+            f.number("max_unauth_connections", 1, 1_000_000)?.unwrap_or(defaults.max_unauth_connections);
+        let max_unauth_per_ip = f.number("max_unauth_per_ip", 1, 1_000_000)?.unwrap_or(defaults.max_unauth_per_ip);
         let handshake_timeout_ms =
             f.number("handshake_timeout_ms", 100, 600_000)?.unwrap_or(defaults.handshake_timeout_ms);
         let max_ledger_input_bytes =
@@ -278,6 +292,9 @@ impl Config {
             contract_timeout_ms,
             threshold,
             max_connections,
+            max_connections_per_ip,
+            max_unauth_connections,
+            max_unauth_per_ip,
             handshake_timeout_ms,
             max_ledger_input_bytes,
             max_pending_input_bytes,
@@ -308,6 +325,9 @@ impl Config {
             "contract_timeout_ms": self.contract_timeout_ms,
             "threshold": self.threshold,
             "max_connections": self.max_connections,
+            "max_connections_per_ip": self.max_connections_per_ip,
+            "max_unauth_connections": self.max_unauth_connections,
+            "max_unauth_per_ip": self.max_unauth_per_ip,
             "handshake_timeout_ms": self.handshake_timeout_ms,
             "max_ledger_input_bytes": self.max_ledger_input_bytes,
             "max_pending_input_bytes": self.max_pending_input_bytes,

@@ -70,6 +70,34 @@ pub enum ClientError {
     Key(String),
 }
 
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().max_message_size(Some(MAX_OUTPUT_BYTES)).max_frame_size(Some(MAX_OUTPUT_BYTES))
+}
+
+/// A TCP connection to the `ws://host:port` of `url`, bound to the local address `local`.
+pub async fn connect_tcp_from(url: &str, local: std::net::IpAddr) -> Result<TcpStream, String> {
+    let rest =
+        url.strip_prefix("ws://").ok_or_else(|| "only ws:// URLs can be dialled from a chosen address".to_string())?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let mut last = format!("{authority} resolves to no address of the same family as {local}");
+    for addr in tokio::net::lookup_host(authority).await.map_err(|e| e.to_string())? {
+        if addr.is_ipv4() != local.is_ipv4() {
+            continue;
+        }
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+            .map_err(|e| e.to_string())?;
+        socket.bind(std::net::SocketAddr::new(local, 0)).map_err(|e| format!("cannot bind {local}: {e}"))?;
+        match socket.connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
 /// A connected, authenticated user.
 pub struct Client {
     ws: Ws,
@@ -89,11 +117,26 @@ impl Client {
     /// handshake is [`ClientError::Refused`] with the node's reason. No timeout of its own:
     /// wrap it in `tokio::time::timeout` as needed.
     pub async fn connect(url: &str, key: &SigningKey) -> Result<Self, ClientError> {
-        let config =
-            WebSocketConfig::default().max_message_size(Some(MAX_OUTPUT_BYTES)).max_frame_size(Some(MAX_OUTPUT_BYTES));
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
             .await
             .map_err(|e| ClientError::Connect { url: url.to_string(), reason: describe(&e) })?;
+        Self::handshake(ws, key).await
+    }
+
+    /// Like [`Client::connect`], but the connection leaves from the local address `local`
+    /// (for a host with several addresses; tests use 127.0.0.x to act as different hosts).
+    /// `ws://` only.
+    pub async fn connect_from(url: &str, local: std::net::IpAddr, key: &SigningKey) -> Result<Self, ClientError> {
+        let failed = |reason: String| ClientError::Connect { url: url.to_string(), reason };
+        let stream = connect_tcp_from(url, local).await.map_err(failed)?;
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(stream), Some(ws_config()))
+                .await
+                .map_err(|e| failed(describe(&e)))?;
+        Self::handshake(ws, key).await
+    }
+
+    async fn handshake(mut ws: Ws, key: &SigningKey) -> Result<Self, ClientError> {
         let challenge = read_challenge(&mut ws).await?;
         let signature = key.sign(challenge.as_bytes());
         let helo = serde_json::json!({

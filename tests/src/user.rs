@@ -10,9 +10,22 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Connects with a fresh key, sends `input`, and returns the first output (panics on an error
 /// frame or after `timeout`).
 pub fn send_one(url: &str, input: &[u8], timeout: Duration) -> Vec<u8> {
+    send_one_as(url, None, input, timeout)
+}
+
+/// [`send_one`] from the local address `from` (127.0.0.x acts as another host).
+pub fn send_one_from(url: &str, from: std::net::IpAddr, input: &[u8], timeout: Duration) -> Vec<u8> {
+    send_one_as(url, Some(from), input, timeout)
+}
+
+fn send_one_as(url: &str, from: Option<std::net::IpAddr>, input: &[u8], timeout: Duration) -> Vec<u8> {
     runtime().block_on(async {
         let key = hp_client::generate_key();
-        let mut client = Client::connect(url, &key).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        let connected = match from {
+            Some(from) => Client::connect_from(url, from, &key).await,
+            None => Client::connect(url, &key).await,
+        };
+        let mut client = connected.unwrap_or_else(|e| panic!("connect {url}: {e}"));
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             client.send(input).await.unwrap_or_else(|e| panic!("send: {e}"));

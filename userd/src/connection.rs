@@ -6,6 +6,7 @@
 //! which pushes back on the user through TCP), pings an idle user and drops one that does not
 //! answer. Whatever ends the connection, its registry entry is removed and consensusd told.
 
+use crate::admission::{Pending, SignedIn};
 use crate::handshake::{self, Challenge};
 use crate::limits::InputLimits;
 use crate::metered::{Metered, PRE_AUTH_BUDGET};
@@ -88,8 +89,9 @@ pub struct Shared {
     pub limits: InputLimits,
 }
 
-/// Serves one accepted connection to its end.
-pub async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>, shutdown: CancellationToken)
+/// Serves one accepted connection to its end. `pending` is its admission slot: it becomes a
+/// signed-in slot at the end of the handshake, or the user is told the node is full.
+pub async fn serve<S>(stream: S, peer: SocketAddr, pending: Pending, shared: Arc<Shared>, shutdown: CancellationToken)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -121,8 +123,17 @@ where
             return;
         }
     };
+    let signed_in = match pending.sign_in() {
+        Ok(signed_in) => signed_in,
+        Err(refused) => {
+            tracing::debug!(%peer, reason = %refused, "signed-in pool full; user refused");
+            refuse(ws, &refused.to_string(), CloseCode::Again).await;
+            return;
+        }
+    };
     ws.get_mut().lift();
     binary_mode(ws, user, peer, &shared, &shutdown).await;
+    drop::<SignedIn>(signed_in);
 }
 
 enum Refusal {

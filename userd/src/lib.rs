@@ -4,8 +4,8 @@
 //!
 //! # Layout
 //! - [`run`]: [`Settings`] from the config, and [`Userd`]: start everything, wait for shutdown.
-//! - [`server`]: binding the user port (IPv4 + IPv6 for localhost), the accept loop and the
-//!   `max_connections` limit.
+//! - [`server`]: binding the user port (IPv4 + IPv6 for localhost) and the accept loop.
+//! - [`admission`]: the pending and signed-in connection pools, with caps per source address.
 //! - [`connection`]: one task per connection: upgrade, handshake deadline, binary mode, pings.
 //! - [`handshake`]: the challenge and the helo check (pure).
 //! - [`input`]: an input frame: limits, hand-off to consensusd, the ack.
@@ -19,6 +19,7 @@
 //! - [`metered`]: the read budget of unauthenticated peers.
 //! - [`testkit`]: a stand-in consensusd for tests of userd and of programs that use it.
 
+pub mod admission;
 pub mod connection;
 pub mod frame;
 pub mod handshake;

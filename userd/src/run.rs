@@ -1,6 +1,7 @@
 //! Starting and stopping the whole daemon: the user port, the session with consensusd and the
 //! status service, under one shutdown token.
 
+use crate::admission::{Admission, AdmissionLimits};
 use crate::connection::{ConnSettings, Shared};
 use crate::limits::InputLimits;
 use crate::registry::Registry;
@@ -15,7 +16,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,7 +27,8 @@ pub struct Settings {
     pub ip: Option<IpAddr>,
     /// `pubport`; `None` = a validator-only node with no user port. 0 picks a free port.
     pub pubport: Option<u16>,
-    pub max_connections: usize,
+    /// The pending and signed-in pools and their per-source caps.
+    pub admission: AdmissionLimits,
     pub pubmaxsize: u64,
     pub pubmaxcpm: u64,
     pub connection: ConnSettings,
@@ -43,7 +44,12 @@ impl Settings {
         Self {
             ip: config.ip,
             pubport: config.pubport,
-            max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+            admission: AdmissionLimits {
+                max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+                max_connections_per_ip: usize::try_from(config.max_connections_per_ip).unwrap_or(usize::MAX),
+                max_unauth_connections: usize::try_from(config.max_unauth_connections).unwrap_or(usize::MAX),
+                max_unauth_per_ip: usize::try_from(config.max_unauth_per_ip).unwrap_or(usize::MAX),
+            },
             pubmaxsize: config.pubmaxsize,
             pubmaxcpm: config.pubmaxcpm,
             connection: ConnSettings::new(config.pubmaxsize, Duration::from_millis(config.handshake_timeout_ms)),
@@ -95,12 +101,12 @@ impl Userd {
             limits: InputLimits::new(settings.pubmaxsize, settings.pubmaxcpm),
         });
         let tasks = TaskTracker::new();
-        let permits = Arc::new(Semaphore::new(settings.max_connections.min(Semaphore::MAX_PERMITS)));
+        let admission = Admission::new(settings.admission);
         for listener in listeners {
             tasks.spawn(server::accept_loop(
                 listener,
                 shared.clone(),
-                permits.clone(),
+                admission.clone(),
                 tasks.clone(),
                 shutdown.clone(),
             ));

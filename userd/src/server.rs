@@ -1,15 +1,15 @@
-//! The public user port: binding it (IPv4 and IPv6 for localhost) and the accept loop with the
-//! `max_connections` limit.
+//! The public user port: binding it (IPv4 and IPv6 for localhost) and the accept loop, which
+//! admits a socket only while [`crate::admission`] has room for its source.
 //!
 //! The accept loop does no I/O with a peer: every accepted socket gets its own task at once,
 //! so garbage, slow or idle peers cannot hold up anyone else.
 
+use crate::admission::Admission;
 use crate::connection::{self, Shared};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -46,12 +46,12 @@ pub async fn bind(ip: Option<IpAddr>, port: u16) -> Result<Vec<TcpListener>, Ser
     }
 }
 
-/// Accepts connections until `shutdown`; each runs in a task of `tasks`. Past `max_connections`
-/// (authenticated or not) a new socket is closed at once.
+/// Accepts connections until `shutdown`; each runs in a task of `tasks`. A socket the pending
+/// pool has no room for (in total or for its source) is closed at once, before a byte is read.
 pub async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    connections: Arc<Semaphore>,
+    admission: Arc<Admission>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -67,17 +67,19 @@ pub async fn accept_loop(
                 }
             },
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "connection limit (max_connections) reached; connection closed");
-            drop(socket);
-            continue;
+        let pending = match admission.admit(peer.ip()) {
+            Ok(pending) => pending,
+            Err(refused) => {
+                tracing::debug!(%peer, reason = %refused, "connection not admitted; closed");
+                drop(socket);
+                continue;
+            }
         };
         let _ = socket.set_nodelay(true);
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
-            connection::serve(socket, peer, shared, shutdown).await;
-            drop(permit);
+            connection::serve(socket, peer, pending, shared, shutdown).await;
         });
     }
 }

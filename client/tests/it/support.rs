@@ -25,7 +25,7 @@ impl Node {
         let settings = Settings {
             ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             pubport: Some(0),
-            max_connections: 64,
+            admission: hp_userd::admission::AdmissionLimits::default(),
             pubmaxsize: 64 * 1024,
             pubmaxcpm: 0,
             connection: ConnSettings::new(64 * 1024, Duration::from_secs(5)),

@@ -73,6 +73,8 @@ pub struct CheckOptions {
     pub expected_log: Vec<String>,
     /// Nodes whose users may miss outputs (a node that withholds its own divergent result).
     pub may_withhold: Vec<usize>,
+    /// Inputs the scenario's own users sent beside the load (each still executed at most once).
+    pub outside_inputs: Vec<Vec<u8>>,
 }
 
 /// Counts that describe a run.
@@ -224,6 +226,7 @@ pub fn check(nodes: &[NodeView], load: &LoadRecord, options: &CheckOptions) -> R
     }
     let mut ids: HashMap<InputId, u64> = HashMap::new();
     let mut token_seq: HashMap<String, u64> = HashMap::new();
+    let mut outside_seq: HashMap<String, u64> = HashMap::new();
     for r in &reference.records {
         let seq = r.ledger.seq;
         for input in &r.ledger.inputs {
@@ -237,6 +240,12 @@ pub fn check(nodes: &[NodeView], load: &LoadRecord, options: &CheckOptions) -> R
             let token = String::from_utf8_lossy(&input.data).into_owned();
             if load.clients.is_empty() {
                 // No load: the scenario's own users sent these.
+                continue;
+            }
+            if options.outside_inputs.iter().any(|sent| *sent == input.data) {
+                if let Some(first) = outside_seq.insert(token.clone(), seq) {
+                    problems.push(format!("input {token:?} executed twice: ledgers {first} and {seq}"));
+                }
                 continue;
             }
             let Some((client, _)) = parse_token(&token) else {

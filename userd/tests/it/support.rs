@@ -36,7 +36,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
     Settings {
         ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         pubport: Some(0),
-        max_connections: 1024,
+        admission: hp_userd::admission::AdmissionLimits::default(),
         pubmaxsize: PUBMAXSIZE,
         pubmaxcpm: 0,
         connection: ConnSettings::new(PUBMAXSIZE, Duration::from_secs(5)),
@@ -99,6 +99,29 @@ impl Node {
     /// A websocket that has done the upgrade and nothing else.
     pub async fn raw(&self) -> Ws {
         within(tokio_tungstenite::connect_async(self.url())).await.unwrap().0
+    }
+
+    /// A TCP connection from the local address `from` (127.0.0.x acts as another host).
+    pub async fn tcp_from(&self, from: Ipv4Addr) -> TcpStream {
+        within(hp_client::connect_tcp_from(&self.url(), IpAddr::V4(from))).await.unwrap()
+    }
+
+    /// Like [`Node::raw`], from the local address `from`.
+    pub async fn raw_from(&self, from: Ipv4Addr) -> Ws {
+        let tcp = self.tcp_from(from).await;
+        within(tokio_tungstenite::client_async(self.url(), tokio_tungstenite::MaybeTlsStream::Plain(tcp)))
+            .await
+            .unwrap()
+            .0
+    }
+
+    /// An authenticated user connected from the local address `from`.
+    pub async fn user_from(&self, from: Ipv4Addr) -> (SigningKey, hp_client::Client) {
+        let key = hp_client::generate_key();
+        let client = within(hp_client::Client::connect_from(&self.url(), IpAddr::V4(from), &key)).await.unwrap();
+        let user = hp_cfg::PublicKeyHex(key.verifying_key().to_bytes());
+        eventually("the user is registered", || self.userd().registry().contains(&user)).await;
+        (key, client)
     }
 
     /// Stops userd and waits for it.
