@@ -3,6 +3,7 @@
 
 mod binary_mode;
 mod daemon;
+mod docs;
 mod handshake;
 mod helo_property;
 mod limits;
