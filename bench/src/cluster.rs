@@ -102,6 +102,8 @@ impl LocalCluster {
         let running = spec.running()?;
         let keys: Vec<NodeKey> = (0..spec.nodes).map(|_| NodeKey::generate()).collect();
         let unl: Vec<[u8; 32]> = keys.iter().map(NodeKey::public_bytes).collect();
+        // One network, one id: peers of different networks refuse each other.
+        let contract_id = hp_cfg::config::new_contract_id();
         let ports = free_ports(2 * spec.nodes)?;
         let contract_name =
             spec.contract.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "contract".into());
@@ -118,6 +120,7 @@ impl LocalCluster {
             let mut cfg = Config::new_single(key);
             cfg.binary = format!("bin/{contract_name}");
             cfg.unl = unl.clone();
+            cfg.contract_id = contract_id.clone();
             cfg.ip = Some(Ipv4Addr::LOCALHOST.into());
             cfg.peerport = peerport;
             cfg.pubport = Some(pubport);

@@ -69,6 +69,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         PeerConfig {
             key: cfg.key.signing_key().clone(),
             unl: cfg.unl.clone(),
+            network_id: cfg.network_id(),
             listen: listen_addrs(&cfg, cfg.peerport),
             peers: cfg.peers.clone(),
         },

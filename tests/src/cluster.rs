@@ -82,6 +82,8 @@ impl Cluster {
         let root = tmp.path().to_path_buf();
         let keys: Vec<NodeKey> = (0..options.nodes).map(|_| NodeKey::generate()).collect();
         let unl: Vec<[u8; 32]> = keys.iter().map(NodeKey::public_bytes).collect();
+        // One network, one id: peers of different networks refuse each other.
+        let contract_id = hp_cfg::config::new_contract_id();
         let ports: Vec<(u16, u16)> = (0..options.nodes).map(|_| (free_port(), free_port())).collect();
         let localhost = Host { ip: std::net::Ipv4Addr::LOCALHOST.into(), exec_prefix: Vec::new() };
         let hosts = options.hosts.clone().unwrap_or_else(|| vec![localhost; options.nodes]);
@@ -109,6 +111,7 @@ impl Cluster {
             let mut cfg = Config::new_single(key);
             cfg.binary = binary;
             cfg.unl = unl.clone();
+            cfg.contract_id = contract_id.clone();
             cfg.ip = Some(hosts[i].ip);
             cfg.peerport = ports[i].0;
             cfg.pubport = Some(ports[i].1);

@@ -53,7 +53,13 @@ impl Harness {
         let shutdown = CancellationToken::new();
         let (peer_tx, _peer_rx) = mpsc::channel(16);
         let peers = PeerNet::start(
-            PeerConfig { key: keys[ME].clone(), unl: unl.clone(), listen: Vec::new(), peers: Vec::new() },
+            PeerConfig {
+                key: keys[ME].clone(),
+                unl: unl.clone(),
+                network_id: [0; 32],
+                listen: Vec::new(),
+                peers: Vec::new(),
+            },
             peer_tx,
             shutdown.clone(),
         )

@@ -1,8 +1,14 @@
-//! The peer network: TCP connections to the other UNL nodes, mutually authenticated before
-//! anything else ([`handshake`]), carrying length-bounded protobuf frames ([`codec`]).
+//! The peer network: TCP connections to the other UNL nodes, mutually authenticated and
+//! encrypted before anything else (TLS 1.3 bound to the UNL keys, [`handshake`]), carrying
+//! length-bounded protobuf frames ([`codec`]).
 //!
 //! Every node dials every address in `peers` and accepts connections on `peerport`; a pair of
-//! nodes may thus share two connections, and a message to a peer goes over the newest live one.
+//! nodes thus shares up to two links, one dialed by each side. Each link carries a heartbeat
+//! every half second, and a message to a peer goes over a link known to be alive (the older one
+//! while both are; the one heard from last otherwise), not simply the newest: a relay that
+//! swallows one link cannot blackhole the pair, and a link silent for [`LINK_TIMEOUT`] is
+//! closed. An inbound link replaces an older inbound link of the same peer, never this node's
+//! own outbound one, so strangers and relays cannot make a node drop the link it dialed.
 //! Frames that arrive are handed to the node loop as [`PeerEvent`]s; what they mean is decided
 //! there. Sending never blocks the node: each connection has two bounded queues, and a frame
 //! for a peer that cannot keep up is dropped. Consensus messages (proposals, votes, results,
@@ -19,14 +25,17 @@ use bytes::Bytes;
 use codec::{FrameError, MAX_FRAME, read_frame};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::VerifyingKey;
+use handshake::PeerTls;
 use hp_proto::v1::peer::Frame;
 use prost::Message;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -54,9 +63,17 @@ impl Lane {
         }
     }
 }
-/// Connections still in their handshake at once; more wait, so a flood of strangers cannot
-/// exhaust the node.
+/// Inbound connections still in their handshake at once; more are closed at once, so a flood of
+/// strangers cannot exhaust the node.
 const MAX_HANDSHAKES: usize = 64;
+/// Of those, from one source address, so one host cannot hold them all.
+const MAX_HANDSHAKES_PER_IP: usize = 8;
+/// How often each side of a link says it is alive when it has nothing else to say.
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
+/// A link last heard from longer ago than this is not used while the peer has a fresher one.
+const ALIVE: Duration = Duration::from_millis(1500);
+/// A link silent this long is closed (the peer's other link, or a new dial, takes over).
+pub const LINK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the network tells the node loop.
 #[derive(Debug)]
@@ -76,22 +93,65 @@ pub struct PeerStats {
 
 struct Connection {
     id: u64,
+    direction: Direction,
     consensus: mpsc::Sender<Bytes>,
     bulk: mpsc::Sender<Bytes>,
     /// A frame to this connection was dropped since the node last asked.
     lossy: Arc<std::sync::atomic::AtomicBool>,
+    /// When a byte last arrived on this link, in ms since the network started.
+    heard: Arc<AtomicU64>,
+    /// Closes this link (a newer inbound link of the same peer replaced it).
+    close: CancellationToken,
+}
+
+/// The links to one peer, oldest first.
+#[derive(Default)]
+struct Links {
+    list: Vec<Connection>,
+    /// The link frames went over last: a switch means frames may have been lost on the old one.
+    last_used: u64,
+}
+
+impl Links {
+    /// The link to send on: the oldest known alive, else the one heard from last. Marks the
+    /// chosen link lossy when it differs from the one used before, so the node resends what
+    /// the other link may have swallowed.
+    fn pick(&mut self, now_ms: u64) -> Option<&Connection> {
+        let alive =
+            |c: &&Connection| now_ms.saturating_sub(c.heard.load(Ordering::Relaxed)) <= ALIVE.as_millis() as u64;
+        let chosen = self
+            .list
+            .iter()
+            .find(alive)
+            .or_else(|| self.list.iter().max_by_key(|c| c.heard.load(Ordering::Relaxed)))?;
+        if chosen.id != self.last_used {
+            if self.last_used != 0 {
+                chosen.lossy.store(true, Ordering::Relaxed);
+            }
+            self.last_used = chosen.id;
+        }
+        Some(chosen)
+    }
 }
 
 struct Inner {
-    key: SigningKey,
+    tls: PeerTls,
     unl: Vec<[u8; 32]>,
     unl_keys: Vec<VerifyingKey>,
-    conns: Mutex<HashMap<usize, Vec<Connection>>>,
+    conns: Mutex<HashMap<usize, Links>>,
     next_id: AtomicU64,
     events: mpsc::Sender<PeerEvent>,
     stats: PeerStats,
     handshakes: Semaphore,
+    handshakes_per_ip: Mutex<HashMap<IpAddr, usize>>,
+    epoch: Instant,
     shutdown: CancellationToken,
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
 }
 
 /// A handle to the running peer network. Cheap to clone.
@@ -104,6 +164,8 @@ pub struct PeerNet {
 pub struct PeerConfig {
     pub key: SigningKey,
     pub unl: Vec<[u8; 32]>,
+    /// [`hp_cfg::Config::network_id`]: peers of other networks are refused.
+    pub network_id: [u8; 32],
     pub listen: Vec<SocketAddr>,
     pub peers: Vec<String>,
 }
@@ -120,15 +182,18 @@ impl PeerNet {
             .iter()
             .map(|k| VerifyingKey::from_bytes(k).map_err(|_| std::io::Error::other("UNL key is not a public key")))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = PeerTls::new(&config.key, &config.unl, config.network_id).map_err(std::io::Error::other)?;
         let inner = Arc::new(Inner {
             unl_keys,
-            key: config.key,
+            tls,
             unl: config.unl,
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             events,
             stats: PeerStats::default(),
             handshakes: Semaphore::new(MAX_HANDSHAKES),
+            handshakes_per_ip: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
             shutdown,
         });
         let net = Self { inner };
@@ -164,13 +229,13 @@ impl PeerNet {
     /// Whether `validator` has at least one live connection.
     pub fn is_connected(&self, validator: usize) -> bool {
         let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
-        conns.get(&validator).is_some_and(|list| !list.is_empty())
+        conns.get(&validator).is_some_and(|links| !links.list.is_empty())
     }
 
     /// UNL indexes of peers with at least one live connection.
     pub fn connected(&self) -> Vec<usize> {
         let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<usize> = conns.iter().filter(|(_, c)| !c.is_empty()).map(|(k, _)| *k).collect();
+        let mut v: Vec<usize> = conns.iter().filter(|(_, l)| !l.list.is_empty()).map(|(k, _)| *k).collect();
         v.sort_unstable();
         v
     }
@@ -187,9 +252,10 @@ impl PeerNet {
     /// Sends a frame to every connected peer.
     pub fn broadcast(&self, frame: &Frame) {
         let (lane, bytes) = (Lane::of(frame), Self::encode(frame));
-        let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
-        for list in conns.values() {
-            if let Some(conn) = list.last() {
+        let now = self.inner.now_ms();
+        let mut conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
+        for links in conns.values_mut() {
+            if let Some(conn) = links.pick(now) {
                 self.push(conn, lane, bytes.clone());
             }
         }
@@ -198,8 +264,9 @@ impl PeerNet {
     /// Sends a frame to one peer, if connected.
     pub fn send(&self, validator: usize, frame: &Frame) {
         let (lane, bytes) = (Lane::of(frame), Self::encode(frame));
-        let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(conn) = conns.get(&validator).and_then(|l| l.last()) {
+        let now = self.inner.now_ms();
+        let mut conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(conn) = conns.get_mut(&validator).and_then(|links| links.pick(now)) {
             self.push(conn, lane, bytes);
         }
     }
@@ -218,10 +285,11 @@ impl PeerNet {
     /// Peers that lost frames because their queue was full, and whose queue has drained to
     /// half since: they can take what they missed again. Each is reported once per loss.
     pub fn take_lossy(&self) -> Vec<usize> {
-        let conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.inner.now_ms();
+        let mut conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
         let mut lossy: Vec<usize> = conns
-            .iter()
-            .filter_map(|(validator, list)| list.last().map(|conn| (*validator, conn)))
+            .iter_mut()
+            .filter_map(|(validator, links)| links.pick(now).map(|conn| (*validator, conn)))
             .filter(|(_, conn)| {
                 conn.consensus.capacity() >= SEND_QUEUE / 2
                     && conn.bulk.capacity() >= SEND_QUEUE / 2
@@ -282,48 +350,74 @@ impl PeerNet {
     }
 
     /// Authenticates a connection, then pumps frames both ways until it closes.
-    async fn serve(&self, mut stream: TcpStream, direction: Direction) -> Result<(), ConnError> {
+    async fn serve(&self, stream: TcpStream, direction: Direction) -> Result<(), ConnError> {
         let _ = stream.set_nodelay(true);
-        let validator = {
-            // Strangers can only hold inbound handshake slots, and a full house refuses at once
-            // rather than queueing, so this node's own dials to its peers never wait behind them.
-            let _permit = match direction {
-                Direction::Outbound => None,
-                Direction::Inbound => match self.inner.handshakes.try_acquire() {
-                    Ok(permit) => Some(permit),
-                    Err(_) => {
-                        self.inner.stats.refused_handshakes.fetch_add(1, Ordering::Relaxed);
-                        return Err(ConnError::Busy);
-                    }
-                },
-            };
-            match handshake::authenticate(&mut stream, &self.inner.key, &self.inner.unl).await {
-                Ok(v) => v,
-                Err(e) => {
-                    let refused_total = self.inner.stats.refused_handshakes.fetch_add(1, Ordering::Relaxed) + 1;
-                    warn!(error = %e, refused_total, "peer refused");
-                    return Err(ConnError::Handshake(e));
-                }
+        let (stream, validator) = match direction {
+            Direction::Outbound => self.inner.tls.connect(stream).await,
+            Direction::Inbound => {
+                // Strangers can only hold inbound handshake slots, a few per source address, and a
+                // full house refuses at once rather than queueing, so this node's own dials to its
+                // peers never wait behind them.
+                let source = stream.peer_addr().map_err(ConnError::Io)?.ip();
+                let Some(_slot) = HandshakeSlot::take(&self.inner, source) else {
+                    self.inner.stats.refused_handshakes.fetch_add(1, Ordering::Relaxed);
+                    return Err(ConnError::Busy);
+                };
+                self.inner.tls.accept(stream).await
             }
-        };
+        }
+        .map_err(|e| {
+            let refused_total = self.inner.stats.refused_handshakes.fetch_add(1, Ordering::Relaxed) + 1;
+            warn!(error = %e, ?direction, refused_total, "peer refused");
+            ConnError::Handshake(e)
+        })?;
+
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (consensus, mut consensus_rx) = mpsc::channel::<Bytes>(SEND_QUEUE);
         let (bulk, mut bulk_rx) = mpsc::channel::<Bytes>(SEND_QUEUE);
-        {
+        let heard = Arc::new(AtomicU64::new(self.inner.now_ms()));
+        let close = self.inner.shutdown.child_token();
+        let first = {
             let mut conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
-            conns.entry(validator).or_default().push(Connection { id, consensus, bulk, lossy: Default::default() });
+            let links = conns.entry(validator).or_default();
+            if links.list.iter().any(|c| c.direction == direction) {
+                match direction {
+                    // This node already has its own link to the peer (two addresses for one key).
+                    Direction::Outbound => return Err(ConnError::Duplicate),
+                    // The peer dialed again: its newer link replaces its older one.
+                    Direction::Inbound => {
+                        links.list.iter().filter(|c| c.direction == direction).for_each(|c| c.close.cancel())
+                    }
+                }
+            }
+            let first = links.list.is_empty();
+            links.list.push(Connection {
+                id,
+                direction,
+                consensus,
+                bulk,
+                lossy: Default::default(),
+                heard: heard.clone(),
+                close: close.clone(),
+            });
+            first
+        };
+        info!(peer = validator, key = %hex::encode(self.inner.unl[validator]), ?direction, "peer link up");
+        if first {
+            let _ = self.inner.events.send(PeerEvent::Connected { validator }).await;
         }
-        info!(peer = validator, key = %hex::encode(self.inner.unl[validator]), "peer connected");
-        let _ = self.inner.events.send(PeerEvent::Connected { validator }).await;
 
-        let (mut reader, writer) = stream.into_split();
+        let (reader, writer) = tokio::io::split(stream);
         let writer_task = tokio::spawn(async move {
             let mut writer = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, writer);
+            let heartbeat_frame = Self::encode(&wire::heartbeat());
+            let mut heartbeat = tokio::time::interval(HEARTBEAT);
             loop {
                 let first = tokio::select! {
                     biased;
                     Some(bytes) = consensus_rx.recv() => bytes,
                     Some(bytes) = bulk_rx.recv() => bytes,
+                    _ = heartbeat.tick() => heartbeat_frame.clone(),
                     else => return,
                 };
                 if writer.write_all(&first).await.is_err() {
@@ -344,18 +438,36 @@ impl PeerNet {
             }
         });
 
+        let mut reader = Heard { inner: reader, heard: heard.clone(), epoch: self.inner.epoch };
         let result = loop {
-            let frame = tokio::select! {
-                _ = self.inner.shutdown.cancelled() => break Ok(()),
-                f = read_frame(&mut reader, MAX_FRAME) => f,
+            let frame = {
+                let read = read_frame(&mut reader, MAX_FRAME);
+                tokio::pin!(read);
+                // The link is checked for silence only while it waits for the peer, not while
+                // this node is busy handing frames on.
+                loop {
+                    tokio::select! {
+                        _ = close.cancelled() => break Err(None),
+                        f = &mut read => break f.map_err(Some),
+                        _ = tokio::time::sleep(HEARTBEAT) => {
+                            let silent = self.inner.now_ms().saturating_sub(heard.load(Ordering::Relaxed));
+                            if silent > LINK_TIMEOUT.as_millis() as u64 {
+                                break Err(Some(FrameError::Io(std::io::ErrorKind::TimedOut.into())));
+                            }
+                        }
+                    }
+                }
             };
             let bytes = match frame {
                 Ok(b) => b,
-                Err(e) => break Err(ConnError::Frame(e)),
+                Err(None) => break Ok(()),
+                Err(Some(e)) => break Err(ConnError::Frame(e)),
             };
-            let decoded = Frame::decode(bytes.as_slice())
-                .map_err(|e| e.to_string())
-                .and_then(|frame| wire::decode(frame, &self.inner.unl_keys).map_err(|e| e.to_string()));
+            let decoded = match Frame::decode(bytes.as_slice()) {
+                Ok(frame) if wire::is_heartbeat(&frame) => continue,
+                Ok(frame) => wire::decode(frame, &self.inner.unl_keys).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
             match decoded {
                 Ok(message) => {
                     if self.inner.events.send(PeerEvent::Message { validator, message }).await.is_err() {
@@ -372,10 +484,11 @@ impl PeerNet {
         writer_task.abort();
         let now_empty = {
             let mut conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
-            let list = conns.entry(validator).or_default();
-            list.retain(|c| c.id != id);
-            list.is_empty()
+            let links = conns.entry(validator).or_default();
+            links.list.retain(|c| c.id != id);
+            links.list.is_empty()
         };
+        info!(peer = validator, ?direction, reason = ?result.as_ref().err(), "peer link down");
         if now_empty {
             info!(peer = validator, "peer disconnected");
             let _ = self.inner.events.send(PeerEvent::Disconnected { validator }).await;
@@ -390,16 +503,71 @@ impl PeerNet {
 }
 
 /// Who opened a connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Direction {
     Inbound,
     Outbound,
+}
+
+/// One inbound handshake in progress, counted globally and per source address until dropped.
+struct HandshakeSlot<'a> {
+    inner: &'a Inner,
+    source: IpAddr,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl<'a> HandshakeSlot<'a> {
+    fn take(inner: &'a Inner, source: IpAddr) -> Option<Self> {
+        let permit = inner.handshakes.try_acquire().ok()?;
+        let mut per_ip = inner.handshakes_per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let held = per_ip.entry(source).or_default();
+        if *held >= MAX_HANDSHAKES_PER_IP {
+            return None;
+        }
+        *held += 1;
+        Some(Self { inner, source, _permit: permit })
+    }
+}
+
+impl Drop for HandshakeSlot<'_> {
+    fn drop(&mut self) {
+        let mut per_ip = self.inner.handshakes_per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = per_ip.get_mut(&self.source) {
+            *held -= 1;
+            if *held == 0 {
+                per_ip.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// A reader that notes when bytes last arrived, so a link is known alive even while one large
+/// frame is still coming in.
+struct Heard<R> {
+    inner: R,
+    heard: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Heard<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.heard.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        poll
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 enum ConnError {
     #[error("too many handshakes in progress")]
     Busy,
+    #[error("this node already has a link it dialed to that peer")]
+    Duplicate,
+    #[error("{0}")]
+    Io(std::io::Error),
     #[error("{0}")]
     Handshake(handshake::HandshakeError),
     #[error("{0}")]

@@ -1,15 +1,14 @@
-//! The peer handshake against arbitrary bytes and arbitrary well-framed `Hello`s on an
-//! in-memory duplex stream: it never panics, never lets anyone in who cannot sign for a UNL
-//! key, and ends as soon as the other side closes (a silent side is the handshake timeout's
-//! business, tested in the module itself).
+//! The peer handshake (TLS 1.3 bound to the UNL keys) against arbitrary bytes, and against real
+//! TLS peers holding keys or network ids it must not accept, on an in-memory duplex stream: it
+//! never panics, never lets anyone in who cannot sign for a UNL key of this network, and ends
+//! as soon as the other side closes (a silent side is the handshake timeout's business).
 
 use ed25519_dalek::SigningKey;
-use hp_consensusd::peer::codec::write_frame;
-use hp_consensusd::peer::handshake::authenticate;
-use hp_proto::v1::peer::{Hello, HelloProof};
+use hp_consensusd::peer::handshake::PeerTls;
 use proptest::prelude::*;
-use prost::Message;
 use tokio::io::AsyncWriteExt;
+
+const NETWORK: [u8; 32] = [3; 32];
 
 fn node_key() -> SigningKey {
     SigningKey::from_bytes(&[7; 32])
@@ -24,32 +23,22 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-/// Runs the node's side against `attacker`, which writes and then closes its end.
+/// Runs the node's listening side against `attacker`, which writes and then closes its end.
 fn against<F, Fut>(attacker: F) -> bool
 where
     F: FnOnce(tokio::io::DuplexStream) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     runtime().block_on(async {
-        let (mut ours, theirs) = tokio::io::duplex(64 * 1024);
-        let key = node_key();
-        let unl = unl();
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let node = PeerTls::new(&node_key(), &unl(), NETWORK).unwrap();
         let run = async {
-            let (result, ()) = tokio::join!(authenticate(&mut ours, &key, &unl), attacker(theirs));
+            let (result, ()) = tokio::join!(node.accept(ours), attacker(theirs));
             result.is_ok()
         };
         // The attacker closes its end: the handshake must notice well before its own timeout.
         tokio::time::timeout(std::time::Duration::from_secs(3), run).await.expect("the handshake hung")
     })
-}
-
-fn key_bytes() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        Just(unl()[1].to_vec()),
-        Just(unl()[0].to_vec()),
-        proptest::collection::vec(any::<u8>(), 32),
-        proptest::collection::vec(any::<u8>(), 0..80),
-    ]
 }
 
 proptest! {
@@ -65,20 +54,47 @@ proptest! {
     }
 
     #[test]
-    fn hellos_and_proofs_without_the_secret_never_authenticate(
-        version in prop_oneof![Just(1u32), any::<u32>()],
-        pubkey in key_bytes(),
-        challenge in proptest::collection::vec(any::<u8>(), 0..64),
-        proof in proptest::collection::vec(any::<u8>(), 0..100),
-        trailing in proptest::collection::vec(any::<u8>(), 0..64),
+    fn tls_peers_without_a_unl_secret_of_this_network_never_authenticate(
+        seed in any::<[u8; 32]>(),
+        network in prop_oneof![Just(NETWORK), any::<[u8; 32]>()],
+        trusts_itself in any::<bool>(),
     ) {
-        let admitted = against(|mut io| async move {
-            let hello = Hello { version, pubkey: pubkey.into(), challenge: challenge.into() };
-            let _ = write_frame(&mut io, &hello.encode_to_vec()).await;
-            let _ = write_frame(&mut io, &HelloProof { signature: proof.into() }.encode_to_vec()).await;
-            let _ = io.write_all(&trailing).await;
-            let _ = io.shutdown().await;
+        // The attacker's own key is anything but the UNL members'; it may trust itself, and may
+        // claim this network or another one.
+        prop_assume!(!unl().contains(&SigningKey::from_bytes(&seed).verifying_key().to_bytes()));
+        let attacker_key = SigningKey::from_bytes(&seed);
+        let mut its_unl = unl();
+        if trusts_itself {
+            its_unl.push(attacker_key.verifying_key().to_bytes());
+        }
+        let attacker = PeerTls::new(&attacker_key, &its_unl, network).unwrap();
+        let admitted = against(|io| async move {
+            if let Ok((mut stream, _)) = attacker.connect(io).await {
+                let _ = stream.shutdown().await;
+            }
         });
         prop_assert!(!admitted);
     }
+
+    #[test]
+    fn the_other_member_of_another_network_never_authenticates(network in any::<[u8; 32]>()) {
+        prop_assume!(network != NETWORK);
+        let member = PeerTls::new(&SigningKey::from_bytes(&[8; 32]), &unl(), network).unwrap();
+        let admitted = against(|io| async move {
+            let _ = member.connect(io).await;
+        });
+        prop_assert!(!admitted);
+    }
+}
+
+/// The control: the same harness lets the real other member of this network in.
+#[test]
+fn the_other_member_of_this_network_authenticates() {
+    let member = PeerTls::new(&SigningKey::from_bytes(&[8; 32]), &unl(), NETWORK).unwrap();
+    let admitted = against(|io| async move {
+        if let Ok((mut stream, _)) = member.connect(io).await {
+            let _ = stream.flush().await;
+        }
+    });
+    assert!(admitted);
 }

@@ -2,7 +2,7 @@
 //! byzantine on demand), or as an outsider ([`outsider_handshake`], [`raw_connect`]).
 //!
 //! A [`Rogue`] holds a UNL key from a node's `hp.cfg`, dials every honest node's peer port,
-//! authenticates with consensusd's own handshake, and reads their frames with consensusd's own
+//! authenticates with consensusd's own handshake (TLS 1.3 with that key, in that network), and reads their frames with consensusd's own
 //! codec and verified decoder. What it sends is chosen by its [`Behaviour`], which the test can
 //! change while it runs:
 //!
@@ -23,7 +23,7 @@ use bytes::Bytes;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use hp_consensus::{Proposal, ResultVote, Vote, VoteKind};
 use hp_consensusd::peer::codec::{MAX_FRAME, read_frame};
-use hp_consensusd::peer::handshake::authenticate;
+use hp_consensusd::peer::handshake::{PeerTls, TlsStream};
 use hp_consensusd::wire::{self, PeerMessage, PeerStatus};
 use hp_ledger::{Ledger, LedgerBody, LedgerRecord};
 use hp_proto::v1::peer::{self as pb, frame::Kind};
@@ -62,6 +62,7 @@ pub struct RogueStats {
 
 struct Shared {
     key: SigningKey,
+    tls: PeerTls,
     me: usize,
     unl: Vec<[u8; 32]>,
     unl_keys: Vec<VerifyingKey>,
@@ -113,8 +114,15 @@ fn encode(frame: &pb::Frame) -> Vec<u8> {
 }
 
 impl Rogue {
-    /// Starts the rogue with UNL entry `me`'s key, dialing `peers` (UNL index, peer address).
-    pub fn start(key: SigningKey, unl: Vec<[u8; 32]>, peers: Vec<(usize, SocketAddr)>, behaviour: Behaviour) -> Self {
+    /// Starts the rogue with UNL entry `me`'s key in network `network_id`, dialing `peers` (UNL
+    /// index, peer address).
+    pub fn start(
+        key: SigningKey,
+        unl: Vec<[u8; 32]>,
+        network_id: [u8; 32],
+        peers: Vec<(usize, SocketAddr)>,
+        behaviour: Behaviour,
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("hp-rogue")
@@ -123,8 +131,10 @@ impl Rogue {
             .unwrap_or_else(|e| panic!("rogue runtime: {e}"));
         let me = unl.iter().position(|k| *k == key.verifying_key().to_bytes()).unwrap_or_else(|| panic!("not in UNL"));
         let unl_keys = unl.iter().map(|k| VerifyingKey::from_bytes(k).unwrap_or_else(|e| panic!("{e}"))).collect();
+        let tls = PeerTls::new(&key, &unl, network_id).unwrap_or_else(|e| panic!("rogue TLS: {e}"));
         let shared = Arc::new(Shared {
             key,
+            tls,
             me,
             unl,
             unl_keys,
@@ -189,9 +199,8 @@ fn broadcast(shared: &Shared, frame: &pb::Frame) {
 
 async fn dial_loop(shared: Arc<Shared>, index: usize, addr: SocketAddr) {
     loop {
-        if let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await
-            && let Ok(Ok(peer)) =
-                tokio::time::timeout(Duration::from_secs(6), authenticate(&mut stream, &shared.key, &shared.unl)).await
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await
+            && let Ok((stream, peer)) = shared.tls.connect(stream).await
             && peer == index
         {
             shared.stats.connects.fetch_add(1, Ordering::Relaxed);
@@ -202,13 +211,13 @@ async fn dial_loop(shared: Arc<Shared>, index: usize, addr: SocketAddr) {
     }
 }
 
-async fn serve(shared: &Arc<Shared>, index: usize, stream: TcpStream) {
-    let (mut reader, mut writer) = stream.into_split();
+async fn serve(shared: &Arc<Shared>, index: usize, stream: TlsStream<TcpStream>) {
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4096);
     shared.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(index, tx);
     let writing = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
+            if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
                 return;
             }
         }
@@ -432,19 +441,21 @@ async fn ticker(shared: Arc<Shared>) {
     }
 }
 
-/// An outsider (a key not in the node's UNL) tries the handshake against `addr`; returns
-/// whether the node let it in (it must not: `Ok(false)` is the expected answer).
-pub fn outsider_handshake(addr: SocketAddr, unl: &[[u8; 32]]) -> std::io::Result<bool> {
+/// An outsider (a key not in the node's UNL) tries the handshake against `addr` in network
+/// `network_id`; returns whether the node let it in (it must not: `Ok(false)` is the expected
+/// answer).
+pub fn outsider_handshake(addr: SocketAddr, unl: &[[u8; 32]], network_id: [u8; 32]) -> std::io::Result<bool> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let mut stream = TcpStream::connect(addr).await?;
+        let stream = TcpStream::connect(addr).await?;
         let key = SigningKey::generate(&mut rand::rngs::OsRng);
         // Pretend the outsider's own key is in "its" UNL, so its side completes if the node's does.
         let mut list = unl.to_vec();
         list.push(key.verifying_key().to_bytes());
-        let result = tokio::time::timeout(Duration::from_secs(10), authenticate(&mut stream, &key, &list)).await;
-        let Ok(Ok(_)) = result else { return Ok(false) };
-        // The node may still drop us right after its own check: see whether a frame comes.
+        let tls = PeerTls::new(&key, &list, network_id).map_err(std::io::Error::other)?;
+        let Ok((mut stream, _)) = tls.connect(stream).await else { return Ok(false) };
+        // In TLS 1.3 the dialer finishes before the node has checked its key: see whether the
+        // node talks to it (it sends a heartbeat within half a second to a peer it let in).
         let next = tokio::time::timeout(Duration::from_secs(2), read_frame(&mut stream, MAX_FRAME)).await;
         Ok(matches!(next, Ok(Ok(_))))
     })

@@ -23,21 +23,23 @@ fn peer_addr(s: &Scenario, i: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], s.cluster.nodes[i].peerport))
 }
 
-fn unl(s: &Scenario) -> Vec<[u8; 32]> {
-    Config::load(&s.cluster.nodes[0].dir.join("cfg").join("hp.cfg")).unwrap().unl
+/// The network's UNL and id, as the nodes' own config has them.
+fn unl(s: &Scenario) -> (Vec<[u8; 32]>, [u8; 32]) {
+    let cfg = Config::load(&s.cluster.nodes[0].dir.join("cfg").join("hp.cfg")).unwrap();
+    (cfg.unl.clone(), cfg.network_id())
 }
 
 #[test]
 fn strangers_and_garbage_on_the_peer_port_are_dropped_while_ledgers_close() {
     let s = Scenario::start("outsiders and garbage on the peer port", ScenarioOptions::default());
-    let unl = unl(&s);
+    let (unl, network_id) = unl(&s);
     let until = Instant::now() + Duration::from_secs(hp_tests::harness::env_u64("HP_FAULT_SECONDS", 3) * 2);
     let mut attempts = 0;
     while Instant::now() < until {
         for i in 0..s.cluster.nodes.len() {
             let addr = peer_addr(&s, i);
             // A key outside the UNL that completes its side of the handshake.
-            assert!(!outsider_handshake(addr, &unl).unwrap(), "node {} let a stranger in", i + 1);
+            assert!(!outsider_handshake(addr, &unl, network_id).unwrap(), "node {} let a stranger in", i + 1);
             // Bytes that are no handshake at all; a length prefix far over any limit; nothing.
             let mut junk = raw_connect(addr).unwrap();
             let _ = junk.write_all(&[0x17, 0x03, 0x03, 0x00, 0x20]);
@@ -73,7 +75,7 @@ fn byzantine_options() -> ScenarioOptions {
 fn start_rogue(s: &Scenario, behaviour: Behaviour) -> Rogue {
     let cfg = Config::load(&s.cluster.nodes[3].dir.join("cfg").join("hp.cfg")).unwrap();
     let peers = (0..3).map(|i| (i, peer_addr(s, i))).collect();
-    let rogue = Rogue::start(cfg.key.signing_key().clone(), cfg.unl.clone(), peers, behaviour);
+    let rogue = Rogue::start(cfg.key.signing_key().clone(), cfg.unl.clone(), cfg.network_id(), peers, behaviour);
     hp_tests::wait_until("the rogue to connect to the honest nodes", RECOVER, || {
         (rogue.connected() == 3).then_some(())
     });
