@@ -8,10 +8,14 @@
 //! connections and refuses new ones (a clean cut: both sides notice at once); [`Mode::Stall`]
 //! keeps connections open but forwards nothing (a black hole: only timeouts notice);
 //! [`Mode::Throttle`] forwards at most so many bytes per second each way (a slow link).
+//!
+//! The proxy is also the eavesdropper of the relay scenarios: it counts the bytes and
+//! connections it carries and looks for given byte strings in them ([`Proxy::sniff`]).
 
 use hp_cfg::Config;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,6 +35,36 @@ pub enum Mode {
 pub struct Proxy {
     rt: tokio::runtime::Runtime,
     links: Mutex<HashMap<(usize, usize), watch::Sender<Mode>>>,
+    /// Connections each link accepted, and how many of them are open.
+    accepted: Mutex<HashMap<(usize, usize), Arc<Counters>>>,
+    tap: Arc<Tap>,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    open: AtomicU64,
+}
+
+/// Tells whether a chunk of relayed bytes holds what the eavesdropper looks for.
+pub type Sniffer = Box<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
+/// What the proxy saw in the bytes it carried.
+#[derive(Default)]
+struct Tap {
+    bytes: AtomicU64,
+    sniffer: Mutex<Option<Sniffer>>,
+    hits: AtomicU64,
+}
+
+impl Tap {
+    fn inspect(&self, chunk: &[u8]) {
+        self.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        let sniffer = self.sniffer.lock().unwrap_or_else(|e| e.into_inner());
+        if sniffer.as_ref().is_some_and(|found| found(chunk)) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Proxy {
@@ -41,7 +75,39 @@ impl Proxy {
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("proxy runtime: {e}"));
-        Arc::new(Self { rt, links: Mutex::new(HashMap::new()) })
+        Arc::new(Self {
+            rt,
+            links: Mutex::new(HashMap::new()),
+            accepted: Mutex::new(HashMap::new()),
+            tap: Arc::default(),
+        })
+    }
+
+    /// From now on, counts the chunks of relayed bytes in which `found` finds something.
+    pub fn sniff(&self, found: Sniffer) {
+        *self.tap.sniffer.lock().unwrap_or_else(|e| e.into_inner()) = Some(found);
+    }
+
+    /// Chunks of relayed bytes in which the sniffer found something.
+    pub fn sniffed(&self) -> u64 {
+        self.tap.hits.load(Ordering::Relaxed)
+    }
+
+    /// Bytes relayed so far, both directions, all links.
+    pub fn bytes_relayed(&self) -> u64 {
+        self.tap.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Connections the link `from → to` has accepted so far.
+    pub fn connections(&self, from: usize, to: usize) -> u64 {
+        let accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+        accepted.get(&(from, to)).map_or(0, |n| n.accepted.load(Ordering::Relaxed))
+    }
+
+    /// Connections of the link `from → to` open now.
+    pub fn open_connections(&self, from: usize, to: usize) -> u64 {
+        let accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+        accepted.get(&(from, to)).map_or(0, |n| n.open.load(Ordering::Relaxed))
     }
 
     /// Opens the link `from → to` towards `target`; returns the port `from` should dial.
@@ -54,6 +120,9 @@ impl Proxy {
         listener.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
         let (mode_tx, mode_rx) = watch::channel(Mode::Pass);
         self.links.lock().unwrap_or_else(|e| e.into_inner()).insert((from, to), mode_tx);
+        let accepted = Arc::new(Counters::default());
+        self.accepted.lock().unwrap_or_else(|e| e.into_inner()).insert((from, to), accepted.clone());
+        let tap = self.tap.clone();
         self.rt.spawn(async move {
             let listener = TcpListener::from_std(listener).unwrap_or_else(|e| panic!("{e}"));
             loop {
@@ -62,7 +131,13 @@ impl Proxy {
                     drop(inbound);
                     continue;
                 }
-                tokio::spawn(forward(inbound, target, mode_rx.clone()));
+                accepted.accepted.fetch_add(1, Ordering::Relaxed);
+                accepted.open.fetch_add(1, Ordering::Relaxed);
+                let (counters, mode, tap) = (accepted.clone(), mode_rx.clone(), tap.clone());
+                tokio::spawn(async move {
+                    forward(inbound, target, mode, tap).await;
+                    counters.open.fetch_sub(1, Ordering::Relaxed);
+                });
             }
         });
         port
@@ -106,7 +181,7 @@ impl Proxy {
     }
 }
 
-async fn forward(inbound: TcpStream, target: SocketAddr, mode: watch::Receiver<Mode>) {
+async fn forward(inbound: TcpStream, target: SocketAddr, mode: watch::Receiver<Mode>, tap: Arc<Tap>) {
     let Ok(outbound) = TcpStream::connect(target).await else { return };
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
@@ -114,8 +189,8 @@ async fn forward(inbound: TcpStream, target: SocketAddr, mode: watch::Receiver<M
     let (or, ow) = outbound.into_split();
     // Either direction ending (EOF, error, or a cut) ends the whole connection.
     tokio::select! {
-        _ = pump(ir, ow, mode.clone()) => {}
-        _ = pump(or, iw, mode) => {}
+        _ = pump(ir, ow, mode.clone(), &tap) => {}
+        _ = pump(or, iw, mode, &tap) => {}
     }
 }
 
@@ -123,6 +198,7 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut mode: watch::Receiver<Mode>,
+    tap: &Tap,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -157,6 +233,7 @@ async fn pump(
                 continue;
             }
         };
+        tap.inspect(&buf[..n]);
         let pace = async {
             if let Some(r) = rate {
                 tokio::time::sleep(std::time::Duration::from_secs_f64(n as f64 / f64::from(r))).await;

@@ -11,7 +11,7 @@
 //! Modules: `crashes` (processes killed, data wiped), `network` (freeze, partitions through
 //! the test's proxy), `hosts` (a node per network namespace: a link down, a lossy WAN),
 //! `hostile_peers` (strangers, garbage, a byzantine UNL member), `hostile_users` (floods on the
-//! user port), `regressions` (one reduced
+//! user port), `relays` (a stranger between two nodes reads and swallows their links), `regressions` (one reduced
 //! test per bug found), `checker` (the checks themselves, on planted faults).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,3 +22,4 @@ mod hostile_users;
 mod hosts;
 mod network;
 mod regressions;
+mod relays;
