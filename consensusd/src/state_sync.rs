@@ -30,30 +30,40 @@ pub const CHUNK: u32 = 1024 * 1024;
 /// How long a peer has to answer one request.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Routes peers' replies to the sync task waiting for them, by request id.
+/// Requests in flight: request id → (the peer asked, where its reply goes).
+type Waiting = HashMap<u64, (usize, oneshot::Sender<PeerMessage>)>;
+
+/// Routes peers' replies to the sync task waiting for them, by request id and only from the
+/// peer that was asked: another peer that guesses the id cannot answer in its place.
 #[derive(Clone, Default)]
 pub struct Replies {
-    waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<PeerMessage>>>>,
+    waiting: Arc<Mutex<Waiting>>,
     next: Arc<AtomicU64>,
 }
 
 impl Replies {
-    fn register(&self) -> (u64, oneshot::Receiver<PeerMessage>) {
+    fn register(&self, peer: usize) -> (u64, oneshot::Receiver<PeerMessage>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = oneshot::channel();
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (peer, tx));
         (id, rx)
     }
 
-    /// Hands a reply to whoever waits for it; unsolicited replies are dropped.
-    pub fn deliver(&self, message: PeerMessage) {
+    /// Hands a reply from peer `from` to whoever waits for it; replies nobody asked `from` for
+    /// are dropped (and returned `false`).
+    pub fn deliver(&self, from: usize, message: PeerMessage) -> bool {
         let id = match &message {
             PeerMessage::StateManifestReply(r) => r.request_id,
             PeerMessage::StateChunkReply(r) => r.request_id,
-            _ => return,
+            _ => return false,
         };
-        if let Some(tx) = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
-            let _ = tx.send(message);
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if waiting.get(&id).is_none_or(|(asked, _)| *asked != from) {
+            return false;
+        }
+        match waiting.remove(&id) {
+            Some((_, tx)) => tx.send(message).is_ok(),
+            None => false,
         }
     }
 
@@ -111,7 +121,7 @@ impl StateSync {
     }
 
     async fn ask(&self, peer: usize, frame: impl FnOnce(u64) -> wire_pb::Frame) -> Result<PeerMessage, SyncError> {
-        let (id, rx) = self.replies.register();
+        let (id, rx) = self.replies.register(peer);
         self.net.send(peer, &frame(id));
         match tokio::time::timeout(REPLY_TIMEOUT, rx).await {
             Ok(Ok(reply)) => Ok(reply),
@@ -280,4 +290,25 @@ pub async fn serve_chunk(mut exec: ExecClient<Channel>, net: PeerNet, peer: usiz
         },
     };
     net.send(peer, &wire_pb::Frame { kind: Some(wire_pb::frame::Kind::StateChunkReply(reply)) });
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn manifest_reply(request_id: u64) -> PeerMessage {
+        PeerMessage::StateManifestReply(wire_pb::StateManifestReply { request_id, ..Default::default() })
+    }
+
+    #[test]
+    fn a_reply_is_taken_only_from_the_peer_that_was_asked() {
+        let replies = Replies::default();
+        let (id, mut rx) = replies.register(2);
+        assert!(!replies.deliver(1, manifest_reply(id)), "peer 1 answered a request sent to peer 2");
+        assert!(rx.try_recv().is_err());
+        assert!(replies.deliver(2, manifest_reply(id)));
+        assert!(matches!(rx.try_recv(), Ok(PeerMessage::StateManifestReply(r)) if r.request_id == id));
+        assert!(!replies.deliver(2, manifest_reply(id)), "a second answer to one request");
+    }
 }

@@ -432,7 +432,9 @@ impl Node {
                 tokio::spawn(crate::state_sync::serve_chunk(self.exec_client.clone(), self.peers.clone(), from, r));
             }
             reply @ (PeerMessage::StateManifestReply(_) | PeerMessage::StateChunkReply(_)) => {
-                self.sync_replies.deliver(reply);
+                if !self.sync_replies.deliver(from, reply) {
+                    debug!(peer = from, "a state reply nobody asked this peer for; dropped");
+                }
             }
             PeerMessage::OutcomeRequest { seq } => self.serve_outcome(from, seq),
             PeerMessage::OutcomeReply { seq, outcome } => self.on_outcome_reply(from, seq, outcome),

@@ -10,8 +10,8 @@
 //! closed. An inbound link replaces an older inbound link of the same peer, never this node's
 //! own outbound one, so strangers and relays cannot make a node drop the link it dialed.
 //! Frames that arrive are handed to the node loop as [`PeerEvent`]s; what they mean is decided
-//! there. Sending never blocks the node: each connection has two bounded queues, and a frame
-//! for a peer that cannot keep up is dropped. Consensus messages (proposals, votes, results,
+//! there. Sending never blocks the node: each connection has two queues, bounded in frames and
+//! in bytes, and a frame for a peer that cannot keep up is dropped. Consensus messages (proposals, votes, results,
 //! status) have a queue of their own that the writer always empties first, so on a slow link
 //! they never wait behind bulk (input gossip, catch-up, state copies). The node learns which peers lost frames that way
 //! ([`PeerNet::take_lossy`]) and sends them again what matters, as it does to a peer that
@@ -31,7 +31,7 @@ use prost::Message;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -43,6 +43,10 @@ use tracing::{debug, info, warn};
 
 /// Frames waiting to go out on one connection, per lane, before new ones are dropped.
 const SEND_QUEUE: usize = 8192;
+/// Bytes waiting to go out on one connection, per lane, before new frames are dropped: room for
+/// one frame of the largest size and then some, so a slow or stalled peer holds a bounded amount
+/// of this node's memory whatever the frames' sizes. A frame into an empty lane always fits.
+const SEND_QUEUE_BYTES: usize = MAX_FRAME + 32 * 1024 * 1024;
 /// Bytes the writer gathers before handing them to the socket: small enough that a consensus
 /// message does not queue behind much bulk on a slow link.
 const WRITE_BUFFER: usize = 64 * 1024;
@@ -94,14 +98,67 @@ pub struct PeerStats {
 struct Connection {
     id: u64,
     direction: Direction,
-    consensus: mpsc::Sender<Bytes>,
-    bulk: mpsc::Sender<Bytes>,
+    consensus: LaneQueue,
+    bulk: LaneQueue,
     /// A frame to this connection was dropped since the node last asked.
     lossy: Arc<std::sync::atomic::AtomicBool>,
     /// When a byte last arrived on this link, in ms since the network started.
     heard: Arc<AtomicU64>,
     /// Closes this link (a newer inbound link of the same peer replaced it).
     close: CancellationToken,
+}
+
+/// One lane's queue of a connection: the frames, and how many bytes they hold.
+struct LaneQueue {
+    frames: mpsc::Sender<Bytes>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl LaneQueue {
+    fn new() -> (Self, LaneReceiver) {
+        let (frames, rx) = mpsc::channel(SEND_QUEUE);
+        let bytes = Arc::new(AtomicUsize::new(0));
+        (Self { frames, bytes: bytes.clone() }, LaneReceiver { frames: rx, bytes })
+    }
+
+    /// Queues `frame` unless the lane is full by count or by bytes.
+    fn push(&self, frame: Bytes) -> bool {
+        let len = frame.len();
+        let before = self.bytes.fetch_add(len, Ordering::Relaxed);
+        if (before > 0 && before + len > SEND_QUEUE_BYTES) || self.frames.try_send(frame).is_err() {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Whether the lane has drained to half of both its limits.
+    fn half_empty(&self) -> bool {
+        self.frames.capacity() >= SEND_QUEUE / 2 && self.bytes.load(Ordering::Relaxed) <= SEND_QUEUE_BYTES / 2
+    }
+}
+
+/// The writer's end of a [`LaneQueue`].
+struct LaneReceiver {
+    frames: mpsc::Receiver<Bytes>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl LaneReceiver {
+    fn taken(&self, frame: Bytes) -> Bytes {
+        self.bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        frame
+    }
+
+    async fn recv(&mut self) -> Option<Bytes> {
+        let frame = self.frames.recv().await?;
+        Some(self.taken(frame))
+    }
+
+    fn try_recv(&mut self) -> Option<Bytes> {
+        let frame = self.frames.try_recv().ok()?;
+        Some(self.taken(frame))
+    }
 }
 
 /// The links to one peer, oldest first.
@@ -276,7 +333,7 @@ impl PeerNet {
             Lane::Consensus => &conn.consensus,
             Lane::Bulk => &conn.bulk,
         };
-        if queue.try_send(bytes).is_err() {
+        if !queue.push(bytes) {
             self.inner.stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
             conn.lossy.store(true, Ordering::Relaxed);
         }
@@ -291,9 +348,7 @@ impl PeerNet {
             .iter_mut()
             .filter_map(|(validator, links)| links.pick(now).map(|conn| (*validator, conn)))
             .filter(|(_, conn)| {
-                conn.consensus.capacity() >= SEND_QUEUE / 2
-                    && conn.bulk.capacity() >= SEND_QUEUE / 2
-                    && conn.lossy.swap(false, Ordering::Relaxed)
+                conn.consensus.half_empty() && conn.bulk.half_empty() && conn.lossy.swap(false, Ordering::Relaxed)
             })
             .map(|(validator, _)| validator)
             .collect();
@@ -373,8 +428,8 @@ impl PeerNet {
         })?;
 
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (consensus, mut consensus_rx) = mpsc::channel::<Bytes>(SEND_QUEUE);
-        let (bulk, mut bulk_rx) = mpsc::channel::<Bytes>(SEND_QUEUE);
+        let (consensus, mut consensus_rx) = LaneQueue::new();
+        let (bulk, mut bulk_rx) = LaneQueue::new();
         let heard = Arc::new(AtomicU64::new(self.inner.now_ms()));
         let close = self.inner.shutdown.child_token();
         let first = {
@@ -425,7 +480,7 @@ impl PeerNet {
                 }
                 // Whatever else is ready, consensus first, up to one buffer's worth; then out.
                 while writer.buffer().len() < WRITE_BUFFER / 2 {
-                    let Ok(more) = consensus_rx.try_recv().or_else(|_| bulk_rx.try_recv()) else {
+                    let Some(more) = consensus_rx.try_recv().or_else(|| bulk_rx.try_recv()) else {
                         break;
                     };
                     if writer.write_all(&more).await.is_err() {
@@ -574,4 +629,22 @@ enum ConnError {
     Frame(FrameError),
     #[error("bad frame")]
     Decode,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_is_bounded_in_bytes_yet_always_takes_one_frame_when_empty() {
+        let (lane, mut rx) = LaneQueue::new();
+        let big = Bytes::from(vec![0u8; SEND_QUEUE_BYTES - 100]);
+        assert!(lane.push(big.clone()), "an empty lane takes a frame of any size");
+        assert!(lane.push(Bytes::from_static(&[1; 50])), "room is left for small frames");
+        assert!(!lane.push(Bytes::from(vec![0u8; 200])), "a frame past the byte limit is dropped");
+        assert!(!lane.half_empty());
+        assert_eq!(rx.try_recv().map(|b| b.len()), Some(big.len()));
+        assert!(lane.push(Bytes::from(vec![0u8; 200])), "taken frames free their bytes");
+        assert!(lane.half_empty());
+    }
 }
