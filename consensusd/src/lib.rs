@@ -10,11 +10,14 @@
 //! - [`executor`]: runs closed ledgers through execd, in order.
 //! - [`service`]: the local gRPC API (the userd session, status).
 //! - [`state_sync`]: copying the contract state from a peer.
+//! - [`serving`]: answering peers' requests for ledgers, outcomes and state, off the node loop
+//!   and within a budget per peer.
 
 pub mod executor;
 pub mod node;
 pub mod peer;
 pub mod service;
+pub mod serving;
 pub mod state_sync;
 pub mod wire;
 

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// Ledgers asked for at once.
-const BATCH: u32 = 64;
-/// Bytes of ledgers one reply carries at most (at least one ledger).
-const MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
+const BATCH: u32 = crate::serving::LEDGER_BATCH;
 /// How long to wait for a reply before asking someone else.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a peer that sent bad data is avoided.
@@ -100,29 +98,6 @@ impl Node {
         let id = self.catchup.next_request_id;
         self.catchup.inflight = Some((id, peer, now));
         self.peers.send(peer, &wire::ledger_request(id, from, BATCH));
-    }
-
-    pub(super) fn serve_ledgers(&mut self, to: usize, request_id: u64, from_seq: u64, max_count: u32) {
-        let max = max_count.clamp(1, BATCH) as u64;
-        let mut records = Vec::new();
-        let mut bytes = 0usize;
-        for seq in from_seq..from_seq.saturating_add(max) {
-            match self.store.get(seq) {
-                Ok(Some(record)) => {
-                    bytes += record.ledger.encoded_len();
-                    records.push(record);
-                    if bytes >= MAX_REPLY_BYTES {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    warn!(seq, error = %e, "cannot read a ledger a peer asked for");
-                    break;
-                }
-            }
-        }
-        self.peers.send(to, &wire::ledger_reply(request_id, &records));
     }
 
     pub(super) fn on_ledger_reply(&mut self, from: usize, request_id: u64, records: Vec<LedgerRecord>) {

@@ -31,6 +31,7 @@ mod users;
 
 use crate::executor::{ExecFailure, Executed};
 use crate::peer::{PeerEvent, PeerNet};
+use crate::serving::{Offered, Request, Server};
 use crate::wire::{self, PeerMessage, PeerStatus};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use hp_consensus::{Consensus, Input, ResultCollector};
@@ -39,6 +40,7 @@ use hp_proto::v1::{self as pb, exec_client::ExecClient};
 use mempool::Mempool;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -168,6 +170,8 @@ pub struct Node {
     exec_client: ExecClient<tonic::transport::Channel>,
     store_path: PathBuf,
     sync_replies: crate::state_sync::Replies,
+    /// Answers peers' requests off this loop, within a budget per peer.
+    server: Server,
     /// A state copy from a peer is under way.
     syncing: bool,
     /// The core's crash-recovery state on disk.
@@ -218,7 +222,9 @@ impl Node {
             wanted_outcomes.keys().next().map_or(delivered_up_to, |first| delivered_up_to.min(first.saturating_sub(1)));
         let recovery = recovery::RecoveryFile::open(&cfg.recovery_path)?;
         let resume = recovery.load(&cfg.unl_keys);
+        let server = Server::start(store_path.clone(), exec_client.clone(), peers.clone())?;
         Ok(Self {
+            server,
             recovery,
             resume,
             persisted_rank: None,
@@ -417,27 +423,30 @@ impl Node {
             PeerMessage::Result(vote) => self.on_result_vote(vote),
             PeerMessage::Status(status) => self.on_peer_status(from, status),
             PeerMessage::LedgerRequest { request_id, from_seq, max_count } => {
-                self.serve_ledgers(from, request_id, from_seq, max_count)
+                self.offer_request(from, Request::Ledgers { request_id, from_seq, max_count })
             }
             PeerMessage::LedgerReply { request_id, records } => self.on_ledger_reply(from, request_id, records),
             PeerMessage::StateManifestRequest(r) => {
-                tokio::spawn(crate::state_sync::serve_manifest(
-                    self.exec_client.clone(),
-                    self.peers.clone(),
-                    from,
-                    r.request_id,
-                ));
+                self.offer_request(from, Request::StateManifest { request_id: r.request_id })
             }
-            PeerMessage::StateChunkRequest(r) => {
-                tokio::spawn(crate::state_sync::serve_chunk(self.exec_client.clone(), self.peers.clone(), from, r));
-            }
+            PeerMessage::StateChunkRequest(r) => self.offer_request(from, Request::StateChunk(r)),
             reply @ (PeerMessage::StateManifestReply(_) | PeerMessage::StateChunkReply(_)) => {
                 if !self.sync_replies.deliver(from, reply) {
                     debug!(peer = from, "a state reply nobody asked this peer for; dropped");
                 }
             }
-            PeerMessage::OutcomeRequest { seq } => self.serve_outcome(from, seq),
+            PeerMessage::OutcomeRequest { seq } => self.offer_request(from, Request::Outcome { seq }),
             PeerMessage::OutcomeReply { seq, outcome } => self.on_outcome_reply(from, seq, outcome),
+        }
+    }
+
+    /// Hands a peer's request to the server; one over the peer's budget, or while every worker
+    /// is busy, is dropped and counted (the asker asks again after its timeout).
+    fn offer_request(&mut self, from: usize, request: Request) {
+        let offered = self.server.offer(from, request, Instant::now());
+        if offered != Offered::Queued {
+            let refused_total = self.peers.stats().refused_requests.fetch_add(1, Ordering::Relaxed) + 1;
+            debug!(peer = from, ?offered, refused_total, "a peer's request dropped");
         }
     }
 

@@ -147,23 +147,6 @@ impl Node {
         }
     }
 
-    /// A peer asks for the agreed outcome of ledger `seq`.
-    pub(super) fn serve_outcome(&mut self, from: usize, seq: u64) {
-        let outcome = match self.store.agreed_outcome(seq) {
-            Ok(Some(bytes)) if bytes.len() <= crate::peer::codec::MAX_FRAME - 1024 => bytes,
-            Ok(Some(bytes)) => {
-                warn!(seq, bytes = bytes.len(), "an outcome too large for one frame cannot be sent to a peer");
-                Vec::new()
-            }
-            Ok(None) => Vec::new(),
-            Err(e) => {
-                warn!(seq, error = %e, "cannot read a kept outcome");
-                Vec::new()
-            }
-        };
-        self.peers.send(from, &wire::outcome_reply(seq, outcome));
-    }
-
     /// A peer's answer: released when it is the certified outcome.
     pub(super) fn on_outcome_reply(&mut self, from: usize, seq: u64, outcome: Option<Outcome>) {
         let Some(wanted) = self.wanted_outcomes.get_mut(&seq) else {

@@ -93,6 +93,8 @@ pub struct PeerStats {
     pub refused_handshakes: AtomicU64,
     pub bad_frames: AtomicU64,
     pub dropped_sends: AtomicU64,
+    /// Peers' requests for stored data dropped: over the peer's budget, or all workers busy.
+    pub refused_requests: AtomicU64,
 }
 
 struct Connection {

@@ -17,7 +17,8 @@
 //! - `replay`: re-sends proposals and votes captured at older heights;
 //! - `garbage`: sends malformed frames (undecodable bytes, an empty frame, a bad signature, a
 //!   length over the limit), each of which makes the receiver drop the connection;
-//! - `lie_status`: announces a last closed ledger far ahead of the real chain.
+//! - `lie_status`: announces a last closed ledger far ahead of the real chain;
+//! - `flood_requests`: asks every honest node for a batch of ledgers 2000 times a second.
 
 use bytes::Bytes;
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -47,6 +48,7 @@ pub struct Behaviour {
     pub replay: bool,
     pub garbage: bool,
     pub lie_status: bool,
+    pub flood_requests: bool,
 }
 
 /// Counters of what the rogue did and saw.
@@ -58,6 +60,9 @@ pub struct RogueStats {
     pub conflicting_sent: AtomicU64,
     pub replayed: AtomicU64,
     pub garbage_sent: AtomicU64,
+    /// Ledger requests sent while flooding, and ledger replies received.
+    pub requests_sent: AtomicU64,
+    pub ledger_replies: AtomicU64,
 }
 
 struct Shared {
@@ -147,6 +152,7 @@ impl Rogue {
             rt.spawn(dial_loop(shared.clone(), index, addr));
         }
         rt.spawn(ticker(shared.clone()));
+        rt.spawn(flooder(shared.clone()));
         Self { rt, shared }
     }
 
@@ -276,6 +282,7 @@ fn on_message(shared: &Arc<Shared>, from: usize, raw: pb::Frame, message: PeerMe
         }
         PeerMessage::Status(s) => on_status(shared, &b, from, s),
         PeerMessage::LedgerReply { records, .. } => {
+            shared.stats.ledger_replies.fetch_add(1, Ordering::Relaxed);
             let mut memory = shared.memory.lock().unwrap_or_else(|e| e.into_inner());
             for record in records {
                 let newer = memory.last.as_ref().is_none_or(|l| l.ledger.seq < record.ledger.seq);
@@ -406,6 +413,26 @@ fn garbage_frame(shared: &Shared, which: u64) -> Vec<u8> {
                 signature: Bytes::from(vec![0u8; 64]),
             })),
         }),
+    }
+}
+
+/// With `flood_requests`: 20 requests for the first 64 ledgers to every peer every 10 ms.
+async fn flooder(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut id: u64 = 1 << 32;
+    loop {
+        tick.tick().await;
+        if !behaviour(&shared).flood_requests {
+            continue;
+        }
+        let peers: Vec<usize> = shared.conns.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
+        for to in peers {
+            for _ in 0..20 {
+                id += 1;
+                send(&shared, to, &wire::ledger_request(id, 1, 64));
+                shared.stats.requests_sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 

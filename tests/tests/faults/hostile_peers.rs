@@ -138,6 +138,27 @@ fn a_peer_announcing_a_chain_it_does_not_have_cannot_keep_a_lagging_node_behind(
 }
 
 #[test]
+fn a_unl_member_asking_for_ledgers_without_pause_is_answered_only_within_its_budget() {
+    use hp_consensusd::serving::{BURST, REQUESTS_PER_SECOND};
+    let s = Scenario::start("ledger request flood from a UNL member", byzantine_options());
+    let rogue = start_rogue(&s, Behaviour { flood_requests: true, ..Default::default() });
+    let flooding = Instant::now();
+    s.run_load();
+    s.expect_progress(PROGRESS, RECOVER);
+    let seconds = flooding.elapsed().as_secs_f64();
+    let stats = rogue.stats();
+    let (sent, answered) = (stats.requests_sent.load(Ordering::Relaxed), stats.ledger_replies.load(Ordering::Relaxed));
+    rogue.set(Behaviour::default());
+    // Each of the three honest nodes answers its burst and then its sustained rate, no more.
+    let budget = 3.0 * (BURST + REQUESTS_PER_SECOND * seconds);
+    eprintln!("flood of {sent} ledger requests in {seconds:.1} s: {answered} answered, budget {budget:.0}");
+    assert!(sent as f64 > 3.0 * budget, "the rogue did not flood: {sent} requests in {seconds:.1} s");
+    assert!(answered > 0, "the honest nodes answered none of the rogue's requests");
+    assert!(answered as f64 <= budget * 1.1, "{answered} of {sent} requests answered, over the budget of {budget:.0}");
+    s.finish();
+}
+
+#[test]
 fn idle_strangers_holding_peer_connections_do_not_keep_a_restarted_node_out() {
     let s = Scenario::start("idle connection flood on peer ports", ScenarioOptions::default());
     s.run_load();
