@@ -119,6 +119,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         unl: cfg.unl.clone(),
         unl_keys,
         quorum,
+        network_id: cfg.network_id(),
         roundtime: Duration::from_millis(cfg.roundtime_ms),
         max_ledger_input_bytes: (cfg.max_ledger_input_bytes as usize).min(peer::codec::MAX_FRAME / 2),
         max_input_bytes: cfg.pubmaxsize as usize,

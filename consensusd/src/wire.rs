@@ -91,7 +91,7 @@ pub const MAX_USERS_PER_STATUS: usize = 1_000_000;
 pub const MAX_LEDGERS_PER_REPLY: usize = 256;
 
 /// Decodes and verifies a frame.
-pub fn decode(frame: pb::Frame, unl: &[VerifyingKey]) -> Result<PeerMessage, WireError> {
+pub fn decode(frame: pb::Frame, unl: &[VerifyingKey], network: &[u8; 32]) -> Result<PeerMessage, WireError> {
     let n = unl.len();
     match frame.kind.ok_or(WireError::Empty)? {
         Kind::Inputs(b) => {
@@ -99,7 +99,7 @@ pub fn decode(frame: pb::Frame, unl: &[VerifyingKey]) -> Result<PeerMessage, Wir
             if !unl.iter().any(|k| k.to_bytes() == origin) {
                 return Err(field("InputBatch", "origin", "is not in the UNL"));
             }
-            let batch = InputBatch::decode_verified(&origin, &b.inputs, &b.signature)
+            let batch = InputBatch::decode_verified(network, &origin, &b.inputs, &b.signature)
                 .map_err(|e| WireError::Decode { message: "InputBatch", problem: e.to_string() })?;
             Ok(PeerMessage::Inputs(batch))
         }

@@ -30,6 +30,8 @@ pub enum ChainError {
     ResultMismatch { seq: u64 },
     #[error("ledger {seq}: input {origin}/{nonce} was already in ledger {first_seq}")]
     DuplicateInput { seq: u64, origin: String, nonce: u64, first_seq: u64 },
+    #[error("ledger {seq}: {problem}")]
+    BadInput { seq: u64, problem: String },
     #[error("a UNL key is not a valid public key")]
     BadUnl,
 }
@@ -40,13 +42,15 @@ pub fn unl_keys(unl: &[[u8; 32]]) -> Result<Vec<VerifyingKey>, ChainError> {
 }
 
 /// Checks one record on its own and its link to the ledger before it (`prev`: hash and time
-/// of ledger `seq - 1`, and its result summary if certified).
+/// of ledger `seq - 1`, and its result summary if certified): the certificates, and that every
+/// input was signed by its origin, a UNL member, for network `network`.
 pub fn verify_next(
     record: &LedgerRecord,
     prev: &Ledger,
     prev_result: Option<&crate::ResultSummary>,
     unl: &[VerifyingKey],
     quorum: usize,
+    network: &[u8; 32],
 ) -> Result<(), ChainError> {
     let ledger = &record.ledger;
     let seq = ledger.seq;
@@ -78,15 +82,27 @@ pub fn verify_next(
     {
         return Err(ChainError::ResultMismatch { seq });
     }
+    let mut inputs = Vec::with_capacity(ledger.inputs.len());
+    for input in &ledger.inputs {
+        if !unl.iter().any(|k| k.as_bytes() == &input.id.origin) {
+            let problem =
+                format!("input {}/{}: the origin is not in the UNL", hex::encode(input.id.origin), input.id.nonce);
+            return Err(ChainError::BadInput { seq, problem });
+        }
+        inputs.push(input);
+    }
+    crate::input::verify_origins(network, &inputs).map_err(|e| ChainError::BadInput { seq, problem: e.to_string() })?;
     Ok(())
 }
 
-/// Verifies a whole chain from genesis: every link, every certificate, and that no input
-/// instance appears twice. Returns the hash of the last ledger.
+/// Verifies a whole chain of network `network` from genesis: every link, every certificate,
+/// every input's origin signature, and that no input instance appears twice. Returns the hash
+/// of the last ledger.
 pub fn verify_chain(
     records: impl IntoIterator<Item = LedgerRecord>,
     unl: &[[u8; 32]],
     quorum: usize,
+    network: &[u8; 32],
 ) -> Result<(u64, Hash), ChainError> {
     let keys = unl_keys(unl)?;
     let genesis = Ledger::genesis(unl);
@@ -102,7 +118,7 @@ pub fn verify_chain(
         first.result.as_ref().map(|r| crate::ResultSummary { state_hash: r.state_hash, outputs_hash: r.outputs_hash });
     let mut seen = std::collections::HashMap::new();
     for record in iter {
-        verify_next(&record, &prev, prev_result.as_ref(), &keys, quorum)?;
+        verify_next(&record, &prev, prev_result.as_ref(), &keys, quorum, network)?;
         let seq = record.ledger.seq;
         for input in &record.ledger.inputs {
             if let Some(first_seq) = seen.insert(input.id, seq) {

@@ -5,8 +5,12 @@
 //! is what "exactly once" counts: the same instance is never executed twice, while a user who
 //! sends the same bytes twice gets two instances.
 //!
-//! Nodes gossip their accepted inputs as an [`InputBatch`] signed by the accepting node, so any
-//! node may relay a batch and every receiver can still check where it came from.
+//! The accepting node signs each input ([`Input::signature`], over [`Input::signed_digest`]),
+//! and the signature travels with the input into the ledger: every node checks it before it
+//! votes for a ledger, and anyone can check it offline, so a faulty proposer can neither make
+//! up inputs under another node's name nor put other bytes under a real input's identity.
+//! Nodes gossip their accepted inputs as an [`InputBatch`], itself signed by the accepting
+//! node, so any node may relay a batch and every receiver can still check where it came from.
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::tagged_hash;
@@ -17,10 +21,21 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 pub const MAX_INPUT_BYTES: usize = 256 * 1024 * 1024;
 /// The most inputs one batch may carry.
 pub const MAX_BATCH_INPUTS: usize = 1 << 20;
-/// Encoded size of an input with no data: origin, nonce, user, length.
-pub(crate) const MIN_INPUT_SIZE: usize = 32 + 8 + 32 + 4;
+/// Encoded size of an input with no data: origin, nonce, user, signature, length.
+pub(crate) const MIN_INPUT_SIZE: usize = 32 + 8 + 32 + 64 + 4;
 
 const BATCH_TAG: &[u8] = b"hotpocket/input-batch/v1";
+/// Domain tag of the origin's signature over one input.
+pub const INPUT_TAG: &[u8] = b"hotpocket/input/v1";
+
+/// Why an input's origin signature does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputSignatureError {
+    #[error("input {origin}/{nonce}: the origin is not a public key")]
+    BadOrigin { origin: String, nonce: u64 },
+    #[error("input {origin}/{nonce}: the origin's signature does not verify")]
+    BadSignature { origin: String, nonce: u64 },
+}
 
 /// The identity of one accepted input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,25 +53,69 @@ pub struct Input {
     /// The user's public key.
     pub user: [u8; 32],
     pub data: Bytes,
+    /// The origin node's signature over [`Input::signed_digest`].
+    pub signature: Signature,
 }
 
 impl Input {
+    /// What the origin signs: the network, the identity, the user and the bytes. Every field but
+    /// the last has a fixed length, so no two inputs share a digest.
+    pub fn signed_digest(network: &[u8; 32], id: &InputId, user: &[u8; 32], data: &[u8]) -> [u8; 32] {
+        tagged_hash(INPUT_TAG, &[network, &id.origin, &id.nonce.to_be_bytes(), user, data])
+    }
+
+    /// An input accepted by the holder of `key` (its origin) in network `network`.
+    pub fn sign(network: &[u8; 32], nonce: u64, user: [u8; 32], data: Bytes, key: &SigningKey) -> Self {
+        let id = InputId { origin: key.verifying_key().to_bytes(), nonce };
+        let signature = key.sign(&Self::signed_digest(network, &id, &user, &data));
+        Self { id, user, data, signature }
+    }
+
+    /// Checks the origin's signature.
+    pub fn verify(&self, network: &[u8; 32]) -> Result<(), InputSignatureError> {
+        verify_origins(network, &[self])
+    }
+
     pub(crate) fn encode_into(&self, w: &mut Writer) {
-        w.fixed(&self.id.origin).u64(self.id.nonce).fixed(&self.user).bytes(&self.data);
+        w.fixed(&self.id.origin)
+            .u64(self.id.nonce)
+            .fixed(&self.user)
+            .fixed(&self.signature.to_bytes())
+            .bytes(&self.data);
     }
 
     pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let origin = r.array::<32>("input origin")?;
         let nonce = r.u64("input nonce")?;
         let user = r.array::<32>("input user")?;
+        let signature = Signature::from_bytes(&r.array::<64>("input signature")?);
         let data = Bytes::copy_from_slice(r.bytes("input data", MAX_INPUT_BYTES)?);
-        Ok(Self { id: InputId { origin, nonce }, user, data })
+        Ok(Self { id: InputId { origin, nonce }, user, data, signature })
     }
 
     /// Bytes this input takes in a ledger.
     pub fn encoded_len(&self) -> usize {
         MIN_INPUT_SIZE + self.data.len()
     }
+}
+
+/// Checks the origin signatures of `inputs`; names the first input that does not verify.
+/// Strict verification, one by one, as for every other signature: batch verification is faster
+/// but randomized and laxer, and nodes must agree exactly on which inputs are valid.
+pub fn verify_origins(network: &[u8; 32], inputs: &[&Input]) -> Result<(), InputSignatureError> {
+    for input in inputs {
+        let name = || (hex::encode(input.id.origin), input.id.nonce);
+        let key = VerifyingKey::from_bytes(&input.id.origin).map_err(|_| {
+            let (origin, nonce) = name();
+            InputSignatureError::BadOrigin { origin, nonce }
+        })?;
+        let digest = Input::signed_digest(network, &input.id, &input.user, &input.data);
+        if key.verify_strict(&digest, &input.signature).is_err() {
+            let (origin, nonce) = name();
+            return Err(InputSignatureError::BadSignature { origin, nonce });
+        }
+    }
+    Ok(())
 }
 
 /// Inputs accepted by one node, signed by it.
@@ -89,9 +148,15 @@ impl InputBatch {
         Self { origin, inputs, signature: key.sign(&digest) }
     }
 
-    /// Decodes a batch from the wire and checks it: the signature by `origin`, and that every
-    /// input claims that same origin (a node may only vouch for inputs it accepted itself).
-    pub fn decode_verified(origin: &[u8; 32], encoded_inputs: &[u8], signature: &[u8]) -> Result<Self, DecodeError> {
+    /// Decodes a batch from the wire and checks it: the signature by `origin`, that every input
+    /// claims that same origin (a node may only vouch for inputs it accepted itself), and every
+    /// input's own origin signature for `network` (what the input carries into a ledger).
+    pub fn decode_verified(
+        network: &[u8; 32],
+        origin: &[u8; 32],
+        encoded_inputs: &[u8],
+        signature: &[u8],
+    ) -> Result<Self, DecodeError> {
         let invalid = |problem: &str| DecodeError::Invalid { what: "input batch", problem: problem.to_string() };
         let key = VerifyingKey::from_bytes(origin).map_err(|_| invalid("origin is not a public key"))?;
         let signature = Signature::from_slice(signature).map_err(|_| invalid("signature is malformed"))?;
@@ -108,6 +173,7 @@ impl InputBatch {
             inputs.push(input);
         }
         r.finish()?;
+        verify_origins(network, &inputs.iter().collect::<Vec<_>>()).map_err(|e| invalid(&e.to_string()))?;
         Ok(Self { origin: *origin, inputs, signature })
     }
 }
@@ -121,17 +187,45 @@ mod tests {
         SigningKey::generate(&mut rand::rngs::OsRng)
     }
 
+    const NETWORK: [u8; 32] = [4; 32];
+
     fn input(origin: [u8; 32], nonce: u64, data: &[u8]) -> Input {
-        Input { id: InputId { origin, nonce }, user: [7; 32], data: Bytes::copy_from_slice(data) }
+        let signature = Signature::from_bytes(&[0; 64]);
+        Input { id: InputId { origin, nonce }, user: [7; 32], data: Bytes::copy_from_slice(data), signature }
+    }
+
+    #[test]
+    fn an_input_verifies_only_as_its_origin_signed_it_in_its_network() {
+        let k = key();
+        let input = Input::sign(&NETWORK, 5, [7; 32], Bytes::from_static(b"pay 10"), &k);
+        assert_eq!(input.id.origin, k.verifying_key().to_bytes());
+        assert!(input.verify(&NETWORK).is_ok());
+        assert!(input.verify(&[5; 32]).is_err(), "accepted in another network");
+        let other_bytes = Input { data: Bytes::from_static(b"pay 99"), ..input.clone() };
+        assert!(matches!(other_bytes.verify(&NETWORK), Err(InputSignatureError::BadSignature { .. })));
+        let other_user = Input { user: [8; 32], ..input.clone() };
+        assert!(other_user.verify(&NETWORK).is_err());
+        // Another node cannot make up an input under k's name.
+        let forged = Input { id: input.id, ..Input::sign(&NETWORK, 5, [7; 32], Bytes::from_static(b"pay 10"), &key()) };
+        assert!(forged.verify(&NETWORK).is_err());
+        // What a ledger carries round-trips with the signature.
+        let mut w = Writer::with_capacity(64);
+        input.encode_into(&mut w);
+        let bytes = w.finish();
+        assert_eq!(Input::decode_from(&mut Reader::new(&bytes)).unwrap(), input);
     }
 
     #[test]
     fn signed_batch_verifies_after_the_wire() {
         let k = key();
         let origin = k.verifying_key().to_bytes();
-        let batch = InputBatch::sign(vec![input(origin, 1, b"a"), input(origin, 2, b"")], &k);
+        let inputs = vec![
+            Input::sign(&NETWORK, 1, [7; 32], Bytes::from_static(b"a"), &k),
+            Input::sign(&NETWORK, 2, [7; 32], Bytes::new(), &k),
+        ];
+        let batch = InputBatch::sign(inputs, &k);
         let bytes = InputBatch::encode_inputs(&batch.inputs);
-        let back = InputBatch::decode_verified(&origin, &bytes, &batch.signature.to_bytes()).unwrap();
+        let back = InputBatch::decode_verified(&NETWORK, &origin, &bytes, &batch.signature.to_bytes()).unwrap();
         assert_eq!(back, batch);
     }
 
@@ -139,16 +233,21 @@ mod tests {
     fn tampered_or_foreign_batches_are_refused() {
         let k = key();
         let origin = k.verifying_key().to_bytes();
-        let batch = InputBatch::sign(vec![input(origin, 1, b"abc")], &k);
+        let batch = InputBatch::sign(vec![Input::sign(&NETWORK, 1, [7; 32], Bytes::from_static(b"abc"), &k)], &k);
         let mut bytes = InputBatch::encode_inputs(&batch.inputs);
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert!(InputBatch::decode_verified(&origin, &bytes, &batch.signature.to_bytes()).is_err());
+        assert!(InputBatch::decode_verified(&NETWORK, &origin, &bytes, &batch.signature.to_bytes()).is_err());
         // A node cannot vouch for inputs of another origin.
         let other = [9u8; 32];
         let forged = InputBatch::sign(vec![input(other, 1, b"x")], &k);
         let bytes = InputBatch::encode_inputs(&forged.inputs);
-        assert!(InputBatch::decode_verified(&origin, &bytes, &forged.signature.to_bytes()).is_err());
+        assert!(InputBatch::decode_verified(&NETWORK, &origin, &bytes, &forged.signature.to_bytes()).is_err());
+        // A batch properly signed as a whole whose input lacks its own signature is refused.
+        let unsigned = InputBatch::sign(vec![input(origin, 1, b"x")], &k);
+        let bytes = InputBatch::encode_inputs(&unsigned.inputs);
+        let err = InputBatch::decode_verified(&NETWORK, &origin, &bytes, &unsigned.signature.to_bytes()).unwrap_err();
+        assert!(err.to_string().contains("signature does not verify"), "{err}");
     }
 
     #[test]
@@ -158,7 +257,7 @@ mod tests {
         let mut bytes = vec![0xff, 0xff, 0xff, 0xff];
         bytes.extend_from_slice(&[0u8; 10]);
         let sig = k.sign(&InputBatch::signed_digest(&origin, &bytes));
-        let err = InputBatch::decode_verified(&origin, &bytes, &sig.to_bytes()).unwrap_err();
+        let err = InputBatch::decode_verified(&NETWORK, &origin, &bytes, &sig.to_bytes()).unwrap_err();
         assert!(matches!(err, DecodeError::TooLong { .. }), "{err}");
     }
 }

@@ -189,6 +189,7 @@ mod tests {
                 id: InputId { origin: [2; 32], nonce: 9 },
                 user: [3; 32],
                 data: Bytes::from_static(b"hi"),
+                signature: ed25519_dalek::Signature::from_bytes(&[7; 64]),
             }],
             users: vec![[3; 32], [4; 32]],
             prev_result: Some(ResultSummary { state_hash: [5; 32], outputs_hash: [6; 32] }),

@@ -30,7 +30,16 @@ pub enum StoreError {
     BadLink { seq: u64 },
     #[error("ledger store: ledger 0 in the store belongs to another network (different UNL)")]
     ForeignGenesis,
+    #[error(
+        "ledger store {path} is in format {found}, this Hot Pocket reads only format {FORMAT} (inputs carry their \
+         origin's signature); its chain cannot be carried over: start the network anew"
+    )]
+    OldFormat { path: PathBuf, found: i64 },
 }
+
+/// The store's format: 2 since inputs carry their origin's signature. A store of another format
+/// is refused at open rather than misread.
+pub const FORMAT: i64 = 2;
 
 fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sql { op, source }
@@ -76,9 +85,10 @@ CREATE TABLE IF NOT EXISTS committed_inputs (
     PRIMARY KEY (origin, nonce)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending_inputs (
-    nonce INTEGER PRIMARY KEY,
-    user  BLOB NOT NULL,
-    data  BLOB NOT NULL
+    nonce     INTEGER PRIMARY KEY,
+    user      BLOB NOT NULL,
+    data      BLOB NOT NULL,
+    signature BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS delivered_outputs (
     seq     INTEGER PRIMARY KEY,
@@ -149,6 +159,13 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         let store = Self { conn };
+        match store.meta("format")? {
+            Some(FORMAT) => {}
+            // A new store, or one written before formats were numbered (format 1).
+            None if store.hash_at(0)?.is_none() => store.set_meta("format", FORMAT)?,
+            None => return Err(StoreError::OldFormat { path: path.to_path_buf(), found: 1 }),
+            Some(found) => return Err(StoreError::OldFormat { path: path.to_path_buf(), found }),
+        }
         match store.hash_at(0)? {
             None => {
                 store
@@ -463,12 +480,15 @@ impl Store {
     }
 
     /// Durably accepts inputs from users, in one transaction: each gets a fresh identity
-    /// `(origin, nonce)`. Returns them in the order given.
+    /// `(origin, nonce)`, `origin` being the holder of `key`, who signs it for network
+    /// `network`. Returns them in the order given.
     pub fn accept_inputs(
         &mut self,
-        origin: [u8; 32],
+        key: &ed25519_dalek::SigningKey,
+        network: &[u8; 32],
         inputs: Vec<([u8; 32], Bytes)>,
     ) -> Result<Vec<Input>, StoreError> {
+        let origin = key.verifying_key().to_bytes();
         let own_max: Option<i64> = self
             .conn
             .query_row("SELECT MAX(nonce) FROM committed_inputs WHERE origin = ?1", params![origin.as_slice()], |r| {
@@ -480,11 +500,14 @@ impl Store {
         let mut accepted = Vec::with_capacity(inputs.len());
         {
             let mut insert = tx
-                .prepare_cached("INSERT INTO pending_inputs (nonce, user, data) VALUES (?1, ?2, ?3)")
+                .prepare_cached("INSERT INTO pending_inputs (nonce, user, data, signature) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(sql("accept input"))?;
             for (user, data) in inputs {
-                insert.execute(params![next, user.as_slice(), data.as_ref()]).map_err(sql("accept input"))?;
-                accepted.push(Input { id: InputId { origin, nonce: next as u64 }, user, data });
+                let input = Input::sign(network, next as u64, user, data, key);
+                insert
+                    .execute(params![next, user.as_slice(), input.data.as_ref(), input.signature.to_bytes().as_slice()])
+                    .map_err(sql("accept input"))?;
+                accepted.push(input);
                 next += 1;
             }
         }
@@ -502,23 +525,28 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT p.nonce, p.user, p.data FROM pending_inputs p
+                "SELECT p.nonce, p.user, p.data, p.signature FROM pending_inputs p
                  WHERE NOT EXISTS (SELECT 1 FROM committed_inputs c WHERE c.origin = ?1 AND c.nonce = p.nonce)
                  ORDER BY p.nonce",
             )
             .map_err(sql("read pending"))?;
         let rows = stmt
             .query_map(params![origin.as_slice()], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?))
             })
             .map_err(sql("read pending"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (nonce, user, data) = row.map_err(sql("read pending"))?;
+            let (nonce, user, data, signature) = row.map_err(sql("read pending"))?;
+            let signature: [u8; 64] = signature.try_into().map_err(|_| StoreError::Corrupt {
+                seq: 0,
+                problem: "a pending input's signature is not 64 bytes".into(),
+            })?;
             out.push(Input {
                 id: InputId { origin, nonce: nonce as u64 },
                 user: arr32(user, 0, "pending user")?,
                 data: Bytes::from(data),
+                signature: ed25519_dalek::Signature::from_bytes(&signature),
             });
         }
         Ok(out)

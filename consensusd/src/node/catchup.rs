@@ -145,9 +145,14 @@ impl Node {
                 // Cannot check the next ledger's carried result yet.
                 break;
             }
-            if let Err(e) =
-                verify_next(&record, &self.last, self.last_result.as_ref(), &self.cfg.unl_keys, self.cfg.quorum)
-            {
+            if let Err(e) = verify_next(
+                &record,
+                &self.last,
+                self.last_result.as_ref(),
+                &self.cfg.unl_keys,
+                self.cfg.quorum,
+                &self.cfg.network_id,
+            ) {
                 warn!(peer = from, seq, error = %e, "peer sent a ledger that does not verify; avoiding it");
                 self.avoid(from);
                 return;

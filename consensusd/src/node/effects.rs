@@ -168,6 +168,8 @@ impl Node {
         }
         let mut seen = HashSet::with_capacity(ledger.inputs.len());
         let mut bytes = 0usize;
+        // Inputs not known here as they are: their origin's signature is checked below.
+        let mut unverified = Vec::new();
         for input in &ledger.inputs {
             if !seen.insert(input.id) {
                 return reject("lists one input twice");
@@ -179,9 +181,15 @@ impl Node {
                 return reject("an input is larger than allowed");
             }
             bytes += input.encoded_len();
-            if self.mempool.contains(&input.id) {
-                // Known uncommitted (see build_ledger).
-                continue;
+            match self.mempool.get(&input.id) {
+                // Known uncommitted (see build_ledger), its signature checked on arrival.
+                Some(known) if known == input => continue,
+                // The same identity with other bytes: only its origin's signature can vouch.
+                Some(_) => {
+                    unverified.push(input);
+                    continue;
+                }
+                None => unverified.push(input),
             }
             match self.store.is_committed(&input.id) {
                 Ok(false) => {}
@@ -194,6 +202,10 @@ impl Node {
         }
         if ledger.inputs.len() > 1 && bytes > self.cfg.max_ledger_input_bytes {
             return reject("inputs exceed the ledger size limit");
+        }
+        if let Err(e) = hp_ledger::input::verify_origins(&self.cfg.network_id, &unverified) {
+            info!(seq = ledger.seq, error = %e, "prevoting nil on a proposal with an input its origin did not sign");
+            return false;
         }
         true
     }

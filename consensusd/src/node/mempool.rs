@@ -42,6 +42,11 @@ impl Mempool {
         self.index.contains_key(id)
     }
 
+    /// The pending input with identity `id`.
+    pub fn get(&self, id: &InputId) -> Option<&Input> {
+        self.index.get(id).and_then(|arrival| self.by_arrival.get(arrival))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_arrival.is_empty()
     }
@@ -88,7 +93,8 @@ mod tests {
     use bytes::Bytes;
 
     fn input(nonce: u64, len: usize) -> Input {
-        Input { id: InputId { origin: [1; 32], nonce }, user: [2; 32], data: Bytes::from(vec![0u8; len]) }
+        let signature = ed25519_dalek::Signature::from_bytes(&[0; 64]);
+        Input { id: InputId { origin: [1; 32], nonce }, user: [2; 32], data: Bytes::from(vec![0u8; len]), signature }
     }
 
     #[test]

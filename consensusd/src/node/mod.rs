@@ -89,6 +89,8 @@ pub struct NodeConfig {
     pub unl: Vec<[u8; 32]>,
     pub unl_keys: Vec<VerifyingKey>,
     pub quorum: usize,
+    /// [`hp_cfg::Config::network_id`]: what every input's origin signature covers.
+    pub network_id: [u8; 32],
     pub roundtime: Duration,
     pub max_ledger_input_bytes: usize,
     pub max_input_bytes: usize,
@@ -221,7 +223,7 @@ impl Node {
         let handed_up_to =
             wanted_outcomes.keys().next().map_or(delivered_up_to, |first| delivered_up_to.min(first.saturating_sub(1)));
         let recovery = recovery::RecoveryFile::open(&cfg.recovery_path)?;
-        let resume = recovery.load(&cfg.unl_keys);
+        let resume = recovery.load(&cfg.unl_keys, &cfg.network_id);
         let server = Server::start(store_path.clone(), exec_client.clone(), peers.clone())?;
         Ok(Self {
             server,

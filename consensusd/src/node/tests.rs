@@ -23,6 +23,8 @@ const VALIDATORS: usize = 4;
 const QUORUM: usize = 3;
 /// The node under test is validator 0.
 const ME: usize = 0;
+/// The network the harness's node belongs to.
+const NETWORK: [u8; 32] = [0x4e; 32];
 const USER: [u8; 32] = [7u8; 32];
 
 struct Harness {
@@ -56,7 +58,7 @@ impl Harness {
             PeerConfig {
                 key: keys[ME].clone(),
                 unl: unl.clone(),
-                network_id: [0; 32],
+                network_id: NETWORK,
                 listen: Vec::new(),
                 peers: Vec::new(),
             },
@@ -74,6 +76,7 @@ impl Harness {
             unl,
             unl_keys,
             quorum: QUORUM,
+            network_id: NETWORK,
             roundtime: Duration::from_secs(1),
             max_ledger_input_bytes: 1 << 20,
             max_input_bytes: 1 << 16,
@@ -188,4 +191,35 @@ async fn a_result_certified_ahead_of_the_chain_does_not_drop_the_outputs_of_the_
     assert_eq!(h.batches_to_userd(), vec![(2, vec![Bytes::from("output of 2")])]);
     let stored = h.node.store.get(2).expect("read ledger 2").expect("ledger 2 stored");
     assert_eq!(stored.result.map(|c| c.height), Some(2), "ledger 2's certificate is stored with it");
+}
+
+/// A faulty proposer puts an input under another node's name (or other bytes under a real
+/// input's identity): an honest node refuses to vote for the ledger, since the origin's signature
+/// does not cover it. The same input as its origin signed it is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_with_an_input_its_origin_did_not_sign_is_refused() {
+    let h = Harness::new().await;
+    let genesis = h.genesis.clone();
+    let proposal = |inputs: Vec<hp_ledger::Input>| {
+        Ledger::new(LedgerBody {
+            seq: 1,
+            prev_hash: genesis.hash(),
+            time_ms: genesis.time_ms + 1,
+            inputs,
+            users: vec![USER],
+            prev_result: None,
+        })
+    };
+    let real = hp_ledger::Input::sign(&NETWORK, 77, USER, Bytes::from_static(b"pay 10"), &h.keys[2]);
+    assert!(h.node.validate(&proposal(vec![real.clone()])), "an input signed by its origin is refused");
+    // Made up by validator 1 under validator 2's name.
+    let made_up =
+        hp_ledger::Input { id: real.id, ..hp_ledger::Input::sign(&NETWORK, 77, USER, real.data.clone(), &h.keys[1]) };
+    assert!(!h.node.validate(&proposal(vec![made_up])), "an input its origin never signed was accepted");
+    // Other bytes under the real input's identity.
+    let altered = hp_ledger::Input { data: Bytes::from_static(b"pay 99"), ..real.clone() };
+    assert!(!h.node.validate(&proposal(vec![altered])), "altered bytes under a signed identity were accepted");
+    // Signed by the origin, but for another network.
+    let elsewhere = hp_ledger::Input::sign(&[1; 32], 78, USER, Bytes::from_static(b"pay 10"), &h.keys[2]);
+    assert!(!h.node.validate(&proposal(vec![elsewhere])), "an input of another network was accepted");
 }

@@ -101,9 +101,9 @@ impl Node {
         if submits.is_empty() {
             return;
         }
-        let me = self.me_bytes();
         let items = submits.iter().map(|s| (s.user, s.data.clone())).collect();
-        let accepted = match tokio::task::block_in_place(|| self.store.accept_inputs(me, items)) {
+        let (key, network) = (&self.cfg.key, &self.cfg.network_id);
+        let accepted = match tokio::task::block_in_place(|| self.store.accept_inputs(key, network, items)) {
             Ok(a) => a,
             Err(e) => {
                 warn!(error = %e, "cannot store inputs; refusing them");

@@ -195,6 +195,7 @@ impl Links {
 
 struct Inner {
     tls: PeerTls,
+    network_id: [u8; 32],
     unl: Vec<[u8; 32]>,
     unl_keys: Vec<VerifyingKey>,
     conns: Mutex<HashMap<usize, Links>>,
@@ -245,6 +246,7 @@ impl PeerNet {
         let inner = Arc::new(Inner {
             unl_keys,
             tls,
+            network_id: config.network_id,
             unl: config.unl,
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -522,7 +524,9 @@ impl PeerNet {
             };
             let decoded = match Frame::decode(bytes.as_slice()) {
                 Ok(frame) if wire::is_heartbeat(&frame) => continue,
-                Ok(frame) => wire::decode(frame, &self.inner.unl_keys).map_err(|e| e.to_string()),
+                Ok(frame) => {
+                    wire::decode(frame, &self.inner.unl_keys, &self.inner.network_id).map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e.to_string()),
             };
             match decoded {

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use hp_consensus::{Proposal, ResultVote, Vote, VoteKind};
 use hp_consensusd::wire::{self, PeerMessage, PeerStatus};
-use hp_ledger::{Input, InputBatch, InputId, Ledger, LedgerBody, ResultSummary};
+use hp_ledger::{Input, InputBatch, Ledger, LedgerBody, ResultSummary};
 use hp_proto::v1::peer::{self as pb, frame::Kind};
 use proptest::prelude::*;
 use prost::Message;
@@ -99,19 +99,17 @@ fn arbitrary_frame() -> impl Strategy<Value = pb::Frame> {
     proptest::option::weighted(0.95, kind).prop_map(|kind| pb::Frame { kind })
 }
 
+/// The network the signed frames belong to.
+const NETWORK: [u8; 32] = [0x4e; 32];
+
 /// Frames signed by UNL member 1, one of each kind that carries a signature.
 fn signed_frames() -> Vec<pb::Frame> {
     let keys = keys();
-    let unl_bytes: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
     let ledger = Ledger::new(LedgerBody {
         seq: 7,
         prev_hash: [3; 32],
         time_ms: 1_700_000_000_000,
-        inputs: vec![Input {
-            id: InputId { origin: unl_bytes[1], nonce: 42 },
-            user: [9; 32],
-            data: Bytes::from_static(b"hello"),
-        }],
+        inputs: vec![Input::sign(&NETWORK, 42, [9; 32], Bytes::from_static(b"hello"), &keys[1])],
         users: vec![[9; 32]],
         prev_result: Some(ResultSummary { state_hash: [4; 32], outputs_hash: [5; 32] }),
     });
@@ -148,11 +146,11 @@ fn signed_frames_round_trip_through_bytes() {
     for frame in signed_frames() {
         let bytes = frame.encode_to_vec();
         let back = pb::Frame::decode(bytes.as_slice()).unwrap();
-        let message = wire::decode(back, &unl).unwrap();
+        let message = wire::decode(back, &unl, &NETWORK).unwrap();
         assert!(signed_content(&message).is_some());
     }
     let status = PeerStatus { lcl_seq: 3, lcl_hash: [1; 32], height: 4, round: 0, users: vec![[2; 32]] };
-    let back = wire::decode(wire::status(&status), &unl).unwrap();
+    let back = wire::decode(wire::status(&status), &unl, &NETWORK).unwrap();
     assert!(matches!(back, PeerMessage::Status(s) if s == status));
 }
 
@@ -163,13 +161,13 @@ fn signed_frames_round_trip_through_bytes() {
 fn a_changed_frame_tag_never_makes_another_signed_claim() {
     let unl = unl(&keys());
     for frame in signed_frames() {
-        let original = signed_content(&wire::decode(frame.clone(), &unl).unwrap());
+        let original = signed_content(&wire::decode(frame.clone(), &unl, &NETWORK).unwrap());
         let bytes = frame.encode_to_vec();
         for xor in 1u8..=255 {
             let mut mutant = bytes.clone();
             mutant[0] ^= xor;
             if let Ok(mutant) = pb::Frame::decode(mutant.as_slice())
-                && let Ok(message) = wire::decode(mutant, &unl)
+                && let Ok(message) = wire::decode(mutant, &unl, &NETWORK)
                 && let Some(content) = signed_content(&message)
             {
                 assert_eq!(Some(content), original, "tag byte changed by {xor:#04x}");
@@ -185,14 +183,14 @@ proptest! {
     fn arbitrary_bytes_through_prost_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let unl = unl(&keys());
         if let Ok(frame) = pb::Frame::decode(bytes.as_slice()) {
-            let _ = wire::decode(frame, &unl);
+            let _ = wire::decode(frame, &unl, &NETWORK);
         }
     }
 
     #[test]
     fn arbitrary_frames_never_panic_and_unsigned_claims_are_refused(frame in arbitrary_frame()) {
         let unl = unl(&keys());
-        match wire::decode(frame, &unl) {
+        match wire::decode(frame, &unl, &NETWORK) {
             // Random bytes are never a valid signature of a UNL key.
             Ok(PeerMessage::Inputs(_) | PeerMessage::Proposal(_) | PeerMessage::Vote(_) | PeerMessage::Result(_)) => {
                 prop_assert!(false, "an unsigned frame was accepted");
@@ -215,12 +213,12 @@ proptest! {
     ) {
         let unl = unl(&keys());
         let frame = signed_frames().swap_remove(which);
-        let original = signed_content(&wire::decode(frame.clone(), &unl).unwrap());
+        let original = signed_content(&wire::decode(frame.clone(), &unl, &NETWORK).unwrap());
         let mut bytes = frame.encode_to_vec();
         let i = pos.index(bytes.len());
         bytes[i] ^= xor;
         if let Ok(mutant) = pb::Frame::decode(bytes.as_slice())
-            && let Ok(message) = wire::decode(mutant, &unl)
+            && let Ok(message) = wire::decode(mutant, &unl, &NETWORK)
         {
             // Only a change outside what is signed (e.g. a field number prost then skips) may
             // decode as a signed kind, and then it must say exactly what was signed. A changed
@@ -236,11 +234,11 @@ proptest! {
     fn a_signed_frame_cut_short_is_refused_or_means_the_same(which in 0usize..5, cut in any::<prop::sample::Index>()) {
         let unl = unl(&keys());
         let frame = signed_frames().swap_remove(which);
-        let original = signed_content(&wire::decode(frame.clone(), &unl).unwrap());
+        let original = signed_content(&wire::decode(frame.clone(), &unl, &NETWORK).unwrap());
         let bytes = frame.encode_to_vec();
         let short = &bytes[..cut.index(bytes.len())];
         if let Ok(mutant) = pb::Frame::decode(short)
-            && let Ok(message) = wire::decode(mutant, &unl)
+            && let Ok(message) = wire::decode(mutant, &unl, &NETWORK)
         {
             prop_assert_eq!(signed_content(&message), original);
         }

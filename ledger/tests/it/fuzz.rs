@@ -4,6 +4,7 @@
 //! node computes); and a signed batch with any byte changed is refused. `HP_FUZZ_CASES` cases
 //! each (256 by default).
 
+use crate::NETWORK;
 use crate::Network;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
@@ -23,8 +24,19 @@ fn records() -> Vec<LedgerRecord> {
 }
 
 fn input() -> impl Strategy<Value = Input> {
-    (any::<[u8; 32]>(), any::<u64>(), any::<[u8; 32]>(), proptest::collection::vec(any::<u8>(), 0..40))
-        .prop_map(|(origin, nonce, user, data)| Input { id: InputId { origin, nonce }, user, data: Bytes::from(data) })
+    (
+        any::<[u8; 32]>(),
+        any::<u64>(),
+        any::<[u8; 32]>(),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(|(origin, nonce, user, data, sig)| {
+            let mut signature = [0u8; 64];
+            signature[..32].copy_from_slice(&sig);
+            let signature = ed25519_dalek::Signature::from_bytes(&signature);
+            Input { id: InputId { origin, nonce }, user, data: Bytes::from(data), signature }
+        })
 }
 
 fn body() -> impl Strategy<Value = LedgerBody> {
@@ -157,20 +169,20 @@ proptest! {
         let key = SigningKey::from_bytes(&[42; 32]);
         let origin = key.verifying_key().to_bytes();
         let inputs: Vec<Input> =
-            inputs.into_iter().map(|mut i| { i.id.origin = origin; i }).collect();
+            inputs.into_iter().map(|i| Input::sign(&NETWORK, i.id.nonce, i.user, i.data, &key)).collect();
         let batch = InputBatch::sign(inputs, &key);
         let encoded = InputBatch::encode_inputs(&batch.inputs);
         let signature = batch.signature.to_bytes();
-        prop_assert_eq!(InputBatch::decode_verified(&origin, &encoded, &signature).unwrap(), batch);
+        prop_assert_eq!(InputBatch::decode_verified(&NETWORK, &origin, &encoded, &signature).unwrap(), batch);
         let mut changed = encoded.clone();
         apply(&mut changed, &m);
         if changed != encoded {
-            prop_assert!(InputBatch::decode_verified(&origin, &changed, &signature).is_err());
+            prop_assert!(InputBatch::decode_verified(&NETWORK, &origin, &changed, &signature).is_err());
         }
         let mut sig = signature.to_vec();
         apply(&mut sig, &m);
         if sig != signature {
-            prop_assert!(InputBatch::decode_verified(&origin, &encoded, &sig).is_err());
+            prop_assert!(InputBatch::decode_verified(&NETWORK, &origin, &encoded, &sig).is_err());
         }
     }
 
@@ -180,7 +192,7 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..400),
         sig in proptest::collection::vec(any::<u8>(), 0..80),
     ) {
-        prop_assert!(InputBatch::decode_verified(&origin, &bytes, &sig).is_err());
+        prop_assert!(InputBatch::decode_verified(&NETWORK, &origin, &bytes, &sig).is_err());
     }
 }
 

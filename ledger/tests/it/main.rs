@@ -8,9 +8,12 @@ mod store;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use hp_consensus::{CommitCertificate, ResultCertificate, ResultVote, Vote, VoteKind};
-use hp_ledger::{Input, InputId, Ledger, LedgerBody, LedgerRecord, ResultSummary};
+use hp_ledger::{Input, Ledger, LedgerBody, LedgerRecord, ResultSummary};
 
 /// A network of `n` keys that can sign ledgers the way consensus would.
+/// The network id the test chains are signed for.
+pub const NETWORK: [u8; 32] = [0x4e; 32];
+
 pub struct Network {
     pub keys: Vec<SigningKey>,
 }
@@ -55,11 +58,7 @@ impl Network {
                 seq,
                 prev_hash: prev.ledger.hash(),
                 time_ms: 1_000 + seq,
-                inputs: vec![Input {
-                    id: InputId { origin: self.unl()[0], nonce: seq },
-                    user: [9; 32],
-                    data: Bytes::from(format!("input {seq}")),
-                }],
+                inputs: vec![Input::sign(&NETWORK, seq, [9; 32], Bytes::from(format!("input {seq}")), &self.keys[0])],
                 users: vec![[9; 32]],
                 prev_result: prev.result_summary(),
             });

@@ -1,4 +1,4 @@
-use crate::Network;
+use crate::{NETWORK, Network};
 use bytes::Bytes;
 use hp_ledger::chain::verify_chain;
 use hp_ledger::{ExitKind, Ledger, LedgerRecord, Outcome, Store, StoreError};
@@ -31,7 +31,7 @@ fn appended_ledgers_survive_reopening_and_verify() {
     let store = Store::open_read_only(&path).unwrap();
     assert_eq!(store.last().unwrap().ledger.seq, 4);
     assert_eq!(store.all().unwrap(), chain);
-    verify_chain(store.all().unwrap(), &net.unl(), 3).unwrap();
+    verify_chain(store.all().unwrap(), &net.unl(), 3, &NETWORK).unwrap();
     let lines = store.summaries(2).unwrap();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0].seq, 2);
@@ -69,7 +69,11 @@ fn accepted_inputs_are_durable_until_a_ledger_carries_them() {
     let accepted = {
         let mut store = Store::open(&path, &chain[0].ledger).unwrap();
         store
-            .accept_inputs(origin, vec![([1; 32], Bytes::from_static(b"a")), ([1; 32], Bytes::from_static(b"a"))])
+            .accept_inputs(
+                &net.keys[0],
+                &NETWORK,
+                vec![([1; 32], Bytes::from_static(b"a")), ([1; 32], Bytes::from_static(b"a"))],
+            )
             .unwrap()
     };
     assert_ne!(accepted[0].id, accepted[1].id, "the same bytes twice are two instances");
@@ -91,7 +95,7 @@ fn accepted_inputs_are_durable_until_a_ledger_carries_them() {
     assert_eq!(store.pending_inputs(origin).unwrap(), vec![accepted[1].clone()]);
     store.prune_pending(origin).unwrap();
     // New identities never reuse old ones, even after pruning.
-    let more = store.accept_inputs(origin, vec![([1; 32], Bytes::from_static(b"b"))]).unwrap();
+    let more = store.accept_inputs(&net.keys[0], &NETWORK, vec![([1; 32], Bytes::from_static(b"b"))]).unwrap();
     assert!(more[0].id.nonce > accepted[1].id.nonce);
 }
 
@@ -162,4 +166,21 @@ fn wanted_outcomes_survive_reopening_until_kept_forgotten_or_too_old() {
     far.height = 3 + hp_ledger::store::KEPT_OUTPUTS;
     store.set_result_with_outcome(&far, None, Some(&[])).unwrap();
     assert_eq!(store.wanted_outcomes().unwrap(), Vec::<u64>::new());
+}
+
+#[test]
+fn a_store_of_an_older_format_is_refused_at_open_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let net = Network::new(3);
+    let genesis = net.chain(0).remove(0).ledger;
+    drop(Store::open(&path, &genesis).unwrap());
+    assert!(Store::open(&path, &genesis).is_ok(), "a store of this format opens again");
+    // A store from before formats were numbered: no format, but a chain.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("DELETE FROM meta WHERE key = 'format'", []).unwrap();
+    drop(raw);
+    let err = Store::open(&path, &genesis).err().expect("an old store opened");
+    assert!(matches!(err, StoreError::OldFormat { found: 1, .. }), "{err}");
+    assert!(err.to_string().contains("l.sqlite"), "{err}");
 }

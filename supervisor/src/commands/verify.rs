@@ -18,7 +18,7 @@ pub fn run(args: &DirArgs) -> Result<(), CommandError> {
     let store = Store::open_read_only(&path).map_err(|e| CommandError::Control(format!("chain is damaged: {e}")))?;
     let records = store.all().map_err(|e| CommandError::Control(format!("chain is damaged: {e}")))?;
     let count = records.len();
-    let (seq, hash) = verify_chain(records, &cfg.unl, cfg.quorum())
+    let (seq, hash) = verify_chain(records, &cfg.unl, cfg.quorum(), &cfg.network_id())
         .map_err(|e| CommandError::Control(format!("chain is invalid: {e}")))?;
     println!("chain ok: {count} ledgers, last {seq} {}", hex::encode(hash));
     Ok(())

@@ -18,6 +18,8 @@
 //! - `garbage`: sends malformed frames (undecodable bytes, an empty frame, a bad signature, a
 //!   length over the limit), each of which makes the receiver drop the connection;
 //! - `lie_status`: announces a last closed ledger far ahead of the real chain;
+//! - `forge_inputs`: in its turn proposes a ledger carrying an input under the first honest
+//!   node's name (origin), which that node never accepted nor signed;
 //! - `flood_requests`: asks every honest node for a batch of ledgers 2000 times a second.
 
 use bytes::Bytes;
@@ -49,6 +51,7 @@ pub struct Behaviour {
     pub garbage: bool,
     pub lie_status: bool,
     pub flood_requests: bool,
+    pub forge_inputs: bool,
 }
 
 /// Counters of what the rogue did and saw.
@@ -60,6 +63,8 @@ pub struct RogueStats {
     pub conflicting_sent: AtomicU64,
     pub replayed: AtomicU64,
     pub garbage_sent: AtomicU64,
+    /// Proposals carrying a forged input.
+    pub forged_sent: AtomicU64,
     /// Ledger requests sent while flooding, and ledger replies received.
     pub requests_sent: AtomicU64,
     pub ledger_replies: AtomicU64,
@@ -68,6 +73,7 @@ pub struct RogueStats {
 struct Shared {
     key: SigningKey,
     tls: PeerTls,
+    network_id: [u8; 32],
     me: usize,
     unl: Vec<[u8; 32]>,
     unl_keys: Vec<VerifyingKey>,
@@ -140,6 +146,7 @@ impl Rogue {
         let shared = Arc::new(Shared {
             key,
             tls,
+            network_id,
             me,
             unl,
             unl_keys,
@@ -232,7 +239,7 @@ async fn serve(shared: &Arc<Shared>, index: usize, stream: TlsStream<TcpStream>)
         shared.stats.frames_in.fetch_add(1, Ordering::Relaxed);
         let Ok(frame) = pb::Frame::decode(bytes.as_slice()) else { break };
         let raw = frame.clone();
-        let Ok(message) = wire::decode(frame, &shared.unl_keys) else { continue };
+        let Ok(message) = wire::decode(frame, &shared.unl_keys, &shared.network_id) else { continue };
         on_message(shared, index, raw, message);
     }
     writing.abort();
@@ -348,12 +355,15 @@ fn on_status(shared: &Arc<Shared>, b: &Behaviour, from: usize, s: PeerStatus) {
             seq: height,
             prev_hash: last.ledger.hash(),
             time_ms: now_ms().max(last.ledger.time_ms + 1) + bump,
-            inputs: vec![],
+            inputs: if b.forge_inputs { vec![forged_input(shared)] } else { vec![] },
             users: vec![],
             prev_result: last.result_summary(),
         });
         Proposal::sign(height, round, ledger, None, shared.me, &shared.key)
     };
+    if b.forge_inputs {
+        shared.stats.forged_sent.fetch_add(1, Ordering::Relaxed);
+    }
     let first = make(0);
     shared.stats.proposals_sent.fetch_add(1, Ordering::Relaxed);
     if b.split_proposals {
@@ -378,6 +388,19 @@ fn on_status(shared: &Arc<Shared>, b: &Behaviour, from: usize, s: PeerStatus) {
     if b.help && !b.split_proposals {
         vote_on(shared, &Behaviour { equivocate: false, ..*b }, height, round, first.value.hash());
     }
+}
+
+/// The bytes every forged input carries, for tests to look for in the chains.
+pub const FORGED_INPUT: &[u8] = b"forged by the rogue";
+
+/// An input under the first honest node's name with a fresh nonce, signed by the rogue itself
+/// (the best it can do: it does not hold that node's key).
+fn forged_input(shared: &Shared) -> hp_ledger::Input {
+    let victim = shared.unl.iter().position(|k| *k != shared.unl[shared.me]).unwrap_or(0);
+    let nonce = rand::rngs::OsRng.next_u64();
+    let own =
+        hp_ledger::Input::sign(&shared.network_id, nonce, random_hash(), Bytes::from_static(FORGED_INPUT), &shared.key);
+    hp_ledger::Input { id: hp_ledger::InputId { origin: shared.unl[victim], nonce }, ..own }
 }
 
 /// Frames that each break a rule of the peer protocol.

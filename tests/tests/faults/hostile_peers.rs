@@ -9,7 +9,7 @@
 
 use hp_cfg::Config;
 use hp_tests::harness::faults::{kill_component, pause, resume};
-use hp_tests::harness::rogue::{Behaviour, IdleFlood, Rogue, outsider_handshake, raw_connect};
+use hp_tests::harness::rogue::{Behaviour, FORGED_INPUT, IdleFlood, Rogue, outsider_handshake, raw_connect};
 use hp_tests::harness::{Scenario, ScenarioOptions};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -134,6 +134,33 @@ fn a_peer_announcing_a_chain_it_does_not_have_cannot_keep_a_lagging_node_behind(
     resume(&s.cluster.nodes[1]);
     s.wait_all_at_tip(Duration::from_secs(30));
     s.expect_progress(PROGRESS, RECOVER);
+    s.finish();
+}
+
+#[test]
+fn a_unl_member_cannot_put_an_input_into_the_chain_under_another_nodes_name() {
+    let s = Scenario::start("forged inputs in a UNL member's proposals", byzantine_options());
+    // The rogue helps to reach quorums, and each of its proposals carries an input under node
+    // 1's name that node 1 never signed.
+    let rogue = start_rogue(&s, Behaviour { help: true, forge_inputs: true, ..Default::default() });
+    s.run_load();
+    hp_tests::wait_until("the rogue to propose three forged ledgers", RECOVER, || {
+        (rogue.stats().forged_sent.load(Ordering::Relaxed) >= 3).then_some(())
+    });
+    s.expect_progress(PROGRESS, RECOVER);
+    rogue.set(Behaviour { help: true, ..Default::default() });
+    s.wait_all_at_tip(RECOVER);
+    for node in &s.cluster.nodes[..3] {
+        let store = hp_ledger::Store::open_read_only(&node.dir.join("hist").join("ledger.sqlite")).unwrap();
+        let forged = store
+            .all()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.ledger.inputs.clone())
+            .filter(|i| i.data == FORGED_INPUT)
+            .count();
+        assert_eq!(forged, 0, "node {} holds {forged} forged inputs in its chain", node.index + 1);
+    }
     s.finish();
 }
 
