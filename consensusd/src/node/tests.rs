@@ -183,3 +183,72 @@ async fn a_result_certified_ahead_of_the_chain_does_not_drop_the_outputs_of_the_
     let stored = h.node.store.get(2).expect("read ledger 2").expect("ledger 2 stored");
     assert_eq!(stored.result.map(|c| c.height), Some(2), "ledger 2's certificate is stored with it");
 }
+
+impl Harness {
+    /// Validator `from` (a peer) announces that it holds ledgers up to `lcl_seq`.
+    fn peer_status(&mut self, from: usize, lcl_seq: u64) {
+        let status =
+            crate::wire::PeerStatus { lcl_seq, lcl_hash: [0xee; 32], height: lcl_seq + 1, round: 0, users: Vec::new() };
+        let message = PeerMessage::Status(status);
+        self.node.handle(Event::Peer(PeerEvent::Message { validator: from, message }));
+    }
+
+    /// Closes ledger `seq` on top of `prev` and certifies its run with two peers' votes.
+    fn close_and_certify(&mut self, seq: u64, prev: &Ledger, prev_result: Option<ResultSummary>) -> Ledger {
+        let ledger = self.decide(seq, prev, prev_result);
+        let run = Run::of(seq);
+        self.executed(&ledger, &run);
+        for peer in 1..=2 {
+            self.peer_result_vote(peer, seq, &run);
+        }
+        ledger
+    }
+}
+
+/// Issue 16: a status is not signed, so one UNL peer announcing a chain far ahead (2^40) must
+/// not change what a node believes. It used to: a node that started with an empty chain took
+/// the claim as "decided before this node joined" and held back its users' outputs of every
+/// ledger up to 2^40 — for good, since nothing lowered the mark again — and reported itself
+/// out of sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_announcing_a_far_off_chain_does_not_hold_back_a_fresh_nodes_outputs() {
+    let mut h = Harness::new().await;
+    let genesis = h.genesis.clone();
+    // A brand-new network: the honest peers are at genesis too; the liar claims 2^40.
+    h.peer_status(1, 0);
+    h.peer_status(2, 0);
+    h.peer_status(3, 1 << 40);
+
+    let ledger1 = h.close_and_certify(1, &genesis, None);
+    assert_eq!(h.batches_to_userd(), vec![(1, vec![Bytes::from("output of 1")])]);
+
+    h.peer_status(1, 1);
+    h.peer_status(2, 1);
+    h.peer_status(3, 1 << 40);
+    let ledger2 = h.close_and_certify(2, &ledger1, Some(Run::of(1).summary()));
+    assert_eq!(h.batches_to_userd(), vec![(2, vec![Bytes::from("output of 2")])]);
+    h.close_and_certify(3, &ledger2, Some(Run::of(2).summary()));
+    assert_eq!(h.batches_to_userd(), vec![(3, vec![Bytes::from("output of 3")])]);
+
+    assert!(h.node.status().in_sync, "one peer's claim made the node believe it is behind");
+    // Catch-up may still ask the liar — it is the only one claiming more — but nothing waits
+    // for its answer.
+    assert_eq!(h.node.catchup.asking(), Some(3));
+}
+
+/// The (f+1)-th highest claim is believed: with two honest peers ahead, the node believes it is
+/// behind, and asks one of them rather than the peer claiming the most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_asks_a_peer_whose_claim_others_back_before_one_claiming_more() {
+    let mut h = Harness::new().await;
+    h.peer_status(3, 1 << 40);
+    assert!(h.node.status().in_sync, "one claim alone is not believed");
+    h.peer_status(1, 5);
+    h.peer_status(2, 7);
+    assert!(!h.node.status().in_sync, "two peers ahead: the node is behind");
+    // The request went to the liar when it spoke first (it was the only one ahead); once that
+    // times out or fails, the honest peer closest to the corroborated tip comes first.
+    h.node.catchup.forget_inflight();
+    h.node.maybe_catch_up();
+    assert_eq!(h.node.catchup.asking(), Some(2), "asked the peer claiming 2^40 before those backed by others");
+}
