@@ -1,6 +1,8 @@
 //! Keeps `docs/config.md` true: its table lists exactly the fields the node writes, each with the
 //! default `hotpocket new` writes, and each default parses.
 
+#![allow(clippy::expect_used)]
+
 use hp_cfg::{Config, NodeKey};
 use serde_json::Value;
 

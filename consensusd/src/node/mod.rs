@@ -88,7 +88,9 @@ pub struct NodeConfig {
     pub unl_keys: Vec<VerifyingKey>,
     pub quorum: usize,
     pub roundtime: Duration,
-    pub max_ledger_input_bytes: usize,
+    /// What one ledger may carry: this node's proposals stop there, and it refuses to vote for
+    /// a proposal past them (`max_ledger_input_bytes`, `max_ledger_inputs`, `max_ledger_users`).
+    pub ledger_bounds: mempool::LedgerBounds,
     pub max_input_bytes: usize,
     /// Most [`Mempool::footprint`] this node admits its users' inputs into; peers' inputs are
     /// dropped past twice that.
