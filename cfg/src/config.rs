@@ -15,6 +15,11 @@ use std::path::{Path, PathBuf};
 
 /// The largest hp.cfg we read; a bigger file is refused before it is read into memory.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// The highest `max_ledger_users` allowed: 32 bytes each, a ledger listing them all still fits
+/// a peer frame (160 MiB) with room for its inputs.
+pub const MAX_LEDGER_USERS_LIMIT: u64 = 1_000_000;
+/// The highest `max_ledger_inputs` allowed.
+pub const MAX_LEDGER_INPUTS_LIMIT: u64 = 10_000_000;
 
 /// Why a config could not be used. Every variant names the file or field.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +120,12 @@ pub struct Config {
     pub handshake_timeout_ms: u64,
     /// Most input bytes one ledger carries; the rest waits for the next ledger.
     pub max_ledger_input_bytes: u64,
+    /// Most users one ledger lists (connected users and the senders of its inputs together):
+    /// each gets pipes when the contract runs. A proposal listing more is refused.
+    pub max_ledger_users: u64,
+    /// Most inputs one ledger carries; the rest waits for the next ledger. A proposal carrying
+    /// more is refused.
+    pub max_ledger_inputs: u64,
     /// Most memory the inputs waiting for a ledger may take (their bytes plus a fixed cost per
     /// input). Past it the node refuses its users' new inputs with an error naming this limit,
     /// and drops inputs gossiped by peers beyond twice the limit (their origin keeps them).
@@ -151,6 +162,8 @@ impl Config {
             max_unauth_per_ip: 16,
             handshake_timeout_ms: 5_000,
             max_ledger_input_bytes: 64 * 1024 * 1024,
+            max_ledger_users: 4096,
+            max_ledger_inputs: 100_000,
             max_pending_input_bytes: 256 * 1024 * 1024,
             loglevel: "info".into(),
             logformat: LogFormat::Text,
@@ -262,6 +275,10 @@ impl Config {
             f.number("handshake_timeout_ms", 100, 600_000)?.unwrap_or(defaults.handshake_timeout_ms);
         let max_ledger_input_bytes =
             f.number("max_ledger_input_bytes", 1024, 1024 * 1024 * 1024)?.unwrap_or(defaults.max_ledger_input_bytes);
+        let max_ledger_users =
+            f.number("max_ledger_users", 1, MAX_LEDGER_USERS_LIMIT)?.unwrap_or(defaults.max_ledger_users);
+        let max_ledger_inputs =
+            f.number("max_ledger_inputs", 1, MAX_LEDGER_INPUTS_LIMIT)?.unwrap_or(defaults.max_ledger_inputs);
         let max_pending_input_bytes = f
             .number("max_pending_input_bytes", 64 * 1024, 64 * 1024 * 1024 * 1024)?
             .unwrap_or(defaults.max_pending_input_bytes);
@@ -297,6 +314,8 @@ impl Config {
             max_unauth_per_ip,
             handshake_timeout_ms,
             max_ledger_input_bytes,
+            max_ledger_users,
+            max_ledger_inputs,
             max_pending_input_bytes,
             loglevel,
             logformat,
@@ -330,6 +349,8 @@ impl Config {
             "max_unauth_per_ip": self.max_unauth_per_ip,
             "handshake_timeout_ms": self.handshake_timeout_ms,
             "max_ledger_input_bytes": self.max_ledger_input_bytes,
+            "max_ledger_users": self.max_ledger_users,
+            "max_ledger_inputs": self.max_ledger_inputs,
             "max_pending_input_bytes": self.max_pending_input_bytes,
             "loglevel": self.loglevel,
             "logformat": match self.logformat { LogFormat::Text => "text", LogFormat::Json => "json" },
@@ -678,6 +699,30 @@ mod tests {
                 "`peerport`",
                 Box::new(|m| {
                     m.insert("peerport".into(), json!(-1));
+                }),
+            ),
+            (
+                "`max_ledger_users`",
+                Box::new(|m| {
+                    m.insert("max_ledger_users".into(), json!(0));
+                }),
+            ),
+            (
+                "`max_ledger_users`",
+                Box::new(|m| {
+                    m.insert("max_ledger_users".into(), json!(MAX_LEDGER_USERS_LIMIT + 1));
+                }),
+            ),
+            (
+                "`max_ledger_inputs`",
+                Box::new(|m| {
+                    m.insert("max_ledger_inputs".into(), json!(0));
+                }),
+            ),
+            (
+                "`max_ledger_inputs`",
+                Box::new(|m| {
+                    m.insert("max_ledger_inputs".into(), json!("many"));
                 }),
             ),
             (

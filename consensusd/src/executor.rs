@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tonic::Code;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// What execd made of one ledger.
 #[derive(Debug, Clone)]
@@ -122,14 +122,36 @@ impl Executor {
     }
 
     /// Runs `ledger`, first replaying from the store whatever execd lacks before it. Retries
-    /// (with backoff) while execd is down; the round in flight is simply re-run.
+    /// (with backoff) while execd is down; the round in flight is simply re-run. When execd is
+    /// up but fails to run the ledger again and again ([`Step::Failed`]: no pipes or fds, a
+    /// disk error, a request it refuses), retrying the same thing would go on for ever: after
+    /// [`MAX_FAILED_RUNS`] the node is told to copy the state from a peer instead, which
+    /// brings it past this ledger (its outputs then come from peers).
     async fn run_one(&mut self, ledger: Ledger) {
         let mut backoff = Duration::from_millis(20);
+        let mut failed = 0u32;
         loop {
             match self.step(&ledger).await {
                 Ok(()) => return,
                 Err(Step::Retry(why)) => {
                     warn!(seq = ledger.seq, reason = %why, "execution not possible yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(Step::Failed(why)) => {
+                    failed += 1;
+                    if failed >= MAX_FAILED_RUNS {
+                        error!(
+                            seq = ledger.seq,
+                            attempts = failed,
+                            reason = %why,
+                            "execd keeps failing to run this ledger (a local fault); copying the state from a peer"
+                        );
+                        let reason = format!("execd failed to run ledger {} {failed} times: {why}", ledger.seq);
+                        self.report(Event::ExecFailed(ExecFailure::NeedsStateSync { seq: ledger.seq, reason })).await;
+                        return;
+                    }
+                    warn!(seq = ledger.seq, attempt = failed, reason = %why, "execd failed to run the ledger; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
@@ -180,7 +202,7 @@ impl Executor {
                 Ok(())
             }
             Err(s) if s.code() == Code::DataLoss => Err(Step::NeedsStateSync(s.message().to_string())),
-            Err(s) => Err(Step::Retry(format!("execd: {:?} {}", s.code(), s.message()))),
+            Err(s) => Err(Step::of_failed_call(&s)),
         }
     }
 
@@ -207,14 +229,130 @@ impl Executor {
             match self.call(&record.ledger).await {
                 Ok(reply) => self.report_reply(&record.ledger, &reply).await,
                 Err(s) if s.code() == Code::DataLoss => return Err(Step::NeedsStateSync(s.message().to_string())),
-                Err(s) => return Err(Step::Retry(format!("execd: {:?} {}", s.code(), s.message()))),
+                Err(s) => return Err(Step::of_failed_call(&s)),
             }
         }
         Ok(())
     }
 }
 
+/// Runs of one ledger that execd answered with a failure of its own before the node gives up
+/// on running it and copies the state from a peer (about 3 s of backoff).
+pub const MAX_FAILED_RUNS: u32 = 8;
+
 enum Step {
+    /// execd is not there (restarting, or shutting down): try again, for as long as it takes.
     Retry(String),
+    /// execd is there and failed to run the ledger: try again a few times.
+    Failed(String),
     NeedsStateSync(String),
+}
+
+impl Step {
+    fn of_failed_call(s: &tonic::Status) -> Self {
+        let why = format!("execd: {:?} {}", s.code(), s.message());
+        match s.code() {
+            // No connection, execd stopping, or a run cut off by the deadline: execd itself is
+            // the problem, and the supervisor restarts it.
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => Step::Retry(why),
+            _ => Step::Failed(why),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+
+    use super::*;
+    use hp_ledger::{LedgerBody, Store};
+    use hp_proto::v1::exec_server::{Exec, ExecServer};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tonic::{Request, Response, Status};
+
+    /// An execd that is up but cannot run anything: every Execute fails as a run that cannot
+    /// get its pipes does (`RunError::Pipes` → `internal`).
+    struct BrokenExecd {
+        calls: Arc<AtomicU32>,
+    }
+
+    #[tonic::async_trait]
+    impl Exec for BrokenExecd {
+        async fn execute(&self, _: Request<pb::ExecuteRequest>) -> Result<Response<pb::ExecuteReply>, Status> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            Err(Status::internal(
+                "cannot set up pipes for 4096 users (is RLIMIT_NOFILE high enough?): Too many open files",
+            ))
+        }
+        async fn state_info(&self, _: Request<pb::StateInfoRequest>) -> Result<Response<pb::StateInfoReply>, Status> {
+            Ok(Response::new(pb::StateInfoReply { has_seq: false, ..Default::default() }))
+        }
+        async fn state_manifest(
+            &self,
+            _: Request<pb::StateManifestRequest>,
+        ) -> Result<Response<pb::StateManifestReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn read_state_chunk(
+            &self,
+            _: Request<pb::ReadStateChunkRequest>,
+        ) -> Result<Response<pb::ReadStateChunkReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn stage_state_chunk(
+            &self,
+            _: Request<pb::StageStateChunkRequest>,
+        ) -> Result<Response<pb::StageStateChunkReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn apply_staged_state(
+            &self,
+            _: Request<pb::ApplyStagedStateRequest>,
+        ) -> Result<Response<pb::ApplyStagedStateReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+    }
+
+    /// Issue 16: execution that cannot be set up (fds, pipes, disk) used to be retried for
+    /// ever, once a second, so the node sat at that ledger without a word to its peers. Now the
+    /// node is told after a few attempts, and copies the state from a peer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_ledger_execd_keeps_failing_to_run_ends_in_a_state_copy_not_endless_retries() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("execd.sock");
+        let incoming = hp_daemon::ipc::bind(&socket).expect("bind");
+        let calls = Arc::new(AtomicU32::new(0));
+        let server = ExecServer::new(BrokenExecd { calls: calls.clone() });
+        tokio::spawn(tonic::transport::Server::builder().add_service(server).serve_with_incoming(incoming));
+
+        let unl = [[1u8; 32]];
+        let genesis = Ledger::genesis(&unl);
+        let store_path = dir.path().join("ledger.db");
+        drop(Store::open(&store_path, &genesis).expect("store"));
+        let ledger = Ledger::new(LedgerBody {
+            seq: 1,
+            prev_hash: genesis.hash(),
+            time_ms: genesis.time_ms + 1,
+            inputs: Vec::new(),
+            users: Vec::new(),
+            prev_result: None,
+        });
+        let (events, mut reports) = mpsc::channel(16);
+        let executor = spawn(socket, store_path, Duration::from_secs(1), events);
+        executor.send(ledger).expect("executor runs");
+
+        let report = tokio::time::timeout(Duration::from_secs(20), reports.recv())
+            .await
+            .expect("the executor still retries after 20 s")
+            .expect("executor stopped");
+        match report {
+            Event::ExecFailed(ExecFailure::NeedsStateSync { seq, reason }) => {
+                assert_eq!(seq, 1);
+                assert!(reason.contains("pipes"), "the reason names the fault: {reason}");
+            }
+            other => panic!("expected a state copy, got {other:?}"),
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), MAX_FAILED_RUNS);
+    }
 }

@@ -121,7 +121,11 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         quorum,
         network_id: cfg.network_id(),
         roundtime: Duration::from_millis(cfg.roundtime_ms),
-        max_ledger_input_bytes: (cfg.max_ledger_input_bytes as usize).min(peer::codec::MAX_FRAME / 2),
+        ledger_bounds: node::mempool::LedgerBounds {
+            bytes: (cfg.max_ledger_input_bytes as usize).min(peer::codec::MAX_FRAME / 2),
+            inputs: usize::try_from(cfg.max_ledger_inputs).unwrap_or(usize::MAX),
+            users: usize::try_from(cfg.max_ledger_users).unwrap_or(usize::MAX),
+        },
         max_input_bytes: cfg.pubmaxsize as usize,
         max_pending_input_bytes: usize::try_from(cfg.max_pending_input_bytes).unwrap_or(usize::MAX),
         recovery_path: dir.hist().join("consensus.state"),

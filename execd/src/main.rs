@@ -46,6 +46,19 @@ fn run(root: &std::path::Path, cfg: &Config) -> anyhow::Result<()> {
     runner::ensure_std_fds()?;
     let limit = runner::raise_nofile_limit()?;
     tracing::debug!(limit, "open file limit raised");
+    // A round holds four fds per user while the contract starts; a ledger may list
+    // `max_ledger_users` of them. Past the limit such a ledger cannot run here (consensusd then
+    // copies the state from a peer): say so now, not in the middle of a round.
+    let needed = cfg.max_ledger_users.saturating_mul(4).saturating_add(256);
+    if limit < needed {
+        tracing::warn!(
+            limit,
+            needed,
+            max_ledger_users = cfg.max_ledger_users,
+            "the open-file limit (RLIMIT_NOFILE) is too low for a ledger with max_ledger_users users; \
+             such a ledger cannot run on this node: raise the limit or lower max_ledger_users"
+        );
+    }
     runner::become_subreaper()?;
     let mut engine_cfg = EngineConfig::new(root, cfg)?;
     engine_cfg.reap_strays = true;

@@ -20,7 +20,8 @@ const AVOID_FOR: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 pub(super) struct CatchUp {
-    /// The highest sequence some peer has stored, as announced.
+    /// The highest sequence at least one honest peer has stored: f+1 distinct peers announced
+    /// it (see [`Node::corroborated_lcl`]). One peer's word does not move it.
     best_known: u64,
     /// A height decided without this node having its ledger.
     wanted: Option<u64>,
@@ -37,20 +38,53 @@ impl CatchUp {
     pub fn behind(&self, lcl: u64) -> bool {
         self.best_known > lcl || self.wanted.is_some_and(|w| w > lcl)
     }
+
+    /// The peer a ledger request is in flight to, if any.
+    #[cfg(test)]
+    pub fn asking(&self) -> Option<usize> {
+        self.inflight.map(|(_, peer, _)| peer)
+    }
+
+    /// Drops the request in flight, as a timeout would.
+    #[cfg(test)]
+    pub fn forget_inflight(&mut self) {
+        self.inflight = None;
+    }
 }
 
 impl Node {
+    /// How many peers may lie: n − q.
+    fn faulty_tolerated(&self) -> usize {
+        self.cfg.unl.len().saturating_sub(self.cfg.quorum)
+    }
+
+    /// The highest ledger sequence that f+1 distinct UNL peers announce they hold (the
+    /// (f+1)-th highest claim; 0 while fewer have spoken): at least one honest peer holds it.
+    /// A status is not signed, and one faulty peer's claim — a huge `lcl_seq`, or 0 — must not
+    /// change what this node believes or releases.
+    pub(super) fn corroborated_lcl(&self) -> u64 {
+        let mut claims: Vec<u64> =
+            self.peer_status.iter().filter(|(peer, _)| **peer != self.cfg.me).map(|(_, s)| s.lcl_seq).collect();
+        claims.sort_unstable_by(|a, b| b.cmp(a));
+        claims.get(self.faulty_tolerated()).copied().unwrap_or(0)
+    }
+
     pub(super) fn on_peer_status(&mut self, from: usize, status: PeerStatus) {
         self.peer_users.insert(from, status.users.clone());
+        let (height, round) = (status.height, status.round);
+        self.peer_status.insert(from, status);
+        let tip = self.corroborated_lcl();
         if self.fresh_start {
-            if status.lcl_seq > self.last.seq {
-                self.decided_elsewhere_up_to = self.decided_elsewhere_up_to.max(status.lcl_seq);
-            } else if self.last.seq > 0 {
-                // Caught up with this peer: from now on every ledger is live for this node.
+            let not_ahead = self.peer_status.values().filter(|s| s.lcl_seq <= self.last.seq).count();
+            if tip > self.last.seq {
+                self.decided_elsewhere_up_to = self.decided_elsewhere_up_to.max(tip);
+            } else if self.last.seq > 0 && not_ahead > self.faulty_tolerated() {
+                // Caught up with at least one honest peer: from now on every ledger is live for
+                // this node.
                 self.fresh_start = false;
             }
         }
-        if status.height == self.core.height() && status.round < self.core.round() {
+        if height == self.core.height() && round < self.core.round() {
             // The peer is in an earlier round of this height: hand it what moves it forward.
             for message in self.core.catch_up() {
                 match message {
@@ -59,8 +93,7 @@ impl Node {
                 }
             }
         }
-        self.catchup.best_known = self.catchup.best_known.max(status.lcl_seq);
-        self.peer_status.insert(from, status);
+        self.catchup.best_known = self.catchup.best_known.max(tip);
         self.maybe_catch_up();
     }
 
@@ -80,13 +113,17 @@ impl Node {
         }
         let now = Instant::now();
         self.catchup.avoid.retain(|_, until| *until > now);
-        // A peer that holds more than this node, or the same last ledger with its result.
+        // A peer that holds more than this node, or the same last ledger with its result. One
+        // that claims more than any other may still be asked (it may be the only one ahead), but
+        // a peer whose claim f others back comes first: of those that reach the corroborated tip,
+        // the one claiming least, so that a liar announcing a far-off chain is asked last.
+        let tip = self.corroborated_lcl().max(lcl + 1);
         let candidate = self
             .peer_status
             .iter()
             .filter(|(peer, _)| !self.catchup.avoid.contains_key(peer))
             .filter(|(_, s)| s.lcl_seq > lcl || (need_result && s.lcl_seq == lcl && s.height > lcl))
-            .max_by_key(|(_, s)| s.lcl_seq)
+            .max_by_key(|(peer, s)| (s.lcl_seq.min(tip), std::cmp::Reverse(s.lcl_seq), std::cmp::Reverse(**peer)))
             .map(|(peer, _)| *peer);
         let wanted = self.catchup.wanted.is_some_and(|w| w > lcl);
         let Some(peer) = candidate.or_else(|| if wanted { self.peers.connected().first().copied() } else { None })
@@ -161,6 +198,10 @@ impl Node {
                 && wanted <= seq
             {
                 self.catchup.wanted = None;
+            }
+            if self.fresh_start {
+                // A certified ledger a peer had before this node caught up: decided elsewhere.
+                self.decided_elsewhere_up_to = self.decided_elsewhere_up_to.max(seq);
             }
             self.on_decide(record);
             stored += 1;

@@ -7,7 +7,7 @@ use super::Node;
 use crate::wire;
 use hp_consensus::{Effect, Input};
 use hp_ledger::{Ledger, LedgerBody, LedgerRecord};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{debug, error, info, warn};
 
@@ -121,26 +121,51 @@ impl Node {
         self.feed(Input::ProposeValue { height, round, value: ledger });
     }
 
-    fn connected_users(&self) -> Vec<[u8; 32]> {
-        let mut users: Vec<[u8; 32]> = self.local_users.iter().copied().collect();
-        for list in self.peer_users.values() {
-            users.extend_from_slice(list);
+    /// The connected users a new ledger lists besides the senders of its inputs (`senders`):
+    /// at most `room` of them. This node's own users come first; then the users peers announce
+    /// (unsigned: a faulty peer may list a million made-up keys), taken in turn from each peer,
+    /// so that one peer's list cannot crowd out the others'.
+    fn connected_users(&self, senders: &BTreeSet<[u8; 32]>, room: usize) -> Vec<[u8; 32]> {
+        let mut users = BTreeSet::new();
+        let mut left_out = 0usize;
+        let mut add = |user: &[u8; 32]| {
+            if senders.contains(user) || users.contains(user) {
+            } else if users.len() < room {
+                users.insert(*user);
+            } else {
+                left_out += 1;
+            }
+        };
+        self.local_users.iter().for_each(&mut add);
+        let mut peers: Vec<(&usize, &Vec<[u8; 32]>)> = self.peer_users.iter().collect();
+        peers.sort_unstable_by_key(|(peer, _)| **peer);
+        let longest = peers.iter().map(|(_, list)| list.len()).max().unwrap_or(0);
+        for i in 0..longest {
+            for (_, list) in &peers {
+                if let Some(user) = list.get(i) {
+                    add(user);
+                }
+            }
         }
-        users.sort_unstable();
-        users.dedup();
-        users
+        if left_out > 0 {
+            debug!(room, left_out, "more connected users than max_ledger_users; the ledger lists those that fit");
+        }
+        users.into_iter().collect()
     }
 
-    fn build_ledger(&self, now: u64) -> Ledger {
+    pub(super) fn build_ledger(&self, now: u64) -> Ledger {
         // The mempool holds only inputs no stored ledger carries: they are checked on arrival
         // and removed when a ledger with them is stored.
-        let inputs = self.mempool.take_for_ledger(self.cfg.max_ledger_input_bytes);
+        let bounds = self.cfg.ledger_bounds;
+        let inputs = self.mempool.take_for_ledger(bounds);
+        let senders: BTreeSet<[u8; 32]> = inputs.iter().map(|i| i.user).collect();
+        let users = self.connected_users(&senders, bounds.users.saturating_sub(senders.len()));
         Ledger::new(LedgerBody {
             seq: self.last.seq + 1,
             prev_hash: self.last.hash(),
             time_ms: now.max(self.last.time_ms + 1),
             inputs,
-            users: self.connected_users(),
+            users,
             prev_result: self.last_result,
         })
     }
@@ -166,6 +191,14 @@ impl Node {
         if ledger.prev_result != self.last_result {
             return reject("carries a result other than the certified one");
         }
+        // The bounds every node shares (docs/config.md): a ledger past them is never run.
+        let bounds = self.cfg.ledger_bounds;
+        if ledger.inputs.len() > bounds.inputs {
+            return reject("carries more inputs than max_ledger_inputs");
+        }
+        if ledger.users.len() > bounds.users || ledger.contract_users().len() > bounds.users {
+            return reject("lists more users than max_ledger_users");
+        }
         let mut seen = HashSet::with_capacity(ledger.inputs.len());
         let mut bytes = 0usize;
         // Inputs not known here as they are: their origin's signature is checked below.
@@ -178,7 +211,7 @@ impl Node {
                 return reject("an input's origin is not in the UNL");
             }
             if input.data.len() > self.cfg.max_input_bytes {
-                return reject("an input is larger than allowed");
+                return reject("an input is larger than pubmaxsize");
             }
             bytes += input.encoded_len();
             match self.mempool.get(&input.id) {
@@ -200,8 +233,8 @@ impl Node {
                 }
             }
         }
-        if ledger.inputs.len() > 1 && bytes > self.cfg.max_ledger_input_bytes {
-            return reject("inputs exceed the ledger size limit");
+        if ledger.inputs.len() > 1 && bytes > bounds.bytes {
+            return reject("inputs exceed max_ledger_input_bytes");
         }
         if let Err(e) = hp_ledger::input::verify_origins(&self.cfg.network_id, &unverified) {
             info!(seq = ledger.seq, error = %e, "prevoting nil on a proposal with an input its origin did not sign");

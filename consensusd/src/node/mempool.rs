@@ -2,11 +2,26 @@
 //! in arrival order, each instance once.
 
 use hp_ledger::{Input, InputId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What one pending input costs besides its bytes (its id, user, the two indexes), for
 /// [`Mempool::footprint`]: inputs of a few bytes each must not slip past a limit in bytes.
 pub const PER_INPUT_COST: usize = 128;
+
+/// What one ledger may carry (`max_ledger_input_bytes`, `max_ledger_inputs`,
+/// `max_ledger_users`); the same bounds judge a peer's proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerBounds {
+    /// Encoded input bytes (a single larger input may still go alone).
+    pub bytes: usize,
+    pub inputs: usize,
+    /// Distinct users, connected users and senders of inputs together.
+    pub users: usize,
+}
+
+impl LedgerBounds {
+    pub const UNBOUNDED: Self = Self { bytes: usize::MAX, inputs: usize::MAX, users: usize::MAX };
+}
 
 /// Pending inputs by arrival.
 #[derive(Default)]
@@ -64,16 +79,25 @@ impl Mempool {
         self.bytes + self.by_arrival.len() * PER_INPUT_COST
     }
 
-    /// The oldest inputs whose encoded size adds up to at most `max_bytes` (at least one, so a
-    /// single large input is never stuck).
-    pub fn take_for_ledger(&self, max_bytes: usize) -> Vec<Input> {
+    /// The oldest inputs, in arrival order, up to the first that would take the ledger past one
+    /// of its bounds: encoded size, number of inputs, distinct senders. At least one, so a
+    /// single large input is never stuck; the rest waits for the next ledger.
+    pub fn take_for_ledger(&self, bounds: LedgerBounds) -> Vec<Input> {
         let mut out = Vec::new();
         let mut size = 0usize;
+        let mut senders = HashSet::new();
         for input in self.by_arrival.values() {
-            let len = input.encoded_len();
-            if !out.is_empty() && size + len > max_bytes {
+            if out.len() >= bounds.inputs.max(1) {
                 break;
             }
+            let len = input.encoded_len();
+            if !out.is_empty() && size + len > bounds.bytes {
+                break;
+            }
+            if !out.is_empty() && !senders.contains(&input.user) && senders.len() >= bounds.users {
+                break;
+            }
+            senders.insert(input.user);
             size += len;
             out.push(input.clone());
         }
@@ -103,7 +127,7 @@ mod tests {
         assert!(pool.insert(input(5, 1)));
         assert!(pool.insert(input(3, 1)));
         assert!(!pool.insert(input(5, 1)));
-        let taken = pool.take_for_ledger(usize::MAX);
+        let taken = pool.take_for_ledger(LedgerBounds::UNBOUNDED);
         assert_eq!(taken.iter().map(|i| i.id.nonce).collect::<Vec<_>>(), vec![5, 3]);
         pool.remove(&InputId { origin: [1; 32], nonce: 5 });
         assert_eq!(pool.len(), 1);
@@ -115,7 +139,24 @@ mod tests {
         let mut pool = Mempool::default();
         pool.insert(input(1, 1000));
         pool.insert(input(2, 1000));
-        assert_eq!(pool.take_for_ledger(10).len(), 1);
-        assert_eq!(pool.take_for_ledger(100_000).len(), 2);
+        assert_eq!(pool.take_for_ledger(LedgerBounds { bytes: 10, ..LedgerBounds::UNBOUNDED }).len(), 1);
+        assert_eq!(pool.take_for_ledger(LedgerBounds { bytes: 100_000, ..LedgerBounds::UNBOUNDED }).len(), 2);
+    }
+
+    #[test]
+    fn a_ledger_stops_at_the_input_count_and_sender_bounds_in_arrival_order() {
+        let mut pool = Mempool::default();
+        for nonce in 1..=5 {
+            let mut i = input(nonce, 10);
+            // Senders 1, 1, 2, 3, 1.
+            i.user = [[1u8; 32], [1; 32], [2; 32], [3; 32], [1; 32]][nonce as usize - 1];
+            pool.insert(i);
+        }
+        let nonces = |taken: Vec<Input>| taken.iter().map(|i| i.id.nonce).collect::<Vec<_>>();
+        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds { inputs: 3, ..LedgerBounds::UNBOUNDED })), vec![1, 2, 3]);
+        // A third sender would pass two: the ledger stops there, the rest waits.
+        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds { users: 2, ..LedgerBounds::UNBOUNDED })), vec![1, 2, 3]);
+        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds { users: 1, ..LedgerBounds::UNBOUNDED })), vec![1, 2]);
+        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds { inputs: 0, users: 0, bytes: 0 })), vec![1]);
     }
 }

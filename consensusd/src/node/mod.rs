@@ -92,7 +92,9 @@ pub struct NodeConfig {
     /// [`hp_cfg::Config::network_id`]: what every input's origin signature covers.
     pub network_id: [u8; 32],
     pub roundtime: Duration,
-    pub max_ledger_input_bytes: usize,
+    /// What one ledger may carry: this node's proposals stop there, and it refuses to vote for
+    /// a proposal past them (`max_ledger_input_bytes`, `max_ledger_inputs`, `max_ledger_users`).
+    pub ledger_bounds: mempool::LedgerBounds,
     pub max_input_bytes: usize,
     /// Most [`Mempool::footprint`] this node admits its users' inputs into; peers' inputs are
     /// dropped past twice that.
@@ -190,7 +192,8 @@ pub struct Node {
     /// decided before this node could take part, and their outputs were delivered — by this
     /// node before a wipe, or by others. Cleared once the node has caught up with a peer.
     fresh_start: bool,
-    /// While `fresh_start`: the last ledger peers were known to hold. Of those ledgers, only
+    /// While `fresh_start`: the last ledger peers were known to hold — announced by f+1 of them
+    /// (one peer's unsigned status proves nothing), or received certified by catch-up. Of those ledgers, only
     /// the outputs of users whose inputs this node accepted since it started are released.
     decided_elsewhere_up_to: u64,
     /// The inputs this node accepted while `fresh_start`, until it has run every ledger up to

@@ -6,6 +6,7 @@
 
 #![allow(clippy::expect_used)]
 
+use super::mempool::LedgerBounds;
 use super::{Event, Node, NodeConfig, NodeParts};
 use crate::executor::Executed;
 use crate::peer::{PeerConfig, PeerEvent, PeerNet};
@@ -26,6 +27,7 @@ const ME: usize = 0;
 /// The network the harness's node belongs to.
 const NETWORK: [u8; 32] = [0x4e; 32];
 const USER: [u8; 32] = [7u8; 32];
+const LEDGER_BOUNDS: LedgerBounds = LedgerBounds { bytes: 1 << 20, inputs: 4, users: 3 };
 
 struct Harness {
     node: Node,
@@ -78,7 +80,7 @@ impl Harness {
             quorum: QUORUM,
             network_id: NETWORK,
             roundtime: Duration::from_secs(1),
-            max_ledger_input_bytes: 1 << 20,
+            ledger_bounds: LEDGER_BOUNDS,
             max_input_bytes: 1 << 16,
             max_pending_input_bytes: 1 << 20,
             recovery_path: dir.path().join("consensus.state"),
@@ -222,4 +224,144 @@ async fn a_proposal_with_an_input_its_origin_did_not_sign_is_refused() {
     // Signed by the origin, but for another network.
     let elsewhere = hp_ledger::Input::sign(&[1; 32], 78, USER, Bytes::from_static(b"pay 10"), &h.keys[2]);
     assert!(!h.node.validate(&proposal(vec![elsewhere])), "an input of another network was accepted");
+}
+
+impl Harness {
+    /// Validator `from` (a peer) announces that it holds ledgers up to `lcl_seq`.
+    fn peer_status(&mut self, from: usize, lcl_seq: u64) {
+        let status =
+            crate::wire::PeerStatus { lcl_seq, lcl_hash: [0xee; 32], height: lcl_seq + 1, round: 0, users: Vec::new() };
+        let message = PeerMessage::Status(status);
+        self.node.handle(Event::Peer(PeerEvent::Message { validator: from, message }));
+    }
+
+    /// Closes ledger `seq` on top of `prev` and certifies its run with two peers' votes.
+    fn close_and_certify(&mut self, seq: u64, prev: &Ledger, prev_result: Option<ResultSummary>) -> Ledger {
+        let ledger = self.decide(seq, prev, prev_result);
+        let run = Run::of(seq);
+        self.executed(&ledger, &run);
+        for peer in 1..=2 {
+            self.peer_result_vote(peer, seq, &run);
+        }
+        ledger
+    }
+}
+
+/// Issue 16: a status is not signed, so one UNL peer announcing a chain far ahead (2^40) must
+/// not change what a node believes. It used to: a node that started with an empty chain took
+/// the claim as "decided before this node joined" and held back its users' outputs of every
+/// ledger up to 2^40 — for good, since nothing lowered the mark again — and reported itself
+/// out of sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_announcing_a_far_off_chain_does_not_hold_back_a_fresh_nodes_outputs() {
+    let mut h = Harness::new().await;
+    let genesis = h.genesis.clone();
+    // A brand-new network: the honest peers are at genesis too; the liar claims 2^40.
+    h.peer_status(1, 0);
+    h.peer_status(2, 0);
+    h.peer_status(3, 1 << 40);
+
+    let ledger1 = h.close_and_certify(1, &genesis, None);
+    assert_eq!(h.batches_to_userd(), vec![(1, vec![Bytes::from("output of 1")])]);
+
+    h.peer_status(1, 1);
+    h.peer_status(2, 1);
+    h.peer_status(3, 1 << 40);
+    let ledger2 = h.close_and_certify(2, &ledger1, Some(Run::of(1).summary()));
+    assert_eq!(h.batches_to_userd(), vec![(2, vec![Bytes::from("output of 2")])]);
+    h.close_and_certify(3, &ledger2, Some(Run::of(2).summary()));
+    assert_eq!(h.batches_to_userd(), vec![(3, vec![Bytes::from("output of 3")])]);
+
+    assert!(h.node.status().in_sync, "one peer's claim made the node believe it is behind");
+    // Catch-up may still ask the liar — it is the only one claiming more — but nothing waits
+    // for its answer.
+    assert_eq!(h.node.catchup.asking(), Some(3));
+}
+
+/// The (f+1)-th highest claim is believed: with two honest peers ahead, the node believes it is
+/// behind, and asks one of them rather than the peer claiming the most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_asks_a_peer_whose_claim_others_back_before_one_claiming_more() {
+    let mut h = Harness::new().await;
+    h.peer_status(3, 1 << 40);
+    assert!(h.node.status().in_sync, "one claim alone is not believed");
+    h.peer_status(1, 5);
+    h.peer_status(2, 7);
+    assert!(!h.node.status().in_sync, "two peers ahead: the node is behind");
+    // The request went to the liar when it spoke first (it was the only one ahead); once that
+    // times out or fails, the honest peer closest to the corroborated tip comes first.
+    h.node.catchup.forget_inflight();
+    h.node.maybe_catch_up();
+    assert_eq!(h.node.catchup.asking(), Some(2), "asked the peer claiming 2^40 before those backed by others");
+}
+
+/// An input gossiped by validator 1 for `user`, signed by it.
+fn peer_input(h: &Harness, nonce: u64, user: [u8; 32]) -> hp_ledger::Input {
+    hp_ledger::Input::sign(&NETWORK, nonce, user, Bytes::from(format!("input {nonce}")), &h.keys[1])
+}
+
+/// A proposal for ledger 1 on genesis with these inputs and connected users.
+fn proposal_on_genesis(h: &Harness, inputs: Vec<hp_ledger::Input>, users: Vec<[u8; 32]>) -> Ledger {
+    Ledger::new(LedgerBody {
+        seq: 1,
+        prev_hash: h.genesis.hash(),
+        time_ms: super::effects::now_ms().max(h.genesis.time_ms + 1),
+        inputs,
+        users,
+        prev_result: None,
+    })
+}
+
+/// Issue 16: no poison ledger. A proposal past the bounds every node shares — inputs, users
+/// (connected users and senders together: each gets pipes when the contract runs), input size —
+/// gets no vote, however it was built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_past_the_ledger_bounds_is_refused() {
+    let h = Harness::new().await;
+    let user = |i: u8| [100 + i; 32];
+    let inputs = |n: u64| (1..=n).map(|nonce| peer_input(&h, nonce, USER)).collect::<Vec<_>>();
+    assert!(h.node.validate(&proposal_on_genesis(&h, inputs(LEDGER_BOUNDS.inputs as u64), vec![USER])));
+    assert!(!h.node.validate(&proposal_on_genesis(&h, inputs(LEDGER_BOUNDS.inputs as u64 + 1), vec![USER])));
+
+    let users = |n: u8| (0..n).map(user).collect::<Vec<_>>();
+    assert!(h.node.validate(&proposal_on_genesis(&h, Vec::new(), users(3))));
+    assert!(!h.node.validate(&proposal_on_genesis(&h, Vec::new(), users(4))), "four connected users");
+    assert!(!h.node.validate(&proposal_on_genesis(&h, Vec::new(), vec![USER; 4])), "one user listed four times");
+    // Two connected users and two other users' inputs: four users for the contract.
+    let mixed = vec![peer_input(&h, 1, user(8)), peer_input(&h, 2, user(9))];
+    assert!(!h.node.validate(&proposal_on_genesis(&h, mixed, users(2))), "senders count as users");
+
+    let mut big = peer_input(&h, 1, USER);
+    big.data = Bytes::from(vec![0u8; h.node.cfg.max_input_bytes + 1]);
+    assert!(!h.node.validate(&proposal_on_genesis(&h, vec![big], vec![USER])), "an input over pubmaxsize");
+}
+
+/// The node's own proposals respect the same bounds: inputs stop at the bound (the rest waits
+/// for the next ledger), and a peer announcing a thousand made-up users cannot push this node's
+/// own user out of the ledger or the ledger past `max_ledger_users`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_proposals_stop_at_the_ledger_bounds() {
+    let mut h = Harness::new().await;
+    let liar = crate::wire::PeerStatus {
+        lcl_seq: 0,
+        lcl_hash: [0; 32],
+        height: 1,
+        round: 0,
+        users: (0..1000u32).map(|i| <[u8; 32]>::try_from([i.to_be_bytes(); 8].concat()).expect("32 bytes")).collect(),
+    };
+    h.node.handle(Event::Peer(PeerEvent::Message { validator: 3, message: PeerMessage::Status(liar) }));
+    let heartbeat = h.node.build_ledger(super::effects::now_ms());
+    assert_eq!(heartbeat.contract_users().len(), LEDGER_BOUNDS.users);
+    assert!(heartbeat.users.contains(&USER), "the node's own user was crowded out: {:?}", heartbeat.users);
+    assert!(h.node.validate(&heartbeat));
+
+    // Six inputs from six users: three users fit, so three inputs go now.
+    for nonce in 1..=6 {
+        let input = peer_input(&h, nonce, [nonce as u8; 32]);
+        h.node.mempool.insert(input);
+    }
+    let ledger = h.node.build_ledger(super::effects::now_ms());
+    assert_eq!(ledger.inputs.iter().map(|i| i.id.nonce).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(ledger.contract_users().len(), LEDGER_BOUNDS.users);
+    assert!(h.node.validate(&ledger), "the node refuses its own proposal");
 }

@@ -8,7 +8,7 @@
 //! node 4's key from its `hp.cfg`.
 
 use hp_cfg::Config;
-use hp_tests::harness::faults::{kill_component, pause, resume};
+use hp_tests::harness::faults::{kill_component, pause, resume, wipe};
 use hp_tests::harness::rogue::{Behaviour, FORGED_INPUT, IdleFlood, Rogue, outsider_handshake, raw_connect};
 use hp_tests::harness::{Scenario, ScenarioOptions};
 use std::io::Write;
@@ -134,6 +134,29 @@ fn a_peer_announcing_a_chain_it_does_not_have_cannot_keep_a_lagging_node_behind(
     resume(&s.cluster.nodes[1]);
     s.wait_all_at_tip(Duration::from_secs(30));
     s.expect_progress(PROGRESS, RECOVER);
+    s.finish();
+}
+
+/// Issue 16: a status is unsigned, so one peer's claim must not change what a node believes. A
+/// node that restarts with an empty chain used to take the liar's lcl_seq 2^40 as "decided
+/// before I joined" and hold back its users' outputs of every ledger up to 2^40 — for good.
+/// Now its users get their outputs promptly, each exactly once, nothing lost (the finish
+/// checks).
+#[test]
+fn a_wiped_node_serves_its_users_promptly_while_a_peer_announces_a_chain_it_does_not_have() {
+    let mut s = Scenario::start("lying peer vs a wiped node", byzantine_options());
+    let _rogue = start_rogue(&s, Behaviour { help: true, lie_status: true, ..Default::default() });
+    s.run_load();
+    // Stopped cleanly, so what it accepted reached its peers; then its disk is lost, and it
+    // starts again with the liar's status in its table from its first second.
+    assert_eq!(s.node(1).stop(), Some(0));
+    wipe(&s.cluster.nodes[1]);
+    s.run_load();
+    s.node(1).start();
+    s.node(1).wait_ready(RECOVER);
+    s.wait_all_at_tip(Duration::from_secs(30));
+    s.expect_progress(PROGRESS, Duration::from_secs(30));
+    s.run_load();
     s.finish();
 }
 
