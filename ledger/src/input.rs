@@ -6,12 +6,19 @@
 //! sends the same bytes twice gets two instances.
 //!
 //! Nodes gossip their accepted inputs as an [`InputBatch`] signed by the accepting node, so any
-//! node may relay a batch and every receiver can still check where it came from.
+//! node may relay a batch and every receiver can still check where it came from. The signature
+//! covers the network id too, so a batch of one network is refused by every other:
+//!
+//! ```text
+//! digest := SHA-256( u32 len(tag) | tag "hotpocket/input-batch/v2" | [32] network_id | [32] origin
+//!                  | u32 n_inputs | input* )
+//! ```
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::tagged_hash;
 use bytes::Bytes;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use hp_consensus::NetworkId;
 
 /// The most bytes one input may have on the wire, whatever a node's `pubmaxsize`.
 pub const MAX_INPUT_BYTES: usize = 256 * 1024 * 1024;
@@ -20,7 +27,7 @@ pub const MAX_BATCH_INPUTS: usize = 1 << 20;
 /// Encoded size of an input with no data: origin, nonce, user, length.
 pub(crate) const MIN_INPUT_SIZE: usize = 32 + 8 + 32 + 4;
 
-const BATCH_TAG: &[u8] = b"hotpocket/input-batch/v1";
+const BATCH_TAG: &[u8] = b"hotpocket/input-batch/v2";
 
 /// The identity of one accepted input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,25 +85,34 @@ impl InputBatch {
         w.finish()
     }
 
-    fn signed_digest(origin: &[u8; 32], encoded_inputs: &[u8]) -> [u8; 32] {
-        tagged_hash(BATCH_TAG, &[origin, encoded_inputs])
+    fn signed_digest(network: &NetworkId, origin: &[u8; 32], encoded_inputs: &[u8]) -> [u8; 32] {
+        tagged_hash(BATCH_TAG, &[network.as_bytes(), origin, encoded_inputs])
     }
 
-    /// Signs `inputs` as accepted by the holder of `key`. Every input's origin must be that key.
-    pub fn sign(inputs: Vec<Input>, key: &SigningKey) -> Self {
+    /// Signs `inputs` in `network` as accepted by the holder of `key`. Every input's origin must
+    /// be that key.
+    pub fn sign(network: &NetworkId, inputs: Vec<Input>, key: &SigningKey) -> Self {
         let origin = key.verifying_key().to_bytes();
-        let digest = Self::signed_digest(&origin, &Self::encode_inputs(&inputs));
+        let digest = Self::signed_digest(network, &origin, &Self::encode_inputs(&inputs));
         Self { origin, inputs, signature: key.sign(&digest) }
     }
 
-    /// Decodes a batch from the wire and checks it: the signature by `origin`, and that every
-    /// input claims that same origin (a node may only vouch for inputs it accepted itself).
-    pub fn decode_verified(origin: &[u8; 32], encoded_inputs: &[u8], signature: &[u8]) -> Result<Self, DecodeError> {
+    /// Decodes a batch from the wire and checks it: the signature by `origin` in `network`, and
+    /// that every input claims that same origin (a node may only vouch for inputs it accepted
+    /// itself).
+    pub fn decode_verified(
+        network: &NetworkId,
+        origin: &[u8; 32],
+        encoded_inputs: &[u8],
+        signature: &[u8],
+    ) -> Result<Self, DecodeError> {
         let invalid = |problem: &str| DecodeError::Invalid { what: "input batch", problem: problem.to_string() };
         let key = VerifyingKey::from_bytes(origin).map_err(|_| invalid("origin is not a public key"))?;
         let signature = Signature::from_slice(signature).map_err(|_| invalid("signature is malformed"))?;
-        let digest = Self::signed_digest(origin, encoded_inputs);
-        key.verify(&digest, &signature).map_err(|_| invalid("signature does not verify"))?;
+        let digest = Self::signed_digest(network, origin, encoded_inputs);
+        key.verify(&digest, &signature).map_err(|_| {
+            invalid(&format!("signature does not verify for origin {} in network {network}", hex::encode(origin)))
+        })?;
         let mut r = Reader::new(encoded_inputs);
         let n = r.count("input batch count", MIN_INPUT_SIZE, MAX_BATCH_INPUTS)?;
         let mut inputs = Vec::with_capacity(n);
@@ -117,6 +133,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    const NET: NetworkId = NetworkId([0x4e; 32]);
+    const OTHER_NET: NetworkId = NetworkId([0x0f; 32]);
+
     fn key() -> SigningKey {
         SigningKey::generate(&mut rand::rngs::OsRng)
     }
@@ -129,26 +148,37 @@ mod tests {
     fn signed_batch_verifies_after_the_wire() {
         let k = key();
         let origin = k.verifying_key().to_bytes();
-        let batch = InputBatch::sign(vec![input(origin, 1, b"a"), input(origin, 2, b"")], &k);
+        let batch = InputBatch::sign(&NET, vec![input(origin, 1, b"a"), input(origin, 2, b"")], &k);
         let bytes = InputBatch::encode_inputs(&batch.inputs);
-        let back = InputBatch::decode_verified(&origin, &bytes, &batch.signature.to_bytes()).unwrap();
+        let back = InputBatch::decode_verified(&NET, &origin, &bytes, &batch.signature.to_bytes()).unwrap();
         assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn a_batch_signed_for_one_network_is_refused_in_another() {
+        let k = key();
+        let origin = k.verifying_key().to_bytes();
+        let batch = InputBatch::sign(&NET, vec![input(origin, 1, b"a")], &k);
+        let bytes = InputBatch::encode_inputs(&batch.inputs);
+        let err = InputBatch::decode_verified(&OTHER_NET, &origin, &bytes, &batch.signature.to_bytes()).unwrap_err();
+        assert!(err.to_string().contains(&format!("in network {OTHER_NET}")), "{err}");
+        assert!(InputBatch::decode_verified(&NET, &origin, &bytes, &batch.signature.to_bytes()).is_ok());
     }
 
     #[test]
     fn tampered_or_foreign_batches_are_refused() {
         let k = key();
         let origin = k.verifying_key().to_bytes();
-        let batch = InputBatch::sign(vec![input(origin, 1, b"abc")], &k);
+        let batch = InputBatch::sign(&NET, vec![input(origin, 1, b"abc")], &k);
         let mut bytes = InputBatch::encode_inputs(&batch.inputs);
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert!(InputBatch::decode_verified(&origin, &bytes, &batch.signature.to_bytes()).is_err());
+        assert!(InputBatch::decode_verified(&NET, &origin, &bytes, &batch.signature.to_bytes()).is_err());
         // A node cannot vouch for inputs of another origin.
         let other = [9u8; 32];
-        let forged = InputBatch::sign(vec![input(other, 1, b"x")], &k);
+        let forged = InputBatch::sign(&NET, vec![input(other, 1, b"x")], &k);
         let bytes = InputBatch::encode_inputs(&forged.inputs);
-        assert!(InputBatch::decode_verified(&origin, &bytes, &forged.signature.to_bytes()).is_err());
+        assert!(InputBatch::decode_verified(&NET, &origin, &bytes, &forged.signature.to_bytes()).is_err());
     }
 
     #[test]
@@ -157,8 +187,8 @@ mod tests {
         let origin = k.verifying_key().to_bytes();
         let mut bytes = vec![0xff, 0xff, 0xff, 0xff];
         bytes.extend_from_slice(&[0u8; 10]);
-        let sig = k.sign(&InputBatch::signed_digest(&origin, &bytes));
-        let err = InputBatch::decode_verified(&origin, &bytes, &sig.to_bytes()).unwrap_err();
+        let sig = k.sign(&InputBatch::signed_digest(&NET, &origin, &bytes));
+        let err = InputBatch::decode_verified(&NET, &origin, &bytes, &sig.to_bytes()).unwrap_err();
         assert!(matches!(err, DecodeError::TooLong { .. }), "{err}");
     }
 }

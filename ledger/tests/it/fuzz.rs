@@ -4,7 +4,7 @@
 //! node computes); and a signed batch with any byte changed is refused. `HP_FUZZ_CASES` cases
 //! each (256 by default).
 
-use crate::Network;
+use crate::{NET, Network};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use hp_ledger::{Input, InputBatch, InputId, Ledger, LedgerBody, LedgerRecord, Outcome};
@@ -18,7 +18,7 @@ fn config() -> Config {
 
 fn records() -> Vec<LedgerRecord> {
     // Deterministic keys so that a failing case reproduces.
-    let net = Network { keys: (0..3u8).map(|i| SigningKey::from_bytes(&[i + 10; 32])).collect() };
+    let net = Network { keys: (0..3u8).map(|i| SigningKey::from_bytes(&[i + 10; 32])).collect(), id: NET };
     net.chain(3)
 }
 
@@ -158,19 +158,19 @@ proptest! {
         let origin = key.verifying_key().to_bytes();
         let inputs: Vec<Input> =
             inputs.into_iter().map(|mut i| { i.id.origin = origin; i }).collect();
-        let batch = InputBatch::sign(inputs, &key);
+        let batch = InputBatch::sign(&NET, inputs, &key);
         let encoded = InputBatch::encode_inputs(&batch.inputs);
         let signature = batch.signature.to_bytes();
-        prop_assert_eq!(InputBatch::decode_verified(&origin, &encoded, &signature).unwrap(), batch);
+        prop_assert_eq!(InputBatch::decode_verified(&NET, &origin, &encoded, &signature).unwrap(), batch);
         let mut changed = encoded.clone();
         apply(&mut changed, &m);
         if changed != encoded {
-            prop_assert!(InputBatch::decode_verified(&origin, &changed, &signature).is_err());
+            prop_assert!(InputBatch::decode_verified(&NET, &origin, &changed, &signature).is_err());
         }
         let mut sig = signature.to_vec();
         apply(&mut sig, &m);
         if sig != signature {
-            prop_assert!(InputBatch::decode_verified(&origin, &encoded, &sig).is_err());
+            prop_assert!(InputBatch::decode_verified(&NET, &origin, &encoded, &sig).is_err());
         }
     }
 
@@ -180,7 +180,7 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..400),
         sig in proptest::collection::vec(any::<u8>(), 0..80),
     ) {
-        prop_assert!(InputBatch::decode_verified(&origin, &bytes, &sig).is_err());
+        prop_assert!(InputBatch::decode_verified(&NET, &origin, &bytes, &sig).is_err());
     }
 }
 
