@@ -129,7 +129,9 @@ impl Node {
                 if self.last_result.is_none()
                     && let Some(cert) = record.result
                 {
-                    if cert.height != seq || cert.verify(&self.cfg.unl_keys, self.cfg.quorum).is_err() {
+                    if cert.height != seq
+                        || cert.verify(&self.cfg.network, &self.cfg.unl_keys, self.cfg.quorum).is_err()
+                    {
                         warn!(peer = from, seq, "peer sent a bad result certificate");
                         self.avoid(from);
                         return;
@@ -145,9 +147,14 @@ impl Node {
                 // Cannot check the next ledger's carried result yet.
                 break;
             }
-            if let Err(e) =
-                verify_next(&record, &self.last, self.last_result.as_ref(), &self.cfg.unl_keys, self.cfg.quorum)
-            {
+            if let Err(e) = verify_next(
+                &record,
+                &self.last,
+                self.last_result.as_ref(),
+                &self.cfg.network,
+                &self.cfg.unl_keys,
+                self.cfg.quorum,
+            ) {
                 warn!(peer = from, seq, error = %e, "peer sent a ledger that does not verify; avoiding it");
                 self.avoid(from);
                 return;

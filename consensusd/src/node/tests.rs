@@ -12,7 +12,7 @@ use crate::peer::{PeerConfig, PeerEvent, PeerNet};
 use crate::wire::PeerMessage;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use hp_consensus::{Consensus, Params, ResultVote};
+use hp_consensus::{Consensus, NetworkId, Params, ResultVote};
 use hp_ledger::{ExitKind, Ledger, LedgerBody, LedgerRecord, Outcome, ResultSummary, Store};
 use hp_proto::v1::{self as pb, consensus_message::Kind as Out, userd_message::Kind as In};
 use std::time::Duration;
@@ -24,6 +24,7 @@ const QUORUM: usize = 3;
 /// The node under test is validator 0.
 const ME: usize = 0;
 const USER: [u8; 32] = [7u8; 32];
+const NETWORK: NetworkId = NetworkId([0x4e; 32]);
 
 struct Harness {
     node: Node,
@@ -44,11 +45,16 @@ impl Harness {
         let keys: Vec<SigningKey> = (0..VALIDATORS).map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32])).collect();
         let unl: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
         let unl_keys: Vec<_> = keys.iter().map(|k| k.verifying_key()).collect();
-        let genesis = Ledger::genesis(&unl);
+        let network = NETWORK;
+        let genesis = Ledger::genesis(&unl, &network);
         let store_path = dir.path().join("ledger.db");
         let store = Store::open(&store_path, &genesis).expect("store");
-        let params =
-            Params { unl: unl_keys.clone(), quorum: QUORUM, timeouts: crate::timeouts(Duration::from_secs(1)) };
+        let params = Params {
+            unl: unl_keys.clone(),
+            quorum: QUORUM,
+            timeouts: crate::timeouts(Duration::from_secs(1)),
+            network,
+        };
         let core = Consensus::new(params, Some(ME), keys[ME].clone()).expect("core");
         let shutdown = CancellationToken::new();
         let (peer_tx, _peer_rx) = mpsc::channel(16);
@@ -56,7 +62,7 @@ impl Harness {
             PeerConfig {
                 key: keys[ME].clone(),
                 unl: unl.clone(),
-                network_id: [0; 32],
+                network_id: network.0,
                 listen: Vec::new(),
                 peers: Vec::new(),
             },
@@ -73,6 +79,7 @@ impl Harness {
             me: ME,
             unl,
             unl_keys,
+            network,
             quorum: QUORUM,
             roundtime: Duration::from_secs(1),
             max_ledger_input_bytes: 1 << 20,
@@ -118,7 +125,7 @@ impl Harness {
 
     /// Validator `from` (a peer) sends its result vote for ledger `seq`.
     fn peer_result_vote(&mut self, from: usize, seq: u64, run: &Run) {
-        let vote = ResultVote::sign(seq, run.state_hash, run.outcome.hash(), from, &self.keys[from]);
+        let vote = ResultVote::sign(&NETWORK, seq, run.state_hash, run.outcome.hash(), from, &self.keys[from]);
         let message = PeerMessage::Result(vote);
         self.node.handle(Event::Peer(PeerEvent::Message { validator: from, message }));
     }

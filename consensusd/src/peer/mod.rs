@@ -26,6 +26,7 @@ use codec::{FrameError, MAX_FRAME, read_frame};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::VerifyingKey;
 use handshake::PeerTls;
+use hp_consensus::NetworkId;
 use hp_proto::v1::peer::Frame;
 use prost::Message;
 use std::collections::HashMap;
@@ -197,6 +198,8 @@ struct Inner {
     tls: PeerTls,
     unl: Vec<[u8; 32]>,
     unl_keys: Vec<VerifyingKey>,
+    /// Every signature a peer sends must be made in this network.
+    network: NetworkId,
     conns: Mutex<HashMap<usize, Links>>,
     next_id: AtomicU64,
     events: mpsc::Sender<PeerEvent>,
@@ -223,7 +226,8 @@ pub struct PeerNet {
 pub struct PeerConfig {
     pub key: SigningKey,
     pub unl: Vec<[u8; 32]>,
-    /// [`hp_cfg::Config::network_id`]: peers of other networks are refused.
+    /// [`hp_cfg::Config::network_id`]: peers of other networks are refused, and so is anything
+    /// signed for another network.
     pub network_id: [u8; 32],
     pub listen: Vec<SocketAddr>,
     pub peers: Vec<String>,
@@ -244,6 +248,7 @@ impl PeerNet {
         let tls = PeerTls::new(&config.key, &config.unl, config.network_id).map_err(std::io::Error::other)?;
         let inner = Arc::new(Inner {
             unl_keys,
+            network: NetworkId(config.network_id),
             tls,
             unl: config.unl,
             conns: Mutex::new(HashMap::new()),
@@ -522,7 +527,7 @@ impl PeerNet {
             };
             let decoded = match Frame::decode(bytes.as_slice()) {
                 Ok(frame) if wire::is_heartbeat(&frame) => continue,
-                Ok(frame) => wire::decode(frame, &self.inner.unl_keys).map_err(|e| e.to_string()),
+                Ok(frame) => wire::decode(frame, &self.inner.network, &self.inner.unl_keys).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             match decoded {
