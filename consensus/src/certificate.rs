@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use ed25519_dalek::{Signature, VerifyingKey};
 use thiserror::Error;
 
-use crate::sign;
+use crate::sign::{self, NetworkId};
 use crate::types::{Hash, Height, HexHash, Round, ValidatorIndex, VoteKind};
 use crate::vote::Vote;
 
@@ -51,7 +51,7 @@ pub enum CertError {
         unl_len: usize,
     },
     /// A signature that does not verify for exactly what the certificate claims (wrong key,
-    /// or a signature over another height, round, value or message kind).
+    /// or a signature over another network, height, round, value or message kind).
     #[error("signature of validator {validator} does not verify for {claim}")]
     BadSignature {
         /// The validator whose signature failed.
@@ -105,10 +105,10 @@ pub struct CommitCertificate {
 
 impl CommitCertificate {
     /// Checks that at least `quorum` distinct UNL validators validly precommitted
-    /// `(height, round, value_id)`. The first fault found is reported.
-    pub fn verify(&self, unl: &[VerifyingKey], quorum: usize) -> Result<(), CertError> {
+    /// `(height, round, value_id)` in `network`. The first fault found is reported.
+    pub fn verify(&self, network: &NetworkId, unl: &[VerifyingKey], quorum: usize) -> Result<(), CertError> {
         check_signers(unl.len(), quorum, self.height, self.signatures.iter().map(|(validator, _)| *validator))?;
-        let bytes = sign::vote_bytes(VoteKind::Precommit, self.height, self.round, Some(&self.value_id));
+        let bytes = sign::vote_bytes(network, VoteKind::Precommit, self.height, self.round, Some(&self.value_id));
         for (validator, signature) in &self.signatures {
             // In range: checked above.
             let Some(key) = unl.get(*validator) else {
@@ -118,7 +118,7 @@ impl CommitCertificate {
                 return Err(CertError::BadSignature {
                     validator: *validator,
                     claim: format!(
-                        "precommit at height {} round {} for value {}",
+                        "precommit at height {} round {} for value {} in network {network}",
                         self.height,
                         self.round,
                         HexHash(&self.value_id)

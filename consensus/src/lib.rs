@@ -20,8 +20,8 @@
 //! - [`result`]: the post-execution result agreement.
 //!
 //! # What the host must do
-//! - verify every proposal's and vote's signature (and the signer's UNL index) before feeding
-//!   it; judge `valid(v)` for proposals, including those handed back by
+//! - verify every proposal's and vote's signature in [`Params::network`] (and the signer's UNL
+//!   index) before feeding it; judge `valid(v)` for proposals, including those handed back by
 //!   [`Effect::ValidateProposal`]; answer [`Effect::GetValue`] within the propose timeout;
 //! - perform each call's effects in order, making each [`Effect::Persist`] durable (fsync)
 //!   before sending anything that follows it; after a crash, start with [`Input::Resume`] of
@@ -52,6 +52,7 @@ pub use input::Input;
 pub use proposal::Proposal;
 pub use quorum::{Params, ParamsError, Timeouts, quorum_for};
 pub use result::{ResultCertificate, ResultCollector, ResultEvent, ResultVote};
+pub use sign::NetworkId;
 pub use state_machine::Consensus;
 pub use types::{Hash, Height, Round, Step, Timeout, TimeoutStep, ValidatorIndex, Value, VoteKind};
 pub use vote::{SignatureError, Vote};

@@ -2,7 +2,7 @@
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
-use crate::sign;
+use crate::sign::{self, NetworkId};
 use crate::types::{Height, Round, ValidatorIndex, Value};
 use crate::vote::{SignatureError, check};
 
@@ -26,13 +26,14 @@ pub struct Proposal<V> {
 }
 
 impl<V: Value> Proposal<V> {
-    /// The canonical bytes signed for this proposal.
-    pub fn sign_bytes(&self) -> Vec<u8> {
-        sign::proposal_bytes(self.height, self.round, self.valid_round, &self.value.id())
+    /// The canonical bytes signed for this proposal in `network`.
+    pub fn sign_bytes(&self, network: &NetworkId) -> Vec<u8> {
+        sign::proposal_bytes(network, self.height, self.round, self.valid_round, &self.value.id())
     }
 
-    /// Signs a proposal with `key`, which must be UNL entry `proposer`.
+    /// Signs a proposal in `network` with `key`, which must be UNL entry `proposer`.
     pub fn sign(
+        network: &NetworkId,
         height: Height,
         round: Round,
         value: V,
@@ -40,13 +41,13 @@ impl<V: Value> Proposal<V> {
         proposer: ValidatorIndex,
         key: &SigningKey,
     ) -> Proposal<V> {
-        let signature = key.sign(&sign::proposal_bytes(height, round, valid_round, &value.id()));
+        let signature = key.sign(&sign::proposal_bytes(network, height, round, valid_round, &value.id()));
         Proposal { height, round, value, valid_round, proposer, signature }
     }
 
-    /// Checks the signature against the proposer's UNL key. Whether the signer is the
+    /// Checks the signature against the proposer's UNL key, as signed in `network`. Whether the signer is the
     /// rightful proposer of the round is the state machine's business, not the signature's.
-    pub fn verify(&self, unl: &[VerifyingKey]) -> Result<(), SignatureError> {
-        check(unl, self.proposer, &self.sign_bytes(), &self.signature, "proposal", self.height, self.round)
+    pub fn verify(&self, network: &NetworkId, unl: &[VerifyingKey]) -> Result<(), SignatureError> {
+        check(unl, self.proposer, &self.sign_bytes(network), &self.signature, "proposal", self.height, self.round)
     }
 }

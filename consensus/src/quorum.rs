@@ -10,6 +10,7 @@ use std::time::Duration;
 use ed25519_dalek::VerifyingKey;
 use thiserror::Error;
 
+use crate::sign::NetworkId;
 use crate::types::{Round, TimeoutStep, ValidatorIndex};
 
 /// Why a parameter set (UNL, threshold, quorum, own index) was rejected.
@@ -137,6 +138,8 @@ pub struct Params {
     pub quorum: usize,
     /// Timeout lengths.
     pub timeouts: Timeouts,
+    /// The network every signature is made and checked in ([`crate::sign`]).
+    pub network: NetworkId,
 }
 
 impl Params {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::certificate::{CertError, check_signers};
-use crate::sign;
+use crate::sign::{self, NetworkId};
 use crate::types::{Hash, Height, HexHash, ValidatorIndex};
 use crate::vote::{SignatureError, check};
 
@@ -36,29 +36,30 @@ pub struct ResultVote {
 }
 
 impl ResultVote {
-    /// The canonical bytes signed (layout in [`crate::sign`]).
-    pub fn sign_bytes(height: Height, state_hash: &Hash, outputs_hash: &Hash) -> Vec<u8> {
-        sign::result_bytes(height, state_hash, outputs_hash)
+    /// The canonical bytes signed in `network` (layout in [`crate::sign`]).
+    pub fn sign_bytes(network: &NetworkId, height: Height, state_hash: &Hash, outputs_hash: &Hash) -> Vec<u8> {
+        sign::result_bytes(network, height, state_hash, outputs_hash)
     }
 
-    /// Signs a result vote with `key`, which must be UNL entry `validator`.
+    /// Signs a result vote in `network` with `key`, which must be UNL entry `validator`.
     pub fn sign(
+        network: &NetworkId,
         height: Height,
         state_hash: Hash,
         outputs_hash: Hash,
         validator: ValidatorIndex,
         key: &SigningKey,
     ) -> ResultVote {
-        let signature = key.sign(&Self::sign_bytes(height, &state_hash, &outputs_hash));
+        let signature = key.sign(&Self::sign_bytes(network, height, &state_hash, &outputs_hash));
         ResultVote { height, state_hash, outputs_hash, validator, signature }
     }
 
-    /// Checks the signature against the validator's UNL key.
-    pub fn verify(&self, unl: &[VerifyingKey]) -> Result<(), SignatureError> {
+    /// Checks the signature against the validator's UNL key, as signed in `network`.
+    pub fn verify(&self, network: &NetworkId, unl: &[VerifyingKey]) -> Result<(), SignatureError> {
         check(
             unl,
             self.validator,
-            &Self::sign_bytes(self.height, &self.state_hash, &self.outputs_hash),
+            &Self::sign_bytes(network, self.height, &self.state_hash, &self.outputs_hash),
             &self.signature,
             "result",
             self.height,
@@ -85,10 +86,11 @@ pub struct ResultCertificate {
 }
 
 impl ResultCertificate {
-    /// Checks that at least `quorum` distinct UNL validators validly signed this result.
-    pub fn verify(&self, unl: &[VerifyingKey], quorum: usize) -> Result<(), CertError> {
+    /// Checks that at least `quorum` distinct UNL validators validly signed this result in
+    /// `network`.
+    pub fn verify(&self, network: &NetworkId, unl: &[VerifyingKey], quorum: usize) -> Result<(), CertError> {
         check_signers(unl.len(), quorum, self.height, self.signatures.iter().map(|(validator, _)| *validator))?;
-        let bytes = sign::result_bytes(self.height, &self.state_hash, &self.outputs_hash);
+        let bytes = sign::result_bytes(network, self.height, &self.state_hash, &self.outputs_hash);
         for (validator, signature) in &self.signatures {
             let Some(key) = unl.get(*validator) else {
                 continue; // in range: checked above
@@ -97,7 +99,7 @@ impl ResultCertificate {
                 return Err(CertError::BadSignature {
                     validator: *validator,
                     claim: format!(
-                        "result at height {} with state {} and outputs {}",
+                        "result at height {} with state {} and outputs {} in network {network}",
                         self.height,
                         HexHash(&self.state_hash),
                         HexHash(&self.outputs_hash)

@@ -678,7 +678,7 @@ impl<V: Value> Consensus<V> {
         if self.log.proposals(self.round).iter().any(|e| e.proposal.proposer == me) {
             return;
         }
-        let bytes = sign::proposal_bytes(self.height, self.round, valid_round, &id);
+        let bytes = sign::proposal_bytes(&self.params.network, self.height, self.round, valid_round, &id);
         let proposal = Proposal {
             height: self.height,
             round: self.round,
@@ -704,7 +704,7 @@ impl<V: Value> Consensus<V> {
             // after a restart the persisted vote is what is found here).
             return;
         }
-        let vote = Vote::sign(kind, self.height, self.round, value, me, &self.key);
+        let vote = Vote::sign(&self.params.network, kind, self.height, self.round, value, me, &self.key);
         if kind == VoteKind::Precommit {
             self.new_precommit_rounds.insert(self.round);
         }

@@ -3,7 +3,7 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use thiserror::Error;
 
-use crate::sign;
+use crate::sign::{self, NetworkId};
 use crate::types::{Hash, Height, HexHash, Round, ValidatorIndex, VoteKind};
 
 /// Why a signed message (vote, proposal, result vote) did not verify.
@@ -66,13 +66,20 @@ pub struct Vote {
 }
 
 impl Vote {
-    /// The canonical bytes signed for a vote (layout in [`crate::sign`]).
-    pub fn sign_bytes(kind: VoteKind, height: Height, round: Round, value: Option<&Hash>) -> Vec<u8> {
-        sign::vote_bytes(kind, height, round, value)
+    /// The canonical bytes signed for a vote in `network` (layout in [`crate::sign`]).
+    pub fn sign_bytes(
+        network: &NetworkId,
+        kind: VoteKind,
+        height: Height,
+        round: Round,
+        value: Option<&Hash>,
+    ) -> Vec<u8> {
+        sign::vote_bytes(network, kind, height, round, value)
     }
 
-    /// Signs a vote with `key`, which must be UNL entry `validator`.
+    /// Signs a vote in `network` with `key`, which must be UNL entry `validator`.
     pub fn sign(
+        network: &NetworkId,
         kind: VoteKind,
         height: Height,
         round: Round,
@@ -80,13 +87,13 @@ impl Vote {
         validator: ValidatorIndex,
         key: &SigningKey,
     ) -> Vote {
-        let signature = key.sign(&Self::sign_bytes(kind, height, round, value.as_ref()));
+        let signature = key.sign(&Self::sign_bytes(network, kind, height, round, value.as_ref()));
         Vote { kind, height, round, value, validator, signature }
     }
 
-    /// Checks the signature against the validator's UNL key.
-    pub fn verify(&self, unl: &[VerifyingKey]) -> Result<(), SignatureError> {
-        let bytes = Self::sign_bytes(self.kind, self.height, self.round, self.value.as_ref());
+    /// Checks the signature against the validator's UNL key, as signed in `network`.
+    pub fn verify(&self, network: &NetworkId, unl: &[VerifyingKey]) -> Result<(), SignatureError> {
+        let bytes = Self::sign_bytes(network, self.kind, self.height, self.round, self.value.as_ref());
         check(unl, self.validator, &bytes, &self.signature, self.kind.name(), self.height, self.round)
     }
 }

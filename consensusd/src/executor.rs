@@ -327,7 +327,7 @@ mod tests {
         tokio::spawn(tonic::transport::Server::builder().add_service(server).serve_with_incoming(incoming));
 
         let unl = [[1u8; 32]];
-        let genesis = Ledger::genesis(&unl);
+        let genesis = Ledger::genesis(&unl, &hp_ledger::NetworkId([0x4e; 32]));
         let store_path = dir.path().join("ledger.db");
         drop(Store::open(&store_path, &genesis).expect("store"));
         let ledger = Ledger::new(LedgerBody {

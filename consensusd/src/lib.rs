@@ -23,7 +23,7 @@ pub mod wire;
 
 use anyhow::Context;
 use hp_cfg::{Config, ContractDir};
-use hp_consensus::{Consensus, Params, Timeouts};
+use hp_consensus::{Consensus, NetworkId, Params, Timeouts};
 use hp_ledger::{Ledger, Store};
 use node::{Event, Node, NodeConfig, NodeParts};
 use peer::{PeerConfig, PeerEvent, PeerNet};
@@ -59,10 +59,12 @@ pub fn timeouts(roundtime: Duration) -> Timeouts {
 pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let unl_keys = hp_ledger::chain::unl_keys(&cfg.unl).context("UNL")?;
     let quorum = cfg.quorum();
-    let genesis = Ledger::genesis(&cfg.unl);
+    let network = NetworkId(cfg.network_id());
+    let genesis = Ledger::genesis(&cfg.unl, &network);
     std::fs::create_dir_all(dir.hist()).with_context(|| format!("create {}", dir.hist().display()))?;
     let store = Store::open(&dir.ledger_db(), &genesis)?;
-    let params = Params { unl: unl_keys.clone(), quorum, timeouts: timeouts(Duration::from_millis(cfg.roundtime_ms)) };
+    let params =
+        Params { unl: unl_keys.clone(), quorum, timeouts: timeouts(Duration::from_millis(cfg.roundtime_ms)), network };
     let core = Consensus::new(params, Some(cfg.my_index()), cfg.key.signing_key().clone())
         .map_err(|e| anyhow::anyhow!("consensus parameters: {e}"))?;
 
@@ -72,7 +74,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         PeerConfig {
             key: cfg.key.signing_key().clone(),
             unl: cfg.unl.clone(),
-            network_id: cfg.network_id(),
+            network_id: network.0,
             listen: listen_addrs(&cfg, cfg.peerport),
             peers: cfg.peers.clone(),
         },
@@ -118,8 +120,8 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         me: cfg.my_index(),
         unl: cfg.unl.clone(),
         unl_keys,
+        network,
         quorum,
-        network_id: cfg.network_id(),
         roundtime: Duration::from_millis(cfg.roundtime_ms),
         ledger_bounds: node::mempool::LedgerBounds {
             bytes: (cfg.max_ledger_input_bytes as usize).min(peer::codec::MAX_FRAME / 2),

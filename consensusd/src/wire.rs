@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use ed25519_dalek::{Signature, VerifyingKey};
-use hp_consensus::{Proposal, ResultVote, Vote, VoteKind};
+use hp_consensus::{NetworkId, Proposal, ResultVote, Vote, VoteKind};
 use hp_ledger::{InputBatch, Ledger, LedgerRecord, Outcome};
 use hp_proto::v1::peer::{self as pb, frame::Kind};
 
@@ -58,7 +58,7 @@ pub enum WireError {
     Empty,
     #[error("{message}.{field}: {problem}")]
     Field { message: &'static str, field: &'static str, problem: String },
-    #[error("{message}: signature does not verify")]
+    #[error("{message}: signature does not verify (by the claimed UNL member, in this network)")]
     Signature { message: &'static str },
     #[error("{message}: {problem}")]
     Decode { message: &'static str, problem: String },
@@ -90,8 +90,8 @@ pub const MAX_USERS_PER_STATUS: usize = 1_000_000;
 /// The most ledgers one catch-up reply may carry.
 pub const MAX_LEDGERS_PER_REPLY: usize = 256;
 
-/// Decodes and verifies a frame.
-pub fn decode(frame: pb::Frame, unl: &[VerifyingKey], network: &[u8; 32]) -> Result<PeerMessage, WireError> {
+/// Decodes and verifies a frame: every signature must be by a UNL key and made in `network`.
+pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Result<PeerMessage, WireError> {
     let n = unl.len();
     match frame.kind.ok_or(WireError::Empty)? {
         Kind::Inputs(b) => {
@@ -122,7 +122,7 @@ pub fn decode(frame: pb::Frame, unl: &[VerifyingKey], network: &[u8; 32]) -> Res
                 proposer: validator("Proposal", p.proposer, n)?,
                 signature: sig64("Proposal", &p.signature)?,
             };
-            proposal.verify(unl).map_err(|_| WireError::Signature { message: "Proposal" })?;
+            proposal.verify(network, unl).map_err(|_| WireError::Signature { message: "Proposal" })?;
             Ok(PeerMessage::Proposal(proposal))
         }
         Kind::Vote(v) => {
@@ -140,7 +140,7 @@ pub fn decode(frame: pb::Frame, unl: &[VerifyingKey], network: &[u8; 32]) -> Res
                 validator: validator("Vote", v.validator, n)?,
                 signature: sig64("Vote", &v.signature)?,
             };
-            vote.verify(unl).map_err(|_| WireError::Signature { message: "Vote" })?;
+            vote.verify(network, unl).map_err(|_| WireError::Signature { message: "Vote" })?;
             Ok(PeerMessage::Vote(vote))
         }
         Kind::Result(r) => {
@@ -151,7 +151,7 @@ pub fn decode(frame: pb::Frame, unl: &[VerifyingKey], network: &[u8; 32]) -> Res
                 validator: validator("ResultVote", r.validator, n)?,
                 signature: sig64("ResultVote", &r.signature)?,
             };
-            vote.verify(unl).map_err(|_| WireError::Signature { message: "ResultVote" })?;
+            vote.verify(network, unl).map_err(|_| WireError::Signature { message: "ResultVote" })?;
             Ok(PeerMessage::Result(vote))
         }
         Kind::Status(s) => Ok(PeerMessage::Status(PeerStatus {

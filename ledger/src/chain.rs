@@ -4,14 +4,18 @@
 use crate::record::LedgerRecord;
 use crate::{Hash, Ledger};
 use ed25519_dalek::VerifyingKey;
+use hp_consensus::NetworkId;
 
 /// The first fault found in a chain, with the sequence number where it is.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChainError {
     #[error("ledger {seq}: expected sequence {expected}")]
     Gap { seq: u64, expected: u64 },
-    #[error("ledger 0 is not this network's genesis ledger")]
-    BadGenesis,
+    #[error(
+        "ledger 0 is not the genesis ledger of network {network} with this UNL \
+         (a chain of another network, or of another UNL)"
+    )]
+    BadGenesis { network: NetworkId },
     #[error("ledger {seq}: prev_hash does not link to ledger {}", seq - 1)]
     BrokenLink { seq: u64 },
     #[error("ledger {seq}: time {time_ms} does not follow the previous ledger's {prev_time_ms}")]
@@ -42,15 +46,15 @@ pub fn unl_keys(unl: &[[u8; 32]]) -> Result<Vec<VerifyingKey>, ChainError> {
 }
 
 /// Checks one record on its own and its link to the ledger before it (`prev`: hash and time
-/// of ledger `seq - 1`, and its result summary if certified): the certificates, and that every
-/// input was signed by its origin, a UNL member, for network `network`.
+/// of ledger `seq - 1`, and its result summary if certified): the certificates, signed in
+/// `network`, and that every input was signed by its origin, a UNL member, in `network`.
 pub fn verify_next(
     record: &LedgerRecord,
     prev: &Ledger,
     prev_result: Option<&crate::ResultSummary>,
+    network: &NetworkId,
     unl: &[VerifyingKey],
     quorum: usize,
-    network: &[u8; 32],
 ) -> Result<(), ChainError> {
     let ledger = &record.ledger;
     let seq = ledger.seq;
@@ -70,12 +74,12 @@ pub fn verify_next(
     if commit.value_id != ledger.hash() {
         return Err(ChainError::CommitForOtherLedger { seq });
     }
-    commit.verify(unl, quorum).map_err(|e| ChainError::BadCommit { seq, problem: e.to_string() })?;
+    commit.verify(network, unl, quorum).map_err(|e| ChainError::BadCommit { seq, problem: e.to_string() })?;
     if let Some(result) = &record.result {
         if result.height != seq {
             return Err(ChainError::BadResult { seq, problem: format!("certificate is for height {}", result.height) });
         }
-        result.verify(unl, quorum).map_err(|e| ChainError::BadResult { seq, problem: e.to_string() })?;
+        result.verify(network, unl, quorum).map_err(|e| ChainError::BadResult { seq, problem: e.to_string() })?;
     }
     if let (Some(carried), Some(certified)) = (&ledger.prev_result, prev_result)
         && carried != certified
@@ -95,30 +99,30 @@ pub fn verify_next(
     Ok(())
 }
 
-/// Verifies a whole chain of network `network` from genesis: every link, every certificate,
-/// every input's origin signature, and that no input instance appears twice. Returns the hash
-/// of the last ledger.
+/// Verifies a whole chain of network `network` from genesis: the genesis ledger is the
+/// network's, every link, every certificate (signed in `network`), every input's origin
+/// signature, and that no input instance appears twice. Returns the hash of the last ledger.
 pub fn verify_chain(
     records: impl IntoIterator<Item = LedgerRecord>,
+    network: &NetworkId,
     unl: &[[u8; 32]],
     quorum: usize,
-    network: &[u8; 32],
 ) -> Result<(u64, Hash), ChainError> {
     let keys = unl_keys(unl)?;
-    let genesis = Ledger::genesis(unl);
+    let genesis = Ledger::genesis(unl, network);
     let mut iter = records.into_iter();
     let Some(first) = iter.next() else {
         return Ok((0, genesis.hash()));
     };
     if first.ledger.hash() != genesis.hash() {
-        return Err(ChainError::BadGenesis);
+        return Err(ChainError::BadGenesis { network: *network });
     }
     let mut prev = first.ledger;
     let mut prev_result =
         first.result.as_ref().map(|r| crate::ResultSummary { state_hash: r.state_hash, outputs_hash: r.outputs_hash });
     let mut seen = std::collections::HashMap::new();
     for record in iter {
-        verify_next(&record, &prev, prev_result.as_ref(), &keys, quorum, network)?;
+        verify_next(&record, &prev, prev_result.as_ref(), network, &keys, quorum)?;
         let seq = record.ledger.seq;
         for input in &record.ledger.inputs {
             if let Some(first_seq) = seen.insert(input.id, seq) {

@@ -11,11 +11,20 @@
 //! up inputs under another node's name nor put other bytes under a real input's identity.
 //! Nodes gossip their accepted inputs as an [`InputBatch`], itself signed by the accepting
 //! node, so any node may relay a batch and every receiver can still check where it came from.
+//! Both signatures cover the network id, so nothing of one network is accepted by another:
+//!
+//! ```text
+//! input := SHA-256( u32 len(tag) | tag "hotpocket/input/v1" | [32] network_id | [32] origin
+//!                 | u64 nonce | [32] user | data )
+//! batch := SHA-256( u32 len(tag) | tag "hotpocket/input-batch/v2" | [32] network_id | [32] origin
+//!                 | u32 n_inputs | input* )
+//! ```
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::tagged_hash;
 use bytes::Bytes;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use hp_consensus::NetworkId;
 
 /// The most bytes one input may have on the wire, whatever a node's `pubmaxsize`.
 pub const MAX_INPUT_BYTES: usize = 256 * 1024 * 1024;
@@ -24,7 +33,7 @@ pub const MAX_BATCH_INPUTS: usize = 1 << 20;
 /// Encoded size of an input with no data: origin, nonce, user, signature, length.
 pub(crate) const MIN_INPUT_SIZE: usize = 32 + 8 + 32 + 64 + 4;
 
-const BATCH_TAG: &[u8] = b"hotpocket/input-batch/v1";
+const BATCH_TAG: &[u8] = b"hotpocket/input-batch/v2";
 /// Domain tag of the origin's signature over one input.
 pub const INPUT_TAG: &[u8] = b"hotpocket/input/v1";
 
@@ -60,19 +69,19 @@ pub struct Input {
 impl Input {
     /// What the origin signs: the network, the identity, the user and the bytes. Every field but
     /// the last has a fixed length, so no two inputs share a digest.
-    pub fn signed_digest(network: &[u8; 32], id: &InputId, user: &[u8; 32], data: &[u8]) -> [u8; 32] {
-        tagged_hash(INPUT_TAG, &[network, &id.origin, &id.nonce.to_be_bytes(), user, data])
+    pub fn signed_digest(network: &NetworkId, id: &InputId, user: &[u8; 32], data: &[u8]) -> [u8; 32] {
+        tagged_hash(INPUT_TAG, &[network.as_bytes(), &id.origin, &id.nonce.to_be_bytes(), user, data])
     }
 
     /// An input accepted by the holder of `key` (its origin) in network `network`.
-    pub fn sign(network: &[u8; 32], nonce: u64, user: [u8; 32], data: Bytes, key: &SigningKey) -> Self {
+    pub fn sign(network: &NetworkId, nonce: u64, user: [u8; 32], data: Bytes, key: &SigningKey) -> Self {
         let id = InputId { origin: key.verifying_key().to_bytes(), nonce };
         let signature = key.sign(&Self::signed_digest(network, &id, &user, &data));
         Self { id, user, data, signature }
     }
 
     /// Checks the origin's signature.
-    pub fn verify(&self, network: &[u8; 32]) -> Result<(), InputSignatureError> {
+    pub fn verify(&self, network: &NetworkId) -> Result<(), InputSignatureError> {
         verify_origins(network, &[self])
     }
 
@@ -102,7 +111,7 @@ impl Input {
 /// Checks the origin signatures of `inputs`; names the first input that does not verify.
 /// Strict verification, one by one, as for every other signature: batch verification is faster
 /// but randomized and laxer, and nodes must agree exactly on which inputs are valid.
-pub fn verify_origins(network: &[u8; 32], inputs: &[&Input]) -> Result<(), InputSignatureError> {
+pub fn verify_origins(network: &NetworkId, inputs: &[&Input]) -> Result<(), InputSignatureError> {
     for input in inputs {
         let name = || (hex::encode(input.id.origin), input.id.nonce);
         let key = VerifyingKey::from_bytes(&input.id.origin).map_err(|_| {
@@ -137,22 +146,23 @@ impl InputBatch {
         w.finish()
     }
 
-    fn signed_digest(origin: &[u8; 32], encoded_inputs: &[u8]) -> [u8; 32] {
-        tagged_hash(BATCH_TAG, &[origin, encoded_inputs])
+    fn signed_digest(network: &NetworkId, origin: &[u8; 32], encoded_inputs: &[u8]) -> [u8; 32] {
+        tagged_hash(BATCH_TAG, &[network.as_bytes(), origin, encoded_inputs])
     }
 
-    /// Signs `inputs` as accepted by the holder of `key`. Every input's origin must be that key.
-    pub fn sign(inputs: Vec<Input>, key: &SigningKey) -> Self {
+    /// Signs `inputs` in `network` as accepted by the holder of `key`. Every input's origin must
+    /// be that key.
+    pub fn sign(network: &NetworkId, inputs: Vec<Input>, key: &SigningKey) -> Self {
         let origin = key.verifying_key().to_bytes();
-        let digest = Self::signed_digest(&origin, &Self::encode_inputs(&inputs));
+        let digest = Self::signed_digest(network, &origin, &Self::encode_inputs(&inputs));
         Self { origin, inputs, signature: key.sign(&digest) }
     }
 
-    /// Decodes a batch from the wire and checks it: the signature by `origin`, that every input
-    /// claims that same origin (a node may only vouch for inputs it accepted itself), and every
-    /// input's own origin signature for `network` (what the input carries into a ledger).
+    /// Decodes a batch from the wire and checks it: the signature by `origin` in `network`, that
+    /// every input claims that same origin (a node may only vouch for inputs it accepted itself),
+    /// and every input's own origin signature (what the input carries into a ledger).
     pub fn decode_verified(
-        network: &[u8; 32],
+        network: &NetworkId,
         origin: &[u8; 32],
         encoded_inputs: &[u8],
         signature: &[u8],
@@ -160,8 +170,10 @@ impl InputBatch {
         let invalid = |problem: &str| DecodeError::Invalid { what: "input batch", problem: problem.to_string() };
         let key = VerifyingKey::from_bytes(origin).map_err(|_| invalid("origin is not a public key"))?;
         let signature = Signature::from_slice(signature).map_err(|_| invalid("signature is malformed"))?;
-        let digest = Self::signed_digest(origin, encoded_inputs);
-        key.verify(&digest, &signature).map_err(|_| invalid("signature does not verify"))?;
+        let digest = Self::signed_digest(network, origin, encoded_inputs);
+        key.verify(&digest, &signature).map_err(|_| {
+            invalid(&format!("signature does not verify for origin {} in network {network}", hex::encode(origin)))
+        })?;
         let mut r = Reader::new(encoded_inputs);
         let n = r.count("input batch count", MIN_INPUT_SIZE, MAX_BATCH_INPUTS)?;
         let mut inputs = Vec::with_capacity(n);
@@ -183,11 +195,12 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    const NET: NetworkId = NetworkId([0x4e; 32]);
+    const OTHER_NET: NetworkId = NetworkId([0x0f; 32]);
+
     fn key() -> SigningKey {
         SigningKey::generate(&mut rand::rngs::OsRng)
     }
-
-    const NETWORK: [u8; 32] = [4; 32];
 
     fn input(origin: [u8; 32], nonce: u64, data: &[u8]) -> Input {
         let signature = Signature::from_bytes(&[0; 64]);
@@ -197,17 +210,17 @@ mod tests {
     #[test]
     fn an_input_verifies_only_as_its_origin_signed_it_in_its_network() {
         let k = key();
-        let input = Input::sign(&NETWORK, 5, [7; 32], Bytes::from_static(b"pay 10"), &k);
+        let input = Input::sign(&NET, 5, [7; 32], Bytes::from_static(b"pay 10"), &k);
         assert_eq!(input.id.origin, k.verifying_key().to_bytes());
-        assert!(input.verify(&NETWORK).is_ok());
-        assert!(input.verify(&[5; 32]).is_err(), "accepted in another network");
+        assert!(input.verify(&NET).is_ok());
+        assert!(input.verify(&OTHER_NET).is_err(), "accepted in another network");
         let other_bytes = Input { data: Bytes::from_static(b"pay 99"), ..input.clone() };
-        assert!(matches!(other_bytes.verify(&NETWORK), Err(InputSignatureError::BadSignature { .. })));
+        assert!(matches!(other_bytes.verify(&NET), Err(InputSignatureError::BadSignature { .. })));
         let other_user = Input { user: [8; 32], ..input.clone() };
-        assert!(other_user.verify(&NETWORK).is_err());
+        assert!(other_user.verify(&NET).is_err());
         // Another node cannot make up an input under k's name.
-        let forged = Input { id: input.id, ..Input::sign(&NETWORK, 5, [7; 32], Bytes::from_static(b"pay 10"), &key()) };
-        assert!(forged.verify(&NETWORK).is_err());
+        let forged = Input { id: input.id, ..Input::sign(&NET, 5, [7; 32], Bytes::from_static(b"pay 10"), &key()) };
+        assert!(forged.verify(&NET).is_err());
         // What a ledger carries round-trips with the signature.
         let mut w = Writer::with_capacity(64);
         input.encode_into(&mut w);
@@ -220,33 +233,44 @@ mod tests {
         let k = key();
         let origin = k.verifying_key().to_bytes();
         let inputs = vec![
-            Input::sign(&NETWORK, 1, [7; 32], Bytes::from_static(b"a"), &k),
-            Input::sign(&NETWORK, 2, [7; 32], Bytes::new(), &k),
+            Input::sign(&NET, 1, [7; 32], Bytes::from_static(b"a"), &k),
+            Input::sign(&NET, 2, [7; 32], Bytes::new(), &k),
         ];
-        let batch = InputBatch::sign(inputs, &k);
+        let batch = InputBatch::sign(&NET, inputs, &k);
         let bytes = InputBatch::encode_inputs(&batch.inputs);
-        let back = InputBatch::decode_verified(&NETWORK, &origin, &bytes, &batch.signature.to_bytes()).unwrap();
+        let back = InputBatch::decode_verified(&NET, &origin, &bytes, &batch.signature.to_bytes()).unwrap();
         assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn a_batch_signed_for_one_network_is_refused_in_another() {
+        let k = key();
+        let origin = k.verifying_key().to_bytes();
+        let batch = InputBatch::sign(&NET, vec![Input::sign(&NET, 1, [7; 32], Bytes::from_static(b"a"), &k)], &k);
+        let bytes = InputBatch::encode_inputs(&batch.inputs);
+        let err = InputBatch::decode_verified(&OTHER_NET, &origin, &bytes, &batch.signature.to_bytes()).unwrap_err();
+        assert!(err.to_string().contains(&format!("in network {OTHER_NET}")), "{err}");
+        assert!(InputBatch::decode_verified(&NET, &origin, &bytes, &batch.signature.to_bytes()).is_ok());
     }
 
     #[test]
     fn tampered_or_foreign_batches_are_refused() {
         let k = key();
         let origin = k.verifying_key().to_bytes();
-        let batch = InputBatch::sign(vec![Input::sign(&NETWORK, 1, [7; 32], Bytes::from_static(b"abc"), &k)], &k);
+        let batch = InputBatch::sign(&NET, vec![Input::sign(&NET, 1, [7; 32], Bytes::from_static(b"abc"), &k)], &k);
         let mut bytes = InputBatch::encode_inputs(&batch.inputs);
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert!(InputBatch::decode_verified(&NETWORK, &origin, &bytes, &batch.signature.to_bytes()).is_err());
+        assert!(InputBatch::decode_verified(&NET, &origin, &bytes, &batch.signature.to_bytes()).is_err());
         // A node cannot vouch for inputs of another origin.
         let other = [9u8; 32];
-        let forged = InputBatch::sign(vec![input(other, 1, b"x")], &k);
+        let forged = InputBatch::sign(&NET, vec![input(other, 1, b"x")], &k);
         let bytes = InputBatch::encode_inputs(&forged.inputs);
-        assert!(InputBatch::decode_verified(&NETWORK, &origin, &bytes, &forged.signature.to_bytes()).is_err());
+        assert!(InputBatch::decode_verified(&NET, &origin, &bytes, &forged.signature.to_bytes()).is_err());
         // A batch properly signed as a whole whose input lacks its own signature is refused.
-        let unsigned = InputBatch::sign(vec![input(origin, 1, b"x")], &k);
+        let unsigned = InputBatch::sign(&NET, vec![input(origin, 1, b"x")], &k);
         let bytes = InputBatch::encode_inputs(&unsigned.inputs);
-        let err = InputBatch::decode_verified(&NETWORK, &origin, &bytes, &unsigned.signature.to_bytes()).unwrap_err();
+        let err = InputBatch::decode_verified(&NET, &origin, &bytes, &unsigned.signature.to_bytes()).unwrap_err();
         assert!(err.to_string().contains("signature does not verify"), "{err}");
     }
 
@@ -256,8 +280,8 @@ mod tests {
         let origin = k.verifying_key().to_bytes();
         let mut bytes = vec![0xff, 0xff, 0xff, 0xff];
         bytes.extend_from_slice(&[0u8; 10]);
-        let sig = k.sign(&InputBatch::signed_digest(&origin, &bytes));
-        let err = InputBatch::decode_verified(&NETWORK, &origin, &bytes, &sig.to_bytes()).unwrap_err();
+        let sig = k.sign(&InputBatch::signed_digest(&NET, &origin, &bytes));
+        let err = InputBatch::decode_verified(&NET, &origin, &bytes, &sig.to_bytes()).unwrap_err();
         assert!(matches!(err, DecodeError::TooLong { .. }), "{err}");
     }
 }

@@ -12,16 +12,24 @@
 //!
 //! `prev_result` is the certified result (state hash, outputs hash) of ledger `seq - 1`, so the
 //! chain of ledgers also chains the agreed results. The genesis ledger (seq 0) is derived from
-//! the UNL alone, so every node computes the same one.
+//! the network id and the UNL alone, so every node of a network computes the same one and no
+//! ledger of one network links into another's chain:
+//!
+//! ```text
+//! genesis := ledger { seq 0, time_ms 0, no inputs, users or result,
+//!                     prev_hash SHA-256( u32 len(tag) | tag "hotpocket/genesis/v2" | [32] network_id
+//!                                      | u32 n_keys | [32] key* ) }
+//! ```
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::input::{Input, MIN_INPUT_SIZE};
 use crate::{Hash, tagged_hash};
+use hp_consensus::NetworkId;
 use std::ops::Deref;
 use std::sync::Arc;
 
 const LEDGER_TAG: &[u8] = b"hotpocket/ledger/v1";
-const GENESIS_TAG: &[u8] = b"hotpocket/genesis/v1";
+const GENESIS_TAG: &[u8] = b"hotpocket/genesis/v2";
 const VERSION: u8 = 1;
 /// The most inputs and users one ledger may list.
 pub const MAX_LEDGER_ITEMS: usize = 1 << 22;
@@ -73,14 +81,14 @@ impl Ledger {
         Self { inner: Arc::new((body, hash, bytes.len())) }
     }
 
-    /// The genesis ledger of a network with this UNL.
-    pub fn genesis(unl: &[[u8; 32]]) -> Self {
+    /// The genesis ledger of network `network` with this UNL.
+    pub fn genesis(unl: &[[u8; 32]], network: &NetworkId) -> Self {
         let mut w = Writer::new();
         w.u32(unl.len() as u32);
         for key in unl {
             w.fixed(key);
         }
-        let prev_hash = tagged_hash(GENESIS_TAG, &[&w.finish()]);
+        let prev_hash = tagged_hash(GENESIS_TAG, &[network.as_bytes(), &w.finish()]);
         Self::new(LedgerBody { seq: 0, prev_hash, time_ms: 0, inputs: vec![], users: vec![], prev_result: None })
     }
 
@@ -216,9 +224,11 @@ mod tests {
     }
 
     #[test]
-    fn genesis_depends_on_the_unl_only() {
-        assert_eq!(Ledger::genesis(&[[1; 32]]).hash(), Ledger::genesis(&[[1; 32]]).hash());
-        assert_ne!(Ledger::genesis(&[[1; 32]]).hash(), Ledger::genesis(&[[2; 32]]).hash());
+    fn genesis_depends_on_the_unl_and_the_network_only() {
+        let (a, b) = (NetworkId([1; 32]), NetworkId([2; 32]));
+        assert_eq!(Ledger::genesis(&[[1; 32]], &a).hash(), Ledger::genesis(&[[1; 32]], &a).hash());
+        assert_ne!(Ledger::genesis(&[[1; 32]], &a).hash(), Ledger::genesis(&[[2; 32]], &a).hash());
+        assert_ne!(Ledger::genesis(&[[1; 32]], &a).hash(), Ledger::genesis(&[[1; 32]], &b).hash(), "same UNL");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod outputs;
 pub mod record;
 pub mod store;
 
-pub use hp_consensus::Hash;
+pub use hp_consensus::{Hash, NetworkId};
 pub use input::{Input, InputBatch, InputId};
 pub use ledger::{Ledger, LedgerBody, ResultSummary};
 pub use outputs::{ExitKind, Outcome, UserOutputs, decode_outputs, encode_outputs};

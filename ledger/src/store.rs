@@ -485,7 +485,7 @@ impl Store {
     pub fn accept_inputs(
         &mut self,
         key: &ed25519_dalek::SigningKey,
-        network: &[u8; 32],
+        network: &hp_consensus::NetworkId,
         inputs: Vec<([u8; 32], Bytes)>,
     ) -> Result<Vec<Input>, StoreError> {
         let origin = key.verifying_key().to_bytes();

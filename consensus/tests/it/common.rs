@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use hp_consensus::{
-    Consensus, Effect, Hash, Height, Input, Params, Proposal, RecoveryState, Round, RoundValue, Timeout, TimeoutStep,
-    Timeouts, ValidatorIndex, Value, Vote, VoteKind,
+    Consensus, Effect, Hash, Height, Input, NetworkId, Params, Proposal, RecoveryState, Round, RoundValue, Timeout,
+    TimeoutStep, Timeouts, ValidatorIndex, Value, Vote, VoteKind,
 };
 use sha2::{Digest, Sha256};
 
@@ -35,6 +35,11 @@ pub fn keys(n: usize) -> Vec<SigningKey> {
         .collect()
 }
 
+/// The network every test signs in.
+pub const NET: NetworkId = NetworkId([0x4e; 32]);
+/// Another network, whose signatures `NET` must refuse.
+pub const OTHER_NET: NetworkId = NetworkId([0x0f; 32]);
+
 pub const TIMEOUTS: Timeouts = Timeouts {
     propose: Duration::from_millis(1000),
     prevote: Duration::from_millis(500),
@@ -43,7 +48,7 @@ pub const TIMEOUTS: Timeouts = Timeouts {
 };
 
 pub fn params(keys: &[SigningKey], quorum: usize) -> Params {
-    Params { unl: keys.iter().map(SigningKey::verifying_key).collect(), quorum, timeouts: TIMEOUTS }
+    Params { unl: keys.iter().map(SigningKey::verifying_key).collect(), quorum, timeouts: TIMEOUTS, network: NET }
 }
 
 /// One machine under test plus everyone's keys, at height `H`.
@@ -91,7 +96,7 @@ impl Harness {
     }
 
     pub fn vote_msg(&self, kind: VoteKind, from: ValidatorIndex, round: Round, value: Option<&TestValue>) -> Vote {
-        Vote::sign(kind, H, round, value.map(Value::id), from, &self.keys[from])
+        Vote::sign(&NET, kind, H, round, value.map(Value::id), from, &self.keys[from])
     }
 
     pub fn vote(
@@ -130,7 +135,7 @@ impl Harness {
     /// A proposal signed by the rightful proposer of (H, round).
     pub fn proposal_msg(&self, round: Round, value: TestValue, valid_round: Option<Round>) -> Proposal<TestValue> {
         let proposer = self.node.proposer(H, round);
-        Proposal::sign(H, round, value, valid_round, proposer, &self.keys[proposer])
+        Proposal::sign(&NET, H, round, value, valid_round, proposer, &self.keys[proposer])
     }
 
     pub fn propose(

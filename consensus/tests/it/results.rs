@@ -2,7 +2,7 @@
 
 use hp_consensus::{CertError, ResultCollector, ResultEvent, ResultVote};
 
-use crate::common::keys;
+use crate::common::{NET, OTHER_NET, keys};
 
 const N: usize = 5;
 const Q: usize = 4;
@@ -10,7 +10,7 @@ const GOOD: ([u8; 32], [u8; 32]) = ([1; 32], [2; 32]);
 const BAD: ([u8; 32], [u8; 32]) = ([1; 32], [3; 32]);
 
 fn vote(height: u64, pair: ([u8; 32], [u8; 32]), validator: usize) -> ResultVote {
-    ResultVote::sign(height, pair.0, pair.1, validator, &keys(N)[validator])
+    ResultVote::sign(&NET, height, pair.0, pair.1, validator, &keys(N)[validator])
 }
 
 fn unl() -> Vec<ed25519_dalek::VerifyingKey> {
@@ -28,7 +28,7 @@ fn q_matching_results_are_certified_once() {
         panic!("{events:?}");
     };
     assert_eq!((cert.height, cert.state_hash, cert.outputs_hash), (1, GOOD.0, GOOD.1));
-    assert_eq!(cert.verify(&unl(), Q), Ok(()));
+    assert_eq!(cert.verify(&NET, &unl(), Q), Ok(()));
     assert_eq!(c.certificate(1), Some(cert));
     assert!(c.add(vote(1, GOOD, 4)).is_empty(), "reported once");
 }
@@ -85,7 +85,7 @@ fn a_validator_signing_two_results_is_reported_and_counted_once() {
 fn result_votes_outside_the_window_or_from_unknown_validators_are_ignored() {
     let mut c = ResultCollector::new(N, Q, None, 10).unwrap();
     let k = keys(N + 1);
-    let stranger = ResultVote::sign(10, GOOD.0, GOOD.1, N, &k[N]);
+    let stranger = ResultVote::sign(&NET, 10, GOOD.0, GOOD.1, N, &k[N]);
     assert!(c.add(stranger).is_empty());
     for v in 0..Q {
         assert!(c.add(vote(9, GOOD, v)).is_empty(), "below the floor");
@@ -112,11 +112,27 @@ fn a_result_certificate_with_faults_is_rejected_precisely() {
     let cert = cert.unwrap();
     let mut few = cert.clone();
     few.signatures.pop();
-    assert!(matches!(few.verify(&unl(), Q), Err(CertError::TooFewSignatures { have: 3, .. })));
+    assert!(matches!(few.verify(&NET, &unl(), Q), Err(CertError::TooFewSignatures { have: 3, .. })));
     let mut dup = cert.clone();
     dup.signatures[1] = dup.signatures[0];
-    assert!(matches!(dup.verify(&unl(), Q), Err(CertError::DuplicateSigner { validator: 0, .. })));
+    assert!(matches!(dup.verify(&NET, &unl(), Q), Err(CertError::DuplicateSigner { validator: 0, .. })));
     let mut other = cert.clone();
     other.outputs_hash = BAD.1;
-    assert!(matches!(other.verify(&unl(), Q), Err(CertError::BadSignature { validator: 0, .. })));
+    assert!(matches!(other.verify(&NET, &unl(), Q), Err(CertError::BadSignature { validator: 0, .. })));
+}
+
+#[test]
+fn a_result_certificate_of_another_network_is_rejected() {
+    let mut c = ResultCollector::new(N, Q, None, 1).unwrap();
+    let cert = (0..Q)
+        .flat_map(|v| c.add(vote(1, GOOD, v)))
+        .find_map(|e| match e {
+            ResultEvent::Certified(cert) => Some(cert),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(cert.verify(&NET, &unl(), Q), Ok(()));
+    let err = cert.verify(&OTHER_NET, &unl(), Q).unwrap_err();
+    assert!(matches!(err, CertError::BadSignature { validator: 0, .. }), "{err}");
+    assert!(err.to_string().contains(&format!("in network {OTHER_NET}")), "{err}");
 }

@@ -7,7 +7,7 @@ use hp_consensus::{
     Value, VoteKind, quorum_for,
 };
 
-use crate::common::{A, B, H, Harness, TestValue, id, keys, params, signed, timeouts};
+use crate::common::{A, B, H, Harness, NET, OTHER_NET, TestValue, id, keys, params, signed, timeouts};
 
 const PREVOTE: VoteKind = VoteKind::Prevote;
 const PRECOMMIT: VoteKind = VoteKind::Precommit;
@@ -106,7 +106,8 @@ fn proposer_without_a_valid_value_asks_the_host_and_proposes_its_answer() {
     });
     let proposal = proposal.expect("a proposal");
     assert_eq!((proposal.round, proposal.valid_round, &proposal.value), (3, None, &A));
-    assert!(proposal.verify(&h.node.params().unl).is_ok());
+    assert!(proposal.verify(&NET, &h.node.params().unl).is_ok());
+    assert!(proposal.verify(&OTHER_NET, &h.node.params().unl).is_err(), "signed in the params' network");
     // It handles its own proposal at once (line 22): prevote for it.
     assert_eq!(signed(&out, PREVOTE), vec![(3, id(&A))]);
 }
@@ -268,7 +269,7 @@ fn proposal_from_a_validator_that_is_not_the_proposer_is_ignored() {
     let mut h = Harness::new();
     h.start(0);
     let wrong = 2; // proposer of (1, 0) is 1
-    let proposal = hp_consensus::Proposal::sign(H, 0, A, None, wrong, &h.keys[wrong]);
+    let proposal = hp_consensus::Proposal::sign(&NET, H, 0, A, None, wrong, &h.keys[wrong]);
     let out = h.input(Input::Proposal { proposal, valid: true });
     assert!(out.is_empty());
     assert_eq!(h.node.step(), Step::Propose);
@@ -479,7 +480,7 @@ fn q_precommits_for_a_received_proposal_decide_it_with_a_verifiable_certificate(
         .expect("decided");
     assert_eq!(value, A);
     assert_eq!((cert.height, cert.round, cert.value_id), (H, 0, A.id()));
-    assert!(cert.verify(&h.node.params().unl, 3).is_ok());
+    assert!(cert.verify(&NET, &h.node.params().unl, 3).is_ok());
     assert_eq!(h.node.step(), Step::Decided);
     // Nothing more for this height.
     assert!(h.precommits(&[0], 0, Some(&A)).is_empty());
@@ -499,7 +500,7 @@ fn q_precommits_for_a_value_never_received_ask_the_host_to_fetch_it() {
         })
         .expect("decided without value");
     assert_eq!(cert.value_id, B.id());
-    assert!(cert.verify(&h.node.params().unl, 3).is_ok());
+    assert!(cert.verify(&NET, &h.node.params().unl, 3).is_ok());
 }
 
 #[test]
@@ -540,10 +541,10 @@ fn messages_for_the_next_height_are_buffered_and_replayed_when_it_starts() {
     h.start(0);
     let next = H + 1;
     // Votes and a proposal for H + 1 (proposer of (2, 0) is 2).
-    let proposal = hp_consensus::Proposal::sign(next, 0, B, None, 2, &h.keys[2]);
+    let proposal = hp_consensus::Proposal::sign(&NET, next, 0, B, None, 2, &h.keys[2]);
     assert!(h.input(Input::Proposal { proposal: proposal.clone(), valid: false }).is_empty());
     for v in [1, 3] {
-        let vote = hp_consensus::Vote::sign(PREVOTE, next, 0, id(&B), v, &h.keys[v]);
+        let vote = hp_consensus::Vote::sign(&NET, PREVOTE, next, 0, id(&B), v, &h.keys[v]);
         assert!(h.input(Input::Vote(vote)).is_empty());
     }
     assert_eq!(h.node.buffered(), 3);
@@ -566,7 +567,7 @@ fn messages_for_past_or_further_heights_and_unknown_validators_are_ignored() {
     h.start(0);
     for (height, validator) in [(H - 1, 1), (H + 2, 1), (H, 4), (H, usize::MAX)] {
         let key = &h.keys[validator.min(3)];
-        let vote = hp_consensus::Vote::sign(PREVOTE, height, 0, id(&A), validator, key);
+        let vote = hp_consensus::Vote::sign(&NET, PREVOTE, height, 0, id(&A), validator, key);
         assert!(h.input(Input::Vote(vote)).is_empty());
     }
     assert_eq!(h.node.buffered(), 0);
@@ -583,7 +584,7 @@ fn the_next_height_buffer_is_bounded_per_validator() {
     h.start(0);
     for round in 0..200 {
         for kind in [PREVOTE, PRECOMMIT] {
-            let vote = hp_consensus::Vote::sign(kind, H + 1, round, None, 1, &h.keys[1]);
+            let vote = hp_consensus::Vote::sign(&NET, kind, H + 1, round, None, 1, &h.keys[1]);
             h.input(Input::Vote(vote));
         }
     }

@@ -166,7 +166,9 @@ impl Node {
                 if self.last_result.is_none()
                     && let Some(cert) = record.result
                 {
-                    if cert.height != seq || cert.verify(&self.cfg.unl_keys, self.cfg.quorum).is_err() {
+                    if cert.height != seq
+                        || cert.verify(&self.cfg.network, &self.cfg.unl_keys, self.cfg.quorum).is_err()
+                    {
                         warn!(peer = from, seq, "peer sent a bad result certificate");
                         self.avoid(from);
                         return;
@@ -186,9 +188,9 @@ impl Node {
                 &record,
                 &self.last,
                 self.last_result.as_ref(),
+                &self.cfg.network,
                 &self.cfg.unl_keys,
                 self.cfg.quorum,
-                &self.cfg.network_id,
             ) {
                 warn!(peer = from, seq, error = %e, "peer sent a ledger that does not verify; avoiding it");
                 self.avoid(from);

@@ -236,7 +236,7 @@ impl Node {
         if ledger.inputs.len() > 1 && bytes > bounds.bytes {
             return reject("inputs exceed max_ledger_input_bytes");
         }
-        if let Err(e) = hp_ledger::input::verify_origins(&self.cfg.network_id, &unverified) {
+        if let Err(e) = hp_ledger::input::verify_origins(&self.cfg.network, &unverified) {
             info!(seq = ledger.seq, error = %e, "prevoting nil on a proposal with an input its origin did not sign");
             return false;
         }

@@ -34,7 +34,7 @@ use crate::peer::{PeerEvent, PeerNet};
 use crate::serving::{Offered, Request, Server};
 use crate::wire::{self, PeerMessage, PeerStatus};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use hp_consensus::{Consensus, Input, ResultCollector};
+use hp_consensus::{Consensus, Input, NetworkId, ResultCollector};
 use hp_ledger::{InputId, Ledger, ResultSummary, Store};
 use hp_proto::v1::{self as pb, exec_client::ExecClient};
 use mempool::Mempool;
@@ -88,9 +88,9 @@ pub struct NodeConfig {
     pub me: usize,
     pub unl: Vec<[u8; 32]>,
     pub unl_keys: Vec<VerifyingKey>,
+    /// [`hp_cfg::Config::network_id`]: what every signature is made and checked in.
+    pub network: NetworkId,
     pub quorum: usize,
-    /// [`hp_cfg::Config::network_id`]: what every input's origin signature covers.
-    pub network_id: [u8; 32],
     pub roundtime: Duration,
     /// What one ledger may carry: this node's proposals stop there, and it refuses to vote for
     /// a proposal past them (`max_ledger_input_bytes`, `max_ledger_inputs`, `max_ledger_users`).
@@ -226,7 +226,7 @@ impl Node {
         let handed_up_to =
             wanted_outcomes.keys().next().map_or(delivered_up_to, |first| delivered_up_to.min(first.saturating_sub(1)));
         let recovery = recovery::RecoveryFile::open(&cfg.recovery_path)?;
-        let resume = recovery.load(&cfg.unl_keys, &cfg.network_id);
+        let resume = recovery.load(&cfg.network, &cfg.unl_keys);
         let server = Server::start(store_path.clone(), exec_client.clone(), peers.clone())?;
         Ok(Self {
             server,

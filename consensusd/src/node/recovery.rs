@@ -12,7 +12,7 @@
 
 use crate::wire::{self, PeerMessage};
 use ed25519_dalek::VerifyingKey;
-use hp_consensus::{Message, RecoveryState, RoundValue};
+use hp_consensus::{Message, NetworkId, RecoveryState, RoundValue};
 use hp_ledger::Ledger;
 use hp_ledger::codec::{Reader, Writer};
 use prost::Message as _;
@@ -115,13 +115,13 @@ impl RecoveryFile {
 
     /// The latest saved state, or `None` if there is none or neither slot can be read (then
     /// the height starts fresh at round 0, as after a clean start).
-    pub fn load(&self, unl: &[VerifyingKey], network: &[u8; 32]) -> Option<RecoveryState<Ledger>> {
+    pub fn load(&self, network: &NetworkId, unl: &[VerifyingKey]) -> Option<RecoveryState<Ledger>> {
         let (_, payload) = self.slots.iter().filter_map(|s| read_slot(s)).max_by_key(|(c, _)| *c)?;
-        decode(&payload, unl, network)
+        decode(&payload, network, unl)
     }
 }
 
-fn decode(bytes: &[u8], unl: &[VerifyingKey], network: &[u8; 32]) -> Option<RecoveryState<Ledger>> {
+fn decode(bytes: &[u8], network: &NetworkId, unl: &[VerifyingKey]) -> Option<RecoveryState<Ledger>> {
     let mut r = Reader::new(bytes);
     let height = r.u64("height").ok()?;
     let round = r.u32("round").ok()?;
@@ -132,7 +132,7 @@ fn decode(bytes: &[u8], unl: &[VerifyingKey], network: &[u8; 32]) -> Option<Reco
     for _ in 0..n {
         let bytes = r.bytes("signed message", hp_ledger::record::MAX_LEDGER_BYTES).ok()?;
         let frame = hp_proto::v1::peer::Frame::decode(bytes).ok()?;
-        match wire::decode(frame, unl, network).ok()? {
+        match wire::decode(frame, network, unl).ok()? {
             PeerMessage::Proposal(p) => signed.push(Message::Proposal(p)),
             PeerMessage::Vote(v) => signed.push(Message::Vote(v)),
             _ => return None,
@@ -143,7 +143,7 @@ fn decode(bytes: &[u8], unl: &[VerifyingKey], network: &[u8; 32]) -> Option<Reco
     for _ in 0..n {
         let bytes = r.bytes("proof vote", 4096).ok()?;
         let frame = hp_proto::v1::peer::Frame::decode(bytes).ok()?;
-        match wire::decode(frame, unl, network).ok()? {
+        match wire::decode(frame, network, unl).ok()? {
             PeerMessage::Vote(v) => proof_of_lock.push(v),
             _ => return None,
         }

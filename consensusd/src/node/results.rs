@@ -37,7 +37,7 @@ impl Node {
         if self.diverged {
             return;
         }
-        let vote = ResultVote::sign(seq, self.state_hash, outputs_hash, self.cfg.me, &self.cfg.key);
+        let vote = ResultVote::sign(&self.cfg.network, seq, self.state_hash, outputs_hash, self.cfg.me, &self.cfg.key);
         self.peers.broadcast(&wire::result(&vote));
         let events = self.results.add(vote);
         self.on_result_events(events);
@@ -284,7 +284,14 @@ impl Node {
             return None;
         }
         let done = self.executed.get(&self.last.seq)?;
-        Some(ResultVote::sign(done.seq, done.state_hash, done.outcome.hash(), self.cfg.me, &self.cfg.key))
+        Some(ResultVote::sign(
+            &self.cfg.network,
+            done.seq,
+            done.state_hash,
+            done.outcome.hash(),
+            self.cfg.me,
+            &self.cfg.key,
+        ))
     }
 
     pub(super) fn on_exec_failed(&mut self, failure: ExecFailure) {

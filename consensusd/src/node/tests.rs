@@ -13,7 +13,7 @@ use crate::peer::{PeerConfig, PeerEvent, PeerNet};
 use crate::wire::PeerMessage;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use hp_consensus::{Consensus, Params, ResultVote};
+use hp_consensus::{Consensus, NetworkId, Params, ResultVote};
 use hp_ledger::{ExitKind, Ledger, LedgerBody, LedgerRecord, Outcome, ResultSummary, Store};
 use hp_proto::v1::{self as pb, consensus_message::Kind as Out, userd_message::Kind as In};
 use std::time::Duration;
@@ -24,10 +24,9 @@ const VALIDATORS: usize = 4;
 const QUORUM: usize = 3;
 /// The node under test is validator 0.
 const ME: usize = 0;
-/// The network the harness's node belongs to.
-const NETWORK: [u8; 32] = [0x4e; 32];
 const USER: [u8; 32] = [7u8; 32];
 const LEDGER_BOUNDS: LedgerBounds = LedgerBounds { bytes: 1 << 20, inputs: 4, users: 3 };
+const NETWORK: NetworkId = NetworkId([0x4e; 32]);
 
 struct Harness {
     node: Node,
@@ -48,11 +47,16 @@ impl Harness {
         let keys: Vec<SigningKey> = (0..VALIDATORS).map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32])).collect();
         let unl: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
         let unl_keys: Vec<_> = keys.iter().map(|k| k.verifying_key()).collect();
-        let genesis = Ledger::genesis(&unl);
+        let network = NETWORK;
+        let genesis = Ledger::genesis(&unl, &network);
         let store_path = dir.path().join("ledger.db");
         let store = Store::open(&store_path, &genesis).expect("store");
-        let params =
-            Params { unl: unl_keys.clone(), quorum: QUORUM, timeouts: crate::timeouts(Duration::from_secs(1)) };
+        let params = Params {
+            unl: unl_keys.clone(),
+            quorum: QUORUM,
+            timeouts: crate::timeouts(Duration::from_secs(1)),
+            network,
+        };
         let core = Consensus::new(params, Some(ME), keys[ME].clone()).expect("core");
         let shutdown = CancellationToken::new();
         let (peer_tx, _peer_rx) = mpsc::channel(16);
@@ -60,7 +64,7 @@ impl Harness {
             PeerConfig {
                 key: keys[ME].clone(),
                 unl: unl.clone(),
-                network_id: NETWORK,
+                network_id: network.0,
                 listen: Vec::new(),
                 peers: Vec::new(),
             },
@@ -77,8 +81,8 @@ impl Harness {
             me: ME,
             unl,
             unl_keys,
+            network,
             quorum: QUORUM,
-            network_id: NETWORK,
             roundtime: Duration::from_secs(1),
             ledger_bounds: LEDGER_BOUNDS,
             max_input_bytes: 1 << 16,
@@ -123,7 +127,7 @@ impl Harness {
 
     /// Validator `from` (a peer) sends its result vote for ledger `seq`.
     fn peer_result_vote(&mut self, from: usize, seq: u64, run: &Run) {
-        let vote = ResultVote::sign(seq, run.state_hash, run.outcome.hash(), from, &self.keys[from]);
+        let vote = ResultVote::sign(&NETWORK, seq, run.state_hash, run.outcome.hash(), from, &self.keys[from]);
         let message = PeerMessage::Result(vote);
         self.node.handle(Event::Peer(PeerEvent::Message { validator: from, message }));
     }
@@ -222,7 +226,7 @@ async fn a_proposal_with_an_input_its_origin_did_not_sign_is_refused() {
     let altered = hp_ledger::Input { data: Bytes::from_static(b"pay 99"), ..real.clone() };
     assert!(!h.node.validate(&proposal(vec![altered])), "altered bytes under a signed identity were accepted");
     // Signed by the origin, but for another network.
-    let elsewhere = hp_ledger::Input::sign(&[1; 32], 78, USER, Bytes::from_static(b"pay 10"), &h.keys[2]);
+    let elsewhere = hp_ledger::Input::sign(&NetworkId([1; 32]), 78, USER, Bytes::from_static(b"pay 10"), &h.keys[2]);
     assert!(!h.node.validate(&proposal(vec![elsewhere])), "an input of another network was accepted");
 }
 

@@ -102,7 +102,7 @@ impl Node {
             return;
         }
         let items = submits.iter().map(|s| (s.user, s.data.clone())).collect();
-        let (key, network) = (&self.cfg.key, &self.cfg.network_id);
+        let (key, network) = (&self.cfg.key, &self.cfg.network);
         let accepted = match tokio::task::block_in_place(|| self.store.accept_inputs(key, network, items)) {
             Ok(a) => a,
             Err(e) => {
@@ -113,7 +113,7 @@ impl Node {
                 return;
             }
         };
-        let batch = InputBatch::sign(accepted, &self.cfg.key);
+        let batch = InputBatch::sign(&self.cfg.network, accepted, &self.cfg.key);
         if self.fresh_start {
             self.accepted_while_fresh.extend(batch.inputs.iter().map(|i| i.id));
         }
@@ -180,7 +180,7 @@ impl Node {
         let me = self.me_bytes();
         let own = self.mempool.from_origin(&me);
         for chunk in own.chunks(4096) {
-            let batch = InputBatch::sign(chunk.to_vec(), &self.cfg.key);
+            let batch = InputBatch::sign(&self.cfg.network, chunk.to_vec(), &self.cfg.key);
             self.peers.send(validator, &wire::inputs(&batch));
         }
     }

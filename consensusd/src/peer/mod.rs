@@ -26,6 +26,7 @@ use codec::{FrameError, MAX_FRAME, read_frame};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::VerifyingKey;
 use handshake::PeerTls;
+use hp_consensus::NetworkId;
 use hp_proto::v1::peer::Frame;
 use prost::Message;
 use std::collections::HashMap;
@@ -195,9 +196,10 @@ impl Links {
 
 struct Inner {
     tls: PeerTls,
-    network_id: [u8; 32],
     unl: Vec<[u8; 32]>,
     unl_keys: Vec<VerifyingKey>,
+    /// Every signature a peer sends must be made in this network.
+    network: NetworkId,
     conns: Mutex<HashMap<usize, Links>>,
     next_id: AtomicU64,
     events: mpsc::Sender<PeerEvent>,
@@ -224,7 +226,8 @@ pub struct PeerNet {
 pub struct PeerConfig {
     pub key: SigningKey,
     pub unl: Vec<[u8; 32]>,
-    /// [`hp_cfg::Config::network_id`]: peers of other networks are refused.
+    /// [`hp_cfg::Config::network_id`]: peers of other networks are refused, and so is anything
+    /// signed for another network.
     pub network_id: [u8; 32],
     pub listen: Vec<SocketAddr>,
     pub peers: Vec<String>,
@@ -245,8 +248,8 @@ impl PeerNet {
         let tls = PeerTls::new(&config.key, &config.unl, config.network_id).map_err(std::io::Error::other)?;
         let inner = Arc::new(Inner {
             unl_keys,
+            network: NetworkId(config.network_id),
             tls,
-            network_id: config.network_id,
             unl: config.unl,
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -524,9 +527,7 @@ impl PeerNet {
             };
             let decoded = match Frame::decode(bytes.as_slice()) {
                 Ok(frame) if wire::is_heartbeat(&frame) => continue,
-                Ok(frame) => {
-                    wire::decode(frame, &self.inner.unl_keys, &self.inner.network_id).map_err(|e| e.to_string())
-                }
+                Ok(frame) => wire::decode(frame, &self.inner.network, &self.inner.unl_keys).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             match decoded {

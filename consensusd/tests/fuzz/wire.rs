@@ -3,12 +3,17 @@
 
 use bytes::Bytes;
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use hp_consensus::{Proposal, ResultVote, Vote, VoteKind};
+use hp_consensus::{NetworkId, Proposal, ResultVote, Vote, VoteKind};
 use hp_consensusd::wire::{self, PeerMessage, PeerStatus};
 use hp_ledger::{Input, InputBatch, Ledger, LedgerBody, ResultSummary};
 use hp_proto::v1::peer::{self as pb, frame::Kind};
 use proptest::prelude::*;
 use prost::Message;
+
+/// The network the frames are signed in.
+const NET: NetworkId = NetworkId([0x4e; 32]);
+/// Another network.
+const OTHER_NET: NetworkId = NetworkId([0x0f; 32]);
 
 fn keys() -> Vec<SigningKey> {
     (0..4u8).map(|i| SigningKey::from_bytes(&[i + 1; 32])).collect()
@@ -99,9 +104,6 @@ fn arbitrary_frame() -> impl Strategy<Value = pb::Frame> {
     proptest::option::weighted(0.95, kind).prop_map(|kind| pb::Frame { kind })
 }
 
-/// The network the signed frames belong to.
-const NETWORK: [u8; 32] = [0x4e; 32];
-
 /// Frames signed by UNL member 1, one of each kind that carries a signature.
 fn signed_frames() -> Vec<pb::Frame> {
     let keys = keys();
@@ -109,19 +111,19 @@ fn signed_frames() -> Vec<pb::Frame> {
         seq: 7,
         prev_hash: [3; 32],
         time_ms: 1_700_000_000_000,
-        inputs: vec![Input::sign(&NETWORK, 42, [9; 32], Bytes::from_static(b"hello"), &keys[1])],
+        inputs: vec![Input::sign(&NET, 42, [9; 32], Bytes::from_static(b"hello"), &keys[1])],
         users: vec![[9; 32]],
         prev_result: Some(ResultSummary { state_hash: [4; 32], outputs_hash: [5; 32] }),
     });
-    let batch = InputBatch::sign(ledger.inputs.clone(), &keys[1]);
+    let batch = InputBatch::sign(&NET, ledger.inputs.clone(), &keys[1]);
     vec![
         wire::inputs(&batch),
         // Height 7, round 1: validator 1 is its proposer, (7 + 1) mod 4 = 0... the signature is
         // what matters here, not the turn.
-        wire::proposal(&Proposal::sign(7, 1, ledger.clone(), Some(0), 1, &keys[1])),
-        wire::vote(&Vote::sign(VoteKind::Prevote, 7, 1, Some(ledger.hash()), 1, &keys[1])),
-        wire::vote(&Vote::sign(VoteKind::Precommit, 7, 1, None, 1, &keys[1])),
-        wire::result(&ResultVote::sign(7, [1; 32], [2; 32], 1, &keys[1])),
+        wire::proposal(&Proposal::sign(&NET, 7, 1, ledger.clone(), Some(0), 1, &keys[1])),
+        wire::vote(&Vote::sign(&NET, VoteKind::Prevote, 7, 1, Some(ledger.hash()), 1, &keys[1])),
+        wire::vote(&Vote::sign(&NET, VoteKind::Precommit, 7, 1, None, 1, &keys[1])),
+        wire::result(&ResultVote::sign(&NET, 7, [1; 32], [2; 32], 1, &keys[1])),
     ]
 }
 
@@ -146,12 +148,28 @@ fn signed_frames_round_trip_through_bytes() {
     for frame in signed_frames() {
         let bytes = frame.encode_to_vec();
         let back = pb::Frame::decode(bytes.as_slice()).unwrap();
-        let message = wire::decode(back, &unl, &NETWORK).unwrap();
+        let message = wire::decode(back, &NET, &unl).unwrap();
         assert!(signed_content(&message).is_some());
     }
     let status = PeerStatus { lcl_seq: 3, lcl_hash: [1; 32], height: 4, round: 0, users: vec![[2; 32]] };
-    let back = wire::decode(wire::status(&status), &unl, &NETWORK).unwrap();
+    let back = wire::decode(wire::status(&status), &NET, &unl).unwrap();
     assert!(matches!(back, PeerMessage::Status(s) if s == status));
+}
+
+/// A node refuses everything signed for another network, even by a key in its UNL.
+#[test]
+fn frames_signed_for_another_network_are_refused() {
+    let unl = unl(&keys());
+    for frame in signed_frames() {
+        assert!(wire::decode(frame.clone(), &NET, &unl).is_ok());
+        let err = wire::decode(frame, &OTHER_NET, &unl).unwrap_err();
+        assert!(
+            matches!(&err, wire::WireError::Signature { .. })
+                || matches!(&err, wire::WireError::Decode { message: "InputBatch", problem }
+                    if problem.contains("signature does not verify")),
+            "{err}"
+        );
+    }
 }
 
 /// Every change of a signed frame's first byte (its kind's tag): found by the soak's 100,000
@@ -161,13 +179,13 @@ fn signed_frames_round_trip_through_bytes() {
 fn a_changed_frame_tag_never_makes_another_signed_claim() {
     let unl = unl(&keys());
     for frame in signed_frames() {
-        let original = signed_content(&wire::decode(frame.clone(), &unl, &NETWORK).unwrap());
+        let original = signed_content(&wire::decode(frame.clone(), &NET, &unl).unwrap());
         let bytes = frame.encode_to_vec();
         for xor in 1u8..=255 {
             let mut mutant = bytes.clone();
             mutant[0] ^= xor;
             if let Ok(mutant) = pb::Frame::decode(mutant.as_slice())
-                && let Ok(message) = wire::decode(mutant, &unl, &NETWORK)
+                && let Ok(message) = wire::decode(mutant, &NET, &unl)
                 && let Some(content) = signed_content(&message)
             {
                 assert_eq!(Some(content), original, "tag byte changed by {xor:#04x}");
@@ -183,14 +201,14 @@ proptest! {
     fn arbitrary_bytes_through_prost_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let unl = unl(&keys());
         if let Ok(frame) = pb::Frame::decode(bytes.as_slice()) {
-            let _ = wire::decode(frame, &unl, &NETWORK);
+            let _ = wire::decode(frame, &NET, &unl);
         }
     }
 
     #[test]
     fn arbitrary_frames_never_panic_and_unsigned_claims_are_refused(frame in arbitrary_frame()) {
         let unl = unl(&keys());
-        match wire::decode(frame, &unl, &NETWORK) {
+        match wire::decode(frame, &NET, &unl) {
             // Random bytes are never a valid signature of a UNL key.
             Ok(PeerMessage::Inputs(_) | PeerMessage::Proposal(_) | PeerMessage::Vote(_) | PeerMessage::Result(_)) => {
                 prop_assert!(false, "an unsigned frame was accepted");
@@ -213,12 +231,12 @@ proptest! {
     ) {
         let unl = unl(&keys());
         let frame = signed_frames().swap_remove(which);
-        let original = signed_content(&wire::decode(frame.clone(), &unl, &NETWORK).unwrap());
+        let original = signed_content(&wire::decode(frame.clone(), &NET, &unl).unwrap());
         let mut bytes = frame.encode_to_vec();
         let i = pos.index(bytes.len());
         bytes[i] ^= xor;
         if let Ok(mutant) = pb::Frame::decode(bytes.as_slice())
-            && let Ok(message) = wire::decode(mutant, &unl, &NETWORK)
+            && let Ok(message) = wire::decode(mutant, &NET, &unl)
         {
             // Only a change outside what is signed (e.g. a field number prost then skips) may
             // decode as a signed kind, and then it must say exactly what was signed. A changed
@@ -234,11 +252,11 @@ proptest! {
     fn a_signed_frame_cut_short_is_refused_or_means_the_same(which in 0usize..5, cut in any::<prop::sample::Index>()) {
         let unl = unl(&keys());
         let frame = signed_frames().swap_remove(which);
-        let original = signed_content(&wire::decode(frame.clone(), &unl, &NETWORK).unwrap());
+        let original = signed_content(&wire::decode(frame.clone(), &NET, &unl).unwrap());
         let bytes = frame.encode_to_vec();
         let short = &bytes[..cut.index(bytes.len())];
         if let Ok(mutant) = pb::Frame::decode(short)
-            && let Ok(message) = wire::decode(mutant, &unl, &NETWORK)
+            && let Ok(message) = wire::decode(mutant, &NET, &unl)
         {
             prop_assert_eq!(signed_content(&message), original);
         }

@@ -1,13 +1,13 @@
-use crate::{NETWORK, Network};
+use crate::{NET, Network, OTHER_NET};
 use bytes::Bytes;
-use hp_ledger::chain::{ChainError, verify_chain};
+use hp_ledger::chain::{ChainError, unl_keys, verify_chain, verify_next};
 use hp_ledger::{Input, Ledger, LedgerBody, LedgerRecord};
 
 #[test]
 fn a_properly_signed_chain_verifies() {
     let net = Network::new(3);
     let chain = net.chain(5);
-    let (seq, hash) = verify_chain(chain.clone(), &net.unl(), 3, &NETWORK).unwrap();
+    let (seq, hash) = verify_chain(chain.clone(), &net.id, &net.unl(), 3).unwrap();
     assert_eq!(seq, 5);
     assert_eq!(hash, chain[5].ledger.hash());
 }
@@ -25,7 +25,7 @@ fn too_few_signers_are_refused() {
     let net = Network::new(5);
     let mut chain = net.chain(3);
     chain[2].commit = Some(net.commit(&chain[2].ledger, 3));
-    let err = verify_chain(chain, &net.unl(), 4, &NETWORK).unwrap_err();
+    let err = verify_chain(chain, &net.id, &net.unl(), 4).unwrap_err();
     assert!(matches!(err, ChainError::BadCommit { seq: 2, .. }), "{err}");
 }
 
@@ -36,7 +36,7 @@ fn a_tampered_input_breaks_the_certificate() {
     let mut body: LedgerBody = (*chain[2].ledger).clone();
     body.inputs[0].data = bytes::Bytes::from_static(b"forged");
     chain[2].ledger = Ledger::new(body);
-    let err = verify_chain(chain, &net.unl(), 3, &NETWORK).unwrap_err();
+    let err = verify_chain(chain, &net.id, &net.unl(), 3).unwrap_err();
     assert_eq!(err, ChainError::CommitForOtherLedger { seq: 2 });
 }
 
@@ -48,7 +48,7 @@ fn a_broken_link_is_found() {
     body.prev_hash = [0; 32];
     chain[3].ledger = Ledger::new(body);
     chain[3].commit = Some(net.commit(&chain[3].ledger, 3));
-    assert_eq!(verify_chain(chain, &net.unl(), 3, &NETWORK).unwrap_err(), ChainError::BrokenLink { seq: 3 });
+    assert_eq!(verify_chain(chain, &net.id, &net.unl(), 3).unwrap_err(), ChainError::BrokenLink { seq: 3 });
 }
 
 #[test]
@@ -57,7 +57,7 @@ fn a_signature_from_outside_the_unl_does_not_count() {
     let outsider = Network::new(3);
     let mut chain = net.chain(2);
     chain[1].commit = Some(outsider.commit(&chain[1].ledger, 3));
-    assert!(matches!(verify_chain(chain, &net.unl(), 3, &NETWORK).unwrap_err(), ChainError::BadCommit { seq: 1, .. }));
+    assert!(matches!(verify_chain(chain, &net.id, &net.unl(), 3).unwrap_err(), ChainError::BadCommit { seq: 1, .. }));
 }
 
 #[test]
@@ -65,14 +65,57 @@ fn a_carried_result_must_match_its_certificate() {
     let net = Network::new(3);
     let mut chain = net.chain(3);
     chain[1].result = Some(net.result(1, [0x77; 32], [0xaa; 32], 3));
-    assert_eq!(verify_chain(chain, &net.unl(), 3, &NETWORK).unwrap_err(), ChainError::ResultMismatch { seq: 2 });
+    assert_eq!(verify_chain(chain, &net.id, &net.unl(), 3).unwrap_err(), ChainError::ResultMismatch { seq: 2 });
 }
 
 #[test]
-fn a_chain_of_another_network_is_refused() {
+fn a_chain_of_another_unl_is_refused() {
     let net = Network::new(3);
     let other = Network::new(3);
-    assert_eq!(verify_chain(net.chain(1), &other.unl(), 3, &NETWORK).unwrap_err(), ChainError::BadGenesis);
+    assert_eq!(
+        verify_chain(net.chain(1), &net.id, &other.unl(), 3).unwrap_err(),
+        ChainError::BadGenesis { network: NET }
+    );
+}
+
+#[test]
+fn a_chain_of_another_network_with_the_same_unl_is_refused() {
+    let net = Network::new(3);
+    let chain = net.chain(2);
+    assert!(verify_chain(chain.clone(), &NET, &net.unl(), 3).is_ok());
+    let err = verify_chain(chain, &OTHER_NET, &net.unl(), 3).unwrap_err();
+    assert_eq!(err, ChainError::BadGenesis { network: OTHER_NET });
+    assert!(err.to_string().contains(&format!("genesis ledger of network {OTHER_NET}")), "{err}");
+}
+
+#[test]
+fn no_ledger_of_one_network_links_into_another() {
+    let net = Network::new(3);
+    let theirs = net.in_network(OTHER_NET);
+    assert_ne!(Ledger::genesis(&net.unl(), &NET).hash(), Ledger::genesis(&net.unl(), &OTHER_NET).hash());
+    // Their ledger 1, with certificates valid in their network, after our genesis.
+    let ours = net.chain(0);
+    let foreign = theirs.chain(1).remove(1);
+    let keys = unl_keys(&net.unl()).unwrap();
+    let err = verify_next(&foreign, &ours[0].ledger, None, &NET, &keys, 3).unwrap_err();
+    assert_eq!(err, ChainError::BrokenLink { seq: 1 });
+    assert!(verify_next(&foreign, &theirs.chain(0)[0].ledger, None, &OTHER_NET, &keys, 3).is_ok());
+}
+
+#[test]
+fn certificates_signed_in_another_network_are_refused() {
+    let net = Network::new(3);
+    let theirs = net.in_network(OTHER_NET);
+    let mut chain = net.chain(2);
+    chain[1].commit = Some(theirs.commit(&chain[1].ledger, 3));
+    let err = verify_chain(chain, &NET, &net.unl(), 3).unwrap_err();
+    assert!(matches!(err, ChainError::BadCommit { seq: 1, .. }), "{err}");
+    assert!(err.to_string().contains(&format!("in network {NET}")), "{err}");
+
+    let mut chain = net.chain(2);
+    chain[2].result = Some(theirs.result(2, [2; 32], [0xaa; 32], 3));
+    let err = verify_chain(chain, &NET, &net.unl(), 3).unwrap_err();
+    assert!(matches!(err, ChainError::BadResult { seq: 2, .. }), "{err}");
 }
 
 #[test]
@@ -82,11 +125,11 @@ fn the_same_input_instance_twice_is_refused() {
     let mut body: LedgerBody = (*chain[3].ledger).clone();
     // A properly signed second instance of the input of ledger 2.
     let earlier = &chain[2].ledger.inputs[0];
-    body.inputs[0] = Input::sign(&NETWORK, earlier.id.nonce, [9; 32], Bytes::from_static(b"again"), &net.keys[0]);
+    body.inputs[0] = Input::sign(&NET, earlier.id.nonce, [9; 32], Bytes::from_static(b"again"), &net.keys[0]);
     chain[3].ledger = Ledger::new(body);
     chain[3].commit = Some(net.commit(&chain[3].ledger, 3));
     assert!(matches!(
-        verify_chain(chain, &net.unl(), 3, &NETWORK).unwrap_err(),
+        verify_chain(chain, &net.id, &net.unl(), 3).unwrap_err(),
         ChainError::DuplicateInput { seq: 3, .. }
     ));
 }
@@ -103,7 +146,7 @@ fn an_input_its_origin_did_not_sign_is_refused_even_with_a_quorum_certificate() 
     chain[2].commit = Some(net.commit(&chain[2].ledger, 3));
     chain[3].ledger = Ledger::new(LedgerBody { prev_hash: chain[2].ledger.hash(), ..(*chain[3].ledger).clone() });
     chain[3].commit = Some(net.commit(&chain[3].ledger, 3));
-    let err = verify_chain(chain, &net.unl(), 3, &NETWORK).unwrap_err();
+    let err = verify_chain(chain, &NET, &net.unl(), 3).unwrap_err();
     assert!(matches!(&err, ChainError::BadInput { seq: 2, .. }), "{err}");
     assert!(err.to_string().contains("signature"), "{err}");
 }
@@ -111,7 +154,15 @@ fn an_input_its_origin_did_not_sign_is_refused_even_with_a_quorum_certificate() 
 #[test]
 fn an_input_of_another_network_is_refused() {
     let net = Network::new(3);
-    assert!(verify_chain(net.chain(2), &net.unl(), 3, &NETWORK).is_ok());
-    let err = verify_chain(net.chain(2), &net.unl(), 3, &[1; 32]).unwrap_err();
+    let mut chain = net.chain(2);
+    // Ledger 1's input as its origin signed it for another network, in a ledger of this one.
+    let theirs = &chain[1].ledger.inputs[0];
+    let mut body: LedgerBody = (*chain[1].ledger).clone();
+    body.inputs[0] = Input::sign(&OTHER_NET, theirs.id.nonce, theirs.user, theirs.data.clone(), &net.keys[0]);
+    chain[1].ledger = Ledger::new(body);
+    chain[1].commit = Some(net.commit(&chain[1].ledger, 3));
+    chain[2].ledger = Ledger::new(LedgerBody { prev_hash: chain[1].ledger.hash(), ..(*chain[2].ledger).clone() });
+    chain[2].commit = Some(net.commit(&chain[2].ledger, 3));
+    let err = verify_chain(chain, &NET, &net.unl(), 3).unwrap_err();
     assert!(matches!(err, ChainError::BadInput { seq: 1, .. }), "{err}");
 }

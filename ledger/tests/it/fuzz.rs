@@ -4,8 +4,7 @@
 //! node computes); and a signed batch with any byte changed is refused. `HP_FUZZ_CASES` cases
 //! each (256 by default).
 
-use crate::NETWORK;
-use crate::Network;
+use crate::{NET, Network};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use hp_ledger::{Input, InputBatch, InputId, Ledger, LedgerBody, LedgerRecord, Outcome};
@@ -19,7 +18,7 @@ fn config() -> Config {
 
 fn records() -> Vec<LedgerRecord> {
     // Deterministic keys so that a failing case reproduces.
-    let net = Network { keys: (0..3u8).map(|i| SigningKey::from_bytes(&[i + 10; 32])).collect() };
+    let net = Network { keys: (0..3u8).map(|i| SigningKey::from_bytes(&[i + 10; 32])).collect(), id: NET };
     net.chain(3)
 }
 
@@ -169,20 +168,20 @@ proptest! {
         let key = SigningKey::from_bytes(&[42; 32]);
         let origin = key.verifying_key().to_bytes();
         let inputs: Vec<Input> =
-            inputs.into_iter().map(|i| Input::sign(&NETWORK, i.id.nonce, i.user, i.data, &key)).collect();
-        let batch = InputBatch::sign(inputs, &key);
+            inputs.into_iter().map(|i| Input::sign(&NET, i.id.nonce, i.user, i.data, &key)).collect();
+        let batch = InputBatch::sign(&NET, inputs, &key);
         let encoded = InputBatch::encode_inputs(&batch.inputs);
         let signature = batch.signature.to_bytes();
-        prop_assert_eq!(InputBatch::decode_verified(&NETWORK, &origin, &encoded, &signature).unwrap(), batch);
+        prop_assert_eq!(InputBatch::decode_verified(&NET, &origin, &encoded, &signature).unwrap(), batch);
         let mut changed = encoded.clone();
         apply(&mut changed, &m);
         if changed != encoded {
-            prop_assert!(InputBatch::decode_verified(&NETWORK, &origin, &changed, &signature).is_err());
+            prop_assert!(InputBatch::decode_verified(&NET, &origin, &changed, &signature).is_err());
         }
         let mut sig = signature.to_vec();
         apply(&mut sig, &m);
         if sig != signature {
-            prop_assert!(InputBatch::decode_verified(&NETWORK, &origin, &encoded, &sig).is_err());
+            prop_assert!(InputBatch::decode_verified(&NET, &origin, &encoded, &sig).is_err());
         }
     }
 
@@ -192,7 +191,7 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..400),
         sig in proptest::collection::vec(any::<u8>(), 0..80),
     ) {
-        prop_assert!(InputBatch::decode_verified(&NETWORK, &origin, &bytes, &sig).is_err());
+        prop_assert!(InputBatch::decode_verified(&NET, &origin, &bytes, &sig).is_err());
     }
 }
 

@@ -7,20 +7,29 @@ mod store;
 
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use hp_consensus::{CommitCertificate, ResultCertificate, ResultVote, Vote, VoteKind};
+use hp_consensus::{CommitCertificate, NetworkId, ResultCertificate, ResultVote, Vote, VoteKind};
 use hp_ledger::{Input, Ledger, LedgerBody, LedgerRecord, ResultSummary};
 
-/// A network of `n` keys that can sign ledgers the way consensus would.
-/// The network id the test chains are signed for.
-pub const NETWORK: [u8; 32] = [0x4e; 32];
+/// The network id of [`Network::new`]'s networks.
+pub const NET: NetworkId = NetworkId([0x4e; 32]);
+/// Another network id.
+pub const OTHER_NET: NetworkId = NetworkId([0x0f; 32]);
 
+/// A network of `n` keys that can sign ledgers the way consensus would, in network `id`.
 pub struct Network {
     pub keys: Vec<SigningKey>,
+    pub id: NetworkId,
 }
 
 impl Network {
+    /// `n` fresh keys in network [`NET`].
     pub fn new(n: usize) -> Self {
-        Self { keys: (0..n).map(|_| SigningKey::generate(&mut rand::rngs::OsRng)).collect() }
+        Self { keys: (0..n).map(|_| SigningKey::generate(&mut rand::rngs::OsRng)).collect(), id: NET }
+    }
+
+    /// The same keys in network `id`.
+    pub fn in_network(&self, id: NetworkId) -> Self {
+        Self { keys: self.keys.clone(), id }
     }
 
     pub fn unl(&self) -> Vec<[u8; 32]> {
@@ -32,7 +41,7 @@ impl Network {
             .iter()
             .enumerate()
             .map(|(i, k)| {
-                let v = Vote::sign(VoteKind::Precommit, ledger.seq, 0, Some(ledger.hash()), i, k);
+                let v = Vote::sign(&self.id, VoteKind::Precommit, ledger.seq, 0, Some(ledger.hash()), i, k);
                 (i, v.signature)
             })
             .collect();
@@ -43,14 +52,14 @@ impl Network {
         let signatures = self.keys[..signers]
             .iter()
             .enumerate()
-            .map(|(i, k)| (i, ResultVote::sign(seq, state, outputs, i, k).signature))
+            .map(|(i, k)| (i, ResultVote::sign(&self.id, seq, state, outputs, i, k).signature))
             .collect();
         ResultCertificate { height: seq, state_hash: state, outputs_hash: outputs, signatures }
     }
 
     /// Genesis plus `len` signed ledgers, each with one input and a certified result.
     pub fn chain(&self, len: u64) -> Vec<LedgerRecord> {
-        let genesis = Ledger::genesis(&self.unl());
+        let genesis = Ledger::genesis(&self.unl(), &self.id);
         let mut records = vec![LedgerRecord { ledger: genesis, commit: None, result: None }];
         for seq in 1..=len {
             let prev = records.last().unwrap();
@@ -58,7 +67,7 @@ impl Network {
                 seq,
                 prev_hash: prev.ledger.hash(),
                 time_ms: 1_000 + seq,
-                inputs: vec![Input::sign(&NETWORK, seq, [9; 32], Bytes::from(format!("input {seq}")), &self.keys[0])],
+                inputs: vec![Input::sign(&self.id, seq, [9; 32], Bytes::from(format!("input {seq}")), &self.keys[0])],
                 users: vec![[9; 32]],
                 prev_result: prev.result_summary(),
             });

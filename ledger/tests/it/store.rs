@@ -1,4 +1,4 @@
-use crate::{NETWORK, Network};
+use crate::{NET, Network, OTHER_NET};
 use bytes::Bytes;
 use hp_ledger::chain::verify_chain;
 use hp_ledger::{ExitKind, Ledger, LedgerRecord, Outcome, Store, StoreError};
@@ -31,7 +31,7 @@ fn appended_ledgers_survive_reopening_and_verify() {
     let store = Store::open_read_only(&path).unwrap();
     assert_eq!(store.last().unwrap().ledger.seq, 4);
     assert_eq!(store.all().unwrap(), chain);
-    verify_chain(store.all().unwrap(), &net.unl(), 3, &NETWORK).unwrap();
+    verify_chain(store.all().unwrap(), &net.id, &net.unl(), 3).unwrap();
     let lines = store.summaries(2).unwrap();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0].seq, 2);
@@ -55,8 +55,15 @@ fn append_refuses_gaps_and_broken_links() {
 fn a_store_of_another_network_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.sqlite");
-    Store::open(&path, &Ledger::genesis(&Network::new(1).unl())).unwrap();
-    assert!(matches!(Store::open(&path, &Ledger::genesis(&Network::new(1).unl())), Err(StoreError::ForeignGenesis)));
+    let net = Network::new(1);
+    Store::open(&path, &Ledger::genesis(&net.unl(), &NET)).unwrap();
+    assert!(matches!(
+        Store::open(&path, &Ledger::genesis(&Network::new(1).unl(), &NET)),
+        Err(StoreError::ForeignGenesis)
+    ));
+    // The same UNL in another network is another network.
+    assert!(matches!(Store::open(&path, &Ledger::genesis(&net.unl(), &OTHER_NET)), Err(StoreError::ForeignGenesis)));
+    assert!(Store::open(&path, &Ledger::genesis(&net.unl(), &NET)).is_ok());
 }
 
 #[test]
@@ -71,7 +78,7 @@ fn accepted_inputs_are_durable_until_a_ledger_carries_them() {
         store
             .accept_inputs(
                 &net.keys[0],
-                &NETWORK,
+                &net.id,
                 vec![([1; 32], Bytes::from_static(b"a")), ([1; 32], Bytes::from_static(b"a"))],
             )
             .unwrap()
@@ -95,7 +102,7 @@ fn accepted_inputs_are_durable_until_a_ledger_carries_them() {
     assert_eq!(store.pending_inputs(origin).unwrap(), vec![accepted[1].clone()]);
     store.prune_pending(origin).unwrap();
     // New identities never reuse old ones, even after pruning.
-    let more = store.accept_inputs(&net.keys[0], &NETWORK, vec![([1; 32], Bytes::from_static(b"b"))]).unwrap();
+    let more = store.accept_inputs(&net.keys[0], &net.id, vec![([1; 32], Bytes::from_static(b"b"))]).unwrap();
     assert!(more[0].id.nonce > accepted[1].id.nonce);
 }
 

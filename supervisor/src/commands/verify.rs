@@ -1,12 +1,13 @@
-//! `hotpocket verify <dir>`: checks the whole stored chain offline — genesis, every hash link,
-//! every commit and result certificate against the UNL of `hp.cfg`, no input instance twice.
+//! `hotpocket verify <dir>`: checks the whole stored chain offline — the genesis ledger of the
+//! network `hp.cfg` names (its `contract_id`), every hash link, every commit and result
+//! certificate against the UNL of `hp.cfg` and signed in that network, no input instance twice.
 //! Exit 0 with a summary when sound; exit 1 naming the first fault.
 
 use super::CommandError;
 use crate::cli::DirArgs;
 use hp_cfg::{Config, ContractDir};
-use hp_ledger::Store;
-use hp_ledger::chain::verify_chain;
+use hp_ledger::chain::{ChainError, verify_chain};
+use hp_ledger::{NetworkId, Store};
 
 pub fn run(args: &DirArgs) -> Result<(), CommandError> {
     let dir = ContractDir::new(&args.dir);
@@ -18,8 +19,45 @@ pub fn run(args: &DirArgs) -> Result<(), CommandError> {
     let store = Store::open_read_only(&path).map_err(|e| CommandError::Control(format!("chain is damaged: {e}")))?;
     let records = store.all().map_err(|e| CommandError::Control(format!("chain is damaged: {e}")))?;
     let count = records.len();
-    let (seq, hash) = verify_chain(records, &cfg.unl, cfg.quorum(), &cfg.network_id())
-        .map_err(|e| CommandError::Control(format!("chain is invalid: {e}")))?;
+    let network = NetworkId(cfg.network_id());
+    let (seq, hash) = verify_chain(records, &network, &cfg.unl, cfg.quorum()).map_err(|e| match e {
+        ChainError::BadGenesis { .. } => CommandError::Control(format!(
+            "chain is invalid: {e}; hp.cfg's contract_id {} names network {network}",
+            cfg.contract_id
+        )),
+        e => CommandError::Control(format!("chain is invalid: {e}")),
+    })?;
     println!("chain ok: {count} ledgers, last {seq} {}", hex::encode(hash));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use hp_ledger::Ledger;
+
+    fn verify(root: &std::path::Path) -> Result<(), CommandError> {
+        run(&DirArgs { dir: root.to_path_buf() })
+    }
+
+    #[test]
+    fn a_chain_of_another_network_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("node");
+        let mut cfg = hp_cfg::create::new_contract_dir(&root, None).unwrap();
+        let dir = ContractDir::new(&root);
+        std::fs::create_dir_all(dir.hist()).unwrap();
+        let genesis = Ledger::genesis(&cfg.unl, &NetworkId(cfg.network_id()));
+        drop(Store::open(&dir.ledger_db(), &genesis).unwrap());
+        verify(&root).expect("the chain of hp.cfg's own network verifies");
+
+        // The same UNL and store, but hp.cfg now names another network.
+        cfg.contract_id = hp_cfg::config::new_contract_id();
+        cfg.save(&dir.config_file()).unwrap();
+        let err = verify(&root).unwrap_err().to_string();
+        let other = NetworkId(cfg.network_id());
+        assert!(err.contains(&format!("not the genesis ledger of network {other}")), "{err}");
+        assert!(err.contains(&cfg.contract_id), "{err}");
+    }
 }

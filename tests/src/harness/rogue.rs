@@ -24,7 +24,7 @@
 
 use bytes::Bytes;
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use hp_consensus::{Proposal, ResultVote, Vote, VoteKind};
+use hp_consensus::{NetworkId, Proposal, ResultVote, Vote, VoteKind};
 use hp_consensusd::peer::codec::{MAX_FRAME, read_frame};
 use hp_consensusd::peer::handshake::{PeerTls, TlsStream};
 use hp_consensusd::wire::{self, PeerMessage, PeerStatus};
@@ -73,10 +73,11 @@ pub struct RogueStats {
 struct Shared {
     key: SigningKey,
     tls: PeerTls,
-    network_id: [u8; 32],
     me: usize,
     unl: Vec<[u8; 32]>,
     unl_keys: Vec<VerifyingKey>,
+    /// The network everything is signed and checked in.
+    network: NetworkId,
     behaviour: Mutex<Behaviour>,
     conns: Mutex<HashMap<usize, mpsc::Sender<Vec<u8>>>>,
     memory: Mutex<Memory>,
@@ -146,10 +147,10 @@ impl Rogue {
         let shared = Arc::new(Shared {
             key,
             tls,
-            network_id,
             me,
             unl,
             unl_keys,
+            network: NetworkId(network_id),
             behaviour: Mutex::new(behaviour),
             conns: Mutex::new(HashMap::new()),
             memory: Mutex::new(Memory::default()),
@@ -239,7 +240,7 @@ async fn serve(shared: &Arc<Shared>, index: usize, stream: TlsStream<TcpStream>)
         shared.stats.frames_in.fetch_add(1, Ordering::Relaxed);
         let Ok(frame) = pb::Frame::decode(bytes.as_slice()) else { break };
         let raw = frame.clone();
-        let Ok(message) = wire::decode(frame, &shared.unl_keys, &shared.network_id) else { continue };
+        let Ok(message) = wire::decode(frame, &shared.network, &shared.unl_keys) else { continue };
         on_message(shared, index, raw, message);
     }
     writing.abort();
@@ -271,18 +272,20 @@ fn on_message(shared: &Arc<Shared>, from: usize, raw: pb::Frame, message: PeerMe
             let first =
                 shared.memory.lock().unwrap_or_else(|e| e.into_inner()).cast.insert((v.height, v.round, precommit));
             if first && b.help {
-                let vote = Vote::sign(v.kind, v.height, v.round, v.value, shared.me, &shared.key);
+                let vote = Vote::sign(&shared.network, v.kind, v.height, v.round, v.value, shared.me, &shared.key);
                 broadcast(shared, &wire::vote(&vote));
             }
         }
         PeerMessage::Result(r) => {
             let first = shared.memory.lock().unwrap_or_else(|e| e.into_inner()).result_voted.insert(r.height);
             if first && b.help {
-                let vote = ResultVote::sign(r.height, r.state_hash, r.outputs_hash, shared.me, &shared.key);
+                let vote =
+                    ResultVote::sign(&shared.network, r.height, r.state_hash, r.outputs_hash, shared.me, &shared.key);
                 broadcast(shared, &wire::result(&vote));
             }
             if first && b.equivocate {
-                let vote = ResultVote::sign(r.height, random_hash(), random_hash(), shared.me, &shared.key);
+                let vote =
+                    ResultVote::sign(&shared.network, r.height, random_hash(), random_hash(), shared.me, &shared.key);
                 broadcast(shared, &wire::result(&vote));
                 shared.stats.conflicting_sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -307,17 +310,17 @@ fn vote_on(shared: &Shared, b: &Behaviour, height: u64, round: u32, value: [u8; 
         for kind in [VoteKind::Prevote, VoteKind::Precommit] {
             let key = (height, round, kind == VoteKind::Precommit);
             if shared.memory.lock().unwrap_or_else(|e| e.into_inner()).cast.insert(key) {
-                let vote = Vote::sign(kind, height, round, Some(value), shared.me, &shared.key);
+                let vote = Vote::sign(&shared.network, kind, height, round, Some(value), shared.me, &shared.key);
                 broadcast(shared, &wire::vote(&vote));
             }
         }
     }
     if b.equivocate {
         for kind in [VoteKind::Prevote, VoteKind::Precommit] {
-            let vote = Vote::sign(kind, height, round, Some(random_hash()), shared.me, &shared.key);
+            let vote = Vote::sign(&shared.network, kind, height, round, Some(random_hash()), shared.me, &shared.key);
             broadcast(shared, &wire::vote(&vote));
             if !b.help {
-                let other = Vote::sign(kind, height, round, None, shared.me, &shared.key);
+                let other = Vote::sign(&shared.network, kind, height, round, None, shared.me, &shared.key);
                 broadcast(shared, &wire::vote(&other));
             }
             shared.stats.conflicting_sent.fetch_add(1, Ordering::Relaxed);
@@ -359,7 +362,7 @@ fn on_status(shared: &Arc<Shared>, b: &Behaviour, from: usize, s: PeerStatus) {
             users: vec![],
             prev_result: last.result_summary(),
         });
-        Proposal::sign(height, round, ledger, None, shared.me, &shared.key)
+        Proposal::sign(&shared.network, height, round, ledger, None, shared.me, &shared.key)
     };
     if b.forge_inputs {
         shared.stats.forged_sent.fetch_add(1, Ordering::Relaxed);
@@ -377,7 +380,11 @@ fn on_status(shared: &Arc<Shared>, b: &Behaviour, from: usize, s: PeerStatus) {
             let (p, value) = if k == 0 { (&first, first.value.hash()) } else { (&second, second.value.hash()) };
             send(shared, *peer, &wire::proposal(p));
             for kind in [VoteKind::Prevote, VoteKind::Precommit] {
-                send(shared, *peer, &wire::vote(&Vote::sign(kind, height, round, Some(value), shared.me, &shared.key)));
+                send(
+                    shared,
+                    *peer,
+                    &wire::vote(&Vote::sign(&shared.network, kind, height, round, Some(value), shared.me, &shared.key)),
+                );
             }
         }
         shared.stats.conflicting_sent.fetch_add(1, Ordering::Relaxed);
@@ -399,7 +406,7 @@ fn forged_input(shared: &Shared) -> hp_ledger::Input {
     let victim = shared.unl.iter().position(|k| *k != shared.unl[shared.me]).unwrap_or(0);
     let nonce = rand::rngs::OsRng.next_u64();
     let own =
-        hp_ledger::Input::sign(&shared.network_id, nonce, random_hash(), Bytes::from_static(FORGED_INPUT), &shared.key);
+        hp_ledger::Input::sign(&shared.network, nonce, random_hash(), Bytes::from_static(FORGED_INPUT), &shared.key);
     hp_ledger::Input { id: hp_ledger::InputId { origin: shared.unl[victim], nonce }, ..own }
 }
 
@@ -419,7 +426,8 @@ fn garbage_frame(shared: &Shared, which: u64) -> Vec<u8> {
         1 => encode(&pb::Frame { kind: None }),
         // A vote whose signature does not match its contents.
         2 => {
-            let mut vote = Vote::sign(VoteKind::Prevote, 1, 0, Some(random_hash()), shared.me, &shared.key);
+            let mut vote =
+                Vote::sign(&shared.network, VoteKind::Prevote, 1, 0, Some(random_hash()), shared.me, &shared.key);
             vote.height = 2;
             encode(&wire::vote(&vote))
         }

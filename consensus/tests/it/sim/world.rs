@@ -21,7 +21,7 @@ use hp_consensus::{
 use sha2::{Digest, Sha256};
 
 use super::rng::Rng;
-use crate::common::keys;
+use crate::common::{NET, keys};
 
 /// Virtual milliseconds.
 type Time = u64;
@@ -261,7 +261,12 @@ impl World {
         let mut rng = Rng::new(seed);
         let keys = keys(cfg.n);
         let quorum = quorum_for(cfg.n, 0.8).expect("quorum");
-        let params = Params { unl: keys.iter().map(SigningKey::verifying_key).collect(), quorum, timeouts: TIMEOUTS };
+        let params = Params {
+            unl: keys.iter().map(SigningKey::verifying_key).collect(),
+            quorum,
+            timeouts: TIMEOUTS,
+            network: NET,
+        };
         let chaos_end = if cfg.lossy || cfg.crashes { rng.between(1_000, 4_000) } else { 1_000 };
         let partition = (cfg.lossy && rng.chance(0.5)).then(|| {
             let from = rng.below(chaos_end / 2);
@@ -721,15 +726,15 @@ impl World {
         let unl = &self.params.unl;
         let ok = match evidence {
             Evidence::ConflictingVotes { first, second } => {
-                first.verify(unl).is_ok()
-                    && second.verify(unl).is_ok()
+                first.verify(&NET, unl).is_ok()
+                    && second.verify(&NET, unl).is_ok()
                     && (first.kind, first.height, first.round, first.validator)
                         == (second.kind, second.height, second.round, second.validator)
                     && first.value != second.value
             }
             Evidence::ConflictingProposals { first, second } => {
-                first.verify(unl).is_ok()
-                    && second.verify(unl).is_ok()
+                first.verify(&NET, unl).is_ok()
+                    && second.verify(&NET, unl).is_ok()
                     && (first.height, first.round) == (second.height, second.round)
                     && first != second
             }
@@ -783,7 +788,7 @@ impl World {
         }
         let q = self.params.quorum;
         if self.good_signatures.is_empty() {
-            cert.verify(&self.params.unl, q).map_err(|e| format!("validity: {e}"))?;
+            cert.verify(&NET, &self.params.unl, q).map_err(|e| format!("validity: {e}"))?;
         }
         let signers: BTreeSet<_> = cert.signatures.iter().map(|(v, _)| *v).collect();
         if signers.len() != cert.signatures.len() || signers.len() < q || signers.iter().any(|v| *v >= self.cfg.n) {
@@ -802,7 +807,7 @@ impl World {
                 validator: *validator,
                 signature: *signature,
             };
-            vote.verify(&self.params.unl).map_err(|e| format!("validity: {e}"))?;
+            vote.verify(&NET, &self.params.unl).map_err(|e| format!("validity: {e}"))?;
             self.good_signatures.insert(key);
         }
         Ok(())
@@ -811,7 +816,7 @@ impl World {
     // ---- byzantine script -------------------------------------------------------------------
 
     fn byz_vote(&mut self, b: usize, kind: VoteKind, height: Height, round: Round, value: Option<Hash>, to: &[usize]) {
-        let vote = Vote::sign(kind, height, round, value, b, &self.keys[b]);
+        let vote = Vote::sign(&NET, kind, height, round, value, b, &self.keys[b]);
         for &t in to {
             self.send(b, t, Msg::Vote(vote.clone()));
         }
@@ -869,7 +874,7 @@ impl World {
         let valid_round = None;
         for to in 0..self.cfg.n {
             let block = blocks[self.rng.below(2) as usize].clone();
-            let p = Proposal::sign(height, round, block, valid_round, b, &self.keys[b]);
+            let p = Proposal::sign(&NET, height, round, block, valid_round, b, &self.keys[b]);
             self.send(b, to, Msg::Proposal(p));
         }
     }
