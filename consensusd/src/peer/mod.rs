@@ -75,10 +75,13 @@ const MAX_HANDSHAKES: usize = 64;
 const MAX_HANDSHAKES_PER_IP: usize = 8;
 /// How often each side of a link says it is alive when it has nothing else to say.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
-/// A link last heard from longer ago than this is not used while the peer has a fresher one.
-const ALIVE: Duration = Duration::from_millis(1500);
-/// A link silent this long is closed (the peer's other link, or a new dial, takes over).
-pub const LINK_TIMEOUT: Duration = Duration::from_secs(5);
+/// A link last heard from longer ago than this is not used while the peer has a fresher one:
+/// six heartbeats missed.
+const ALIVE: Duration = Duration::from_secs(3);
+/// A link silent this long is closed (the peer's other link, or a new dial, takes over). Long
+/// enough for TCP's retransmission backoff on a starved, lossy link, which can stall a live
+/// connection for several seconds.
+pub const LINK_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What the network tells the node loop.
 #[derive(Debug)]
@@ -173,23 +176,21 @@ struct Links {
 }
 
 impl Links {
-    /// The link to send on: the oldest known alive, else the one heard from last. Marks the
-    /// chosen link lossy when it differs from the one used before, so the node resends what
-    /// the other link may have swallowed.
+    /// The link to send on: the one used last while it is known alive, else the oldest known
+    /// alive, else the one heard from last. A switch alone does not make the node resend: on a
+    /// starved link, resending all that matters at every switch collapses it; what a silent
+    /// link swallowed is resent when it is closed ([`LINK_TIMEOUT`]).
     fn pick(&mut self, now_ms: u64) -> Option<&Connection> {
         let alive =
             |c: &&Connection| now_ms.saturating_sub(c.heard.load(Ordering::Relaxed)) <= ALIVE.as_millis() as u64;
+        let last_used = self.last_used;
         let chosen = self
             .list
             .iter()
-            .find(alive)
+            .find(|c| c.id == last_used && alive(c))
+            .or_else(|| self.list.iter().find(alive))
             .or_else(|| self.list.iter().max_by_key(|c| c.heard.load(Ordering::Relaxed)))?;
-        if chosen.id != self.last_used {
-            if self.last_used != 0 {
-                chosen.lossy.store(true, Ordering::Relaxed);
-            }
-            self.last_used = chosen.id;
-        }
+        self.last_used = chosen.id;
         Some(chosen)
     }
 }
@@ -548,6 +549,10 @@ impl PeerNet {
             let mut conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
             let links = conns.entry(validator).or_default();
             links.list.retain(|c| c.id != id);
+            // What went to the closed link may be lost: the peer's other link carries it again.
+            if let Some(other) = links.list.first() {
+                other.lossy.store(true, Ordering::Relaxed);
+            }
             links.list.is_empty()
         };
         info!(peer = validator, ?direction, reason = ?result.as_ref().err(), "peer link down");

@@ -23,16 +23,18 @@ fn a_host_whose_link_goes_down_falls_behind_and_catches_up_when_it_returns() {
     s.finish();
 }
 
-/// The load is fixed whatever `HP_FAULT_*` say: 5 clients, an input each 80 ms — about half
-/// of what the starved links carry (about 125 inputs/s), so that bursts (a proposal and its
-/// ledger to four peers) still overflow the 20 ms queues. At about the links' capacity (an input
-/// each 40 ms) it passed most runs and once in a CI run fell into the overload stall (no 40
-/// outputs in 90 s): offered that much, the network falls behind its users, as a proposal
-/// carries its whole ledger and a ledger of everything pending takes longer to send over such a
-/// link than the propose timeout allows, for many rounds (a known limit, see SCENARIOS.md).
+/// The load is fixed whatever `HP_FAULT_*` say: 5 clients, an input each 160 ms — about half
+/// of what the starved links carry (about 60 of the load's inputs/s since every input carries
+/// its origin's 64-byte signature, which more than doubled the wire size of these tiny inputs),
+/// so that bursts (a proposal and its ledger to four peers) still overflow the 20 ms queues.
+/// At an input each 80 ms, now about the links' capacity, it fell into the overload stall in
+/// every run (no 40 outputs in 90 s), as at 40 ms before the signatures: offered that much, the
+/// network falls behind its users, as a proposal carries its whole ledger and a ledger of
+/// everything pending takes longer to send over such a link than the propose timeout allows,
+/// for many rounds (a known limit, see SCENARIOS.md).
 #[test]
 fn a_starved_network_that_queues_and_drops_bursts_loses_forks_and_doubles_nothing() {
-    let load = LoadOptions { clients: 5, interval: Duration::from_millis(80), ..LoadOptions::default() };
+    let load = LoadOptions { clients: 5, interval: Duration::from_millis(160), ..LoadOptions::default() };
     let s = Scenario::start("hosts: every link 256 kbit/s, 20 ms queue", ScenarioOptions { load, ..on_own_hosts() });
     let lab = s.netlab.as_ref().unwrap();
     lab.limit_all(256, 20);
