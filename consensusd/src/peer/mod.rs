@@ -659,4 +659,41 @@ mod tests {
         assert!(lane.push(Bytes::from(vec![0u8; 200])), "taken frames free their bytes");
         assert!(lane.half_empty());
     }
+
+    /// Well under the handshake timeout: a refused connection is closed at once.
+    const HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
+
+    #[tokio::test]
+    async fn one_source_address_holds_at_most_its_share_of_handshake_slots() {
+        #![allow(clippy::unwrap_used)]
+        use tokio::io::AsyncReadExt;
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let listen: SocketAddr = ([127, 0, 0, 1], port).into();
+        let (events, _rx) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let config = PeerConfig {
+            unl: vec![key.verifying_key().to_bytes()],
+            key,
+            network_id: [0; 32],
+            listen: vec![listen],
+            peers: Vec::new(),
+        };
+        let net = PeerNet::start(config, events, shutdown.clone()).await.unwrap();
+        // Strangers from one address open one silent connection more than its share: exactly
+        // one is closed at once, long before the handshake timeout; the others wait in theirs.
+        let mut strangers = Vec::new();
+        for _ in 0..=MAX_HANDSHAKES_PER_IP {
+            strangers.push(TcpStream::connect(listen).await.unwrap());
+        }
+        let deadline = tokio::time::Instant::now() + HANDSHAKE_WAIT;
+        let closed = futures::future::join_all(strangers.iter_mut().map(|stream| async move {
+            let mut byte = [0u8; 1];
+            matches!(tokio::time::timeout_at(deadline, stream.read(&mut byte)).await, Ok(Ok(0)) | Ok(Err(_)))
+        }))
+        .await;
+        assert_eq!(closed.iter().filter(|c| **c).count(), 1, "closed at once: {closed:?}");
+        assert_eq!(net.stats().refused_handshakes.load(Ordering::Relaxed), 1);
+        shutdown.cancel();
+    }
 }
