@@ -10,6 +10,7 @@ mod kit;
 
 mod cli;
 mod crash_loop;
+mod docs;
 mod hygiene;
 mod restarts;
 mod shutdown;
