@@ -1,4 +1,4 @@
-//! The command line of `hp-bench` (DESIGN.md §8).
+//! The command line of `hp-bench` (docs/command-line.md).
 
 use clap::Parser;
 use std::path::PathBuf;

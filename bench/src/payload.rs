@@ -1,5 +1,5 @@
 //! Inputs that carry their identity. All inputs of one user in one ledger reach the contract
-//! concatenated and its output comes back as one frame (DESIGN.md §4), so every input is a
+//! concatenated and its output comes back as one frame (docs/contract-interface.md), so every input is a
 //! fixed-size record — sequence number (u64 LE), user (u32 LE), then filler derived from both —
 //! and the echo contract's output is cut back into records of that size.
 

@@ -1,5 +1,5 @@
 //! The result of a run: percentiles, the readable table and the one JSON object of
-//! DESIGN.md §8 (`{"nodes":..,"clients":..,"seconds":..,"size":..,"inputs":..,
+//! docs/command-line.md (`{"nodes":..,"clients":..,"seconds":..,"size":..,"inputs":..,
 //! "inputs_per_sec":..,"latency_ms":{"p50":..,"p90":..,"p99":..},"ledgers":..,"errors":..}`,
 //! followed by extra fields).
 
@@ -41,7 +41,7 @@ impl Latency {
     }
 }
 
-/// One run's figures. The first fields are the ones DESIGN.md §8 fixes, in its order.
+/// One run's figures. The first fields are the ones docs/command-line.md fixes, in its order.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub nodes: u64,

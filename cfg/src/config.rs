@@ -60,7 +60,7 @@ fn field_error(field: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Field { field: field.to_string(), problem: problem.into() }
 }
 
-/// How the contract receives its header on stdin (DESIGN.md §4).
+/// How the contract receives its header on stdin (docs/contract-interface.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StdinFormat {
     Text,
@@ -380,7 +380,7 @@ impl Config {
     }
 
     /// The number of UNL signatures that close a ledger: `ceil(threshold × n)`, never below a
-    /// strict majority (CONSENSUS.md, quorum arithmetic).
+    /// strict majority (docs/consensus.md, quorum arithmetic).
     pub fn quorum(&self) -> usize {
         quorum(self.threshold, self.unl.len())
     }

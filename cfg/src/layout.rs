@@ -1,4 +1,4 @@
-//! Where things live inside a contract directory (DESIGN.md §2).
+//! Where things live inside a contract directory (docs/ARCHITECTURE.md).
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,4 @@
-//! The node config `cfg/hp.cfg` (DESIGN.md §6): its schema and validation, the node's keys, and
+//! The node config `cfg/hp.cfg` (docs/config.md): its schema and validation, the node's keys, and
 //! the layout of a contract directory.
 //!
 //! Every process of a node reads the same file through [`Config::load`]; a bad file stops the

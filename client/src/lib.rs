@@ -1,5 +1,5 @@
 //! hp-client talks to a Hot Pocket node as a user: it opens the websocket, performs the
-//! handshake of DESIGN.md §3, sends inputs and receives the contract's outputs.
+//! handshake of docs/user-protocol.md, sends inputs and receives the contract's outputs.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hp_client::ClientError> {

@@ -1,5 +1,5 @@
 //! `hp-client <ws-url> [--key FILE] [--send TEXT]... [--wait N] [--timeout SECS] [--hex]`:
-//! a user of a Hot Pocket node on the command line (DESIGN.md §8).
+//! a user of a Hot Pocket node on the command line (docs/command-line.md).
 
 use clap::Parser;
 use hp_client::{Client, Output, Receiver, Sender};

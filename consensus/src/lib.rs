@@ -3,7 +3,7 @@
 //!
 //! The protocol is Tendermint (Buchman, Kwon, Milosevic, "The latest gossip on BFT consensus",
 //! 2018, Algorithm 1) with Hot Pocket's quorum `q` in place of `2f + 1` (see
-//! CONSENSUS.md and DESIGN.md §5), plus the post-execution result agreement. The host
+//! docs/consensus.md), plus the post-execution result agreement. The host
 //! (`consensusd`) turns effects into messages, timers and disk writes, and feeds back what
 //! arrives; its side of the contract is at the end.
 //!

@@ -1,4 +1,4 @@
-//! Quorum arithmetic and the machine's parameters (CONSENSUS.md "Quorum arithmetic").
+//! Quorum arithmetic and the machine's parameters (docs/consensus.md, "Quorum arithmetic").
 //!
 //! With `n` validators and quorum `q`, two quorums overlap in at least `2q - n` validators, so
 //! no fork is possible while fewer than `2q - n` of them are faulty; progress needs `q` of them

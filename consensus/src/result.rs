@@ -1,4 +1,4 @@
-//! The post-execution result agreement (CONSENSUS.md "Execution and the result agreement"):
+//! The post-execution result agreement (docs/consensus.md, "Result agreement"):
 //! after executing ledger `h`, every validator signs `(h, state_hash, outputs_hash)`; `q`
 //! matching votes make a [`ResultCertificate`], which releases the outputs to users and rides
 //! in a later ledger.

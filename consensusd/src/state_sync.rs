@@ -1,4 +1,4 @@
-//! Copying the contract state from a peer (DESIGN.md §5, catch-up), when this node's own state
+//! Copying the contract state from a peer (docs/consensus.md, catch-up), when this node's own state
 //! cannot be trusted or rebuilt: execd lost its committed copy, or this node's execution
 //! disagreed with the network's certified result.
 //!

@@ -3,7 +3,7 @@
 /// Success.
 pub const OK: i32 = 0;
 /// A failure while running, a check that found a fault (`hotpocket verify`), or "node not
-/// running" (`hotpocket status`, as DESIGN.md §8 fixes).
+/// running" (`hotpocket status`, as docs/command-line.md fixes).
 pub const FAILURE: i32 = 1;
 /// Wrong command-line usage (clap's own code).
 pub const USAGE: i32 = 2;

@@ -1,4 +1,4 @@
-//! gRPC over the Unix sockets in `<contract dir>/run/` (DESIGN.md §1).
+//! gRPC over the Unix sockets in `<contract dir>/run/` (docs/ARCHITECTURE.md).
 //!
 //! Servers bind a fresh socket (removing a stale one) readable only by the node's user.
 //! Clients are lazy: they connect on first use and reconnect by themselves after the other

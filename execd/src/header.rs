@@ -1,4 +1,4 @@
-//! The header the contract reads on stdin (DESIGN.md §4), byte-exact: existing contracts parse
+//! The header the contract reads on stdin (docs/contract-interface.md), byte-exact: existing contracts parse
 //! it.
 //!
 //! Users are numbered in pubkey order; user `i` (from 0) reads its inputs from fd `3 + 2i` and

@@ -1,5 +1,5 @@
 //! hp-execd runs the contract once per closed ledger and owns `state/`: its hash, its crash-safe
-//! committed copy, and state sync with peers (DESIGN.md §4, §7).
+//! committed copy, and state sync with peers (docs/contract-interface.md, §7).
 //!
 //! # Layout
 //! - [`service`]: the `Exec` gRPC service; handlers call the engine on its thread.

@@ -1,4 +1,4 @@
-//! Running the contract once (DESIGN.md §4): pipes, a clean start, concurrent I/O, the timeout,
+//! Running the contract once (docs/contract-interface.md): pipes, a clean start, concurrent I/O, the timeout,
 //! and killing and reaping everything it started. The only module with `unsafe`: the code that
 //! runs in the forked child before `exec`, and nothing else.
 //!

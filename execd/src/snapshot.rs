@@ -1,4 +1,4 @@
-//! Crash safety of the state (DESIGN.md §7): the committed copy, the small files that say what
+//! Crash safety of the state (docs/ARCHITECTURE.md): the committed copy, the small files that say what
 //! it holds, and making one directory tree equal to another by touching only what differs.
 //!
 //! The contract runs in `state/` directly. execd keeps, under `hist/exec/`:

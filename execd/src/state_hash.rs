@@ -1,4 +1,4 @@
-//! The state hash (DESIGN.md §4): a Merkle root over every entry under `state/`, kept up to date
+//! The state hash (docs/contract-interface.md): a Merkle root over every entry under `state/`, kept up to date
 //! incrementally so that a round that changed one of 10,000 files re-reads only that file.
 //!
 //! # Byte layout (version 1) — outside verifiers depend on it

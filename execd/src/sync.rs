@@ -1,4 +1,4 @@
-//! State sync from peers (DESIGN.md §5, catch-up): strict paths, the staging area, and building
+//! State sync from peers (docs/consensus.md, catch-up): strict paths, the staging area, and building
 //! the target tree from staged files plus unchanged committed ones.
 //!
 //! On the wire a [`StateEntry`](hp_proto::v1::StateEntry)'s `mode` carries the file type bits

@@ -146,7 +146,7 @@ impl Ledger {
     }
 
     /// Every user listed to the contract for this ledger: the connected users plus every user
-    /// with an input, sorted and distinct (DESIGN.md §4).
+    /// with an input, sorted and distinct (docs/contract-interface.md).
     pub fn contract_users(&self) -> Vec<[u8; 32]> {
         let mut users = self.users.clone();
         users.extend(self.inputs.iter().map(|i| i.user));

@@ -2,7 +2,7 @@
 //! every committed transaction is on disk before it returns and a node killed at any moment
 //! restarts with an intact chain.
 //!
-//! It also holds what makes "accepted" mean durable (DESIGN.md §5): the inputs this node
+//! It also holds what makes "accepted" mean durable (docs/consensus.md): the inputs this node
 //! accepted from its users and that no ledger carries yet, and the counter that gives each
 //! accepted input an identity this node never reuses.
 

@@ -17,5 +17,5 @@ pub mod v1 {
 }
 
 /// The largest gRPC message any local service accepts or sends: room for a ledger's inputs and
-/// a round's outputs (DESIGN.md §4 allows 10 MiB per user and many users).
+/// a round's outputs (docs/contract-interface.md allows 10 MiB per user and many users).
 pub const MAX_LOCAL_MESSAGE: usize = 512 * 1024 * 1024;

@@ -1,4 +1,4 @@
-//! The `hotpocket` command line (DESIGN.md §8).
+//! The `hotpocket` command line (docs/command-line.md).
 
 use crate::supervisor::Component;
 use clap::{Args, Parser, Subcommand, ValueEnum};

@@ -2,7 +2,7 @@
 //! three daemons, and the operator commands that create, inspect and steer a node.
 //!
 //! # Layout
-//! - [`cli`]: the command line of DESIGN.md §8 (clap).
+//! - [`cli`]: the command line of docs/command-line.md (clap).
 //! - [`commands`]: one file per subcommand; each turns its arguments into work and an exit code.
 //! - [`supervisor`]: `hotpocket run`: child processes, readiness, restarts with backoff, the
 //!   control socket, systemd notifications, orderly shutdown.

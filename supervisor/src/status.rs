@@ -1,4 +1,4 @@
-//! The node status as `hotpocket status` prints it (DESIGN.md §8): the exact `--json` object and
+//! The node status as `hotpocket status` prints it (docs/command-line.md): the exact `--json` object and
 //! a readable text form, converted explicitly from the control socket's `NodeStatus`.
 
 use hp_proto::v1::{ComponentStatus, NodeStatus};

@@ -143,7 +143,7 @@ enum Refusal {
     Tell(String, CloseCode),
 }
 
-/// DESIGN.md §3 steps 1–3: send the challenge, take one helo frame, verify it.
+/// docs/user-protocol.md steps 1–3: send the challenge, take one helo frame, verify it.
 async fn handshake<S>(
     ws: &mut WebSocketStream<S>,
     deadline: Instant,
@@ -197,7 +197,7 @@ where
     while let Ok(Some(Ok(_))) = timeout_at(until, ws.next()).await {}
 }
 
-/// DESIGN.md §3 steps 4–5, until the connection ends.
+/// docs/user-protocol.md steps 4–5, until the connection ends.
 async fn binary_mode<S>(
     ws: WebSocketStream<S>,
     user: PublicKeyHex,

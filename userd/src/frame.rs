@@ -1,4 +1,4 @@
-//! The error text frame of DESIGN.md §3, and the reasons userd puts in it after the handshake.
+//! The error text frame of docs/user-protocol.md, and the reasons userd puts in it after the handshake.
 //!
 //! The challenge frame lives with the handshake ([`crate::handshake::challenge_frame`]); outputs
 //! are plain binary frames and need no formatting.

@@ -1,4 +1,4 @@
-//! The user handshake of DESIGN.md §3, steps 1–3, with no I/O: the challenge a new connection
+//! The user handshake of docs/user-protocol.md, steps 1–3, with no I/O: the challenge a new connection
 //! receives, and the parsing and verification of the `helo` frame that answers it.
 //!
 //! Every refusal is a [`HeloError`] whose text is sent to the user as the `reason` of the error
@@ -10,7 +10,7 @@ use hp_cfg::keys::{KeyError, decode_hex_exact};
 use rand::RngCore;
 use serde_json::Value;
 
-/// The number of random bytes in a challenge (DESIGN.md §3: 16, sent as 32 hex characters).
+/// The number of random bytes in a challenge (docs/user-protocol.md: 16, sent as 32 hex characters).
 pub const CHALLENGE_BYTES: usize = 16;
 
 /// The largest helo we parse. A real one is about 300 bytes; anything larger is refused before
@@ -83,13 +83,13 @@ pub enum HeloError {
     BadSignature,
 }
 
-/// The text frame that opens every connection (DESIGN.md §3, step 1), byte for byte.
+/// The text frame that opens every connection (docs/user-protocol.md, step 1), byte for byte.
 pub fn challenge_frame(challenge: &Challenge) -> String {
     format!(r#"{{"hotpocket":0.1,"type":"public_challenge","challenge":"{}"}}"#, challenge.as_str())
 }
 
 /// Parses and verifies one helo frame against the challenge issued on this connection
-/// (DESIGN.md §3, steps 2–3). On success returns the user's public key.
+/// (docs/user-protocol.md, steps 2–3). On success returns the user's public key.
 ///
 /// The checks, in order: size, JSON object, `type`, then each hex field for exact length and
 /// strict hex, the challenge against the issued one, the public key as a curve point, and last
@@ -164,7 +164,7 @@ mod tests {
         .into_bytes()
     }
 
-    /// DESIGN.md §3, first test vector: the seed signs the challenge text to the given sig.
+    /// docs/user-protocol.md, first test vector: the seed signs the challenge text to the given sig.
     #[test]
     fn first_vector_signature_is_reproduced_and_accepted() {
         let seed = decode_hex_exact::<32>(SEED).unwrap();
@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(verify_helo(&helo(CHALLENGE, PUBKEY, SIG), &issued()).unwrap().to_string(), PUBKEY);
     }
 
-    /// DESIGN.md §3, second test vector: a real helo verifies.
+    /// docs/user-protocol.md, second test vector: a real helo verifies.
     #[test]
     fn second_vector_real_helo_verifies() {
         let pubkey = "f9dc8c751cabf82d64325a50ff3ec6b68058af565326efa8bb1eb5f4a34a43a8";

@@ -1,4 +1,4 @@
-//! Input frames (DESIGN.md §3 steps 4–5): after the handshake every frame a user sends, text or
+//! Input frames (docs/user-protocol.md steps 4–5): after the handshake every frame a user sends, text or
 //! binary, is one input, byte for byte. It passes the limits, goes to consensusd as a
 //! `SubmitInput`, and the user hears back only if it was not accepted.
 
@@ -29,7 +29,7 @@ pub async fn submit(
     Ok(await_ack(answer, ack_timeout))
 }
 
-/// Every inter-process call has a deadline (DESIGN.md §1): an input whose ack does not come in
+/// Every inter-process call has a deadline (docs/ARCHITECTURE.md): an input whose ack does not come in
 /// time is reported to the user as unconfirmed.
 async fn await_ack(answer: oneshot::Receiver<Ack>, limit: Duration) -> Option<String> {
     match tokio::time::timeout(limit, answer).await {

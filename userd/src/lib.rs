@@ -1,5 +1,5 @@
 //! hp-userd serves a Hot Pocket node's users: the public websocket port, the user handshake
-//! and per-user limits of DESIGN.md §3, and the session that carries inputs to consensusd and
+//! and per-user limits of docs/user-protocol.md, and the session that carries inputs to consensusd and
 //! certified outputs back to the users connected here.
 //!
 //! # Layout

@@ -1,4 +1,4 @@
-//! The per-user input limits of DESIGN.md §3 step 5: `pubmaxsize` (largest input frame) and
+//! The per-user input limits of docs/user-protocol.md step 5: `pubmaxsize` (largest input frame) and
 //! `pubmaxcpm` (most input frames per minute per user; 0 = no limit).
 //!
 //! The rate limit is a token bucket per public key, not per connection, so reconnecting does

@@ -1,4 +1,4 @@
-//! Output frames (DESIGN.md §3 step 4): each certified output consensusd streams goes to its
+//! Output frames (docs/user-protocol.md step 4): each certified output consensusd streams goes to its
 //! user, if connected here, as one binary frame carrying the contract's bytes unchanged.
 
 use crate::registry::Registry;

@@ -1,6 +1,6 @@
 //! The authenticated users of this node: public key → the one connection that serves them.
 //!
-//! A second connection with the same key replaces the first (DESIGN.md §3 step 5): the old one
+//! A second connection with the same key replaces the first (docs/user-protocol.md step 5): the old one
 //! gets an error frame and a close. Entries carry a connection id so that a replaced
 //! connection, when it ends, cannot remove its successor.
 //!

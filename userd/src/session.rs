@@ -5,7 +5,7 @@
 //! `SubmitInput`s. It routes each `InputAck` to the connection waiting for it and each
 //! `OutputBatch` to the connected users. When consensusd is down or restarts, the session
 //! fails the inputs in flight (their users are told they were not accepted), refuses new ones
-//! at once while down, and reconnects with backoff (DESIGN.md §1, §7).
+//! at once while down, and reconnects with backoff (docs/ARCHITECTURE.md, §7).
 //!
 //! Membership events are derived from the registry, not queued as they happen: a connection
 //! only says "my user's entry changed", and the session compares the registry with what it has
@@ -20,7 +20,7 @@
 //! - `request_id`s are unique for the life of one userd process only (they restart at 1 when
 //!   userd restarts): consensusd must not use them to deduplicate across sessions.
 //! - consensusd answers every `SubmitInput` with exactly one `InputAck`, `accepted` only once
-//!   the input is durable (DESIGN.md §5). userd waits `ack_timeout` (10 s by default); later,
+//!   the input is durable (docs/consensus.md). userd waits `ack_timeout` (10 s by default); later,
 //!   the user is told the input is unconfirmed. A refusal's `reason` is shown to the user.
 //! - `OutputBatch` outputs for users not connected here are ignored, empty ones send no frame.
 //!   userd never blocks on a user while routing, so it keeps reading the stream.

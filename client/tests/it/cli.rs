@@ -1,4 +1,4 @@
-//! The `hp-client` command (DESIGN.md §8) against the in-process node.
+//! The `hp-client` command (docs/command-line.md) against the in-process node.
 
 use crate::support::*;
 use hp_proto::v1::userd_message::Kind;

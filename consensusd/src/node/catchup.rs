@@ -1,4 +1,4 @@
-//! Catching up ledgers this node missed (DESIGN.md §5): peers announce where they stand; a
+//! Catching up ledgers this node missed (docs/consensus.md): peers announce where they stand; a
 //! node that is behind asks one of them for the ledgers it lacks, checks each one against its
 //! own chain and the UNL (hash link, commit quorum, result quorum) before storing it, and then
 //! executes them in order. A peer that sends a bad ledger is avoided for a while.

@@ -1,5 +1,5 @@
 //! After execution: this node's result vote, the result certificate, and releasing outputs to
-//! users only once `q` nodes agree on them (DESIGN.md §5).
+//! users only once `q` nodes agree on them (docs/consensus.md).
 
 use super::Node;
 use crate::executor::{ExecFailure, Executed};

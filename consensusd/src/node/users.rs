@@ -2,7 +2,7 @@
 //!
 //! Inputs are collected while the loop drains its queue and stored in one transaction (one
 //! fsync for all of them), then signed as one batch, gossiped, and acknowledged: an
-//! acknowledged input is *accepted* (DESIGN.md §5). Under overload (the inputs waiting for a
+//! acknowledged input is *accepted* (docs/consensus.md). Under overload (the inputs waiting for a
 //! ledger past `max_pending_input_bytes`) new inputs are refused with a reason instead, so that
 //! memory stays bounded and users know to try again.
 

@@ -1,5 +1,5 @@
 //! An example Hot Pocket contract in Rust that reads the JSON stdin header (config
-//! `stdinfmt: "json"`, DESIGN.md §4) and answers every user who sent input with one JSON
+//! `stdinfmt: "json"`, docs/contract-interface.md) and answers every user who sent input with one JSON
 //! record: what it received, the ledger it runs for, and a running total kept in `state/`.
 //!
 //! # Layout

@@ -1,4 +1,4 @@
-//! Crash safety with the real `hp-execd` (DESIGN.md §7), repair of a tampered state/, and the
+//! Crash safety with the real `hp-execd` (docs/ARCHITECTURE.md), repair of a tampered state/, and the
 //! binary's own surface (config errors, shutdown).
 
 use crate::support::*;

@@ -1,4 +1,4 @@
-//! The stdin header is byte-exact in both formats (DESIGN.md §4), users in pubkey order.
+//! The stdin header is byte-exact in both formats (docs/contract-interface.md), users in pubkey order.
 
 use crate::support::*;
 use hp_cfg::StdinFormat;

@@ -12,7 +12,7 @@ fn hex_or_empty(h: Option<[u8; 32]>) -> String {
     h.map(hex::encode).unwrap_or_default()
 }
 
-/// One ledger as a JSON object with the field names of DESIGN.md §8.
+/// One ledger as a JSON object with the field names of docs/command-line.md.
 pub fn summary_json(s: &LedgerSummary) -> serde_json::Value {
     serde_json::json!({
         "seq": s.seq,

@@ -40,7 +40,7 @@ pub enum CommandError {
 
 impl CommandError {
     /// The process exit code: [`exit::CONFIG`] for a missing or invalid config, else
-    /// [`exit::FAILURE`] (DESIGN.md §8 fixes 1 for "node not running").
+    /// [`exit::FAILURE`] (docs/command-line.md fixes 1 for "node not running").
     pub fn exit_code(&self) -> i32 {
         match self {
             CommandError::Config(_) | CommandError::Create(CreateError::Config(_)) => exit::CONFIG,

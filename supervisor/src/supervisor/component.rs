@@ -1,4 +1,4 @@
-//! The three daemons a node is made of (DESIGN.md §1) and the states the supervisor reports.
+//! The three daemons a node is made of (docs/ARCHITECTURE.md) and the states the supervisor reports.
 
 use std::fmt;
 use std::str::FromStr;
@@ -70,7 +70,7 @@ impl FromStr for Component {
     }
 }
 
-/// What the supervisor knows about a component (DESIGN.md §8, `hotpocket status`).
+/// What the supervisor knows about a component (docs/command-line.md, `hotpocket status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Its process runs but its gRPC has not answered yet.

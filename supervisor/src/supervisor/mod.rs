@@ -1,4 +1,4 @@
-//! `hotpocket run`: the node's supervisor (DESIGN.md §1, §7). It starts `hp-execd`,
+//! `hotpocket run`: the node's supervisor (docs/ARCHITECTURE.md, §7). It starts `hp-execd`,
 //! `hp-consensusd` and `hp-userd`, restarts each one alone when it exits (with backoff), serves
 //! the control socket, tells systemd how the node is, and stops everything in order.
 //!

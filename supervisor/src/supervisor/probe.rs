@@ -1,4 +1,4 @@
-//! Asking the daemons over their sockets: readiness (DESIGN.md §8: a component is `running`
+//! Asking the daemons over their sockets: readiness (docs/command-line.md: a component is `running`
 //! once its gRPC answers, and for userd once the user port is bound) and the figures that
 //! `hotpocket status` shows.
 

@@ -1,4 +1,4 @@
-//! `run/`: the node's private folder of sockets and pid files (DESIGN.md §2), recreated at
+//! `run/`: the node's private folder of sockets and pid files (docs/ARCHITECTURE.md), recreated at
 //! every start. One lock file in it makes sure only one supervisor runs per contract directory.
 
 use super::component::Component;

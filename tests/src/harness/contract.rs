@@ -1,7 +1,7 @@
 //! The fault tests' contract, in C, compiled once with `cc`: it makes every input attributable
 //! and every output recomputable from the chain alone.
 //!
-//! Per run it reads the header (DESIGN.md §4, text format), then for each listed user in header
+//! Per run it reads the header (docs/contract-interface.md, text format), then for each listed user in header
 //! order (sorted by public key) everything in the user's pipe. A user who sent something gets
 //! back exactly those bytes followed by `#<count>`, where `<count>` is the number of `;` the
 //! contract has read since genesis, all users and ledgers together, after this user's inputs.
@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 pub const DIVERGE_FILE: &str = "diverge";
 
 /// The C source. Reads each user's pipe to EOF before writing to it: inputs larger than the pipe
-/// buffer are streamed by execd while the contract runs (DESIGN.md §4).
+/// buffer are streamed by execd while the contract runs (docs/contract-interface.md).
 pub const SOURCE: &str = r##"
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 //! Processes dying under load: one component, one whole node, every node at once, and a node
-//! whose data is gone (DESIGN.md §7). Five nodes with the default threshold: q = 4, so one node
+//! whose data is gone (docs/ARCHITECTURE.md). Five nodes with the default threshold: q = 4, so one node
 //! may be down while the rest go on.
 
 use hp_tests::harness::faults::{kill_9_node, kill_component, kill_contract, wipe};

@@ -1,4 +1,4 @@
-//! DESIGN.md §3 step 4: after the handshake every frame is one input, byte for byte, and each
+//! docs/user-protocol.md step 4: after the handshake every frame is one input, byte for byte, and each
 //! output comes back as one binary frame, byte for byte.
 
 use crate::support::*;

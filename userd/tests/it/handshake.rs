@@ -1,4 +1,4 @@
-//! DESIGN.md §3 steps 1–3 over the wire: the challenge, good helos, and each strict check
+//! docs/user-protocol.md steps 1–3 over the wire: the challenge, good helos, and each strict check
 //! failing with an error frame followed by a close.
 
 use crate::support::*;

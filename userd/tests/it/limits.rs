@@ -1,4 +1,4 @@
-//! DESIGN.md §3 step 5: inputs over `pubmaxsize` or `pubmaxcpm` are refused with an error frame
+//! docs/user-protocol.md step 5: inputs over `pubmaxsize` or `pubmaxcpm` are refused with an error frame
 //! naming the limit; the connection stays open.
 
 use crate::support::*;

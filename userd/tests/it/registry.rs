@@ -1,4 +1,4 @@
-//! DESIGN.md §3 step 5: one connection per key; and what a disconnect leaves behind.
+//! docs/user-protocol.md step 5: one connection per key; and what a disconnect leaves behind.
 
 use crate::support::*;
 use hp_client::Output;

@@ -1,4 +1,4 @@
-//! "Nothing a user sends can crash or stall the node" (DESIGN.md §3): idle and garbage peers,
+//! "Nothing a user sends can crash or stall the node" (docs/user-protocol.md): idle and garbage peers,
 //! the connection limit, users that stop reading or answering.
 
 use crate::support::*;

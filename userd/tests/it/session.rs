@@ -1,5 +1,5 @@
 //! The session with consensusd: snapshot first, events in order, and surviving a consensusd
-//! restart (DESIGN.md §1, §7).
+//! restart (docs/ARCHITECTURE.md, §7).
 
 use crate::support::*;
 use hp_client::Output;
