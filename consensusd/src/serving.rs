@@ -115,24 +115,27 @@ impl Server {
                 Err(_) => Offered::Busy,
             },
             Request::StateManifest { request_id } => {
-                let Ok(slot) = self.state_slots.clone().try_acquire_owned() else { return Offered::Busy };
-                let (exec, peers) = (self.exec.clone(), self.peers.clone());
-                tokio::spawn(async move {
-                    crate::state_sync::serve_manifest(exec, peers, from, request_id).await;
-                    drop(slot);
-                });
-                Offered::Queued
+                self.spawn_state_task(|exec, peers| crate::state_sync::serve_manifest(exec, peers, from, request_id))
             }
             Request::StateChunk(chunk) => {
-                let Ok(slot) = self.state_slots.clone().try_acquire_owned() else { return Offered::Busy };
-                let (exec, peers) = (self.exec.clone(), self.peers.clone());
-                tokio::spawn(async move {
-                    crate::state_sync::serve_chunk(exec, peers, from, chunk).await;
-                    drop(slot);
-                });
-                Offered::Queued
+                self.spawn_state_task(|exec, peers| crate::state_sync::serve_chunk(exec, peers, from, chunk))
             }
         }
+    }
+
+    /// Runs one state request through execd if one of the [`STATE_TASKS`] slots is free.
+    fn spawn_state_task<F, Fut>(&self, serve: F) -> Offered
+    where
+        F: FnOnce(ExecClient<Channel>, PeerNet) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let Ok(slot) = self.state_slots.clone().try_acquire_owned() else { return Offered::Busy };
+        let task = serve(self.exec.clone(), self.peers.clone());
+        tokio::spawn(async move {
+            task.await;
+            drop(slot);
+        });
+        Offered::Queued
     }
 }
 
