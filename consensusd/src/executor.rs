@@ -135,8 +135,6 @@ impl Executor {
                 Ok(()) => return,
                 Err(Step::Retry(why)) => {
                     warn!(seq = ledger.seq, reason = %why, "execution not possible yet; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
                 Err(Step::Failed(why)) => {
                     failed += 1;
@@ -152,14 +150,14 @@ impl Executor {
                         return;
                     }
                     warn!(seq = ledger.seq, attempt = failed, reason = %why, "execd failed to run the ledger; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
                 Err(Step::NeedsStateSync(reason)) => {
                     self.report(Event::ExecFailed(ExecFailure::NeedsStateSync { seq: ledger.seq, reason })).await;
                     return;
                 }
             }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
         }
     }
 
@@ -201,7 +199,6 @@ impl Executor {
                 self.report(Event::AlreadyApplied { seq: ledger.seq }).await;
                 Ok(())
             }
-            Err(s) if s.code() == Code::DataLoss => Err(Step::NeedsStateSync(s.message().to_string())),
             Err(s) => Err(Step::of_failed_call(&s)),
         }
     }
@@ -228,7 +225,6 @@ impl Executor {
                 .ok_or_else(|| Step::Retry(format!("ledger {seq} is not stored")))?;
             match self.call(&record.ledger).await {
                 Ok(reply) => self.report_reply(&record.ledger, &reply).await,
-                Err(s) if s.code() == Code::DataLoss => return Err(Step::NeedsStateSync(s.message().to_string())),
                 Err(s) => return Err(Step::of_failed_call(&s)),
             }
         }
@@ -249,9 +245,12 @@ enum Step {
 }
 
 impl Step {
+    /// What a failed Execute call means: execd lost its state (copy it from a peer), execd is
+    /// not there (retry), or execd failed to run the ledger (retry a few times).
     fn of_failed_call(s: &tonic::Status) -> Self {
         let why = format!("execd: {:?} {}", s.code(), s.message());
         match s.code() {
+            Code::DataLoss => Step::NeedsStateSync(s.message().to_string()),
             // No connection, execd stopping, or a run cut off by the deadline: execd itself is
             // the problem, and the supervisor restarts it.
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => Step::Retry(why),

@@ -4,10 +4,10 @@
 //!
 //! Every node dials every address in `peers` and accepts connections on `peerport`; a pair of
 //! nodes thus shares up to two links, one dialed by each side. Each link carries a heartbeat
-//! every half second, and a message to a peer goes over a link known to be alive (the older one
-//! while both are; the one heard from last otherwise), not simply the newest: a relay that
+//! every half second, and a message to a peer goes over a link known to be alive (the one in
+//! use while it is heard from; else the oldest alive one), not simply the newest: a relay that
 //! swallows one link cannot blackhole the pair, and a link silent for [`LINK_TIMEOUT`] is
-//! closed. An inbound link replaces an older inbound link of the same peer, never this node's
+//! closed, what it may have swallowed then going again over the other link. An inbound link replaces an older inbound link of the same peer, never this node's
 //! own outbound one, so strangers and relays cannot make a node drop the link it dialed.
 //! Frames that arrive are handed to the node loop as [`PeerEvent`]s; what they mean is decided
 //! there. Sending never blocks the node: each connection has two queues, bounded in frames and
@@ -171,7 +171,7 @@ impl LaneReceiver {
 #[derive(Default)]
 struct Links {
     list: Vec<Connection>,
-    /// The link frames went over last: a switch means frames may have been lost on the old one.
+    /// The link frames went over last, kept while it is heard from (0: none yet).
     last_used: u64,
 }
 
