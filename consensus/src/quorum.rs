@@ -87,6 +87,13 @@ pub fn quorum_for(n: usize, threshold: f64) -> Result<usize, ParamsError> {
     Ok(quorum)
 }
 
+/// How many distinct validators of `n` must say a thing for at least one correct one to have
+/// said it, with quorum `quorum`: `n - q + 1` (the paper's `f + 1`). More than the `n - q` that
+/// may be faulty or down while the network still progresses.
+pub fn one_correct_among(n: usize, quorum: usize) -> usize {
+    n.saturating_sub(quorum) + 1
+}
+
 /// Checks that `quorum` is usable with `n` validators: at most `n`, and `2q - n >= 1`.
 pub fn check_quorum(n: usize, quorum: usize) -> Result<(), ParamsError> {
     if n == 0 {
@@ -162,6 +169,6 @@ impl Params {
     /// Distinct senders of a higher round that prove at least one correct node is there
     /// (the paper's `f + 1`, line 55).
     pub fn skip_threshold(&self) -> usize {
-        self.n() - self.quorum + 1
+        one_correct_among(self.n(), self.quorum)
     }
 }

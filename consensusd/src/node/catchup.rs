@@ -53,9 +53,9 @@ impl CatchUp {
 }
 
 impl Node {
-    /// How many peers may lie: n − q.
-    fn faulty_tolerated(&self) -> usize {
-        self.cfg.unl.len().saturating_sub(self.cfg.quorum)
+    /// How many peers must announce a thing for at least one honest one to have: f+1.
+    fn one_correct(&self) -> usize {
+        hp_consensus::quorum::one_correct_among(self.cfg.unl.len(), self.cfg.quorum)
     }
 
     /// The highest ledger sequence that f+1 distinct UNL peers announce they hold (the
@@ -66,7 +66,7 @@ impl Node {
         let mut claims: Vec<u64> =
             self.peer_status.iter().filter(|(peer, _)| **peer != self.cfg.me).map(|(_, s)| s.lcl_seq).collect();
         claims.sort_unstable_by(|a, b| b.cmp(a));
-        claims.get(self.faulty_tolerated()).copied().unwrap_or(0)
+        claims.get(self.one_correct() - 1).copied().unwrap_or(0)
     }
 
     pub(super) fn on_peer_status(&mut self, from: usize, status: PeerStatus) {
@@ -78,7 +78,7 @@ impl Node {
             let not_ahead = self.peer_status.values().filter(|s| s.lcl_seq <= self.last.seq).count();
             if tip > self.last.seq {
                 self.decided_elsewhere_up_to = self.decided_elsewhere_up_to.max(tip);
-            } else if self.last.seq > 0 && not_ahead > self.faulty_tolerated() {
+            } else if self.last.seq > 0 && not_ahead >= self.one_correct() {
                 // Caught up with at least one honest peer: from now on every ledger is live for
                 // this node.
                 self.fresh_start = false;

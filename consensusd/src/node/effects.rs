@@ -130,7 +130,9 @@ impl Node {
         let mut left_out = 0usize;
         let mut add = |user: &[u8; 32]| {
             if senders.contains(user) || users.contains(user) {
-            } else if users.len() < room {
+                return;
+            }
+            if users.len() < room {
                 users.insert(*user);
             } else {
                 left_out += 1;
