@@ -31,14 +31,13 @@ use hp_proto::v1::peer::Frame;
 use prost::Message;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
+use tokio_util::io::InspectReader;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -501,7 +500,14 @@ impl PeerNet {
             }
         });
 
-        let mut reader = Heard { inner: reader, heard: heard.clone(), epoch: self.inner.epoch };
+        // Notes when bytes last arrived, so a link is known alive even while one large frame is
+        // still coming in.
+        let (noted, epoch) = (heard.clone(), self.inner.epoch);
+        let mut reader = InspectReader::new(reader, move |bytes: &[u8]| {
+            if !bytes.is_empty() {
+                noted.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+            }
+        });
         let result = loop {
             let frame = {
                 let read = read_frame(&mut reader, MAX_FRAME);
@@ -605,25 +611,6 @@ impl Drop for HandshakeSlot<'_> {
                 per_ip.remove(&self.source);
             }
         }
-    }
-}
-
-/// A reader that notes when bytes last arrived, so a link is known alive even while one large
-/// frame is still coming in.
-struct Heard<R> {
-    inner: R,
-    heard: Arc<AtomicU64>,
-    epoch: Instant,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Heard<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.heard.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-        }
-        poll
     }
 }
 
