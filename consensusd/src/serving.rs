@@ -45,6 +45,13 @@ pub enum Request {
     StateChunk(wire_pb::StateChunkRequest),
 }
 
+/// The requests the store worker answers.
+#[derive(Debug)]
+enum StoreRequest {
+    Ledgers { request_id: u64, from_seq: u64, max_count: u32 },
+    Outcome { seq: u64 },
+}
+
 /// What became of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offered {
@@ -80,7 +87,7 @@ impl Bucket {
 /// The budgets and the workers. Owned by the node loop.
 pub struct Server {
     buckets: HashMap<usize, Bucket>,
-    store_requests: mpsc::Sender<(usize, Request)>,
+    store_requests: mpsc::Sender<(usize, StoreRequest)>,
     state_slots: Arc<Semaphore>,
     exec: ExecClient<Channel>,
     peers: PeerNet,
@@ -110,16 +117,24 @@ impl Server {
             return Offered::OverBudget;
         }
         match request {
-            Request::Ledgers { .. } | Request::Outcome { .. } => match self.store_requests.try_send((from, request)) {
-                Ok(()) => Offered::Queued,
-                Err(_) => Offered::Busy,
-            },
+            Request::Ledgers { request_id, from_seq, max_count } => {
+                self.queue_store(from, StoreRequest::Ledgers { request_id, from_seq, max_count })
+            }
+            Request::Outcome { seq } => self.queue_store(from, StoreRequest::Outcome { seq }),
             Request::StateManifest { request_id } => {
                 self.spawn_state_task(|exec, peers| crate::state_sync::serve_manifest(exec, peers, from, request_id))
             }
             Request::StateChunk(chunk) => {
                 self.spawn_state_task(|exec, peers| crate::state_sync::serve_chunk(exec, peers, from, chunk))
             }
+        }
+    }
+
+    /// Hands a store read to the worker if its queue has room.
+    fn queue_store(&self, from: usize, request: StoreRequest) -> Offered {
+        match self.store_requests.try_send((from, request)) {
+            Ok(()) => Offered::Queued,
+            Err(_) => Offered::Busy,
         }
     }
 
@@ -141,7 +156,7 @@ impl Server {
 
 /// Serves ledger and outcome requests in order, with a read-only store opened on first use
 /// (and again after an error).
-fn store_worker(path: PathBuf, mut requests: mpsc::Receiver<(usize, Request)>, peers: PeerNet) {
+fn store_worker(path: PathBuf, mut requests: mpsc::Receiver<(usize, StoreRequest)>, peers: PeerNet) {
     let mut store: Option<Store> = None;
     while let Some((to, request)) = requests.blocking_recv() {
         if store.is_none() {
@@ -155,7 +170,7 @@ fn store_worker(path: PathBuf, mut requests: mpsc::Receiver<(usize, Request)>, p
         }
         let Some(open) = store.as_ref() else { continue };
         let frame = match request {
-            Request::Ledgers { request_id, from_seq, max_count } => match ledgers(open, from_seq, max_count) {
+            StoreRequest::Ledgers { request_id, from_seq, max_count } => match ledgers(open, from_seq, max_count) {
                 Ok(records) => wire::ledger_reply(request_id, &records),
                 Err(e) => {
                     warn!(from_seq, error = %e, "cannot read the ledgers a peer asked for");
@@ -163,8 +178,7 @@ fn store_worker(path: PathBuf, mut requests: mpsc::Receiver<(usize, Request)>, p
                     continue;
                 }
             },
-            Request::Outcome { seq } => wire::outcome_reply(seq, outcome(open, seq)),
-            Request::StateManifest { .. } | Request::StateChunk(_) => continue,
+            StoreRequest::Outcome { seq } => wire::outcome_reply(seq, outcome(open, seq)),
         };
         peers.send(to, &frame);
     }
