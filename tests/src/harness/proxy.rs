@@ -36,7 +36,7 @@ pub struct Proxy {
     rt: tokio::runtime::Runtime,
     links: Mutex<HashMap<(usize, usize), watch::Sender<Mode>>>,
     /// Connections each link accepted, and how many of them are open.
-    accepted: Mutex<HashMap<(usize, usize), Arc<Counters>>>,
+    counters: Mutex<HashMap<(usize, usize), Arc<Counters>>>,
     tap: Arc<Tap>,
 }
 
@@ -78,7 +78,7 @@ impl Proxy {
         Arc::new(Self {
             rt,
             links: Mutex::new(HashMap::new()),
-            accepted: Mutex::new(HashMap::new()),
+            counters: Mutex::new(HashMap::new()),
             tap: Arc::default(),
         })
     }
@@ -100,14 +100,17 @@ impl Proxy {
 
     /// Connections the link `from → to` has accepted so far.
     pub fn connections(&self, from: usize, to: usize) -> u64 {
-        let accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
-        accepted.get(&(from, to)).map_or(0, |n| n.accepted.load(Ordering::Relaxed))
+        self.count(from, to, |c| &c.accepted)
     }
 
     /// Connections of the link `from → to` open now.
     pub fn open_connections(&self, from: usize, to: usize) -> u64 {
-        let accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
-        accepted.get(&(from, to)).map_or(0, |n| n.open.load(Ordering::Relaxed))
+        self.count(from, to, |c| &c.open)
+    }
+
+    fn count(&self, from: usize, to: usize, counter: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+        let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        counters.get(&(from, to)).map_or(0, |c| counter(c).load(Ordering::Relaxed))
     }
 
     /// Opens the link `from → to` towards `target`; returns the port `from` should dial.
@@ -120,8 +123,8 @@ impl Proxy {
         listener.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
         let (mode_tx, mode_rx) = watch::channel(Mode::Pass);
         self.links.lock().unwrap_or_else(|e| e.into_inner()).insert((from, to), mode_tx);
-        let accepted = Arc::new(Counters::default());
-        self.accepted.lock().unwrap_or_else(|e| e.into_inner()).insert((from, to), accepted.clone());
+        let counters = Arc::new(Counters::default());
+        self.counters.lock().unwrap_or_else(|e| e.into_inner()).insert((from, to), counters.clone());
         let tap = self.tap.clone();
         self.rt.spawn(async move {
             let listener = TcpListener::from_std(listener).unwrap_or_else(|e| panic!("{e}"));
@@ -131,9 +134,9 @@ impl Proxy {
                     drop(inbound);
                     continue;
                 }
-                accepted.accepted.fetch_add(1, Ordering::Relaxed);
-                accepted.open.fetch_add(1, Ordering::Relaxed);
-                let (counters, mode, tap) = (accepted.clone(), mode_rx.clone(), tap.clone());
+                counters.accepted.fetch_add(1, Ordering::Relaxed);
+                counters.open.fetch_add(1, Ordering::Relaxed);
+                let (counters, mode, tap) = (counters.clone(), mode_rx.clone(), tap.clone());
                 tokio::spawn(async move {
                     forward(inbound, target, mode, tap).await;
                     counters.open.fetch_sub(1, Ordering::Relaxed);
