@@ -132,10 +132,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         max_pending_input_bytes: usize::try_from(cfg.max_pending_input_bytes).unwrap_or(usize::MAX),
         recovery_path: dir.hist().join("consensus.state"),
     };
-    let exec_client = hp_proto::v1::exec_client::ExecClient::new(hp_daemon::ipc::channel(&dir.socket("execd")))
-        .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
-        .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
-    let parts = NodeParts { store, core, peers, executor, exec_client, store_path: dir.ledger_db(), events: events_tx };
+    let parts = NodeParts { store, core, peers, executor, store_path: dir.ledger_db(), events: events_tx };
     let node = Node::new(node_cfg, parts)?;
     let result = node.run(events_rx, shutdown.clone()).await;
     shutdown.cancel();

@@ -11,16 +11,16 @@
 //! the store (WAL: readers never block the node's writes); state requests run as tasks, at most
 //! [`STATE_TASKS`] at once. The node loop only hands requests on.
 
+use crate::executor::execd::Execd;
 use crate::peer::PeerNet;
 use crate::wire;
 use hp_ledger::{LedgerRecord, Store};
-use hp_proto::v1::{exec_client::ExecClient, peer as wire_pb};
+use hp_proto::v1::peer as wire_pb;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{Semaphore, mpsc};
-use tonic::transport::Channel;
 use tracing::{debug, warn};
 
 /// The most ledgers one reply carries.
@@ -89,13 +89,13 @@ pub struct Server {
     buckets: HashMap<usize, Bucket>,
     store_requests: mpsc::Sender<(usize, StoreRequest)>,
     state_slots: Arc<Semaphore>,
-    exec: ExecClient<Channel>,
+    exec: Execd,
     peers: PeerNet,
 }
 
 impl Server {
     /// Starts the store worker on its own thread; it ends when the server is dropped.
-    pub fn start(store_path: PathBuf, exec: ExecClient<Channel>, peers: PeerNet) -> std::io::Result<Self> {
+    pub fn start(store_path: PathBuf, exec: Execd, peers: PeerNet) -> std::io::Result<Self> {
         let (store_requests, rx) = mpsc::channel(STORE_QUEUE);
         let worker_peers = peers.clone();
         std::thread::Builder::new()
@@ -141,7 +141,7 @@ impl Server {
     /// Runs one state request through execd if one of the [`STATE_TASKS`] slots is free.
     fn spawn_state_task<F, Fut>(&self, serve: F) -> Offered
     where
-        F: FnOnce(ExecClient<Channel>, PeerNet) -> Fut,
+        F: FnOnce(Execd, PeerNet) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let Ok(slot) = self.state_slots.clone().try_acquire_owned() else { return Offered::Busy };

@@ -11,10 +11,11 @@
 //! A peer that sends anything that does not check out is dropped from this attempt and the next
 //! peer is tried.
 
+use crate::executor::execd::Execd;
 use crate::peer::PeerNet;
 use crate::wire::PeerMessage;
 use hp_ledger::Store;
-use hp_proto::v1::{self as pb, exec_client::ExecClient, peer as wire_pb};
+use hp_proto::v1::{self as pb, peer as wire_pb};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -22,7 +23,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
-use tonic::transport::Channel;
 use tracing::{info, warn};
 
 /// The largest chunk asked for at once.
@@ -100,7 +100,7 @@ pub struct SyncReport {
 pub struct StateSync {
     pub net: PeerNet,
     pub replies: Replies,
-    pub exec: ExecClient<Channel>,
+    pub exec: Execd,
     pub store_path: PathBuf,
 }
 
@@ -156,12 +156,7 @@ impl StateSync {
             return Err(bad("manifest too large".into()));
         }
         // What this node already has, by path and content.
-        let local = self
-            .exec
-            .state_manifest(pb::StateManifestRequest { include_damaged: true })
-            .await
-            .map(|r| r.into_inner().entries)
-            .unwrap_or_default();
+        let local = self.exec.manifest(true).await.map(|m| m.entries).unwrap_or_default();
         let have: HashSet<(String, Vec<u8>)> = local.into_iter().map(|e| (e.path, e.content_hash.to_vec())).collect();
         let mut staged_any = false;
         let mut files = 0u64;
@@ -176,25 +171,13 @@ impl StateSync {
         }
         if !staged_any {
             // Nothing differs in content: still reset the staging area for a clean apply.
-            self.exec
-                .stage_state_chunk(pb::StageStateChunkRequest {
-                    path: String::new(),
-                    offset: 0,
-                    data: Default::default(),
-                    reset: true,
-                })
-                .await
-                .ok();
+            self.exec.stage_chunk(String::new(), 0, Default::default(), true).await.ok();
         }
         let entries = manifest.entries.clone();
         self.exec
-            .apply_staged_state(pb::ApplyStagedStateRequest {
-                seq: manifest.seq,
-                state_hash: manifest.state_hash.clone(),
-                entries,
-            })
+            .apply_staged(manifest.seq, manifest.state_hash.clone(), entries)
             .await
-            .map_err(|s| bad(format!("the copied state does not check out: {}", s.message())))?;
+            .map_err(|e| bad(format!("the copied state does not check out: {}", e.message())))?;
         info!(peer, seq = manifest.seq, files, bytes, "state copied from peer");
         Ok(SyncReport { seq: manifest.seq, state_hash, files, bytes })
     }
@@ -228,14 +211,9 @@ impl StateSync {
             }
             hasher.update(&chunk.data);
             self.exec
-                .stage_state_chunk(pb::StageStateChunkRequest {
-                    path: entry.path.clone(),
-                    offset,
-                    data: chunk.data.clone(),
-                    reset: reset && first,
-                })
+                .stage_chunk(entry.path.clone(), offset, chunk.data.clone(), reset && first)
                 .await
-                .map_err(|s| bad(format!("`{}` refused: {}", entry.path, s.message())))?;
+                .map_err(|e| bad(format!("`{}` refused: {}", entry.path, e.message())))?;
             first = false;
             offset += chunk.data.len() as u64;
             if chunk.eof || chunk.data.is_empty() {
@@ -251,41 +229,29 @@ impl StateSync {
 }
 
 /// Answers a peer's manifest request from the local execd.
-pub async fn serve_manifest(mut exec: ExecClient<Channel>, net: PeerNet, peer: usize, request_id: u64) {
-    let reply = match exec.state_manifest(pb::StateManifestRequest { include_damaged: false }).await {
-        Ok(m) => {
-            let m = m.into_inner();
-            wire_pb::StateManifestReply {
-                request_id,
-                seq: m.seq,
-                state_hash: m.state_hash,
-                entries: m.entries,
-                error: String::new(),
-            }
-        }
-        Err(s) => wire_pb::StateManifestReply { request_id, error: s.message().to_string(), ..Default::default() },
+pub async fn serve_manifest(mut exec: Execd, net: PeerNet, peer: usize, request_id: u64) {
+    let reply = match exec.manifest(false).await {
+        Ok(m) => wire_pb::StateManifestReply {
+            request_id,
+            seq: m.seq,
+            state_hash: m.state_hash,
+            entries: m.entries,
+            error: String::new(),
+        },
+        Err(e) => wire_pb::StateManifestReply { request_id, error: e.message().to_string(), ..Default::default() },
     };
     net.send(peer, &wire_pb::Frame { kind: Some(wire_pb::frame::Kind::StateManifestReply(reply)) });
 }
 
 /// Answers a peer's chunk request from the local execd's committed state.
-pub async fn serve_chunk(mut exec: ExecClient<Channel>, net: PeerNet, peer: usize, req: wire_pb::StateChunkRequest) {
-    let reply = match exec
-        .read_state_chunk(pb::ReadStateChunkRequest {
-            path: req.path,
-            content_hash: req.content_hash,
-            offset: req.offset,
-            length: req.length.min(CHUNK),
-        })
-        .await
-    {
+pub async fn serve_chunk(mut exec: Execd, net: PeerNet, peer: usize, req: wire_pb::StateChunkRequest) {
+    let reply = match exec.read_chunk(req.path, req.content_hash, req.offset, req.length.min(CHUNK)).await {
         Ok(c) => {
-            let c = c.into_inner();
             wire_pb::StateChunkReply { request_id: req.request_id, data: c.data, eof: c.eof, error: String::new() }
         }
-        Err(s) => wire_pb::StateChunkReply {
+        Err(e) => wire_pb::StateChunkReply {
             request_id: req.request_id,
-            error: s.message().to_string(),
+            error: e.message().to_string(),
             ..Default::default()
         },
     };

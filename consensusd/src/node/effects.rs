@@ -288,7 +288,7 @@ impl Node {
             return;
         }
         self.exec_requested = self.exec_requested.max(ledger.seq);
-        if self.executor.send(ledger).is_err() {
+        if !self.executor.run(ledger) {
             error!("executor stopped");
         }
     }

@@ -29,14 +29,14 @@ mod sync;
 mod tests;
 mod users;
 
-use crate::executor::{ExecFailure, Executed};
+use crate::executor::{ExecReport, Executed, Executor};
 use crate::peer::{PeerEvent, PeerNet};
 use crate::serving::{Offered, Request, Server};
 use crate::wire::{self, PeerMessage, PeerStatus};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use hp_consensus::{Consensus, Input, NetworkId, ResultCollector};
 use hp_ledger::{InputId, Ledger, ResultSummary, Store};
-use hp_proto::v1::{self as pb, exec_client::ExecClient};
+use hp_proto::v1 as pb;
 use mempool::Mempool;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -44,7 +44,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Everything that reaches the node loop.
 #[derive(Debug)]
@@ -67,17 +67,10 @@ pub enum Event {
         height: u64,
         round: u32,
     },
-    Executed(Executed),
-    /// What execd reported about its state at start.
-    ExecState {
-        state_hash: [u8; 32],
-    },
-    /// execd's state already reflects this ledger (it was copied from a peer).
-    AlreadyApplied {
-        seq: u64,
-    },
-    ExecFailed(ExecFailure),
+    Exec(ExecReport),
     StateSynced(Result<crate::state_sync::SyncReport, String>),
+    /// A failed state copy's pause is over: try again.
+    RetryStateSync,
     Tick,
     Status(oneshot::Sender<pb::ConsensusStatus>),
 }
@@ -107,13 +100,17 @@ pub struct NodeParts {
     pub store: Store,
     pub core: Consensus<Ledger>,
     pub peers: PeerNet,
-    /// Closed ledgers to run, in order.
-    pub executor: mpsc::UnboundedSender<Ledger>,
-    /// Direct calls to execd (state copies).
-    pub exec_client: ExecClient<tonic::transport::Channel>,
+    /// Runs closed ledgers, in order; the one owner of the connection to execd.
+    pub executor: Executor,
     pub store_path: PathBuf,
     /// The loop's own queue, for timers and background tasks.
     pub events: mpsc::Sender<Event>,
+}
+
+impl From<ExecReport> for Event {
+    fn from(report: ExecReport) -> Self {
+        Event::Exec(report)
+    }
 }
 
 /// How often the loop looks around: status gossip, re-sends, catch-up. Idle cost is one wakeup
@@ -133,7 +130,7 @@ pub struct Node {
     results: ResultCollector,
     mempool: Mempool,
     peers: PeerNet,
-    executor: mpsc::UnboundedSender<Ledger>,
+    executor: Executor,
     events: mpsc::Sender<Event>,
 
     /// The last closed ledger (lcl) and, once certified, its result.
@@ -171,7 +168,6 @@ pub struct Node {
     catchup: catchup::CatchUp,
     ticks: u64,
 
-    exec_client: ExecClient<tonic::transport::Channel>,
     store_path: PathBuf,
     sync_replies: crate::state_sync::Replies,
     /// Answers peers' requests off this loop, within a budget per peer.
@@ -207,7 +203,7 @@ pub struct Node {
 impl Node {
     /// Builds the node from its store; starts nothing yet.
     pub fn new(cfg: NodeConfig, parts: NodeParts) -> anyhow::Result<Self> {
-        let NodeParts { store, core, peers, executor, exec_client, store_path, events } = parts;
+        let NodeParts { store, core, peers, executor, store_path, events } = parts;
         let record = store.last()?;
         let last_result = record.result_summary();
         let own_pending = store.pending_inputs(cfg.key.verifying_key().to_bytes())?;
@@ -227,13 +223,12 @@ impl Node {
             wanted_outcomes.keys().next().map_or(delivered_up_to, |first| delivered_up_to.min(first.saturating_sub(1)));
         let recovery = recovery::RecoveryFile::open(&cfg.recovery_path)?;
         let resume = recovery.load(&cfg.network, &cfg.unl_keys);
-        let server = Server::start(store_path.clone(), exec_client.clone(), peers.clone())?;
+        let server = Server::start(store_path.clone(), executor.execd(), peers.clone())?;
         Ok(Self {
             server,
             recovery,
             resume,
             persisted_rank: None,
-            exec_client,
             store_path,
             sync_replies: Default::default(),
             syncing: false,
@@ -312,18 +307,6 @@ impl Node {
     /// Resumes where the store and the recovery file say this node stood.
     fn start(&mut self) {
         info!(lcl_seq = self.last.seq, lcl_hash = %hex::encode(self.last.hash()), "chain loaded");
-        // Report execd's actual state, not the chain's, until this node executes again.
-        let mut exec = self.exec_client.clone();
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            let mut req = tonic::Request::new(pb::StateInfoRequest {});
-            req.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
-            if let Ok(info) = exec.state_info(req).await
-                && let Ok(hash) = <[u8; 32]>::try_from(info.into_inner().state_hash.as_ref())
-            {
-                let _ = events.send(Event::ExecState { state_hash: hash }).await;
-            }
-        });
         if self.last.seq > 0 {
             // Re-run (or fetch the recorded result of) the last ledger: execd is idempotent.
             self.request_execution(self.last.clone());
@@ -375,18 +358,23 @@ impl Node {
                     self.try_propose(true);
                 }
             }
-            Event::Executed(done) => self.on_executed(done),
-            Event::ExecFailed(failure) => self.on_exec_failed(failure),
-            Event::ExecState { state_hash } => {
+            Event::Exec(ExecReport::Executed(done)) => self.on_executed(done),
+            Event::Exec(ExecReport::NeedsStateSync { seq, reason }) => {
+                error!(seq, %reason, "execd cannot run the chain's next ledger; copying the state from a peer");
+                self.start_state_sync();
+            }
+            Event::Exec(ExecReport::State { state_hash }) => {
+                // Until this node executes again, its status shows execd's actual state.
                 if self.state_hash == [0u8; 32] {
                     self.state_hash = state_hash;
                 }
             }
-            Event::AlreadyApplied { seq } => {
+            Event::Exec(ExecReport::AlreadyApplied { seq }) => {
                 self.executed.remove(&seq);
                 self.executed_up_to = self.executed_up_to.max(seq);
             }
             Event::StateSynced(result) => self.on_state_synced(result),
+            Event::RetryStateSync => self.start_state_sync(),
             Event::Tick => self.on_tick(),
             Event::Status(reply) => {
                 let _ = reply.send(self.status());

@@ -2,7 +2,7 @@
 //! users only once `q` nodes agree on them (docs/consensus.md).
 
 use super::Node;
-use crate::executor::{ExecFailure, Executed};
+use crate::executor::Executed;
 use crate::wire;
 use hp_consensus::{ResultCertificate, ResultEvent, ResultVote};
 use hp_ledger::store::KEPT_OUTPUTS;
@@ -292,14 +292,5 @@ impl Node {
             self.cfg.me,
             &self.cfg.key,
         ))
-    }
-
-    pub(super) fn on_exec_failed(&mut self, failure: ExecFailure) {
-        match failure {
-            ExecFailure::NeedsStateSync { seq, reason } => {
-                error!(seq, %reason, "execd cannot run the chain's next ledger; copying the state from a peer");
-                self.start_state_sync();
-            }
-        }
     }
 }

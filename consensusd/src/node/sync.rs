@@ -19,7 +19,7 @@ impl Node {
         let mut sync = StateSync {
             net: self.peers.clone(),
             replies: self.sync_replies.clone(),
-            exec: self.exec_client.clone(),
+            exec: self.executor.execd(),
             store_path: self.store_path.clone(),
         };
         let events = self.events.clone();
@@ -71,12 +71,7 @@ impl Node {
                 let events = self.events.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    let _ = events
-                        .send(Event::ExecFailed(crate::executor::ExecFailure::NeedsStateSync {
-                            seq: 0,
-                            reason: "retrying the state copy".into(),
-                        }))
-                        .await;
+                    let _ = events.send(Event::RetryStateSync).await;
                 });
                 warn!("state copy will be retried");
             }

@@ -8,7 +8,7 @@
 
 use super::mempool::LedgerBounds;
 use super::{Event, Node, NodeConfig, NodeParts};
-use crate::executor::Executed;
+use crate::executor::{ExecReport, Executed, Executor};
 use crate::peer::{PeerConfig, PeerEvent, PeerNet};
 use crate::wire::PeerMessage;
 use bytes::Bytes;
@@ -75,7 +75,7 @@ impl Harness {
         .expect("peer net without sockets");
         let (executor, to_run) = mpsc::unbounded_channel();
         let (events, events_rx) = mpsc::channel(1024);
-        let exec_client = pb::exec_client::ExecClient::new(hp_daemon::ipc::channel(&dir.path().join("no-execd.sock")));
+        let executor = Executor::from_parts(executor, &dir.path().join("no-execd.sock"));
         let cfg = NodeConfig {
             key: keys[ME].clone(),
             me: ME,
@@ -89,7 +89,7 @@ impl Harness {
             max_pending_input_bytes: 1 << 20,
             recovery_path: dir.path().join("consensus.state"),
         };
-        let parts = NodeParts { store, core, peers, executor, exec_client, store_path, events };
+        let parts = NodeParts { store, core, peers, executor, store_path, events };
         let mut node = Node::new(cfg, parts).expect("node");
         // userd connects with one user and has seen no outputs yet.
         let (session_tx, to_userd) = mpsc::channel(1024);
@@ -117,12 +117,12 @@ impl Harness {
 
     /// The executor reports its run of `ledger`.
     fn executed(&mut self, ledger: &Ledger, run: &Run) {
-        self.node.handle(Event::Executed(Executed {
+        self.node.handle(Event::Exec(ExecReport::Executed(Executed {
             seq: ledger.seq,
             ledger_hash: ledger.hash(),
             state_hash: run.state_hash,
             outcome: run.outcome.clone(),
-        }));
+        })));
     }
 
     /// Validator `from` (a peer) sends its result vote for ledger `seq`.

@@ -3,14 +3,13 @@
 //! is idempotent per sequence), and when execd is behind it replays the missing ledgers from
 //! the store first, so the state always follows the chain.
 
-use crate::node::Event;
-use bytes::Bytes;
-use hp_ledger::{ExitKind, Ledger, Outcome, Store};
-use hp_proto::v1::{self as pb, exec_client::ExecClient};
+pub mod execd;
+
+use execd::{Execd, ExecdError, Execution};
+use hp_ledger::{Ledger, Outcome, Store};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tonic::Code;
 use tracing::{error, info, warn};
 
 /// What execd made of one ledger.
@@ -22,79 +21,89 @@ pub struct Executed {
     pub outcome: Outcome,
 }
 
-/// The executor could not run a ledger and the node must act.
+/// What the executor tells the node.
 #[derive(Debug, Clone)]
-pub enum ExecFailure {
-    /// execd's state is not one the chain describes (ahead, or its committed copy is damaged):
-    /// it must be copied from peers.
-    NeedsStateSync { seq: u64, reason: String },
+pub enum ExecReport {
+    /// Where execd's state stood when the executor first reached it.
+    State {
+        state_hash: [u8; 32],
+    },
+    Executed(Executed),
+    /// execd's state already reflects this ledger (it was copied from a peer).
+    AlreadyApplied {
+        seq: u64,
+    },
+    /// execd cannot run ledger `seq`: its state is not one the chain describes (ahead, or its
+    /// committed copy is damaged), or it keeps failing to run it. The state must be copied
+    /// from peers.
+    NeedsStateSync {
+        seq: u64,
+        reason: String,
+    },
 }
 
-/// Builds the request for one ledger: every listed user with their inputs in ledger order.
-pub fn request(ledger: &Ledger) -> pb::ExecuteRequest {
-    let users = ledger
-        .contract_users()
-        .into_iter()
-        .map(|user| pb::UserInputs {
-            pubkey: Bytes::copy_from_slice(&user),
-            inputs: ledger.inputs.iter().filter(|i| i.user == user).map(|i| i.data.clone()).collect(),
-        })
-        .collect();
-    pb::ExecuteRequest {
-        seq: ledger.seq,
-        ledger_hash: Bytes::copy_from_slice(&ledger.hash()),
-        prev_hash: Bytes::copy_from_slice(&ledger.prev_hash),
-        time_ms: ledger.time_ms,
-        users,
+/// The executor task: send it closed ledgers, in order; it owns the node's connection to
+/// execd and hands out [`Execd`] handles for the state copies.
+pub struct Executor {
+    ledgers: mpsc::UnboundedSender<Ledger>,
+    execd: Execd,
+}
+
+impl Executor {
+    /// A handle for a stand-in executor (tests): ledgers go to `ledgers`, state calls to the
+    /// execd at `execd_socket`.
+    pub fn from_parts(ledgers: mpsc::UnboundedSender<Ledger>, execd_socket: &std::path::Path) -> Self {
+        Self { ledgers, execd: Execd::new(execd_socket) }
+    }
+
+    /// Queues `ledger` to run after those sent before it. `false` once the task has ended.
+    pub fn run(&self, ledger: Ledger) -> bool {
+        self.ledgers.send(ledger).is_ok()
+    }
+
+    /// A handle on execd for copying the state to or from peers.
+    pub fn execd(&self) -> Execd {
+        self.execd.clone()
     }
 }
 
-fn outcome(reply: &pb::ExecuteReply) -> Result<([u8; 32], Outcome), String> {
-    let state_hash: [u8; 32] =
-        reply.state_hash.as_ref().try_into().map_err(|_| "execd sent a state hash that is not 32 bytes".to_string())?;
-    let exit = match reply.exit.as_ref().and_then(|e| e.kind.as_ref()) {
-        Some(pb::exit_status::Kind::Code(c)) => ExitKind::Code(*c),
-        Some(pb::exit_status::Kind::Signal(s)) => ExitKind::Signal(*s),
-        Some(pb::exit_status::Kind::TimedOut(_)) => ExitKind::TimedOut,
-        Some(pb::exit_status::Kind::SpawnError(_)) => ExitKind::SpawnError,
-        None => ExitKind::Code(0),
-    };
-    let mut outputs = Vec::with_capacity(reply.outputs.len());
-    for o in &reply.outputs {
-        let user: [u8; 32] =
-            o.pubkey.as_ref().try_into().map_err(|_| "execd sent an output for a malformed user key".to_string())?;
-        outputs.push((user, o.data.clone()));
-    }
-    Ok((state_hash, Outcome { exit, outputs }))
-}
-
-/// The executor task's handle: send ledgers to run, in order.
-pub fn spawn(
+/// Starts the executor task. Its reports go to `reports`, as any event type that can carry
+/// them (the node loop's).
+pub fn spawn<E>(
     exec_socket: PathBuf,
     store_path: PathBuf,
     contract_timeout: Duration,
-    events: mpsc::Sender<Event>,
-) -> mpsc::UnboundedSender<Ledger> {
+    reports: mpsc::Sender<E>,
+) -> Executor
+where
+    E: From<ExecReport> + Send + 'static,
+{
     let (tx, mut rx) = mpsc::unbounded_channel::<Ledger>();
+    let execd = Execd::new(&exec_socket);
+    let mut task = Task {
+        execd: execd.clone(),
+        store_path,
+        deadline: contract_timeout + Duration::from_secs(60),
+        reports,
+        known: None,
+    };
     tokio::spawn(async move {
-        let channel = hp_daemon::ipc::channel(&exec_socket);
-        let client = ExecClient::new(channel)
-            .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
-            .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
-        let mut executor =
-            Executor { client, store_path, deadline: contract_timeout + Duration::from_secs(60), events, known: None };
+        if let Ok(state) = task.execd.state().await {
+            task.known = Some(state.seq);
+            task.report(ExecReport::State { state_hash: state.state_hash }).await;
+        }
         while let Some(ledger) = rx.recv().await {
-            executor.run_one(ledger).await;
+            task.run_one(ledger).await;
         }
     });
-    tx
+    Executor { ledgers: tx, execd }
 }
 
-struct Executor {
-    client: ExecClient<tonic::transport::Channel>,
+struct Task<E> {
+    execd: Execd,
     store_path: PathBuf,
     deadline: Duration,
-    events: mpsc::Sender<Event>,
+    reports: mpsc::Sender<E>,
     /// execd's sequence as of the last successful call; `None` when unknown (start, errors),
     /// so the common path costs one call per ledger.
     known: Option<ExecdSeq>,
@@ -103,22 +112,9 @@ struct Executor {
 /// Where execd's state stands: `None` before its first execution.
 type ExecdSeq = Option<u64>;
 
-impl Executor {
-    async fn call(&mut self, ledger: &Ledger) -> Result<pb::ExecuteReply, tonic::Status> {
-        let mut req = tonic::Request::new(request(ledger));
-        req.set_timeout(self.deadline);
-        self.client.execute(req).await.map(|r| r.into_inner())
-    }
-
-    async fn state_seq(&mut self) -> Result<ExecdSeq, tonic::Status> {
-        let mut req = tonic::Request::new(pb::StateInfoRequest {});
-        req.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
-        let info = self.client.state_info(req).await?.into_inner();
-        Ok(info.has_seq.then_some(info.seq))
-    }
-
-    async fn report(&self, event: Event) {
-        let _ = self.events.send(event).await;
+impl<E: From<ExecReport>> Task<E> {
+    async fn report(&self, report: ExecReport) {
+        let _ = self.reports.send(report.into()).await;
     }
 
     /// Runs `ledger`, first replaying from the store whatever execd lacks before it. Retries
@@ -146,13 +142,13 @@ impl Executor {
                             "execd keeps failing to run this ledger (a local fault); copying the state from a peer"
                         );
                         let reason = format!("execd failed to run ledger {} {failed} times: {why}", ledger.seq);
-                        self.report(Event::ExecFailed(ExecFailure::NeedsStateSync { seq: ledger.seq, reason })).await;
+                        self.report(ExecReport::NeedsStateSync { seq: ledger.seq, reason }).await;
                         return;
                     }
                     warn!(seq = ledger.seq, attempt = failed, reason = %why, "execd failed to run the ledger; retrying");
                 }
                 Err(Step::NeedsStateSync(reason)) => {
-                    self.report(Event::ExecFailed(ExecFailure::NeedsStateSync { seq: ledger.seq, reason })).await;
+                    self.report(ExecReport::NeedsStateSync { seq: ledger.seq, reason }).await;
                     return;
                 }
             }
@@ -172,47 +168,41 @@ impl Executor {
     async fn step_inner(&mut self, ledger: &Ledger) -> Result<(), Step> {
         let at = match self.known {
             Some(at) => at,
-            None => match self.state_seq().await {
-                Ok(at) => at,
-                Err(s) if s.code() == Code::DataLoss => return Err(Step::NeedsStateSync(s.message().to_string())),
-                Err(s) => return Err(Step::Retry(format!("execd: {}", s.message()))),
+            None => match self.execd.state().await {
+                Ok(state) => state.seq,
+                Err(ExecdError::StateLost(why)) => return Err(Step::NeedsStateSync(why)),
+                Err(e) => return Err(Step::Retry(e.to_string())),
             },
         };
         let next = at.map_or(1, |a| a + 1);
         if ledger.seq < next.saturating_sub(1) {
             // execd is past this ledger (its state was copied from a peer): nothing to run.
-            self.report(Event::AlreadyApplied { seq: ledger.seq }).await;
+            self.report(ExecReport::AlreadyApplied { seq: ledger.seq }).await;
             return Ok(());
         }
         if ledger.seq > next {
             info!(execd_seq = ?at, seq = ledger.seq, "execd is behind; replaying ledgers from the store");
             self.replay(next, ledger.seq).await?;
         }
-        match self.call(ledger).await {
-            Ok(reply) => {
+        match self.execd.execute(ledger, self.deadline).await {
+            Ok(execution) => {
                 self.known = Some(Some(ledger.seq.max(at.unwrap_or(0))));
-                self.report_reply(ledger, &reply).await;
+                self.report_execution(ledger, execution).await;
                 Ok(())
             }
-            Err(s) if s.code() == Code::FailedPrecondition && Some(ledger.seq) == at => {
+            Err(ExecdError::Precondition(_)) if Some(ledger.seq) == at => {
                 // The state at this sequence came from a peer: there is no local run to report.
-                self.report(Event::AlreadyApplied { seq: ledger.seq }).await;
+                self.report(ExecReport::AlreadyApplied { seq: ledger.seq }).await;
                 Ok(())
             }
-            Err(s) => Err(Step::of_failed_call(&s)),
+            Err(e) => Err(Step::of(e)),
         }
     }
 
-    async fn report_reply(&self, ledger: &Ledger, reply: &pb::ExecuteReply) {
-        match outcome(reply) {
-            Ok((state_hash, outcome)) => {
-                let done = Executed { seq: ledger.seq, ledger_hash: ledger.hash(), state_hash, outcome };
-                self.report(Event::Executed(done)).await;
-            }
-            Err(reason) => {
-                self.report(Event::ExecFailed(ExecFailure::NeedsStateSync { seq: ledger.seq, reason })).await;
-            }
-        }
+    async fn report_execution(&self, ledger: &Ledger, execution: Execution) {
+        let Execution { state_hash, outcome } = execution;
+        let done = Executed { seq: ledger.seq, ledger_hash: ledger.hash(), state_hash, outcome };
+        self.report(ExecReport::Executed(done)).await;
     }
 
     /// Executes stored ledgers `from..until` (exclusive) and reports each.
@@ -223,10 +213,8 @@ impl Executor {
                 .get(seq)
                 .map_err(|e| Step::Retry(e.to_string()))?
                 .ok_or_else(|| Step::Retry(format!("ledger {seq} is not stored")))?;
-            match self.call(&record.ledger).await {
-                Ok(reply) => self.report_reply(&record.ledger, &reply).await,
-                Err(s) => return Err(Step::of_failed_call(&s)),
-            }
+            let execution = self.execd.execute(&record.ledger, self.deadline).await.map_err(Step::of)?;
+            self.report_execution(&record.ledger, execution).await;
         }
         Ok(())
     }
@@ -245,16 +233,15 @@ enum Step {
 }
 
 impl Step {
-    /// What a failed Execute call means: execd lost its state (copy it from a peer), execd is
-    /// not there (retry), or execd failed to run the ledger (retry a few times).
-    fn of_failed_call(s: &tonic::Status) -> Self {
-        let why = format!("execd: {:?} {}", s.code(), s.message());
-        match s.code() {
-            Code::DataLoss => Step::NeedsStateSync(s.message().to_string()),
-            // No connection, execd stopping, or a run cut off by the deadline: execd itself is
-            // the problem, and the supervisor restarts it.
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => Step::Retry(why),
-            _ => Step::Failed(why),
+    /// What a failed call means: execd lost its state (copy it from a peer), execd is not
+    /// there (retry), or execd failed to run the ledger or answered nonsense (retry a few times).
+    fn of(e: ExecdError) -> Self {
+        match e {
+            ExecdError::StateLost(why) => Step::NeedsStateSync(why),
+            ExecdError::Unreachable(_) => Step::Retry(e.to_string()),
+            ExecdError::Precondition(_) | ExecdError::Failed(_) | ExecdError::BadReply(_) => {
+                Step::Failed(e.to_string())
+            }
         }
     }
 }
@@ -264,7 +251,8 @@ mod tests {
     #![allow(clippy::expect_used)]
 
     use super::*;
-    use hp_ledger::{LedgerBody, Store};
+    use hp_ledger::LedgerBody;
+    use hp_proto::v1 as pb;
     use hp_proto::v1::exec_server::{Exec, ExecServer};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -285,7 +273,7 @@ mod tests {
             ))
         }
         async fn state_info(&self, _: Request<pb::StateInfoRequest>) -> Result<Response<pb::StateInfoReply>, Status> {
-            Ok(Response::new(pb::StateInfoReply { has_seq: false, ..Default::default() }))
+            Ok(Response::new(pb::StateInfoReply { has_seq: false, seq: 0, state_hash: vec![0; 32].into() }))
         }
         async fn state_manifest(
             &self,
@@ -337,16 +325,18 @@ mod tests {
             users: Vec::new(),
             prev_result: None,
         });
-        let (events, mut reports) = mpsc::channel(16);
+        let (events, mut reports) = mpsc::channel::<ExecReport>(16);
         let executor = spawn(socket, store_path, Duration::from_secs(1), events);
-        executor.send(ledger).expect("executor runs");
+        assert!(executor.run(ledger), "executor runs");
 
+        let first = tokio::time::timeout(Duration::from_secs(5), reports.recv()).await.expect("state report");
+        assert!(matches!(first, Some(ExecReport::State { .. })), "first the state at start: {first:?}");
         let report = tokio::time::timeout(Duration::from_secs(20), reports.recv())
             .await
             .expect("the executor still retries after 20 s")
             .expect("executor stopped");
         match report {
-            Event::ExecFailed(ExecFailure::NeedsStateSync { seq, reason }) => {
+            ExecReport::NeedsStateSync { seq, reason } => {
                 assert_eq!(seq, 1);
                 assert!(reason.contains("pipes"), "the reason names the fault: {reason}");
             }
