@@ -8,11 +8,13 @@
 //! - [`wire`]: peer frames ↔ verified domain messages.
 //! - [`node`]: the node loop, host of the consensus core.
 //! - [`executor`]: runs closed ledgers through execd, in order.
-//! - [`service`]: the local gRPC API (the userd session, status).
+//! - [`service`]: the local gRPC API (the userd session, status); protobuf stops there.
+//! - [`api`]: the typed messages between that service and the node loop.
 //! - [`state_sync`]: copying the contract state from a peer.
 //! - [`serving`]: answering peers' requests for ledgers, outcomes and state, off the node loop
 //!   and within a budget per peer.
 
+pub mod api;
 pub mod executor;
 pub mod node;
 pub mod peer;
@@ -103,10 +105,12 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     let socket = dir.socket("consensusd");
     let incoming = hp_daemon::ipc::bind(&socket)?;
     let _guard = hp_daemon::ipc::SocketGuard(socket.clone());
-    let service =
-        hp_proto::v1::consensus_server::ConsensusServer::new(service::ConsensusService::new(events_tx.clone()))
-            .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
-            .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
+    let service = hp_proto::v1::consensus_server::ConsensusServer::new(service::ConsensusService::new(
+        events_tx.clone(),
+        cfg.pubmaxsize as usize,
+    ))
+    .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
+    .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(
         tonic::transport::Server::builder()

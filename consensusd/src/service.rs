@@ -1,8 +1,11 @@
-//! The local gRPC API on `run/consensusd.sock`: the userd session and status. Handlers check
-//! what crosses the process boundary, turn it into node-loop events and await the reply.
+//! The local gRPC API on `run/consensusd.sock`: the userd session and status. Protobuf and
+//! tonic stop here: each handler checks what crosses the process boundary (key lengths, input
+//! sizes), hands the node loop typed [`ApiEvent`]s, and maps the node's typed answers back.
 
-use crate::node::Event;
-use hp_proto::v1::{self as pb, consensus_server::Consensus};
+use crate::api::{ApiEvent, FromUserd, NodeStatus, ToUserd, UserKey};
+use hp_proto::v1::{
+    self as pb, consensus_message::Kind as Out, consensus_server::Consensus, userd_message::Kind as In,
+};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -13,55 +16,156 @@ use tonic::{Request, Response, Status, Streaming};
 /// Messages queued to userd before the session counts as stuck.
 const SESSION_QUEUE: usize = 65_536;
 
-pub struct ConsensusService {
-    events: mpsc::Sender<Event>,
+/// The service; `E` is the node loop's event type.
+pub struct ConsensusService<E> {
+    events: mpsc::Sender<E>,
     next_session: AtomicU64,
+    /// `pubmaxsize`: larger inputs are refused here.
+    max_input_bytes: usize,
 }
 
-impl ConsensusService {
-    pub fn new(events: mpsc::Sender<Event>) -> Self {
-        Self { events, next_session: AtomicU64::new(1) }
+impl<E: From<ApiEvent>> ConsensusService<E> {
+    pub fn new(events: mpsc::Sender<E>, max_input_bytes: usize) -> Self {
+        Self { events, next_session: AtomicU64::new(1), max_input_bytes }
+    }
+}
+
+/// The checked form of one userd message; `None` for one that says nothing (no kind, or a
+/// user event with a malformed key).
+pub fn from_proto(message: pb::UserdMessage, max_input_bytes: usize) -> Option<FromUserd> {
+    let key = |b: &[u8]| -> Option<UserKey> { b.try_into().ok() };
+    Some(match message.kind? {
+        In::Snapshot(s) => FromUserd::Snapshot {
+            users: s.pubkeys.iter().filter_map(|k| key(k)).collect(),
+            delivered_through: s.delivered_through,
+        },
+        In::Connected(c) => FromUserd::Connected(key(&c.pubkey)?),
+        In::Disconnected(d) => FromUserd::Disconnected(key(&d.pubkey)?),
+        In::Input(input) => match key(&input.pubkey) {
+            None => FromUserd::Refused { request_id: input.request_id, reason: "malformed user key" },
+            Some(_) if input.data.len() > max_input_bytes => {
+                FromUserd::Refused { request_id: input.request_id, reason: "input exceeds pubmaxsize" }
+            }
+            Some(user) => FromUserd::Input { request_id: input.request_id, user, data: input.data },
+        },
+    })
+}
+
+/// The protobuf form of what the node tells userd.
+pub fn to_proto(message: ToUserd) -> pb::ConsensusMessage {
+    let kind = match message {
+        ToUserd::Ack { request_id, verdict } => {
+            let (accepted, reason) = match verdict {
+                Ok(()) => (true, String::new()),
+                Err(reason) => (false, reason),
+            };
+            Out::Ack(pb::InputAck { request_id, accepted, reason })
+        }
+        ToUserd::Outputs { seq, outputs } => Out::Outputs(pb::OutputBatch {
+            seq,
+            outputs: outputs
+                .into_iter()
+                .map(|(user, data)| pb::UserOutput { pubkey: user.to_vec().into(), data })
+                .collect(),
+        }),
+    };
+    pb::ConsensusMessage { kind: Some(kind) }
+}
+
+fn status_to_proto(s: NodeStatus) -> pb::ConsensusStatus {
+    pb::ConsensusStatus {
+        lcl_seq: s.lcl_seq,
+        lcl_hash: s.lcl_hash.to_vec().into(),
+        state_hash: s.state_hash.to_vec().into(),
+        peers: u32::try_from(s.peers).unwrap_or(u32::MAX),
+        users: u32::try_from(s.users).unwrap_or(u32::MAX),
+        in_sync: s.in_sync,
     }
 }
 
 type OutStream = Pin<Box<dyn Stream<Item = Result<pb::ConsensusMessage, Status>> + Send>>;
 
+fn shutting_down<T>(_: T) -> Status {
+    Status::unavailable("consensus is shutting down")
+}
+
 #[tonic::async_trait]
-impl Consensus for ConsensusService {
+impl<E: From<ApiEvent> + Send + 'static> Consensus for ConsensusService<E> {
     type UserSessionStream = OutStream;
 
     async fn user_session(
         &self,
         request: Request<Streaming<pb::UserdMessage>>,
     ) -> Result<Response<Self::UserSessionStream>, Status> {
-        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        self.events
-            .send(Event::SessionOpened { id, tx })
-            .await
-            .map_err(|_| Status::unavailable("consensus is shutting down"))?;
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (to_userd, rx) = mpsc::channel(SESSION_QUEUE);
+        self.events.send(ApiEvent::SessionOpened { session, to_userd }.into()).await.map_err(shutting_down)?;
         let mut inbound = request.into_inner();
         let events = self.events.clone();
+        let max_input_bytes = self.max_input_bytes;
         tokio::spawn(async move {
-            while let Some(message) = inbound.next().await {
-                match message {
-                    Ok(message) => {
-                        if events.send(Event::Session { id, message }).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
+            while let Some(Ok(message)) = inbound.next().await {
+                let Some(message) = from_proto(message, max_input_bytes) else { continue };
+                if events.send(ApiEvent::FromUserd { session, message }.into()).await.is_err() {
+                    break;
                 }
             }
-            let _ = events.send(Event::SessionClosed { id }).await;
+            let _ = events.send(ApiEvent::SessionClosed { session }.into()).await;
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(|m| Ok(to_proto(m))))))
     }
 
     async fn status(&self, _: Request<pb::ConsensusStatusRequest>) -> Result<Response<pb::ConsensusStatus>, Status> {
         let (tx, rx) = oneshot::channel();
-        self.events.send(Event::Status(tx)).await.map_err(|_| Status::unavailable("consensus is shutting down"))?;
-        let status = rx.await.map_err(|_| Status::unavailable("consensus is shutting down"))?;
-        Ok(Response::new(status))
+        self.events.send(ApiEvent::Status(tx).into()).await.map_err(shutting_down)?;
+        let status = rx.await.map_err(shutting_down)?;
+        Ok(Response::new(status_to_proto(status)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn input(pubkey: &[u8], data: &[u8]) -> pb::UserdMessage {
+        pb::UserdMessage {
+            kind: Some(In::Input(pb::SubmitInput {
+                request_id: 9,
+                pubkey: Bytes::copy_from_slice(pubkey),
+                data: Bytes::copy_from_slice(data),
+            })),
+        }
+    }
+
+    #[test]
+    fn inputs_with_a_malformed_key_or_past_pubmaxsize_are_refused_at_the_edge() {
+        assert_eq!(
+            from_proto(input(&[1; 31], b"x"), 4),
+            Some(FromUserd::Refused { request_id: 9, reason: "malformed user key" })
+        );
+        assert_eq!(
+            from_proto(input(&[1; 32], b"12345"), 4),
+            Some(FromUserd::Refused { request_id: 9, reason: "input exceeds pubmaxsize" })
+        );
+        assert_eq!(
+            from_proto(input(&[1; 32], b"1234"), 4),
+            Some(FromUserd::Input { request_id: 9, user: [1; 32], data: Bytes::from_static(b"1234") })
+        );
+    }
+
+    #[test]
+    fn user_events_with_a_malformed_key_say_nothing_and_a_snapshot_drops_them() {
+        let connected =
+            pb::UserdMessage { kind: Some(In::Connected(pb::UserConnected { pubkey: Bytes::from_static(&[1; 33]) })) };
+        assert_eq!(from_proto(connected, 4), None);
+        let snapshot = pb::UserdMessage {
+            kind: Some(In::Snapshot(pb::UsersSnapshot {
+                pubkeys: vec![Bytes::from_static(&[2; 32]), Bytes::from_static(&[3; 5])],
+                delivered_through: 7,
+            })),
+        };
+        assert_eq!(from_proto(snapshot, 4), Some(FromUserd::Snapshot { users: vec![[2; 32]], delivered_through: 7 }));
+        assert_eq!(from_proto(pb::UserdMessage { kind: None }, 4), None);
     }
 }

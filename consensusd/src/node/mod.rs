@@ -29,6 +29,7 @@ mod sync;
 mod tests;
 mod users;
 
+use crate::api::{ApiEvent, NodeStatus};
 use crate::executor::{ExecReport, Executed, Executor};
 use crate::peer::{PeerEvent, PeerNet};
 use crate::serving::{Offered, Request, Server};
@@ -36,13 +37,12 @@ use crate::wire::{self, PeerMessage, PeerStatus};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use hp_consensus::{Consensus, Input, NetworkId, ResultCollector};
 use hp_ledger::{InputId, Ledger, ResultSummary, Store};
-use hp_proto::v1 as pb;
 use mempool::Mempool;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -50,17 +50,8 @@ use tracing::{debug, error, info, warn};
 #[derive(Debug)]
 pub enum Event {
     Peer(PeerEvent),
-    SessionOpened {
-        id: u64,
-        tx: mpsc::Sender<Result<pb::ConsensusMessage, tonic::Status>>,
-    },
-    Session {
-        id: u64,
-        message: pb::UserdMessage,
-    },
-    SessionClosed {
-        id: u64,
-    },
+    /// From the local API: userd's session, status requests.
+    Api(ApiEvent),
     Timeout(hp_consensus::Timeout),
     /// The heartbeat time of (height, round) has come: propose even with no inputs.
     Heartbeat {
@@ -72,7 +63,6 @@ pub enum Event {
     /// A failed state copy's pause is over: try again.
     RetryStateSync,
     Tick,
-    Status(oneshot::Sender<pb::ConsensusStatus>),
 }
 
 /// The node's fixed parameters.
@@ -105,6 +95,12 @@ pub struct NodeParts {
     pub store_path: PathBuf,
     /// The loop's own queue, for timers and background tasks.
     pub events: mpsc::Sender<Event>,
+}
+
+impl From<ApiEvent> for Event {
+    fn from(event: ApiEvent) -> Self {
+        Event::Api(event)
+    }
 }
 
 impl From<ExecReport> for Event {
@@ -349,9 +345,12 @@ impl Node {
                 self.peer_users.remove(&validator);
             }
             Event::Peer(PeerEvent::Message { validator, message }) => self.on_peer_message(validator, message),
-            Event::SessionOpened { id, tx } => self.on_session_opened(id, tx),
-            Event::Session { id, message } => self.on_session_message(id, message),
-            Event::SessionClosed { id } => self.on_session_closed(id),
+            Event::Api(ApiEvent::SessionOpened { session, to_userd }) => self.on_session_opened(session, to_userd),
+            Event::Api(ApiEvent::FromUserd { session, message }) => self.on_session_message(session, message),
+            Event::Api(ApiEvent::SessionClosed { session }) => self.on_session_closed(session),
+            Event::Api(ApiEvent::Status(reply)) => {
+                let _ = reply.send(self.status());
+            }
             Event::Timeout(t) => self.feed(Input::Timeout(t)),
             Event::Heartbeat { height, round } => {
                 if self.awaiting_value == Some((height, round)) {
@@ -376,9 +375,6 @@ impl Node {
             Event::StateSynced(result) => self.on_state_synced(result),
             Event::RetryStateSync => self.start_state_sync(),
             Event::Tick => self.on_tick(),
-            Event::Status(reply) => {
-                let _ = reply.send(self.status());
-            }
         }
     }
 
@@ -500,13 +496,13 @@ impl Node {
         self.peers.send(validator, &wire::status(&self.status_message()));
     }
 
-    fn status(&self) -> pb::ConsensusStatus {
-        pb::ConsensusStatus {
+    fn status(&self) -> NodeStatus {
+        NodeStatus {
             lcl_seq: self.last.seq,
-            lcl_hash: self.last.hash().to_vec().into(),
-            state_hash: self.state_hash.to_vec().into(),
-            peers: self.peers.connected().len() as u32,
-            users: self.local_users.len() as u32,
+            lcl_hash: self.last.hash(),
+            state_hash: self.state_hash,
+            peers: self.peers.connected().len(),
+            users: self.local_users.len(),
             in_sync: !self.catchup.behind(self.last.seq),
         }
     }

@@ -2,12 +2,12 @@
 //! users only once `q` nodes agree on them (docs/consensus.md).
 
 use super::Node;
+use crate::api::ToUserd;
 use crate::executor::Executed;
 use crate::wire;
 use hp_consensus::{ResultCertificate, ResultEvent, ResultVote};
 use hp_ledger::store::KEPT_OUTPUTS;
 use hp_ledger::{ResultSummary, UserOutputs};
-use hp_proto::v1 as pb;
 use std::collections::HashSet;
 use tracing::{debug, error, info, warn};
 
@@ -222,14 +222,8 @@ impl Node {
     /// Sends userd ledger `seq`'s outputs for the users connected there: one batch per released
     /// ledger, empty when none is for them, so that userd knows how far it got.
     fn hand_over(&mut self, seq: u64, outputs: UserOutputs) {
-        let outputs = outputs
-            .into_iter()
-            .filter(|(user, _)| self.local_users.contains(user))
-            .map(|(user, data)| pb::UserOutput { pubkey: user.to_vec().into(), data })
-            .collect();
-        self.send_to_session(pb::ConsensusMessage {
-            kind: Some(pb::consensus_message::Kind::Outputs(pb::OutputBatch { seq, outputs })),
-        });
+        let outputs = outputs.into_iter().filter(|(user, _)| self.local_users.contains(user)).collect();
+        self.send_to_session(ToUserd::Outputs { seq, outputs });
         self.handed_up_to = seq;
     }
 

@@ -8,6 +8,7 @@
 
 use super::mempool::LedgerBounds;
 use super::{Event, Node, NodeConfig, NodeParts};
+use crate::api::{ApiEvent, FromUserd, ToUserd};
 use crate::executor::{ExecReport, Executed, Executor};
 use crate::peer::{PeerConfig, PeerEvent, PeerNet};
 use crate::wire::PeerMessage;
@@ -15,7 +16,6 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use hp_consensus::{Consensus, NetworkId, Params, ResultVote};
 use hp_ledger::{ExitKind, Ledger, LedgerBody, LedgerRecord, Outcome, ResultSummary, Store};
-use hp_proto::v1::{self as pb, consensus_message::Kind as Out, userd_message::Kind as In};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,7 @@ struct Harness {
     /// Ledgers the node handed to its executor.
     to_run: mpsc::UnboundedReceiver<Ledger>,
     /// What the node sends userd.
-    to_userd: mpsc::Receiver<Result<pb::ConsensusMessage, tonic::Status>>,
+    to_userd: mpsc::Receiver<ToUserd>,
     _events: mpsc::Receiver<Event>,
     _dir: tempfile::TempDir,
     _shutdown: CancellationToken,
@@ -93,9 +93,9 @@ impl Harness {
         let mut node = Node::new(cfg, parts).expect("node");
         // userd connects with one user and has seen no outputs yet.
         let (session_tx, to_userd) = mpsc::channel(1024);
-        node.handle(Event::SessionOpened { id: 1, tx: session_tx });
-        let snapshot = pb::UsersSnapshot { pubkeys: vec![Bytes::copy_from_slice(&USER)], delivered_through: 0 };
-        node.handle(Event::Session { id: 1, message: pb::UserdMessage { kind: Some(In::Snapshot(snapshot)) } });
+        node.handle(Event::Api(ApiEvent::SessionOpened { session: 1, to_userd: session_tx }));
+        let snapshot = FromUserd::Snapshot { users: vec![USER], delivered_through: 0 };
+        node.handle(Event::Api(ApiEvent::FromUserd { session: 1, message: snapshot }));
         Harness { node, keys, genesis, to_run, to_userd, _events: events_rx, _dir: dir, _shutdown: shutdown }
     }
 
@@ -136,9 +136,9 @@ impl Harness {
     fn batches_to_userd(&mut self) -> Vec<(u64, Vec<Bytes>)> {
         let mut batches = Vec::new();
         while let Ok(message) = self.to_userd.try_recv() {
-            if let Ok(pb::ConsensusMessage { kind: Some(Out::Outputs(batch)) }) = message {
-                let outputs = batch.outputs.into_iter().filter(|o| o.pubkey.as_ref() == USER).map(|o| o.data).collect();
-                batches.push((batch.seq, outputs));
+            if let ToUserd::Outputs { seq, outputs } = message {
+                batches
+                    .push((seq, outputs.into_iter().filter(|(user, _)| *user == USER).map(|(_, data)| data).collect()));
             }
         }
         batches

@@ -7,10 +7,10 @@
 //! memory stays bounded and users know to try again.
 
 use super::{Node, mempool};
+use crate::api::{FromUserd, ToUserd};
 use crate::wire;
 use bytes::Bytes;
 use hp_ledger::InputBatch;
-use hp_proto::v1::{self as pb, consensus_message::Kind as Out, userd_message::Kind as In};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -19,7 +19,7 @@ const BUSY: &str = "the node is busy: the inputs waiting for a ledger reached ma
 
 pub(super) struct Session {
     pub id: u64,
-    pub tx: mpsc::Sender<Result<pb::ConsensusMessage, tonic::Status>>,
+    pub tx: mpsc::Sender<ToUserd>,
 }
 
 pub(super) struct Submit {
@@ -28,12 +28,8 @@ pub(super) struct Submit {
     pub data: Bytes,
 }
 
-fn key32(b: &[u8]) -> Option<[u8; 32]> {
-    b.try_into().ok()
-}
-
 impl Node {
-    pub(super) fn on_session_opened(&mut self, id: u64, tx: mpsc::Sender<Result<pb::ConsensusMessage, tonic::Status>>) {
+    pub(super) fn on_session_opened(&mut self, id: u64, tx: mpsc::Sender<ToUserd>) {
         info!(session = id, "userd session opened");
         // A new session replaces the old one; its snapshot will say who is connected.
         self.session = Some(Session { id, tx });
@@ -50,41 +46,27 @@ impl Node {
         }
     }
 
-    pub(super) fn on_session_message(&mut self, id: u64, message: pb::UserdMessage) {
+    pub(super) fn on_session_message(&mut self, id: u64, message: FromUserd) {
         if self.session.as_ref().is_none_or(|s| s.id != id) {
             return;
         }
-        match message.kind {
-            Some(In::Snapshot(s)) => {
-                self.local_users = s.pubkeys.iter().filter_map(|k| key32(k)).collect();
+        match message {
+            FromUserd::Snapshot { users, delivered_through } => {
+                self.local_users = users.into_iter().collect();
                 self.awaiting_snapshot = false;
-                self.hand_over_released(s.delivered_through);
+                self.hand_over_released(delivered_through);
                 self.broadcast_status();
             }
-            Some(In::Connected(c)) => {
-                if let Some(k) = key32(&c.pubkey) {
-                    self.local_users.insert(k);
-                    self.broadcast_status();
-                }
+            FromUserd::Connected(user) => {
+                self.local_users.insert(user);
+                self.broadcast_status();
             }
-            Some(In::Disconnected(d)) => {
-                if let Some(k) = key32(&d.pubkey) {
-                    self.local_users.remove(&k);
-                    self.broadcast_status();
-                }
+            FromUserd::Disconnected(user) => {
+                self.local_users.remove(&user);
+                self.broadcast_status();
             }
-            Some(In::Input(input)) => {
-                let Some(user) = key32(&input.pubkey) else {
-                    self.ack(input.request_id, false, "malformed user key");
-                    return;
-                };
-                if input.data.len() > self.cfg.max_input_bytes {
-                    self.ack(input.request_id, false, "input exceeds pubmaxsize");
-                    return;
-                }
-                self.pending_submits.push(Submit { request_id: input.request_id, user, data: input.data });
-            }
-            None => {}
+            FromUserd::Input { request_id, user, data } => self.pending_submits.push(Submit { request_id, user, data }),
+            FromUserd::Refused { request_id, reason } => self.ack(request_id, false, reason),
         }
     }
 
@@ -161,14 +143,13 @@ impl Node {
     }
 
     fn ack(&mut self, request_id: u64, accepted: bool, reason: &str) {
-        self.send_to_session(pb::ConsensusMessage {
-            kind: Some(Out::Ack(pb::InputAck { request_id, accepted, reason: reason.to_string() })),
-        });
+        let verdict = if accepted { Ok(()) } else { Err(reason.to_string()) };
+        self.send_to_session(ToUserd::Ack { request_id, verdict });
     }
 
-    pub(super) fn send_to_session(&mut self, message: pb::ConsensusMessage) {
+    pub(super) fn send_to_session(&mut self, message: ToUserd) {
         if let Some(session) = &self.session
-            && session.tx.try_send(Ok(message)).is_err()
+            && session.tx.try_send(message).is_err()
         {
             warn!(session = session.id, "userd session is not keeping up; closing it");
             self.session = None;

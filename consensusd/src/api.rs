@@ -1,0 +1,80 @@
+//! What the node loop and its local gRPC service (`service`) say to each other, as plain
+//! types: the service checks and converts what crosses the process boundary, so the node never
+//! sees protobuf, a malformed key or an input past `pubmaxsize`, and answers on plain channels
+//! that the service maps back to protobuf.
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+/// A user's public key.
+pub type UserKey = [u8; 32];
+
+/// What the service hands the node loop.
+#[derive(Debug)]
+pub enum ApiEvent {
+    /// userd opened a session; what the node says to it goes to `to_userd`. A new session
+    /// replaces the old one.
+    SessionOpened {
+        session: u64,
+        to_userd: mpsc::Sender<ToUserd>,
+    },
+    /// A message of an open session.
+    FromUserd {
+        session: u64,
+        message: FromUserd,
+    },
+    SessionClosed {
+        session: u64,
+    },
+    /// Someone (userd, `hotpocket status`) asks where the node stands.
+    Status(oneshot::Sender<NodeStatus>),
+}
+
+/// What userd tells the node, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromUserd {
+    /// Who is connected as the session starts, and the last ledger whose outputs this userd
+    /// process received (0 for none). Malformed keys are left out.
+    Snapshot {
+        users: Vec<UserKey>,
+        delivered_through: u64,
+    },
+    Connected(UserKey),
+    Disconnected(UserKey),
+    /// A user's input, within `pubmaxsize`.
+    Input {
+        request_id: u64,
+        user: UserKey,
+        data: Bytes,
+    },
+    /// An input the service refused at the edge: the node only answers it, in order with the
+    /// other acks.
+    Refused {
+        request_id: u64,
+        reason: &'static str,
+    },
+}
+
+/// What the node tells userd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToUserd {
+    /// The input `request_id` is accepted (durable and gossiped), or refused with a reason for
+    /// the user.
+    Ack { request_id: u64, verdict: Result<(), String> },
+    /// The certified outputs of ledger `seq` for the users connected to this userd: one batch
+    /// per released ledger, in order, empty when none is for them.
+    Outputs { seq: u64, outputs: Vec<(UserKey, Bytes)> },
+}
+
+/// Where the node stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub lcl_seq: u64,
+    pub lcl_hash: [u8; 32],
+    pub state_hash: [u8; 32],
+    /// Authenticated peer connections.
+    pub peers: usize,
+    /// Users connected to this node.
+    pub users: usize,
+    pub in_sync: bool,
+}
