@@ -70,18 +70,18 @@ impl Node {
     }
 
     pub(super) fn on_peer_status(&mut self, from: usize, status: PeerStatus) {
-        self.peer_users.insert(from, status.users.clone());
+        self.users.of_peers.insert(from, status.users.clone());
         let (height, round) = (status.height, status.round);
         self.peer_status.insert(from, status);
         let tip = self.corroborated_lcl();
-        if self.fresh_start {
+        if self.delivery.fresh_start {
             let not_ahead = self.peer_status.values().filter(|s| s.lcl_seq <= self.last.seq).count();
             if tip > self.last.seq {
-                self.decided_elsewhere_up_to = self.decided_elsewhere_up_to.max(tip);
+                self.delivery.decided_elsewhere_up_to = self.delivery.decided_elsewhere_up_to.max(tip);
             } else if self.last.seq > 0 && not_ahead >= self.one_correct() {
                 // Caught up with at least one honest peer: from now on every ledger is live for
                 // this node.
-                self.fresh_start = false;
+                self.delivery.fresh_start = false;
             }
         }
         if height == self.core.height() && round < self.core.round() {
@@ -201,9 +201,9 @@ impl Node {
             {
                 self.catchup.wanted = None;
             }
-            if self.fresh_start {
+            if self.delivery.fresh_start {
                 // A certified ledger a peer had before this node caught up: decided elsewhere.
-                self.decided_elsewhere_up_to = self.decided_elsewhere_up_to.max(seq);
+                self.delivery.decided_elsewhere_up_to = self.delivery.decided_elsewhere_up_to.max(seq);
             }
             self.on_decide(record);
             stored += 1;

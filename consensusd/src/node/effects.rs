@@ -89,11 +89,11 @@ impl Node {
         // A nested effect list (an answer fed back while applying) may already have written a
         // newer state; never go back to an older one.
         let rank = (state.height, state.round, state.signed.len());
-        if self.persisted_rank.is_some_and(|r| r > rank) {
+        if self.recovery.persisted_rank.is_some_and(|r| r > rank) {
             return;
         }
-        self.persisted_rank = Some(rank);
-        if let Err(e) = tokio::task::block_in_place(|| self.recovery.save(state)) {
+        self.recovery.persisted_rank = Some(rank);
+        if let Err(e) = tokio::task::block_in_place(|| self.recovery.file.save(state)) {
             error!(error = %e, "cannot persist consensus recovery state");
         }
     }
@@ -138,8 +138,8 @@ impl Node {
                 left_out += 1;
             }
         };
-        self.local_users.iter().for_each(&mut add);
-        let mut peers: Vec<(&usize, &Vec<[u8; 32]>)> = self.peer_users.iter().collect();
+        self.users.local.iter().for_each(&mut add);
+        let mut peers: Vec<(&usize, &Vec<[u8; 32]>)> = self.users.of_peers.iter().collect();
         peers.sort_unstable_by_key(|(peer, _)| **peer);
         let longest = peers.iter().map(|(_, list)| list.len()).max().unwrap_or(0);
         for i in 0..longest {
@@ -284,10 +284,10 @@ impl Node {
     }
 
     pub(super) fn request_execution(&mut self, ledger: Ledger) {
-        if ledger.seq <= self.exec_requested && ledger.seq != self.last.seq && ledger.seq != self.last.seq + 1 {
+        if ledger.seq <= self.execution.requested && ledger.seq != self.last.seq && ledger.seq != self.last.seq + 1 {
             return;
         }
-        self.exec_requested = self.exec_requested.max(ledger.seq);
+        self.execution.requested = self.execution.requested.max(ledger.seq);
         if !self.executor.run(ledger) {
             error!("executor stopped");
         }

@@ -30,15 +30,15 @@ mod tests;
 mod users;
 
 use crate::api::{ApiEvent, NodeStatus};
-use crate::executor::{ExecReport, Executed, Executor};
+use crate::executor::{ExecReport, Executor};
 use crate::peer::{PeerEvent, PeerNet};
 use crate::serving::{Offered, Request, Server};
 use crate::wire::{self, PeerMessage, PeerStatus};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use hp_consensus::{Consensus, Input, NetworkId, ResultCollector};
-use hp_ledger::{InputId, Ledger, ResultSummary, Store};
+use hp_ledger::{Ledger, ResultSummary, Store};
 use mempool::Mempool;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -128,72 +128,32 @@ pub struct Node {
     peers: PeerNet,
     executor: Executor,
     events: mpsc::Sender<Event>,
+    store_path: PathBuf,
 
     /// The last closed ledger (lcl) and, once certified, its result.
     last: Ledger,
     last_result: Option<ResultSummary>,
-    /// Highest sequence handed to the executor.
-    exec_requested: u64,
-    /// Highest sequence execd's state is known to have reached (run here or copied).
-    executed_up_to: u64,
-    /// This node's own execution outcomes not yet matched with a certificate.
-    executed: BTreeMap<u64, Executed>,
-    /// The state hash after this node's last execution.
-    state_hash: [u8; 32],
-    /// This node's result disagreed with the network's: it no longer votes on results.
-    diverged: bool,
     /// When the chain last moved, to decide when re-sending is worth it.
     last_progress: Instant,
-
     /// The core asked for a value at (height, round) and has none yet.
     awaiting_value: Option<(u64, u32)>,
 
-    session: Option<users::Session>,
-    local_users: BTreeSet<[u8; 32]>,
-    peer_users: HashMap<usize, Vec<[u8; 32]>>,
-    pending_submits: Vec<users::Submit>,
-    /// A userd session opened and its user snapshot has not arrived yet.
-    awaiting_snapshot: bool,
-    /// Users' inputs are being refused: the pending inputs reached their limit.
-    refusing_inputs: bool,
-    /// The last ledger whose outputs went to a userd session. Those released while no session
-    /// was open are handed over from the store when one opens.
-    handed_up_to: u64,
+    /// How far this node's own execution of the chain has come.
+    execution: results::Execution,
+    /// Which ledgers' outputs went to users, and which are held back.
+    delivery: results::Delivery,
+    /// The userd session and who is connected, here and at the peers.
+    users: users::Users,
+    /// The core's crash-recovery state.
+    recovery: recovery::Recovery,
+    /// A state copy from a peer.
+    state_copy: sync::StateCopy,
 
     peer_status: HashMap<usize, PeerStatus>,
     catchup: catchup::CatchUp,
     ticks: u64,
-
-    store_path: PathBuf,
-    sync_replies: crate::state_sync::Replies,
     /// Answers peers' requests off this loop, within a budget per peer.
     server: Server,
-    /// A state copy from a peer is under way.
-    syncing: bool,
-    /// The core's crash-recovery state on disk.
-    recovery: recovery::RecoveryFile,
-    /// The recovery state a previous run left, used once when its height starts.
-    resume: Option<hp_consensus::RecoveryState<Ledger>>,
-    /// (height, round, signed messages) of the last state written, so it never goes backwards.
-    persisted_rank: Option<(u64, u32, usize)>,
-    /// The last ledger whose outputs were released (stored for delivery): each ledger's outputs
-    /// are released once, and a replay of those released before this process started does not
-    /// release them again. userd's snapshot says which of them it has seen.
-    delivered_up_to: u64,
-    /// Started with an empty chain (new, or hist/ wiped): the ledgers peers already hold were
-    /// decided before this node could take part, and their outputs were delivered — by this
-    /// node before a wipe, or by others. Cleared once the node has caught up with a peer.
-    fresh_start: bool,
-    /// While `fresh_start`: the last ledger peers were known to hold — announced by f+1 of them
-    /// (one peer's unsigned status proves nothing), or received certified by catch-up. Of those ledgers, only
-    /// the outputs of users whose inputs this node accepted since it started are released.
-    decided_elsewhere_up_to: u64,
-    /// The inputs this node accepted while `fresh_start`, until it has run every ledger up to
-    /// `decided_elsewhere_up_to`.
-    accepted_while_fresh: HashSet<InputId>,
-    /// Certified ledgers whose outputs this node could not compute itself, being fetched from
-    /// peers; the outputs of later ledgers wait for them.
-    wanted_outcomes: BTreeMap<u64, outcomes::Wanted>,
 }
 
 impl Node {
@@ -209,32 +169,17 @@ impl Node {
         }
         let results = ResultCollector::new(cfg.unl.len(), cfg.quorum, Some(cfg.me), record.ledger.seq.max(1))
             .map_err(|e| anyhow::anyhow!("result collector: {e}"))?;
-        // Unknown until execd says where its state stands (see `start`).
-        let state_hash = [0u8; 32];
-        let delivered_up_to =
-            if last_result.is_some() || record.ledger.seq == 0 { record.ledger.seq } else { record.ledger.seq - 1 };
-        let wanted_outcomes = outcomes::wanted_at_start(&store, record.ledger.seq);
-        // Outputs after the first ledger still wanted wait for it, as they did before a restart.
-        let handed_up_to =
-            wanted_outcomes.keys().next().map_or(delivered_up_to, |first| delivered_up_to.min(first.saturating_sub(1)));
-        let recovery = recovery::RecoveryFile::open(&cfg.recovery_path)?;
-        let resume = recovery.load(&cfg.network, &cfg.unl_keys);
+        let delivery = results::Delivery::at_start(&store, &record.ledger, last_result.is_some());
+        let recovery = recovery::Recovery::open(&cfg.recovery_path, &cfg.network, &cfg.unl_keys)?;
         let server = Server::start(store_path.clone(), executor.execd(), peers.clone())?;
         Ok(Self {
-            server,
+            execution: results::Execution::at_start(record.ledger.seq),
+            delivery,
+            users: users::Users::default(),
             recovery,
-            resume,
-            persisted_rank: None,
+            state_copy: sync::StateCopy::default(),
+            server,
             store_path,
-            sync_replies: Default::default(),
-            syncing: false,
-            delivered_up_to,
-            fresh_start: record.ledger.seq == 0,
-            decided_elsewhere_up_to: 0,
-            accepted_while_fresh: HashSet::new(),
-            wanted_outcomes,
-            exec_requested: record.ledger.seq.saturating_sub(1),
-            executed_up_to: record.ledger.seq.saturating_sub(1),
             last: record.ledger,
             last_result,
             cfg,
@@ -245,18 +190,8 @@ impl Node {
             peers,
             executor,
             events,
-            executed: BTreeMap::new(),
-            state_hash,
-            diverged: false,
             last_progress: Instant::now(),
             awaiting_value: None,
-            session: None,
-            local_users: BTreeSet::new(),
-            peer_users: HashMap::new(),
-            pending_submits: Vec::new(),
-            awaiting_snapshot: false,
-            refusing_inputs: false,
-            handed_up_to,
             peer_status: HashMap::new(),
             catchup: catchup::CatchUp::default(),
             ticks: 0,
@@ -318,7 +253,7 @@ impl Node {
             return;
         }
         // Only the state saved by a previous run matters; this run's own is in the core.
-        let input = match self.resume.take() {
+        let input = match self.recovery.resume.take() {
             Some(state) if state.height == height => {
                 info!(height, round = state.round + 1, "resuming the height after a restart");
                 Input::Resume(state)
@@ -342,7 +277,7 @@ impl Node {
                 self.resync_peer(validator);
             }
             Event::Peer(PeerEvent::Disconnected { validator }) => {
-                self.peer_users.remove(&validator);
+                self.users.of_peers.remove(&validator);
             }
             Event::Peer(PeerEvent::Message { validator, message }) => self.on_peer_message(validator, message),
             Event::Api(ApiEvent::SessionOpened { session, to_userd }) => self.on_session_opened(session, to_userd),
@@ -364,13 +299,13 @@ impl Node {
             }
             Event::Exec(ExecReport::State { state_hash }) => {
                 // Until this node executes again, its status shows execd's actual state.
-                if self.state_hash == [0u8; 32] {
-                    self.state_hash = state_hash;
+                if self.execution.state_hash == [0u8; 32] {
+                    self.execution.state_hash = state_hash;
                 }
             }
             Event::Exec(ExecReport::AlreadyApplied { seq }) => {
-                self.executed.remove(&seq);
-                self.executed_up_to = self.executed_up_to.max(seq);
+                self.execution.uncertified.remove(&seq);
+                self.execution.done_up_to = self.execution.done_up_to.max(seq);
             }
             Event::StateSynced(result) => self.on_state_synced(result),
             Event::RetryStateSync => self.start_state_sync(),
@@ -420,7 +355,7 @@ impl Node {
             }
             PeerMessage::StateChunkRequest(r) => self.offer_request(from, Request::StateChunk(r)),
             reply @ (PeerMessage::StateManifestReply(_) | PeerMessage::StateChunkReply(_)) => {
-                if !self.sync_replies.deliver(from, reply) {
+                if !self.state_copy.replies.deliver(from, reply) {
                     debug!(peer = from, "a state reply nobody asked this peer for; dropped");
                 }
             }
@@ -484,7 +419,7 @@ impl Node {
             lcl_hash: self.last.hash(),
             height: self.core.height(),
             round: self.core.round(),
-            users: self.local_users.iter().copied().collect(),
+            users: self.users.local.iter().copied().collect(),
         }
     }
 
@@ -500,9 +435,9 @@ impl Node {
         NodeStatus {
             lcl_seq: self.last.seq,
             lcl_hash: self.last.hash(),
-            state_hash: self.state_hash,
+            state_hash: self.execution.state_hash,
             peers: self.peers.connected().len(),
-            users: self.local_users.len(),
+            users: self.users.local.len(),
             in_sync: !self.catchup.behind(self.last.seq),
         }
     }

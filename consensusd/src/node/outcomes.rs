@@ -62,11 +62,11 @@ impl Node {
     /// Ledgers `seqs` are certified and this node has no outputs of its own for them: asks
     /// peers, and notes it in the store so that a restart does not forget them.
     pub(super) fn want_outcomes(&mut self, seqs: Vec<u64>) {
-        let mut room = MAX_WANTED.saturating_sub(self.wanted_outcomes.len());
+        let mut room = MAX_WANTED.saturating_sub(self.delivery.wanted_outcomes.len());
         let seqs: Vec<u64> = seqs
             .into_iter()
             .filter(|seq| {
-                if self.wanted_outcomes.contains_key(seq) {
+                if self.delivery.wanted_outcomes.contains_key(seq) {
                     return true;
                 }
                 if room == 0 {
@@ -82,7 +82,7 @@ impl Node {
             error!(error = %e, "cannot note which ledgers' outputs are fetched; a restart would forget them");
         }
         for seq in seqs {
-            self.wanted_outcomes.entry(seq).or_insert_with(Wanted::new);
+            self.delivery.wanted_outcomes.entry(seq).or_insert_with(Wanted::new);
         }
         // Once for all of them, so that `ASKS_PER_TICK` holds.
         self.ask_for_outcomes();
@@ -93,24 +93,24 @@ impl Node {
     /// outputs of inputs accepted since then are released (`releasable`), which a restarted
     /// process no longer knows.
     pub(super) fn want_survives_restart(&self, seq: u64) -> bool {
-        seq > self.decided_elsewhere_up_to
+        seq > self.delivery.decided_elsewhere_up_to
     }
 
     /// Asks peers for ledger `seq`'s outcome (the store already notes it where it should).
     pub(super) fn track_wanted(&mut self, seq: u64) {
-        self.wanted_outcomes.entry(seq).or_insert_with(Wanted::new);
+        self.delivery.wanted_outcomes.entry(seq).or_insert_with(Wanted::new);
         self.ask_for_outcomes();
     }
 
     /// Whether the outputs of ledger `seq` must wait for an earlier ledger's outcome.
     pub(super) fn outputs_held_before(&self, seq: u64) -> bool {
-        self.wanted_outcomes.keys().next().is_some_and(|first| *first < seq)
+        self.delivery.wanted_outcomes.keys().next().is_some_and(|first| *first < seq)
     }
 
     /// Asks a peer for each wanted outcome not asked recently, rotating through the connected
     /// peers; gives up on those waited for too long or no longer kept by peers.
     pub(super) fn ask_for_outcomes(&mut self) {
-        if self.wanted_outcomes.is_empty() {
+        if self.delivery.wanted_outcomes.is_empty() {
             return;
         }
         let now = Instant::now();
@@ -118,7 +118,7 @@ impl Node {
         let oldest_kept = self.last.seq.saturating_sub(KEPT_OUTPUTS);
         let mut given_up = Vec::new();
         let mut asks = Vec::new();
-        for (seq, wanted) in &mut self.wanted_outcomes {
+        for (seq, wanted) in &mut self.delivery.wanted_outcomes {
             if now.duration_since(wanted.since) > GIVE_UP_AFTER || *seq <= oldest_kept {
                 given_up.push(*seq);
                 continue;
@@ -137,7 +137,7 @@ impl Node {
         }
         if !given_up.is_empty() {
             for seq in given_up {
-                self.wanted_outcomes.remove(&seq);
+                self.delivery.wanted_outcomes.remove(&seq);
                 if let Err(e) = self.store.forget_wanted_outcome(seq) {
                     warn!(seq, error = %e, "cannot note that a ledger's outputs are given up");
                 }
@@ -149,7 +149,7 @@ impl Node {
 
     /// A peer's answer: released when it is the certified outcome.
     pub(super) fn on_outcome_reply(&mut self, from: usize, seq: u64, outcome: Option<Outcome>) {
-        let Some(wanted) = self.wanted_outcomes.get_mut(&seq) else {
+        let Some(wanted) = self.delivery.wanted_outcomes.get_mut(&seq) else {
             return;
         };
         let Some(outcome) = outcome else {
@@ -172,10 +172,10 @@ impl Node {
             wanted.asked = None;
             return;
         }
-        self.wanted_outcomes.remove(&seq);
+        self.delivery.wanted_outcomes.remove(&seq);
         // Released now, like an own result: ledgers are certified in order, so every earlier
         // one is released or still wanted (and holds this one back).
-        self.delivered_up_to = self.delivered_up_to.max(seq);
+        self.delivery.delivered_up_to = self.delivery.delivered_up_to.max(seq);
         let released = self.releasable(seq, outcome.outputs.clone());
         if let Err(e) = self.store.keep_outcome(seq, &outcome, &released) {
             error!(seq, error = %e, "cannot keep the outputs fetched from a peer");

@@ -62,6 +62,26 @@ fn encode(state: &RecoveryState<Ledger>) -> Vec<u8> {
 }
 
 /// The two slots on disk.
+/// The core's crash-recovery state: the file, what a previous run left in it, and how far this
+/// run has written.
+pub(super) struct Recovery {
+    pub file: RecoveryFile,
+    /// The recovery state a previous run left, used once when its height starts.
+    pub resume: Option<RecoveryState<Ledger>>,
+    /// (height, round, signed messages) of the last state written, so it never goes backwards.
+    pub persisted_rank: Option<(u64, u32, usize)>,
+}
+
+impl Recovery {
+    /// Opens the file at `base` and reads what a previous run left (checked in `network`
+    /// against `unl`).
+    pub fn open(base: &Path, network: &NetworkId, unl: &[VerifyingKey]) -> std::io::Result<Self> {
+        let file = RecoveryFile::open(base)?;
+        let resume = file.load(network, unl);
+        Ok(Self { file, resume, persisted_rank: None })
+    }
+}
+
 pub struct RecoveryFile {
     slots: [PathBuf; 2],
     counter: u64,

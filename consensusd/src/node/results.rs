@@ -1,23 +1,96 @@
 //! After execution: this node's result vote, the result certificate, and releasing outputs to
 //! users only once `q` nodes agree on them (docs/consensus.md).
 
-use super::Node;
+use super::{Node, outcomes};
 use crate::api::ToUserd;
 use crate::executor::Executed;
 use crate::wire;
 use hp_consensus::{ResultCertificate, ResultEvent, ResultVote};
 use hp_ledger::store::KEPT_OUTPUTS;
-use hp_ledger::{ResultSummary, UserOutputs};
-use std::collections::HashSet;
+use hp_ledger::{InputId, Ledger, ResultSummary, Store, UserOutputs};
+use std::collections::{BTreeMap, HashSet};
 use tracing::{debug, error, info, warn};
+
+/// How far this node's own execution of the chain has come.
+pub(super) struct Execution {
+    /// Highest sequence handed to the executor.
+    pub requested: u64,
+    /// Highest sequence execd's state is known to have reached (run here or copied).
+    pub done_up_to: u64,
+    /// This node's own execution outcomes not yet matched with a certificate.
+    pub uncertified: BTreeMap<u64, Executed>,
+    /// The state hash after this node's last execution; zero until execd says where its state
+    /// stands.
+    pub state_hash: [u8; 32],
+    /// This node's result disagreed with the network's: it no longer votes on results.
+    pub diverged: bool,
+}
+
+impl Execution {
+    /// With `lcl_seq` closed: it is run (again) at start, execd being idempotent.
+    pub fn at_start(lcl_seq: u64) -> Self {
+        Self {
+            requested: lcl_seq.saturating_sub(1),
+            done_up_to: lcl_seq.saturating_sub(1),
+            uncertified: BTreeMap::new(),
+            state_hash: [0u8; 32],
+            diverged: false,
+        }
+    }
+}
+
+/// Which ledgers' outputs went to users, and which are held back.
+pub(super) struct Delivery {
+    /// The last ledger whose outputs were released (stored for delivery): each ledger's outputs
+    /// are released once, and a replay of those released before this process started does not
+    /// release them again. userd's snapshot says which of them it has seen.
+    pub delivered_up_to: u64,
+    /// The last ledger whose outputs went to a userd session. Those released while no session
+    /// was open are handed over from the store when one opens.
+    pub handed_up_to: u64,
+    /// Started with an empty chain (new, or hist/ wiped): the ledgers peers already hold were
+    /// decided before this node could take part, and their outputs were delivered — by this
+    /// node before a wipe, or by others. Cleared once the node has caught up with a peer.
+    pub fresh_start: bool,
+    /// While `fresh_start`: the last ledger peers were known to hold — announced by f+1 of
+    /// them (one peer's unsigned status proves nothing), or received certified by catch-up. Of
+    /// those ledgers, only the outputs of users whose inputs this node accepted since it
+    /// started are released.
+    pub decided_elsewhere_up_to: u64,
+    /// The inputs this node accepted while `fresh_start`, until it has run every ledger up to
+    /// `decided_elsewhere_up_to`.
+    pub accepted_while_fresh: HashSet<InputId>,
+    /// Certified ledgers whose outputs this node could not compute itself, being fetched from
+    /// peers; the outputs of later ledgers wait for them.
+    pub wanted_outcomes: BTreeMap<u64, outcomes::Wanted>,
+}
+
+impl Delivery {
+    /// Where delivery stands with `lcl` the last closed ledger, `certified` if its result is.
+    pub fn at_start(store: &Store, lcl: &Ledger, certified: bool) -> Self {
+        let delivered_up_to = if certified || lcl.seq == 0 { lcl.seq } else { lcl.seq - 1 };
+        let wanted_outcomes = outcomes::wanted_at_start(store, lcl.seq);
+        // Outputs after the first ledger still wanted wait for it, as they did before a restart.
+        let handed_up_to =
+            wanted_outcomes.keys().next().map_or(delivered_up_to, |first| delivered_up_to.min(first.saturating_sub(1)));
+        Self {
+            delivered_up_to,
+            handed_up_to,
+            fresh_start: lcl.seq == 0,
+            decided_elsewhere_up_to: 0,
+            accepted_while_fresh: HashSet::new(),
+            wanted_outcomes,
+        }
+    }
+}
 
 impl Node {
     pub(super) fn on_executed(&mut self, done: Executed) {
         let seq = done.seq;
         // A run reported after a state copy past it says nothing of the state now.
-        if seq >= self.executed_up_to {
-            self.state_hash = done.state_hash;
-            self.executed_up_to = seq;
+        if seq >= self.execution.done_up_to {
+            self.execution.state_hash = done.state_hash;
+            self.execution.done_up_to = seq;
         }
         let outputs_hash = done.outcome.hash();
         debug!(seq, state_hash = %hex::encode(done.state_hash), outputs = done.outcome.outputs.len(), "executed");
@@ -29,15 +102,22 @@ impl Node {
             .flatten()
             .and_then(|r| r.result)
             .or_else(|| self.results.certificate(seq).cloned());
-        self.executed.insert(seq, done);
+        self.execution.uncertified.insert(seq, done);
         if let Some(cert) = known {
             self.on_result_certified(cert);
             return;
         }
-        if self.diverged {
+        if self.execution.diverged {
             return;
         }
-        let vote = ResultVote::sign(&self.cfg.network, seq, self.state_hash, outputs_hash, self.cfg.me, &self.cfg.key);
+        let vote = ResultVote::sign(
+            &self.cfg.network,
+            seq,
+            self.execution.state_hash,
+            outputs_hash,
+            self.cfg.me,
+            &self.cfg.key,
+        );
         self.peers.broadcast(&wire::result(&vote));
         let events = self.results.add(vote);
         self.on_result_events(events);
@@ -62,7 +142,7 @@ impl Node {
                         agreed_state = %hex::encode(certificate.state_hash),
                         "this node's execution differs from the network's (non-deterministic contract?); it stops voting on results"
                     );
-                    self.diverged = true;
+                    self.execution.diverged = true;
                     self.on_result_certified(certificate);
                     self.start_state_sync();
                 }
@@ -101,24 +181,24 @@ impl Node {
         let summary = ResultSummary { state_hash: cert.state_hash, outputs_hash: cert.outputs_hash };
         let (mut agreed, mut release) = (None, None);
         let mut differs = false;
-        if let Some(done) = self.executed.remove(&seq) {
+        if let Some(done) = self.execution.uncertified.remove(&seq) {
             if done.state_hash == cert.state_hash && done.outcome.hash() == cert.outputs_hash {
                 // Each ledger's outputs are released once: not again when a ledger is re-run
                 // after a restart, a replay or a state copy.
-                if seq > self.delivered_up_to {
+                if seq > self.delivery.delivered_up_to {
                     release = Some(self.releasable(seq, done.outcome.outputs.clone()));
                 }
                 agreed = Some(done.outcome);
             } else {
-                if !self.diverged {
+                if !self.execution.diverged {
                     error!(
                         seq,
                         "own result differs from the certified one; copying the state and the outputs from peers"
                     );
-                    self.diverged = true;
+                    self.execution.diverged = true;
                     self.start_state_sync();
                 }
-                differs = seq > self.delivered_up_to;
+                differs = seq > self.delivery.delivered_up_to;
             }
         }
         // The outcome and the outputs are stored with the certificate before any goes out, so
@@ -139,9 +219,9 @@ impl Node {
             self.track_wanted(seq);
         }
         if let Some(outputs) = release {
-            self.delivered_up_to = seq;
+            self.delivery.delivered_up_to = seq;
             if self.session_ready() && !self.outputs_held_before(seq) {
-                if self.handed_up_to + 1 == seq {
+                if self.delivery.handed_up_to + 1 == seq {
                     self.hand_over(seq, outputs);
                 } else {
                     // Outputs fetched from peers may be waiting in the store before this one.
@@ -162,7 +242,7 @@ impl Node {
     /// result is certified, so theirs is stored; a run is never dropped unmatched, or its
     /// outputs would silently never be released.
     fn settle_earlier_runs(&mut self, seq: u64) {
-        let earlier: Vec<u64> = self.executed.range(..seq).map(|(s, _)| *s).collect();
+        let earlier: Vec<u64> = self.execution.uncertified.range(..seq).map(|(s, _)| *s).collect();
         for earlier_seq in earlier {
             match self.store.get(earlier_seq).map(|record| record.and_then(|r| r.result)) {
                 Ok(Some(cert)) => self.on_result_certified(cert),
@@ -174,7 +254,7 @@ impl Node {
                         ?problem,
                         "a ledger's run has no stored certificate; asking peers for its outputs"
                     );
-                    self.executed.remove(&earlier_seq);
+                    self.execution.uncertified.remove(&earlier_seq);
                     self.want_outcomes(vec![earlier_seq]);
                 }
             }
@@ -185,16 +265,20 @@ impl Node {
     /// before it started with an empty chain went out already, except to users whose inputs
     /// this node itself accepted since then.
     pub(super) fn releasable(&mut self, seq: u64, outputs: UserOutputs) -> UserOutputs {
-        if seq > self.decided_elsewhere_up_to {
+        if seq > self.delivery.decided_elsewhere_up_to {
             // Not needed any more — unless an earlier ledger's outcome is still being fetched.
-            let earlier_pending =
-                self.wanted_outcomes.keys().next().is_some_and(|w| *w <= self.decided_elsewhere_up_to);
+            let earlier_pending = self
+                .delivery
+                .wanted_outcomes
+                .keys()
+                .next()
+                .is_some_and(|w| *w <= self.delivery.decided_elsewhere_up_to);
             if !earlier_pending {
-                self.accepted_while_fresh = Default::default();
+                self.delivery.accepted_while_fresh = Default::default();
             }
             return outputs;
         }
-        if self.accepted_while_fresh.is_empty() {
+        if self.delivery.accepted_while_fresh.is_empty() {
             return Vec::new();
         }
         let ledger = match self.store.get(seq) {
@@ -208,7 +292,7 @@ impl Node {
         let senders: HashSet<[u8; 32]> = ledger
             .inputs
             .iter()
-            .filter(|input| self.accepted_while_fresh.remove(&input.id))
+            .filter(|input| self.delivery.accepted_while_fresh.remove(&input.id))
             .map(|input| input.user)
             .collect();
         outputs.into_iter().filter(|(user, _)| senders.contains(user)).collect()
@@ -216,15 +300,15 @@ impl Node {
 
     /// Whether a userd session is open and has said who is connected.
     fn session_ready(&self) -> bool {
-        self.session.is_some() && !self.awaiting_snapshot
+        self.users.session.is_some() && !self.users.awaiting_snapshot
     }
 
     /// Sends userd ledger `seq`'s outputs for the users connected there: one batch per released
     /// ledger, empty when none is for them, so that userd knows how far it got.
     fn hand_over(&mut self, seq: u64, outputs: UserOutputs) {
-        let outputs = outputs.into_iter().filter(|(user, _)| self.local_users.contains(user)).collect();
+        let outputs = outputs.into_iter().filter(|(user, _)| self.users.local.contains(user)).collect();
         self.send_to_session(ToUserd::Outputs { seq, outputs });
-        self.handed_up_to = seq;
+        self.delivery.handed_up_to = seq;
     }
 
     /// A new userd session reported its users and the last ledger it received outputs of
@@ -234,8 +318,8 @@ impl Node {
     pub(super) fn hand_over_released(&mut self, userd_through: u64) {
         // userd has seen ledgers this process does not know were released (hist/ wiped while
         // userd ran on): they are not released again.
-        self.delivered_up_to = self.delivered_up_to.max(userd_through);
-        let from = if userd_through > 0 { userd_through } else { self.handed_up_to };
+        self.delivery.delivered_up_to = self.delivery.delivered_up_to.max(userd_through);
+        let from = if userd_through > 0 { userd_through } else { self.delivery.handed_up_to };
         self.hand_over_from_store(from);
     }
 
@@ -243,16 +327,16 @@ impl Node {
     /// ledger's outcome was being fetched from peers (`outcomes`), now that it is in or given up.
     pub(super) fn hand_over_held(&mut self) {
         if self.session_ready() {
-            self.hand_over_from_store(self.handed_up_to);
+            self.hand_over_from_store(self.delivery.handed_up_to);
         }
     }
 
     /// Hands userd, from the store, the outputs released after ledger `from`, up to the first
     /// ledger whose outcome is still being fetched.
     fn hand_over_from_store(&mut self, from: u64) {
-        let through = match self.wanted_outcomes.keys().next() {
-            Some(first) => self.delivered_up_to.min(first - 1),
-            None => self.delivered_up_to,
+        let through = match self.delivery.wanted_outcomes.keys().next() {
+            Some(first) => self.delivery.delivered_up_to.min(first - 1),
+            None => self.delivery.delivered_up_to,
         };
         let from = from.max(through.saturating_sub(KEPT_OUTPUTS));
         let kept = if from < through {
@@ -269,15 +353,15 @@ impl Node {
         for (seq, outputs) in kept {
             self.hand_over(seq, outputs);
         }
-        self.handed_up_to = self.handed_up_to.max(through);
+        self.delivery.handed_up_to = self.delivery.handed_up_to.max(through);
     }
 
     /// This node's result vote for the last ledger while that is not certified yet.
     pub(super) fn own_result_vote(&self) -> Option<ResultVote> {
-        if self.last_result.is_some() || self.diverged {
+        if self.last_result.is_some() || self.execution.diverged {
             return None;
         }
-        let done = self.executed.get(&self.last.seq)?;
+        let done = self.execution.uncertified.get(&self.last.seq)?;
         Some(ResultVote::sign(
             &self.cfg.network,
             done.seq,

@@ -1,7 +1,7 @@
 //! Starting a state copy from a peer, and picking up execution after it.
 
 use super::{Event, Node};
-use crate::state_sync::{StateSync, SyncError, SyncReport};
+use crate::state_sync::{Replies, StateSync, SyncError, SyncReport};
 use hp_ledger::store::KEPT_OUTPUTS;
 use std::time::Duration;
 use tracing::{error, info, warn};
@@ -9,16 +9,25 @@ use tracing::{error, info, warn};
 /// How long a node keeps trying peers before reporting the copy as failed (and trying again).
 const ATTEMPTS: u32 = 20;
 
+/// A state copy from a peer.
+#[derive(Default)]
+pub(super) struct StateCopy {
+    /// Routes peers' replies to the copy waiting for them.
+    pub replies: Replies,
+    /// A copy is under way.
+    pub running: bool,
+}
+
 impl Node {
     /// Copies the state from a peer in the background; one copy at a time.
     pub(super) fn start_state_sync(&mut self) {
-        if self.syncing {
+        if self.state_copy.running {
             return;
         }
-        self.syncing = true;
+        self.state_copy.running = true;
         let mut sync = StateSync {
             net: self.peers.clone(),
-            replies: self.sync_replies.clone(),
+            replies: self.state_copy.replies.clone(),
             exec: self.executor.execd(),
             store_path: self.store_path.clone(),
         };
@@ -51,18 +60,18 @@ impl Node {
     }
 
     pub(super) fn on_state_synced(&mut self, result: Result<SyncReport, String>) {
-        self.syncing = false;
+        self.state_copy.running = false;
         match result {
             Ok(report) => {
                 info!(seq = report.seq, files = report.files, bytes = report.bytes, "state sync done");
-                self.diverged = false;
-                self.state_hash = report.state_hash;
-                self.executed.retain(|seq, _| *seq > report.seq);
-                self.executed_up_to = self.executed_up_to.max(report.seq);
+                self.execution.diverged = false;
+                self.execution.state_hash = report.state_hash;
+                self.execution.uncertified.retain(|seq, _| *seq > report.seq);
+                self.execution.done_up_to = self.execution.done_up_to.max(report.seq);
                 self.want_skipped_outcomes(report.seq);
                 if self.last.seq > report.seq {
                     // Run the ledgers after the copied state; the executor replays from the store.
-                    self.exec_requested = report.seq;
+                    self.execution.requested = report.seq;
                     self.request_execution(self.last.clone());
                 }
             }
@@ -84,11 +93,13 @@ impl Node {
     /// and for a node that started with an empty chain only if it accepted inputs meanwhile
     /// (see `releasable`).
     fn want_skipped_outcomes(&mut self, synced: u64) {
-        let from = self.delivered_up_to.max(synced.saturating_sub(KEPT_OUTPUTS / 2)) + 1;
+        let from = self.delivery.delivered_up_to.max(synced.saturating_sub(KEPT_OUTPUTS / 2)) + 1;
         let skipped = (from..=synced)
-            .filter(|seq| *seq > self.decided_elsewhere_up_to || !self.accepted_while_fresh.is_empty())
+            .filter(|seq| {
+                *seq > self.delivery.decided_elsewhere_up_to || !self.delivery.accepted_while_fresh.is_empty()
+            })
             .collect();
         self.want_outcomes(skipped);
-        self.delivered_up_to = self.delivered_up_to.max(synced);
+        self.delivery.delivered_up_to = self.delivery.delivered_up_to.max(synced);
     }
 }

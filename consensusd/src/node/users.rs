@@ -11,11 +11,29 @@ use crate::api::{FromUserd, ToUserd};
 use crate::wire;
 use bytes::Bytes;
 use hp_ledger::InputBatch;
+use std::collections::{BTreeSet, HashMap};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// What a user whose input is refused for overload is told (userd sends it as an error frame).
 const BUSY: &str = "the node is busy: the inputs waiting for a ledger reached max_pending_input_bytes; try again later";
+
+/// The userd session and who is connected, here and at the peers.
+#[derive(Default)]
+pub(super) struct Users {
+    pub session: Option<Session>,
+    /// Users connected to this node's userd.
+    pub local: BTreeSet<[u8; 32]>,
+    /// Users each peer says are connected there (unsigned: they only fill the room left in a
+    /// ledger's user list).
+    pub of_peers: HashMap<usize, Vec<[u8; 32]>>,
+    /// Inputs collected while the loop drains its queue, stored together.
+    pub pending_submits: Vec<Submit>,
+    /// A userd session opened and its user snapshot has not arrived yet.
+    pub awaiting_snapshot: bool,
+    /// Users' inputs are being refused: the pending inputs reached their limit.
+    pub refusing_inputs: bool,
+}
 
 pub(super) struct Session {
     pub id: u64,
@@ -32,50 +50,52 @@ impl Node {
     pub(super) fn on_session_opened(&mut self, id: u64, tx: mpsc::Sender<ToUserd>) {
         info!(session = id, "userd session opened");
         // A new session replaces the old one; its snapshot will say who is connected.
-        self.session = Some(Session { id, tx });
-        self.local_users.clear();
-        self.awaiting_snapshot = true;
+        self.users.session = Some(Session { id, tx });
+        self.users.local.clear();
+        self.users.awaiting_snapshot = true;
     }
 
     pub(super) fn on_session_closed(&mut self, id: u64) {
-        if self.session.as_ref().is_some_and(|s| s.id == id) {
+        if self.users.session.as_ref().is_some_and(|s| s.id == id) {
             info!(session = id, "userd session closed");
-            self.session = None;
-            self.local_users.clear();
+            self.users.session = None;
+            self.users.local.clear();
             self.broadcast_status();
         }
     }
 
     pub(super) fn on_session_message(&mut self, id: u64, message: FromUserd) {
-        if self.session.as_ref().is_none_or(|s| s.id != id) {
+        if self.users.session.as_ref().is_none_or(|s| s.id != id) {
             return;
         }
         match message {
             FromUserd::Snapshot { users, delivered_through } => {
-                self.local_users = users.into_iter().collect();
-                self.awaiting_snapshot = false;
+                self.users.local = users.into_iter().collect();
+                self.users.awaiting_snapshot = false;
                 self.hand_over_released(delivered_through);
                 self.broadcast_status();
             }
             FromUserd::Connected(user) => {
-                self.local_users.insert(user);
+                self.users.local.insert(user);
                 self.broadcast_status();
             }
             FromUserd::Disconnected(user) => {
-                self.local_users.remove(&user);
+                self.users.local.remove(&user);
                 self.broadcast_status();
             }
-            FromUserd::Input { request_id, user, data } => self.pending_submits.push(Submit { request_id, user, data }),
+            FromUserd::Input { request_id, user, data } => {
+                self.users.pending_submits.push(Submit { request_id, user, data })
+            }
             FromUserd::Refused { request_id, reason } => self.ack(request_id, false, reason),
         }
     }
 
     /// Makes the collected inputs durable in one transaction, gossips them, acknowledges them.
     pub(super) fn flush_submits(&mut self) {
-        if self.pending_submits.is_empty() {
+        if self.users.pending_submits.is_empty() {
             return;
         }
-        let mut submits = std::mem::take(&mut self.pending_submits);
+        let mut submits = std::mem::take(&mut self.users.pending_submits);
         let refused = self.admit(&mut submits);
         for s in &refused {
             self.ack(s.request_id, false, BUSY);
@@ -96,8 +116,8 @@ impl Node {
             }
         };
         let batch = InputBatch::sign(&self.cfg.network, accepted, &self.cfg.key);
-        if self.fresh_start {
-            self.accepted_while_fresh.extend(batch.inputs.iter().map(|i| i.id));
+        if self.delivery.fresh_start {
+            self.delivery.accepted_while_fresh.extend(batch.inputs.iter().map(|i| i.id));
         }
         self.peers.broadcast(&wire::inputs(&batch));
         for input in batch.inputs {
@@ -123,7 +143,7 @@ impl Node {
             })
             .count();
         let refused = submits.split_off(fits);
-        match (refused.is_empty(), self.refusing_inputs) {
+        match (refused.is_empty(), self.users.refusing_inputs) {
             (false, false) => {
                 warn!(
                     pending = self.mempool.len(),
@@ -131,11 +151,11 @@ impl Node {
                     limit,
                     "inputs waiting for a ledger reached max_pending_input_bytes; refusing users' new inputs"
                 );
-                self.refusing_inputs = true;
+                self.users.refusing_inputs = true;
             }
             (true, true) => {
                 info!(pending = self.mempool.len(), "accepting users' inputs again");
-                self.refusing_inputs = false;
+                self.users.refusing_inputs = false;
             }
             _ => {}
         }
@@ -148,11 +168,11 @@ impl Node {
     }
 
     pub(super) fn send_to_session(&mut self, message: ToUserd) {
-        if let Some(session) = &self.session
+        if let Some(session) = &self.users.session
             && session.tx.try_send(message).is_err()
         {
             warn!(session = session.id, "userd session is not keeping up; closing it");
-            self.session = None;
+            self.users.session = None;
         }
     }
 
