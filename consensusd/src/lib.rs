@@ -23,13 +23,13 @@ pub mod serving;
 pub mod state_sync;
 pub mod wire;
 
-use anyhow::Context;
 use hp_cfg::{Config, ContractDir};
 use hp_consensus::{Consensus, NetworkId, Params, Timeouts};
 use hp_ledger::{Ledger, Store};
 use node::{Event, Node, NodeConfig, NodeParts};
 use peer::{PeerConfig, PeerEvent, PeerNet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -57,18 +57,36 @@ pub fn timeouts(roundtime: Duration) -> Timeouts {
     }
 }
 
+/// Why consensusd could not start or stopped with a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the UNL in hp.cfg: {0}")]
+    Unl(#[from] hp_ledger::chain::ChainError),
+    #[error("cannot create {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] hp_ledger::StoreError),
+    #[error("consensus parameters: {0}")]
+    Params(#[from] hp_consensus::ParamsError),
+    #[error("peer port {port}: {source}")]
+    PeerPort { port: u16, source: std::io::Error },
+    #[error("cannot serve the local API socket: {0}")]
+    Socket(#[from] hp_daemon::ipc::IpcError),
+    #[error("cannot start the node: {0}")]
+    Node(#[from] node::StartError),
+}
+
 /// Runs consensusd for the contract directory until `shutdown`.
-pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let unl_keys = hp_ledger::chain::unl_keys(&cfg.unl).context("UNL")?;
+pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    let unl_keys = hp_ledger::chain::unl_keys(&cfg.unl)?;
     let quorum = cfg.quorum();
     let network = NetworkId(cfg.network_id());
     let genesis = Ledger::genesis(&cfg.unl, &network);
-    std::fs::create_dir_all(dir.hist()).with_context(|| format!("create {}", dir.hist().display()))?;
+    std::fs::create_dir_all(dir.hist()).map_err(|source| RunError::CreateDir { path: dir.hist(), source })?;
     let store = Store::open(&dir.ledger_db(), &genesis)?;
     let params =
         Params { unl: unl_keys.clone(), quorum, timeouts: timeouts(Duration::from_millis(cfg.roundtime_ms)), network };
-    let core = Consensus::new(params, Some(cfg.my_index()), cfg.key.signing_key().clone())
-        .map_err(|e| anyhow::anyhow!("consensus parameters: {e}"))?;
+    let core = Consensus::new(params, Some(cfg.my_index()), cfg.key.signing_key().clone())?;
 
     let (events_tx, events_rx) = mpsc::channel::<Event>(65_536);
     let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(65_536);
@@ -84,7 +102,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         shutdown.clone(),
     )
     .await
-    .with_context(|| format!("peer port {}", cfg.peerport))?;
+    .map_err(|source| RunError::PeerPort { port: cfg.peerport, source })?;
     {
         let events = events_tx.clone();
         tokio::spawn(async move {
@@ -138,8 +156,8 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     };
     let parts = NodeParts { store, core, peers, executor, store_path: dir.ledger_db(), events: events_tx };
     let node = Node::new(node_cfg, parts)?;
-    let result = node.run(events_rx, shutdown.clone()).await;
+    node.run(events_rx, shutdown.clone()).await;
     shutdown.cancel();
     let _ = server.await;
-    result
+    Ok(())
 }

@@ -5,12 +5,16 @@
 //! - [`ipc`]: Unix-socket gRPC servers and lazily reconnecting clients.
 //! - [`logging`]: `tracing` to stderr, text or JSON, one line per event.
 //! - [`shutdown`]: SIGINT/SIGTERM into one cancellation token.
+//! - [`entry`]: the one shape of a daemon's `main` (config, logs, runtime, signals, exit code).
 //! - [`exit`]: the exit codes all binaries share.
+//! - [`process`]: dying with the supervisor.
 
+pub mod entry;
 pub mod exit;
 pub mod ipc;
 pub mod logging;
 pub mod process;
 pub mod shutdown;
 
+pub use entry::Daemon;
 pub use tokio_util::sync::CancellationToken;

@@ -65,6 +65,17 @@ pub enum Event {
     Tick,
 }
 
+/// Why the node could not be built from its store.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] hp_ledger::StoreError),
+    #[error("result collector: {0}")]
+    Params(#[from] hp_consensus::ParamsError),
+    #[error("the recovery file or the serving thread: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// The node's fixed parameters.
 pub struct NodeConfig {
     pub key: SigningKey,
@@ -158,7 +169,7 @@ pub struct Node {
 
 impl Node {
     /// Builds the node from its store; starts nothing yet.
-    pub fn new(cfg: NodeConfig, parts: NodeParts) -> anyhow::Result<Self> {
+    pub fn new(cfg: NodeConfig, parts: NodeParts) -> Result<Self, StartError> {
         let NodeParts { store, core, peers, executor, store_path, events } = parts;
         let record = store.last()?;
         let last_result = record.result_summary();
@@ -167,8 +178,7 @@ impl Node {
         for input in own_pending {
             mempool.insert(input);
         }
-        let results = ResultCollector::new(cfg.unl.len(), cfg.quorum, Some(cfg.me), record.ledger.seq.max(1))
-            .map_err(|e| anyhow::anyhow!("result collector: {e}"))?;
+        let results = ResultCollector::new(cfg.unl.len(), cfg.quorum, Some(cfg.me), record.ledger.seq.max(1))?;
         let delivery = results::Delivery::at_start(&store, &record.ledger, last_result.is_some());
         let recovery = recovery::Recovery::open(&cfg.recovery_path, &cfg.network, &cfg.unl_keys)?;
         let server = Server::start(store_path.clone(), executor.execd(), peers.clone())?;
@@ -208,7 +218,7 @@ impl Node {
     }
 
     /// Runs until shutdown.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
         self.start();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -232,7 +242,6 @@ impl Node {
             self.flush_submits();
         }
         info!(lcl_seq = self.last.seq, "consensus loop stopped");
-        Ok(())
     }
 
     /// Resumes where the store and the recovery file say this node stood.
