@@ -449,21 +449,16 @@ fn validate_contract_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `ceil(threshold × n)`, at least a strict majority, at most n.
+/// The quorum for `threshold` of `n` nodes: `ceil(threshold × n)`, at least a strict majority,
+/// as the consensus core's [`hp_consensus::quorum_for`] (the one formula) computes it. Where
+/// that refuses (an empty UNL, a threshold outside (0, 1], both refused when a config loads) it
+/// is `n`: all nodes.
 pub fn quorum(threshold: f64, n: usize) -> usize {
-    let q = (threshold * n as f64 - 1e-9).ceil().max(0.0) as usize;
-    q.max(n / 2 + 1).min(n)
+    hp_consensus::quorum_for(n, threshold).unwrap_or(n)
 }
 
 fn check_threshold(threshold: f64, n: usize) -> Result<(), ConfigError> {
-    let q = quorum(threshold, n);
-    if 2 * q <= n {
-        return Err(field_error(
-            "threshold",
-            format!("{threshold} of {n} nodes gives a quorum of {q}, which two disjoint groups could both reach"),
-        ));
-    }
-    Ok(())
+    hp_consensus::quorum_for(n, threshold).map(drop).map_err(|e| field_error("threshold", e.to_string()))
 }
 
 fn validate_peer_address(peer: &str) -> Result<(), String> {
