@@ -100,3 +100,38 @@ pub fn entry_to_proto(e: &Entry) -> Result<v1::StateEntry, EngineError> {
 pub fn wire_entry(e: v1::StateEntry) -> WireEntry {
     WireEntry { path: e.path, is_dir: e.is_dir, mode: e.mode, size: e.size, content_hash: e.content_hash.to_vec() }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The recorded bytes of existing nodes' `hist/exec/record`: they must keep loading, and a
+    /// round must keep being recorded the same way.
+    #[test]
+    fn recorded_results_keep_their_bytes() {
+        const HEAD: &str = "082a1220abababababababababababababababababababababababababababababababab1a290a20\
+                            0101010101010101010101010101010101010101010101010101010101010101120566697273741a\
+                            220a200202020202020202020202020202020202020202020202020202020202020202";
+        let cases = [
+            (Exit::Code(-3), "220b08fdffffffffffffffff01"),
+            (Exit::Signal(9), "22021009"),
+            (Exit::TimedOut, "22021801"),
+            (Exit::SpawnError("bin/nope: No such file".into()), "2218221662696e2f6e6f70653a204e6f20737563682066696c65"),
+            (Exit::SpawnError(String::new()), "22022200"),
+        ];
+        for (exit, exit_bytes) in cases {
+            let result = RoundResult {
+                seq: 42,
+                state_hash: [0xab; 32],
+                outputs: vec![([1; 32], bytes::Bytes::from_static(b"first")), ([2; 32], bytes::Bytes::new())],
+                exit,
+                run_micros: 1234,
+                overhead_micros: 56,
+            };
+            let golden = hex::decode(format!("{HEAD}{exit_bytes}28d2093038")).unwrap();
+            assert_eq!(hex::encode(encode_recorded(&result)), hex::encode(&golden), "{:?}", result.exit);
+            assert_eq!(decode_recorded(&golden).unwrap(), result);
+        }
+    }
+}
