@@ -2,9 +2,10 @@
 //! queries and applies state from peers. Synchronous; the service drives it on its own thread
 //! (see [`spawn`]) so that exactly one operation runs at a time.
 
-use crate::convert;
 use crate::header::{self, RoundInfo};
-use crate::runner::{self, Contract, Exit, RunError, UserInput};
+use crate::recorded_result;
+use crate::round::{ExecRequest, Exit, RoundResult, StateInfo};
+use crate::runner::{self, Contract, RunError};
 use crate::snapshot::{self, Marker, MarkerFile, Paths, Record, SnapshotError};
 use crate::state_hash::{self, Entry, Hash, HashError, HashStats, Kind, Scan, StateHasher};
 use crate::sync::{self, SyncError, WireEntry};
@@ -58,36 +59,6 @@ impl EngineConfig {
     }
 }
 
-/// One round to execute (from `ExecuteRequest`).
-#[derive(Debug, Clone)]
-pub struct ExecRequest {
-    pub seq: u64,
-    pub prev_hash: Vec<u8>,
-    pub time_ms: u64,
-    /// Every listed user with its inputs; sorted here.
-    pub users: Vec<UserInput>,
-}
-
-/// The result of a round, as recorded and replied (`ExecuteReply`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoundResult {
-    pub seq: u64,
-    pub state_hash: Hash,
-    /// Users that wrote something, in pubkey order.
-    pub outputs: Vec<([u8; 32], Bytes)>,
-    pub exit: Exit,
-    pub run_micros: u64,
-    /// Everything else execd did for the round, up to recording it (the final fsyncs excluded).
-    pub overhead_micros: u64,
-}
-
-/// The committed state: what `StateInfo` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateInfo {
-    pub seq: Option<u64>,
-    pub state_hash: Hash,
-}
-
 /// Why an engine operation failed. The service maps each to a gRPC status.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -105,8 +76,6 @@ pub enum EngineError {
     ContentChanged { path: String, expected: String },
     #[error("the staged state hashes to {got}, not to the requested {expected}; nothing was changed")]
     HashMismatch { expected: String, got: String },
-    #[error("state path {path:?} is not UTF-8 and cannot be listed for peers")]
-    NotUtf8 { path: String },
     #[error("restored state/ still hashes to {got}, not to the committed {expected}")]
     RestoreFailed { expected: String, got: String },
     #[error("cannot start the engine's runtime: {0}")]
@@ -252,7 +221,7 @@ impl Engine {
     fn adopt(&mut self, record: Record) {
         self.seq = record.seq;
         self.state_hash = record.state_hash;
-        self.reply = record.reply.and_then(|bytes| match convert::decode_recorded(&bytes) {
+        self.reply = record.reply.and_then(|bytes| match recorded_result::decode(&bytes) {
             Ok(reply) => Some(reply),
             Err(e) => {
                 tracing::warn!(error = %e, "the recorded result is unreadable");
@@ -391,7 +360,7 @@ impl Engine {
     /// `committed/` and the journal renamed to the record; else just the record.
     fn commit(&mut self, scan: Scan, result: &RoundResult) -> Result<(), EngineError> {
         let record =
-            Record { seq: Some(result.seq), state_hash: scan.root, reply: Some(convert::encode_recorded(result)) };
+            Record { seq: Some(result.seq), state_hash: scan.root, reply: Some(recorded_result::encode(result)) };
         if scan.root == self.committed.root {
             record.save(&self.paths.record, false)?;
         } else {

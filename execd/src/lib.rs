@@ -4,6 +4,9 @@
 //! # Layout
 //! - [`service`]: the `Exec` gRPC service; handlers call the engine on its thread.
 //! - [`engine`]: the one owner of the state: rounds in order, idempotent per seq, recovery.
+//! - [`round`]: what a round is made of (request, inputs, exit, result); imports none of the
+//!   modules that use it.
+//! - [`recorded_result`]: the bytes of a round's recorded result in `hist/exec/record`.
 //! - [`awake`]: timers that do not count the time this process was stopped.
 //! - [`runner`]: spawning the contract with per-user pipes, timeout, kill and reap (the only
 //!   `unsafe`).
@@ -11,17 +14,19 @@
 //! - [`state_hash`]: the state hash, its byte layout and incremental re-hashing.
 //! - [`snapshot`]: the committed copy, its `record`, the marker and the journal; tree diff and copy.
 //! - [`sync`]: state sync paths, staging and building the target tree.
-//! - [`convert`]: protobuf ⇄ domain conversions.
+//! - [`convert`]: the service's protobuf ⇄ domain conversions (not used by the engine).
 
 pub mod awake;
 pub mod convert;
 pub mod engine;
 pub mod header;
+pub mod recorded_result;
+pub mod round;
 pub mod runner;
 pub mod service;
 pub mod snapshot;
 pub mod state_hash;
 pub mod sync;
 
-pub use engine::{Engine, EngineConfig, EngineError, EngineHandle, ExecRequest, RoundResult};
-pub use runner::{Exit, UserInput};
+pub use engine::{Engine, EngineConfig, EngineError, EngineHandle};
+pub use round::{ExecRequest, Exit, RoundResult, StateInfo, UserInput};

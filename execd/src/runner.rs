@@ -38,6 +38,7 @@ use tokio::net::unix::pipe;
 
 use crate::awake;
 use crate::header::FIRST_USER_FD;
+use crate::round::{Exit, UserInput};
 use hp_daemon::CancellationToken;
 
 /// The environment the contract gets: nothing of execd's own leaks in, and `TZ` is fixed so that
@@ -70,23 +71,6 @@ pub struct Contract {
     /// Absolute path of `state/`.
     pub cwd: PathBuf,
     pub timeout: Duration,
-}
-
-/// One user's inputs for the round.
-#[derive(Debug, Clone)]
-pub struct UserInput {
-    pub pubkey: [u8; 32],
-    /// In ledger order; written without separators.
-    pub inputs: Vec<Bytes>,
-}
-
-/// How the contract ended: a deterministic part of the round's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    Code(i32),
-    Signal(i32),
-    TimedOut,
-    SpawnError(String),
 }
 
 /// What one run produced.
