@@ -57,6 +57,7 @@ fn outcome(reply: &pb::ExecuteReply) -> Result<([u8; 32], Outcome), String> {
         Some(pb::exit_status::Kind::Signal(s)) => ExitKind::Signal(*s),
         Some(pb::exit_status::Kind::TimedOut(_)) => ExitKind::TimedOut,
         Some(pb::exit_status::Kind::SpawnError(_)) => ExitKind::SpawnError,
+        // Malformed (execd always sets it); read as a clean exit, see `ExitKind`.
         None => ExitKind::Code(0),
     };
     let mut outputs = Vec::with_capacity(reply.outputs.len());

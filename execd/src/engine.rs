@@ -4,7 +4,7 @@
 
 use crate::header::{self, RoundInfo};
 use crate::recorded_result;
-use crate::round::{ExecRequest, Exit, RoundResult, StateInfo};
+use crate::round::{ExecRequest, RoundResult, StateInfo};
 use crate::runner::{self, Contract, RunError};
 use crate::snapshot::{self, Marker, MarkerFile, Paths, Record, SnapshotError};
 use crate::state_hash::{self, Entry, Hash, HashError, HashStats, Kind, Scan, StateHasher};
@@ -12,6 +12,7 @@ use crate::sync::{self, SyncError, WireEntry};
 use bytes::Bytes;
 use hp_cfg::{Config, ContractDir, StdinFormat};
 use hp_daemon::CancellationToken;
+use hp_ledger::ExitKind;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -334,8 +335,10 @@ impl Engine {
         let outcome =
             self.rt.block_on(runner::run(&self.cfg.contract, req.seq, head, &req.users, cancel, &mut on_spawn))?;
         match &outcome.exit {
-            Exit::Code(0) => {}
-            exit => tracing::warn!(seq = req.seq, ?exit, "the contract did not exit cleanly"),
+            ExitKind::Code(0) => {}
+            exit => {
+                tracing::warn!(seq = req.seq, ?exit, spawn_error = ?outcome.spawn_error, "the contract did not exit cleanly")
+            }
         }
         if self.cfg.reap_strays {
             runner::reap_adopted_zombies();
@@ -348,6 +351,7 @@ impl Engine {
             state_hash: scan.root,
             outputs: outcome.outputs.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect(),
             exit: outcome.exit,
+            spawn_error: outcome.spawn_error,
             run_micros,
             overhead_micros: 0,
         };

@@ -29,4 +29,4 @@ pub mod state_hash;
 pub mod sync;
 
 pub use engine::{Engine, EngineConfig, EngineError, EngineHandle};
-pub use round::{ExecRequest, Exit, RoundResult, StateInfo, UserInput};
+pub use round::{ExecRequest, RoundResult, StateInfo, UserInput};

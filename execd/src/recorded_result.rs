@@ -7,7 +7,8 @@
 //! owns this on-disk format, and the records existing nodes hold must keep loading whatever
 //! becomes of the service's messages.
 
-use crate::round::{Exit, RoundResult};
+use crate::round::RoundResult;
+use hp_ledger::ExitKind;
 use hp_proto::v1;
 use hp_proto::v1::exit_status::Kind;
 use prost::Message;
@@ -26,10 +27,10 @@ pub enum RecordedResultError {
 /// The bytes to record for a round's result.
 pub fn encode(result: &RoundResult) -> Vec<u8> {
     let kind = match &result.exit {
-        Exit::Code(c) => Kind::Code(*c),
-        Exit::Signal(s) => Kind::Signal(*s),
-        Exit::TimedOut => Kind::TimedOut(true),
-        Exit::SpawnError(e) => Kind::SpawnError(e.clone()),
+        ExitKind::Code(c) => Kind::Code(*c),
+        ExitKind::Signal(s) => Kind::Signal(*s),
+        ExitKind::TimedOut => Kind::TimedOut(true),
+        ExitKind::SpawnError => Kind::SpawnError(result.spawn_error.clone().unwrap_or_default()),
     };
     v1::ExecuteReply {
         seq: result.seq,
@@ -49,11 +50,11 @@ pub fn encode(result: &RoundResult) -> Vec<u8> {
 /// The round's result that [`encode`] recorded.
 pub fn decode(bytes: &[u8]) -> Result<RoundResult, RecordedResultError> {
     let reply = v1::ExecuteReply::decode(bytes)?;
-    let exit = match reply.exit.and_then(|e| e.kind) {
-        Some(Kind::Code(c)) => Exit::Code(c),
-        Some(Kind::Signal(s)) => Exit::Signal(s),
-        Some(Kind::TimedOut(_)) => Exit::TimedOut,
-        Some(Kind::SpawnError(e)) => Exit::SpawnError(e),
+    let (exit, spawn_error) = match reply.exit.and_then(|e| e.kind) {
+        Some(Kind::Code(c)) => (ExitKind::Code(c), None),
+        Some(Kind::Signal(s)) => (ExitKind::Signal(s), None),
+        Some(Kind::TimedOut(_)) => (ExitKind::TimedOut, None),
+        Some(Kind::SpawnError(e)) => (ExitKind::SpawnError, Some(e)),
         None => return Err(RecordedResultError::NoExit),
     };
     let key = |bytes: &[u8], field: String| -> Result<[u8; 32], RecordedResultError> {
@@ -70,6 +71,7 @@ pub fn decode(bytes: &[u8]) -> Result<RoundResult, RecordedResultError> {
         state_hash: key(&reply.state_hash, "state_hash".into())?,
         outputs,
         exit,
+        spawn_error,
         run_micros: reply.run_micros,
         overhead_micros: reply.overhead_micros,
     })
@@ -88,18 +90,23 @@ mod tests {
                             0101010101010101010101010101010101010101010101010101010101010101120566697273741a\
                             220a200202020202020202020202020202020202020202020202020202020202020202";
         let cases = [
-            (Exit::Code(-3), "220b08fdffffffffffffffff01"),
-            (Exit::Signal(9), "22021009"),
-            (Exit::TimedOut, "22021801"),
-            (Exit::SpawnError("bin/nope: No such file".into()), "2218221662696e2f6e6f70653a204e6f20737563682066696c65"),
-            (Exit::SpawnError(String::new()), "22022200"),
+            (ExitKind::Code(-3), None, "220b08fdffffffffffffffff01"),
+            (ExitKind::Signal(9), None, "22021009"),
+            (ExitKind::TimedOut, None, "22021801"),
+            (
+                ExitKind::SpawnError,
+                Some("bin/nope: No such file"),
+                "2218221662696e2f6e6f70653a204e6f20737563682066696c65",
+            ),
+            (ExitKind::SpawnError, Some(""), "22022200"),
         ];
-        for (exit, exit_bytes) in cases {
+        for (exit, spawn_error, exit_bytes) in cases {
             let result = RoundResult {
                 seq: 42,
                 state_hash: [0xab; 32],
                 outputs: vec![([1; 32], bytes::Bytes::from_static(b"first")), ([2; 32], bytes::Bytes::new())],
                 exit,
+                spawn_error: spawn_error.map(String::from),
                 run_micros: 1234,
                 overhead_micros: 56,
             };

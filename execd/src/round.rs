@@ -1,9 +1,11 @@
 //! What a round is made of, as the engine, the runner, the service's conversions and the
-//! recorded result all see it: the request, each user's inputs, how the contract ended and the
-//! result. A leaf: it imports none of the modules that use it, so they do not import each other.
+//! recorded result all see it: the request, each user's inputs and the result. How the
+//! contract ended is the ledger's [`ExitKind`], the one exit type that the outcome hash covers.
+//! A leaf: it imports none of the modules that use it, so they need not import each other.
 
 use crate::state_hash::Hash;
 use bytes::Bytes;
+use hp_ledger::ExitKind;
 
 /// One round to execute (from `ExecuteRequest`).
 #[derive(Debug, Clone)]
@@ -23,15 +25,6 @@ pub struct UserInput {
     pub inputs: Vec<Bytes>,
 }
 
-/// How the contract ended: a deterministic part of the round's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    Code(i32),
-    Signal(i32),
-    TimedOut,
-    SpawnError(String),
-}
-
 /// The result of a round, as recorded and replied (`ExecuteReply`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundResult {
@@ -39,7 +32,11 @@ pub struct RoundResult {
     pub state_hash: Hash,
     /// Users that wrote something, in pubkey order.
     pub outputs: Vec<([u8; 32], Bytes)>,
-    pub exit: Exit,
+    /// How the contract ended: what the nodes agree on.
+    pub exit: ExitKind,
+    /// Why the run counts as [`ExitKind::SpawnError`], when it does: for the logs and the
+    /// reply's `spawn_error`, not agreed on. `None` for every other exit.
+    pub spawn_error: Option<String>,
     pub run_micros: u64,
     /// Everything else execd did for the round, up to recording it (the final fsyncs excluded).
     pub overhead_micros: u64,

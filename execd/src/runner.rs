@@ -38,8 +38,9 @@ use tokio::net::unix::pipe;
 
 use crate::awake;
 use crate::header::FIRST_USER_FD;
-use crate::round::{Exit, UserInput};
+use crate::round::UserInput;
 use hp_daemon::CancellationToken;
+use hp_ledger::ExitKind;
 
 /// The environment the contract gets: nothing of execd's own leaks in, and `TZ` is fixed so that
 /// time formatting is the same on every node.
@@ -78,7 +79,9 @@ pub struct Contract {
 pub struct RunOutcome {
     /// Users in pubkey order that wrote something, with all they wrote.
     pub outputs: Vec<([u8; 32], Vec<u8>)>,
-    pub exit: Exit,
+    pub exit: ExitKind,
+    /// Why the run counts as [`ExitKind::SpawnError`], when it does (for the logs).
+    pub spawn_error: Option<String>,
     /// From spawn to the main process's exit.
     pub run_time: Duration,
     /// The contract's process group (its pid), `None` if it never started.
@@ -137,7 +140,8 @@ pub async fn run(
     if let Err(why) = check_executable(&contract.program) {
         return Ok(RunOutcome {
             outputs: Vec::new(),
-            exit: Exit::SpawnError(why),
+            exit: ExitKind::SpawnError,
+            spawn_error: Some(why),
             run_time: Duration::ZERO,
             pgid: None,
             outputs_dropped: false,
@@ -174,7 +178,8 @@ pub async fn run(
         Err(e) => {
             return Ok(RunOutcome {
                 outputs: Vec::new(),
-                exit: Exit::SpawnError(e.to_string()),
+                exit: ExitKind::SpawnError,
+                spawn_error: Some(e.to_string()),
                 run_time: started.elapsed(),
                 pgid: None,
                 outputs_dropped: false,
@@ -267,14 +272,14 @@ pub async fn run(
     if cancelled {
         return Err(RunError::Cancelled);
     }
-    let exit = match (timed_out, status) {
-        (true, _) => Exit::TimedOut,
+    let (exit, spawn_error) = match (timed_out, status) {
+        (true, _) => (ExitKind::TimedOut, None),
         (_, Ok(status)) => match (status.code(), status.signal()) {
-            (Some(code), _) => Exit::Code(code),
-            (None, Some(signal)) => Exit::Signal(signal),
-            (None, None) => Exit::SpawnError(format!("unknown exit status {status:?}")),
+            (Some(code), _) => (ExitKind::Code(code), None),
+            (None, Some(signal)) => (ExitKind::Signal(signal), None),
+            (None, None) => (ExitKind::SpawnError, Some(format!("unknown exit status {status:?}"))),
         },
-        (_, Err(e)) => Exit::SpawnError(format!("cannot wait for the contract: {e}")),
+        (_, Err(e)) => (ExitKind::SpawnError, Some(format!("cannot wait for the contract: {e}"))),
     };
     let outputs_dropped = overflow.load(Ordering::Relaxed);
     let outputs = if outputs_dropped {
@@ -287,7 +292,7 @@ pub async fn run(
     } else {
         users.iter().zip(outputs).filter(|(_, out)| !out.is_empty()).map(|(u, out)| (u.pubkey, out)).collect()
     };
-    Ok(RunOutcome { outputs, exit, run_time, pgid: Some(pgid), outputs_dropped })
+    Ok(RunOutcome { outputs, exit, spawn_error, run_time, pgid: Some(pgid), outputs_dropped })
 }
 
 fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
