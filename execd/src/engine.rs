@@ -3,6 +3,7 @@
 //! (see [`spawn`]) so that exactly one operation runs at a time.
 
 use crate::header::{self, RoundInfo};
+use crate::process;
 use crate::recorded_result;
 use crate::round::{ExecRequest, RoundResult, StateInfo};
 use crate::runner::{self, Contract, RunError};
@@ -151,7 +152,7 @@ impl Engine {
         let marker = self.marker.read()?;
         if let Some(m) = &marker {
             let killed = match m.sid {
-                Some(sid) if m.boot_id == self.boot_id => runner::kill_session(sid, LEFTOVER_KILL_WAIT),
+                Some(sid) if m.boot_id == self.boot_id => process::kill_session(sid, LEFTOVER_KILL_WAIT),
                 _ => 0,
             };
             tracing::warn!(
@@ -341,7 +342,7 @@ impl Engine {
             }
         }
         if self.cfg.reap_strays {
-            runner::reap_adopted_zombies();
+            process::reap_adopted_zombies();
         }
         let scan = self.state.scan()?;
         self.last_scan = scan.stats;

@@ -10,6 +10,8 @@
 //! - [`awake`]: timers that do not count the time this process was stopped.
 //! - [`runner`]: spawning the contract with per-user pipes, timeout, kill and reap (the only
 //!   `unsafe`).
+//! - [`process`]: killing and reaping process groups and sessions, `/proc` scanning, and the
+//!   process setup of `hp-execd` (subreaper, open-file limit, standard fds, parent death).
 //! - [`header`]: the stdin header, text or JSON, byte-exact.
 //! - [`state_hash`]: the state hash, its byte layout and incremental re-hashing.
 //! - [`snapshot`]: the committed copy, its `record`, the marker and the journal; tree diff and copy.
@@ -20,6 +22,7 @@ pub mod awake;
 pub mod convert;
 pub mod engine;
 pub mod header;
+pub mod process;
 pub mod recorded_result;
 pub mod round;
 pub mod runner;

@@ -2,7 +2,7 @@
 //! binary's own surface (config errors, shutdown).
 
 use crate::support::*;
-use hp_execd::runner::{ProcField, is_gone_or_zombie, processes_where};
+use hp_execd::process::{ProcField, is_gone_or_zombie, processes_where};
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};

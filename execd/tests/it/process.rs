@@ -2,7 +2,7 @@
 
 use crate::support::*;
 use hp_execd::EngineError;
-use hp_execd::runner::{ProcField, processes_where};
+use hp_execd::process::{ProcField, processes_where};
 use hp_ledger::ExitKind;
 use std::path::Path;
 use std::time::Duration;
