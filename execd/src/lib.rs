@@ -3,9 +3,10 @@
 //!
 //! # Layout
 //! - [`service`]: the `Exec` gRPC service; handlers call the engine on its thread.
-//! - [`engine`]: the one owner of the state: rounds in order, idempotent per seq, recovery.
-//! - [`round`]: what a round is made of (request, inputs, exit, result); imports none of the
-//!   modules that use it.
+//! - [`engine`]: the one owner of the state: rounds in order, idempotent per seq, recovery;
+//!   [`engine::handle`]: the engine's thread and the handle the service sends it work through.
+//! - [`round`]: what a round is made of (request, inputs, result); imports none of the modules
+//!   that use it. How the contract ended is the ledger's `hp_ledger::ExitKind`.
 //! - [`recorded_result`]: the bytes of a round's recorded result in `hist/exec/record`.
 //! - [`awake`]: timers that do not count the time this process was stopped.
 //! - [`runner`]: spawning the contract with per-user pipes, timeout, kill and reap (the only
@@ -31,5 +32,6 @@ pub mod snapshot;
 pub mod state_hash;
 pub mod sync;
 
-pub use engine::{Engine, EngineConfig, EngineError, EngineHandle};
+pub use engine::handle::EngineHandle;
+pub use engine::{Engine, EngineConfig, EngineError};
 pub use round::{ExecRequest, RoundResult, StateInfo, UserInput};

@@ -67,7 +67,7 @@ fn run(root: &std::path::Path, cfg: &Config) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
         let stop = shutdown::on_signals()?;
-        let (handle, thread) = engine::spawn(engine, stop.clone())?;
+        let (handle, thread) = engine::handle::spawn(engine, stop.clone())?;
         let incoming = ipc::bind(&socket)?;
         let _guard = ipc::SocketGuard(socket.clone());
         tracing::info!(socket = %socket.display(), "execd serving");

@@ -12,7 +12,8 @@
 //! - `UNAVAILABLE`: execd is shutting down; retry after it restarts.
 
 use crate::convert;
-use crate::engine::{EngineError, EngineGone, EngineHandle, MAX_CHUNK};
+use crate::engine::handle::{EngineGone, EngineHandle};
+use crate::engine::{EngineError, MAX_CHUNK};
 use crate::runner::RunError;
 use crate::sync::SyncError;
 use hp_proto::v1;
