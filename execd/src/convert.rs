@@ -1,13 +1,19 @@
 //! Explicit conversions between the `Exec` service's protobuf messages and execd's own types.
 //! Errors name the message and field that was wrong.
 
-use crate::engine::{EngineError, ExecRequest, RoundResult};
-use crate::runner::{Exit, UserInput};
+use crate::round::{ExecRequest, RoundResult, UserInput};
 use crate::state_hash::{Entry, Kind};
 use crate::sync::{self, WireEntry};
+use hp_ledger::ExitKind;
 use hp_proto::v1;
-use hp_proto::v1::exit_status::Kind as ExitKind;
-use prost::Message;
+use hp_proto::v1::exit_status::Kind as PbExit;
+
+/// A committed path that is not UTF-8: `StateEntry.path` is a protobuf string.
+#[derive(Debug, thiserror::Error)]
+#[error("state path {path:?} is not UTF-8 and cannot be listed for peers")]
+pub struct NotUtf8Path {
+    pub path: String,
+}
 
 fn pubkey(bytes: &[u8], field: &str) -> Result<[u8; 32], String> {
     bytes.try_into().map_err(|_| format!("{field} must be 32 bytes, got {}", bytes.len()))
@@ -29,10 +35,10 @@ pub fn execute_request(req: v1::ExecuteRequest) -> Result<ExecRequest, String> {
 /// A round's result → `ExecuteReply`.
 pub fn reply_to_proto(r: &RoundResult) -> v1::ExecuteReply {
     let kind = match &r.exit {
-        Exit::Code(c) => ExitKind::Code(*c),
-        Exit::Signal(s) => ExitKind::Signal(*s),
-        Exit::TimedOut => ExitKind::TimedOut(true),
-        Exit::SpawnError(e) => ExitKind::SpawnError(e.clone()),
+        ExitKind::Code(c) => PbExit::Code(*c),
+        ExitKind::Signal(s) => PbExit::Signal(*s),
+        ExitKind::TimedOut => PbExit::TimedOut(true),
+        ExitKind::SpawnError => PbExit::SpawnError(r.spawn_error.clone().unwrap_or_default()),
     };
     v1::ExecuteReply {
         seq: r.seq,
@@ -50,11 +56,11 @@ pub fn reply_to_proto(r: &RoundResult) -> v1::ExecuteReply {
 
 /// `ExecuteReply` → a round's result.
 pub fn reply_from_proto(p: v1::ExecuteReply) -> Result<RoundResult, String> {
-    let exit = match p.exit.and_then(|e| e.kind) {
-        Some(ExitKind::Code(c)) => Exit::Code(c),
-        Some(ExitKind::Signal(s)) => Exit::Signal(s),
-        Some(ExitKind::TimedOut(_)) => Exit::TimedOut,
-        Some(ExitKind::SpawnError(e)) => Exit::SpawnError(e),
+    let (exit, spawn_error) = match p.exit.and_then(|e| e.kind) {
+        Some(PbExit::Code(c)) => (ExitKind::Code(c), None),
+        Some(PbExit::Signal(s)) => (ExitKind::Signal(s), None),
+        Some(PbExit::TimedOut(_)) => (ExitKind::TimedOut, None),
+        Some(PbExit::SpawnError(e)) => (ExitKind::SpawnError, Some(e)),
         None => return Err("ExecuteReply.exit is missing".into()),
     };
     let outputs = p
@@ -68,24 +74,16 @@ pub fn reply_from_proto(p: v1::ExecuteReply) -> Result<RoundResult, String> {
         state_hash: pubkey(&p.state_hash, "ExecuteReply.state_hash")?,
         outputs,
         exit,
+        spawn_error,
         run_micros: p.run_micros,
         overhead_micros: p.overhead_micros,
     })
 }
 
-/// The recorded form of a result (`reply-<seq>.pb`): the `ExecuteReply` protobuf.
-pub fn encode_recorded(r: &RoundResult) -> Vec<u8> {
-    reply_to_proto(r).encode_to_vec()
-}
-
-pub fn decode_recorded(bytes: &[u8]) -> Result<RoundResult, String> {
-    reply_from_proto(v1::ExecuteReply::decode(bytes).map_err(|e| e.to_string())?)
-}
-
 /// A committed entry → `StateEntry` (see [`crate::sync`] for `mode`).
-pub fn entry_to_proto(e: &Entry) -> Result<v1::StateEntry, EngineError> {
+pub fn entry_to_proto(e: &Entry) -> Result<v1::StateEntry, NotUtf8Path> {
     let path = String::from_utf8(e.path.clone())
-        .map_err(|_| EngineError::NotUtf8 { path: String::from_utf8_lossy(&e.path).into_owned() })?;
+        .map_err(|_| NotUtf8Path { path: String::from_utf8_lossy(&e.path).into_owned() })?;
     Ok(v1::StateEntry {
         path,
         is_dir: e.kind == Kind::Dir,

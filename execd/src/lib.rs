@@ -3,25 +3,35 @@
 //!
 //! # Layout
 //! - [`service`]: the `Exec` gRPC service; handlers call the engine on its thread.
-//! - [`engine`]: the one owner of the state: rounds in order, idempotent per seq, recovery.
+//! - [`engine`]: the one owner of the state: rounds in order, idempotent per seq, recovery;
+//!   [`engine::handle`]: the engine's thread and the handle the service sends it work through.
+//! - [`round`]: what a round is made of (request, inputs, result); imports none of the modules
+//!   that use it. How the contract ended is the ledger's `hp_ledger::ExitKind`.
+//! - [`recorded_result`]: the bytes of a round's recorded result in `hist/exec/record`.
 //! - [`awake`]: timers that do not count the time this process was stopped.
 //! - [`runner`]: spawning the contract with per-user pipes, timeout, kill and reap (the only
 //!   `unsafe`).
+//! - [`process`]: killing and reaping process groups and sessions, `/proc` scanning, and the
+//!   process setup of `hp-execd` (subreaper, open-file limit, standard fds, parent death).
 //! - [`header`]: the stdin header, text or JSON, byte-exact.
 //! - [`state_hash`]: the state hash, its byte layout and incremental re-hashing.
 //! - [`snapshot`]: the committed copy, its `record`, the marker and the journal; tree diff and copy.
 //! - [`sync`]: state sync paths, staging and building the target tree.
-//! - [`convert`]: protobuf ⇄ domain conversions.
+//! - [`convert`]: the service's protobuf ⇄ domain conversions (not used by the engine).
 
 pub mod awake;
 pub mod convert;
 pub mod engine;
 pub mod header;
+pub mod process;
+pub mod recorded_result;
+pub mod round;
 pub mod runner;
 pub mod service;
 pub mod snapshot;
 pub mod state_hash;
 pub mod sync;
 
-pub use engine::{Engine, EngineConfig, EngineError, EngineHandle, ExecRequest, RoundResult};
-pub use runner::{Exit, UserInput};
+pub use engine::handle::EngineHandle;
+pub use engine::{Engine, EngineConfig, EngineError};
+pub use round::{ExecRequest, RoundResult, StateInfo, UserInput};

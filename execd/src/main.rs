@@ -3,7 +3,7 @@
 use clap::Parser;
 use hp_cfg::{Config, ContractDir};
 use hp_daemon::{exit, ipc, logging, shutdown};
-use hp_execd::{Engine, EngineConfig, engine, runner, service};
+use hp_execd::{Engine, EngineConfig, engine, process, service};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -40,11 +40,11 @@ fn main() -> ExitCode {
 }
 
 fn run(root: &std::path::Path, cfg: &Config) -> anyhow::Result<()> {
-    if std::env::var_os("HP_SUPERVISED").is_some_and(|v| v == "1") && !runner::die_with_parent()? {
+    if std::env::var_os("HP_SUPERVISED").is_some_and(|v| v == "1") && !process::die_with_parent()? {
         anyhow::bail!("the supervisor is already gone");
     }
-    runner::ensure_std_fds()?;
-    let limit = runner::raise_nofile_limit()?;
+    process::ensure_std_fds()?;
+    let limit = process::raise_nofile_limit()?;
     tracing::debug!(limit, "open file limit raised");
     // A round holds four fds per user while the contract starts; a ledger may list
     // `max_ledger_users` of them. Past the limit such a ledger cannot run here (consensusd then
@@ -59,7 +59,7 @@ fn run(root: &std::path::Path, cfg: &Config) -> anyhow::Result<()> {
              such a ledger cannot run on this node: raise the limit or lower max_ledger_users"
         );
     }
-    runner::become_subreaper()?;
+    process::become_subreaper()?;
     let mut engine_cfg = EngineConfig::new(root, cfg)?;
     engine_cfg.reap_strays = true;
     let socket = engine_cfg.dir.socket("execd");
@@ -67,7 +67,7 @@ fn run(root: &std::path::Path, cfg: &Config) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
         let stop = shutdown::on_signals()?;
-        let (handle, thread) = engine::spawn(engine, stop.clone())?;
+        let (handle, thread) = engine::handle::spawn(engine, stop.clone())?;
         let incoming = ipc::bind(&socket)?;
         let _guard = ipc::SocketGuard(socket.clone());
         tracing::info!(socket = %socket.display(), "execd serving");

@@ -1,6 +1,7 @@
 //! Running the contract once (docs/contract-interface.md): pipes, a clean start, concurrent I/O, the timeout,
-//! and killing and reaping everything it started. The only module with `unsafe`: the code that
-//! runs in the forked child before `exec`, and nothing else.
+//! and killing and reaping everything it started (with the helpers of [`crate::process`]). The
+//! only module with `unsafe`: the code that runs in the forked child before `exec`, and nothing
+//! else.
 //!
 //! One run:
 //! 1. Two pipes per user (all `O_CLOEXEC`), one for stdin, stdout and stderr. Each input pipe
@@ -23,9 +24,6 @@
 use bytes::Bytes;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -38,7 +36,10 @@ use tokio::net::unix::pipe;
 
 use crate::awake;
 use crate::header::FIRST_USER_FD;
+use crate::process;
+use crate::round::UserInput;
 use hp_daemon::CancellationToken;
+use hp_ledger::ExitKind;
 
 /// The environment the contract gets: nothing of execd's own leaks in, and `TZ` is fixed so that
 /// time formatting is the same on every node.
@@ -72,29 +73,14 @@ pub struct Contract {
     pub timeout: Duration,
 }
 
-/// One user's inputs for the round.
-#[derive(Debug, Clone)]
-pub struct UserInput {
-    pub pubkey: [u8; 32],
-    /// In ledger order; written without separators.
-    pub inputs: Vec<Bytes>,
-}
-
-/// How the contract ended: a deterministic part of the round's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    Code(i32),
-    Signal(i32),
-    TimedOut,
-    SpawnError(String),
-}
-
 /// What one run produced.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     /// Users in pubkey order that wrote something, with all they wrote.
     pub outputs: Vec<([u8; 32], Vec<u8>)>,
-    pub exit: Exit,
+    pub exit: ExitKind,
+    /// Why the run counts as [`ExitKind::SpawnError`], when it does (for the logs).
+    pub spawn_error: Option<String>,
     /// From spawn to the main process's exit.
     pub run_time: Duration,
     /// The contract's process group (its pid), `None` if it never started.
@@ -153,7 +139,8 @@ pub async fn run(
     if let Err(why) = check_executable(&contract.program) {
         return Ok(RunOutcome {
             outputs: Vec::new(),
-            exit: Exit::SpawnError(why),
+            exit: ExitKind::SpawnError,
+            spawn_error: Some(why),
             run_time: Duration::ZERO,
             pgid: None,
             outputs_dropped: false,
@@ -190,7 +177,8 @@ pub async fn run(
         Err(e) => {
             return Ok(RunOutcome {
                 outputs: Vec::new(),
-                exit: Exit::SpawnError(e.to_string()),
+                exit: ExitKind::SpawnError,
+                spawn_error: Some(e.to_string()),
                 run_time: started.elapsed(),
                 pgid: None,
                 outputs_dropped: false,
@@ -234,18 +222,18 @@ pub async fn run(
     let (status, timed_out, cancelled) = match ended {
         Ended::Exited(status) => (status, false, false),
         Ended::TimedOut => {
-            kill_group(pgid);
+            process::kill_group(pgid);
             (child.wait().await, true, false)
         }
         Ended::Cancelled => {
-            kill_group(pgid);
+            process::kill_group(pgid);
             (child.wait().await, false, true)
         }
     };
     let run_time = started.elapsed();
     // Whatever the main process left behind in its group dies with it.
-    kill_group(pgid);
-    reap_group(pgid, DRAIN_GRACE).await;
+    process::kill_group(pgid);
+    process::reap_group(pgid, DRAIN_GRACE).await;
     for writer in &writers {
         writer.abort();
     }
@@ -283,14 +271,14 @@ pub async fn run(
     if cancelled {
         return Err(RunError::Cancelled);
     }
-    let exit = match (timed_out, status) {
-        (true, _) => Exit::TimedOut,
+    let (exit, spawn_error) = match (timed_out, status) {
+        (true, _) => (ExitKind::TimedOut, None),
         (_, Ok(status)) => match (status.code(), status.signal()) {
-            (Some(code), _) => Exit::Code(code),
-            (None, Some(signal)) => Exit::Signal(signal),
-            (None, None) => Exit::SpawnError(format!("unknown exit status {status:?}")),
+            (Some(code), _) => (ExitKind::Code(code), None),
+            (None, Some(signal)) => (ExitKind::Signal(signal), None),
+            (None, None) => (ExitKind::SpawnError, Some(format!("unknown exit status {status:?}"))),
         },
-        (_, Err(e)) => Exit::SpawnError(format!("cannot wait for the contract: {e}")),
+        (_, Err(e)) => (ExitKind::SpawnError, Some(format!("cannot wait for the contract: {e}"))),
     };
     let outputs_dropped = overflow.load(Ordering::Relaxed);
     let outputs = if outputs_dropped {
@@ -303,7 +291,7 @@ pub async fn run(
     } else {
         users.iter().zip(outputs).filter(|(_, out)| !out.is_empty()).map(|(u, out)| (u.pubkey, out)).collect()
     };
-    Ok(RunOutcome { outputs, exit, run_time, pgid: Some(pgid), outputs_dropped })
+    Ok(RunOutcome { outputs, exit, spawn_error, run_time, pgid: Some(pgid), outputs_dropped })
 }
 
 fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -461,156 +449,4 @@ fn child_setup(moves: &[(RawFd, RawFd)], parked: &mut [RawFd], parent: libc::pid
         );
     }
     Ok(())
-}
-
-/// `SIGKILL` to a process group; a group that is already gone is fine.
-pub fn kill_group(pgid: i32) {
-    if pgid > 1 {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-    }
-}
-
-/// Reaps the group's processes that are execd's children (the ones it adopted as subreaper),
-/// waiting for killed ones to die, at most `within`.
-async fn reap_group(pgid: i32, within: Duration) {
-    if pgid <= 1 {
-        return;
-    }
-    let deadline = Instant::now() + within;
-    loop {
-        match waitpid(Pid::from_raw(-pgid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {
-                if Instant::now() >= deadline {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => return,
-        }
-    }
-}
-
-/// Reaps children of this process that are zombies: descendants of a contract that left its
-/// process group and were adopted by execd (as subreaper). Only for a process whose every
-/// child is a contract, and only between runs.
-pub fn reap_adopted_zombies() -> usize {
-    // Every child of this process is a contract or one of its adopted descendants, and the
-    // round's own contract was already reaped: any child that has exited can be reaped here,
-    // without scanning /proc.
-    let mut reaped = 0;
-    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-        if matches!(status, nix::sys::wait::WaitStatus::StillAlive) {
-            break;
-        }
-        reaped += 1;
-    }
-    reaped
-}
-
-/// Makes execd the reaper of its contract's orphaned descendants, so that it can reap them.
-pub fn become_subreaper() -> nix::Result<()> {
-    nix::sys::prctl::set_child_subreaper(true)
-}
-
-/// Raises the soft limit of open files to the hard limit: a round holds four fds per user.
-pub fn raise_nofile_limit() -> nix::Result<u64> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
-    }
-    Ok(hard)
-}
-
-/// Makes sure fds 0, 1 and 2 are open (on /dev/null if not), so that no pipe ever gets one of
-/// those numbers.
-pub fn ensure_std_fds() -> std::io::Result<()> {
-    use std::os::fd::IntoRawFd;
-    loop {
-        let file = std::fs::File::open("/dev/null")?;
-        if file.as_raw_fd() > 2 {
-            return Ok(());
-        }
-        // It filled a gap among 0..=2: keep it open for the life of the process.
-        let _ = file.into_raw_fd();
-    }
-}
-
-/// Asks for SIGTERM when the parent (the supervisor) dies; false if it is already gone.
-pub fn die_with_parent() -> nix::Result<bool> {
-    let parent = nix::unistd::getppid();
-    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
-    Ok(nix::unistd::getppid() == parent && parent.as_raw() != 1)
-}
-
-/// One line of `/proc/<pid>/stat`, the fields execd needs.
-struct ProcStat {
-    pid: i32,
-    pgrp: i32,
-    session: i32,
-}
-
-/// Every process visible in `/proc`, zombies included.
-fn processes() -> Vec<ProcStat> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let mut out = Vec::new();
-    for item in dir.flatten() {
-        let Some(pid) = item.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(item.path().join("stat")) else { continue };
-        // Fields after the command name, which is in parentheses and may contain anything.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let num = |i: usize| f.get(i).and_then(|v| v.parse::<i32>().ok());
-        let (Some(pgrp), Some(session)) = (num(2), num(3)) else {
-            continue;
-        };
-        out.push(ProcStat { pid, pgrp, session });
-    }
-    out
-}
-
-/// The pids in a process group or session, zombies included (from `/proc`).
-pub fn processes_where(field: ProcField, id: i32) -> Vec<i32> {
-    let matches = |p: &ProcStat| match field {
-        ProcField::Pgrp => p.pgrp == id,
-        ProcField::Session => p.session == id,
-    };
-    processes().into_iter().filter(matches).map(|p| p.pid).collect()
-}
-
-/// Which id [`processes_where`] matches.
-#[derive(Debug, Clone, Copy)]
-pub enum ProcField {
-    Pgrp,
-    Session,
-}
-
-/// Kills every process of a session (a contract left behind by an execd that was killed) and
-/// waits, at most `within`, until none is alive. Returns how many were found.
-pub fn kill_session(sid: i32, within: Duration) -> usize {
-    if sid <= 1 || sid == nix::unistd::getpid().as_raw() {
-        return 0;
-    }
-    let found = processes_where(ProcField::Session, sid);
-    for pid in &found {
-        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
-    }
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        let alive = processes_where(ProcField::Session, sid).into_iter().any(|pid| !is_gone_or_zombie(pid));
-        if !alive {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    found.len()
-}
-
-/// Whether a process is a zombie (exited, not yet reaped) or gone.
-pub fn is_gone_or_zombie(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) == Some("Z"),
-        Err(_) => true,
-    }
 }

@@ -12,7 +12,8 @@
 //! - `UNAVAILABLE`: execd is shutting down; retry after it restarts.
 
 use crate::convert;
-use crate::engine::{EngineError, EngineGone, EngineHandle, MAX_CHUNK};
+use crate::engine::handle::{EngineGone, EngineHandle};
+use crate::engine::{EngineError, MAX_CHUNK};
 use crate::runner::RunError;
 use crate::sync::SyncError;
 use hp_proto::v1;
@@ -59,7 +60,7 @@ fn status(e: EngineError) -> Status {
         | EngineError::NoRecordedResult { .. }
         | EngineError::ContentChanged { .. }
         | EngineError::HashMismatch { .. } => Status::failed_precondition(text),
-        EngineError::Invalid(_) | EngineError::NotUtf8 { .. } => Status::invalid_argument(text),
+        EngineError::Invalid(_) => Status::invalid_argument(text),
         EngineError::NotFound { .. } => Status::not_found(text),
         EngineError::Sync(SyncError::Snapshot(_)) => Status::internal(text),
         EngineError::Sync(SyncError::NotStaged { .. } | SyncError::WrongSize { .. }) => {
@@ -114,7 +115,11 @@ impl Exec for ExecService {
         let include_damaged = request.into_inner().include_damaged;
         let (info, entries) =
             self.engine.call(move |engine, _| engine.manifest(include_damaged)).await.map_err(gone)?.map_err(status)?;
-        let entries = entries.iter().map(convert::entry_to_proto).collect::<Result<Vec<_>, _>>().map_err(status)?;
+        let entries = entries
+            .iter()
+            .map(convert::entry_to_proto)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Response::new(v1::StateManifestReply {
             seq: info.seq.unwrap_or(0),
             state_hash: info.state_hash.to_vec().into(),

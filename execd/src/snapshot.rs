@@ -13,7 +13,8 @@
 //!
 //! Record layout: the 8 bytes `HPEXEC1\n`, one JSON line
 //! `{"seq":N or null,"state_hash":"<hex>","reply_len":L or null}\n`, then `L` bytes: the
-//! recorded `ExecuteReply` protobuf (none for the genesis state or a state applied from peers).
+//! recorded `ExecuteReply` protobuf (none for the genesis state or a state applied from peers;
+//! [`crate::recorded_result`] owns those bytes).
 //!
 //! A round: marker → run → hash `state/` → if the state changed: `pending`, copy the changed
 //! entries into `committed/` (fsync), rename `pending` → `record`; else write `record` → clear

@@ -13,6 +13,18 @@ use bytes::Bytes;
 const OUTPUTS_TAG: &[u8] = b"hotpocket/outputs/v1";
 
 /// How the contract's run ended. Part of the agreed result: a crash is deterministic too.
+///
+/// The one exit type of a contract run: execd's runner produces it, execd's `ExecuteReply`
+/// carries it (`ExitStatus`), consensusd puts it in the [`Outcome`] whose hash the nodes sign.
+/// Only the kind and the code or signal are agreed. Why a run counts as `SpawnError` (the
+/// binary is missing, the process could not be waited for) is wording for the logs that
+/// travels beside it (`ExitStatus.spawn_error`, execd's `RoundResult::spawn_error`), never in
+/// it: nodes agree that the contract could not run, not on the operating system's message.
+///
+/// There is no "no exit": every run ends in one of these, and execd always sets
+/// `ExecuteReply.exit`. A reply without one is malformed, and both sides treat it so:
+/// consensusd's executor refuses it (it never votes for a clean exit nobody saw), and execd
+/// treats a recorded result without one as unreadable, as if no result had been recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExitKind {
     Code(i32),
@@ -155,6 +167,20 @@ mod tests {
         for exit in [ExitKind::Code(-3), ExitKind::TimedOut, ExitKind::SpawnError] {
             let o = Outcome { exit, outputs: vec![] };
             assert_eq!(Outcome::decode(&o.encode()).unwrap(), o);
+        }
+    }
+
+    /// The agreed bytes of each exit: the outcome hash of every existing result depends on them.
+    #[test]
+    fn exit_kinds_keep_their_bytes() {
+        let cases = [
+            (ExitKind::Code(-3), "00fffffffd00000000"),
+            (ExitKind::Signal(9), "010000000900000000"),
+            (ExitKind::TimedOut, "020000000000000000"),
+            (ExitKind::SpawnError, "030000000000000000"),
+        ];
+        for (exit, bytes) in cases {
+            assert_eq!(hex::encode(Outcome { exit, outputs: vec![] }.encode()), bytes);
         }
     }
 

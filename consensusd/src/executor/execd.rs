@@ -196,7 +196,9 @@ fn execution(reply: pb::ExecuteReply) -> Result<Execution, String> {
         Some(pb::exit_status::Kind::Signal(s)) => ExitKind::Signal(*s),
         Some(pb::exit_status::Kind::TimedOut(_)) => ExitKind::TimedOut,
         Some(pb::exit_status::Kind::SpawnError(_)) => ExitKind::SpawnError,
-        None => ExitKind::Code(0),
+        // execd always says how the contract ended; a reply that does not is not a result
+        // this node may vote for (it would sign a clean exit nobody saw).
+        None => return Err("no exit status".to_string()),
     };
     let mut outputs = Vec::with_capacity(reply.outputs.len());
     for o in reply.outputs {
@@ -205,4 +207,24 @@ fn execution(reply: pb::ExecuteReply) -> Result<Execution, String> {
         outputs.push((user, o.data));
     }
     Ok(Execution { state_hash, outcome: Outcome { exit, outputs } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(exit: Option<pb::exit_status::Kind>) -> pb::ExecuteReply {
+        pb::ExecuteReply {
+            state_hash: vec![3; 32].into(),
+            exit: exit.map(|kind| pb::ExitStatus { kind: Some(kind), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_reply_without_an_exit_status_is_malformed_not_a_clean_exit() {
+        assert!(execution(reply(None)).is_err());
+        let ok = execution(reply(Some(pb::exit_status::Kind::Code(0)))).map(|e| e.outcome.exit);
+        assert_eq!(ok, Ok(ExitKind::Code(0)));
+    }
 }

@@ -2,7 +2,7 @@
 //! binary's own surface (config errors, shutdown).
 
 use crate::support::*;
-use hp_execd::runner::{ProcField, is_gone_or_zombie, processes_where};
+use hp_execd::process::{ProcField, is_gone_or_zombie, processes_where};
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -104,7 +104,7 @@ async fn a_node_stopped_past_the_timeout_does_not_time_out_a_contract_that_had_t
     }
     let reply = inflight.await.unwrap().expect("the round completes").into_inner();
     let result = hp_execd::convert::reply_from_proto(reply).unwrap();
-    assert_eq!(result.exit, hp_execd::Exit::Code(0), "the stop counted against the contract's timeout");
+    assert_eq!(result.exit, hp_ledger::ExitKind::Code(0), "the stop counted against the contract's timeout");
     assert_eq!(output_of(&result, key(1)), b"done");
 }
 

@@ -13,7 +13,7 @@ fn inputs_are_concatenated_in_order_without_separators_and_outputs_sorted() {
     assert_eq!(result.outputs[0].0, key(3), "outputs in pubkey order");
     assert_eq!(&result.outputs[0].1[..], b"abcd\nef");
     assert_eq!(&result.outputs[1].1[..], b"x");
-    assert_eq!(result.exit, hp_execd::Exit::Code(0));
+    assert_eq!(result.exit, hp_ledger::ExitKind::Code(0));
 }
 
 #[test]
@@ -67,7 +67,7 @@ fn a_contract_that_ignores_its_input_finishes() {
     let mut engine = node.engine();
     let big = vec![vec![1u8; 4 * 1024 * 1024]];
     let result = execute(&mut engine, request(1, vec![(key(1), big), (key(2), vec![b"small".to_vec()])]));
-    assert_eq!(result.exit, hp_execd::Exit::Code(0));
+    assert_eq!(result.exit, hp_ledger::ExitKind::Code(0));
     assert!(result.outputs.is_empty());
 }
 

@@ -1,8 +1,9 @@
 //! Timeouts, crashes and exit codes are deterministic results; nothing is left running.
 
 use crate::support::*;
-use hp_execd::runner::{ProcField, processes_where};
-use hp_execd::{EngineError, Exit};
+use hp_execd::EngineError;
+use hp_execd::process::{ProcField, processes_where};
+use hp_ledger::ExitKind;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ fn an_infinite_loop_that_forked_is_killed_at_the_timeout_with_its_child_and_reap
     let mut engine = node.engine();
     let started = std::time::Instant::now();
     let result = execute(&mut engine, one(1, ""));
-    assert_eq!(result.exit, Exit::TimedOut);
+    assert_eq!(result.exit, ExitKind::TimedOut);
     assert!(started.elapsed() < Duration::from_secs(10), "the timeout was not enforced");
     assert!(result.run_micros >= 300_000, "killed before the timeout: {} µs", result.run_micros);
     let text = String::from_utf8(output_of(&result, key(1))).unwrap();
@@ -26,7 +27,7 @@ fn an_infinite_loop_that_forked_is_killed_at_the_timeout_with_its_child_and_reap
     }
     assert!(processes_where(ProcField::Pgrp, main).is_empty(), "the contract's group is not empty");
     // The timed-out round is a result like any other: the next round runs.
-    assert_eq!(execute(&mut engine, one(2, "")).exit, Exit::TimedOut);
+    assert_eq!(execute(&mut engine, one(2, "")).exit, ExitKind::TimedOut);
 }
 
 #[test]
@@ -39,17 +40,17 @@ fn a_descendant_that_escaped_the_group_holding_a_pipe_cannot_hang_the_round() {
     let escaped: i32 = String::from_utf8(output_of(&result, key(1))).unwrap().parse().unwrap();
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(escaped), nix::sys::signal::Signal::SIGKILL);
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(escaped), None);
-    assert_eq!(result.exit, Exit::Code(0));
+    assert_eq!(result.exit, ExitKind::Code(0));
     assert!(took < Duration::from_secs(5), "the round waited {took:?} for a process holding its pipe");
 }
 
 #[test]
 fn crashes_and_exit_codes_are_recorded() {
     for (args, exit) in [
-        ("segv", Exit::Signal(libc::SIGSEGV)),
-        ("abort", Exit::Signal(libc::SIGABRT)),
-        ("exit 7", Exit::Code(7)),
-        ("exit 0", Exit::Code(0)),
+        ("segv", ExitKind::Signal(libc::SIGSEGV)),
+        ("abort", ExitKind::Signal(libc::SIGABRT)),
+        ("exit 7", ExitKind::Code(7)),
+        ("exit 0", ExitKind::Code(0)),
     ] {
         let node = Node::new(args);
         let mut engine = node.engine();
@@ -64,7 +65,8 @@ fn a_missing_binary_is_a_spawn_error_result() {
     let node = Node::with("", |c| c.binary = "bin/nope".into());
     let mut engine = node.engine();
     let result = execute(&mut engine, one(1, "x"));
-    assert!(matches!(&result.exit, Exit::SpawnError(e) if e.contains("bin/nope")), "{:?}", result.exit);
+    assert_eq!(result.exit, ExitKind::SpawnError);
+    assert!(result.spawn_error.as_deref().is_some_and(|e| e.contains("bin/nope")), "{:?}", result.spawn_error);
 }
 
 #[test]

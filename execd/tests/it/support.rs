@@ -35,8 +35,8 @@ pub fn contract_bin() -> &'static Path {
 pub fn init() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
-        hp_execd::runner::raise_nofile_limit().unwrap();
-        hp_execd::runner::become_subreaper().unwrap();
+        hp_execd::process::raise_nofile_limit().unwrap();
+        hp_execd::process::become_subreaper().unwrap();
     });
 }
 

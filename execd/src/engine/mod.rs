@@ -1,16 +1,21 @@
 //! The one owner of `state/` and the committed copy: executes rounds in order, answers state
 //! queries and applies state from peers. Synchronous; the service drives it on its own thread
-//! (see [`spawn`]) so that exactly one operation runs at a time.
+//! ([`handle`]) so that exactly one operation runs at a time.
 
-use crate::convert;
+pub mod handle;
+
 use crate::header::{self, RoundInfo};
-use crate::runner::{self, Contract, Exit, RunError, UserInput};
+use crate::process;
+use crate::recorded_result;
+use crate::round::{ExecRequest, RoundResult, StateInfo};
+use crate::runner::{self, Contract, RunError};
 use crate::snapshot::{self, Marker, MarkerFile, Paths, Record, SnapshotError};
 use crate::state_hash::{self, Entry, Hash, HashError, HashStats, Kind, Scan, StateHasher};
 use crate::sync::{self, SyncError, WireEntry};
 use bytes::Bytes;
 use hp_cfg::{Config, ContractDir, StdinFormat};
 use hp_daemon::CancellationToken;
+use hp_ledger::ExitKind;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -58,36 +63,6 @@ impl EngineConfig {
     }
 }
 
-/// One round to execute (from `ExecuteRequest`).
-#[derive(Debug, Clone)]
-pub struct ExecRequest {
-    pub seq: u64,
-    pub prev_hash: Vec<u8>,
-    pub time_ms: u64,
-    /// Every listed user with its inputs; sorted here.
-    pub users: Vec<UserInput>,
-}
-
-/// The result of a round, as recorded and replied (`ExecuteReply`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoundResult {
-    pub seq: u64,
-    pub state_hash: Hash,
-    /// Users that wrote something, in pubkey order.
-    pub outputs: Vec<([u8; 32], Bytes)>,
-    pub exit: Exit,
-    pub run_micros: u64,
-    /// Everything else execd did for the round, up to recording it (the final fsyncs excluded).
-    pub overhead_micros: u64,
-}
-
-/// The committed state: what `StateInfo` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateInfo {
-    pub seq: Option<u64>,
-    pub state_hash: Hash,
-}
-
 /// Why an engine operation failed. The service maps each to a gRPC status.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -105,8 +80,6 @@ pub enum EngineError {
     ContentChanged { path: String, expected: String },
     #[error("the staged state hashes to {got}, not to the requested {expected}; nothing was changed")]
     HashMismatch { expected: String, got: String },
-    #[error("state path {path:?} is not UTF-8 and cannot be listed for peers")]
-    NotUtf8 { path: String },
     #[error("restored state/ still hashes to {got}, not to the committed {expected}")]
     RestoreFailed { expected: String, got: String },
     #[error("cannot start the engine's runtime: {0}")]
@@ -181,7 +154,7 @@ impl Engine {
         let marker = self.marker.read()?;
         if let Some(m) = &marker {
             let killed = match m.sid {
-                Some(sid) if m.boot_id == self.boot_id => runner::kill_session(sid, LEFTOVER_KILL_WAIT),
+                Some(sid) if m.boot_id == self.boot_id => process::kill_session(sid, LEFTOVER_KILL_WAIT),
                 _ => 0,
             };
             tracing::warn!(
@@ -252,7 +225,7 @@ impl Engine {
     fn adopt(&mut self, record: Record) {
         self.seq = record.seq;
         self.state_hash = record.state_hash;
-        self.reply = record.reply.and_then(|bytes| match convert::decode_recorded(&bytes) {
+        self.reply = record.reply.and_then(|bytes| match recorded_result::decode(&bytes) {
             Ok(reply) => Some(reply),
             Err(e) => {
                 tracing::warn!(error = %e, "the recorded result is unreadable");
@@ -365,11 +338,13 @@ impl Engine {
         let outcome =
             self.rt.block_on(runner::run(&self.cfg.contract, req.seq, head, &req.users, cancel, &mut on_spawn))?;
         match &outcome.exit {
-            Exit::Code(0) => {}
-            exit => tracing::warn!(seq = req.seq, ?exit, "the contract did not exit cleanly"),
+            ExitKind::Code(0) => {}
+            exit => {
+                tracing::warn!(seq = req.seq, ?exit, spawn_error = ?outcome.spawn_error, "the contract did not exit cleanly")
+            }
         }
         if self.cfg.reap_strays {
-            runner::reap_adopted_zombies();
+            process::reap_adopted_zombies();
         }
         let scan = self.state.scan()?;
         self.last_scan = scan.stats;
@@ -379,6 +354,7 @@ impl Engine {
             state_hash: scan.root,
             outputs: outcome.outputs.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect(),
             exit: outcome.exit,
+            spawn_error: outcome.spawn_error,
             run_micros,
             overhead_micros: 0,
         };
@@ -391,7 +367,7 @@ impl Engine {
     /// `committed/` and the journal renamed to the record; else just the record.
     fn commit(&mut self, scan: Scan, result: &RoundResult) -> Result<(), EngineError> {
         let record =
-            Record { seq: Some(result.seq), state_hash: scan.root, reply: Some(convert::encode_recorded(result)) };
+            Record { seq: Some(result.seq), state_hash: scan.root, reply: Some(recorded_result::encode(result)) };
         if scan.root == self.committed.root {
             record.save(&self.paths.record, false)?;
         } else {
@@ -540,47 +516,4 @@ fn swap_dirs(a: &Path, b: &Path) -> Result<(), SnapshotError> {
         path: PathBuf::from(b),
         source: e.into(),
     })
-}
-
-type Job = Box<dyn FnOnce(&mut Engine, &CancellationToken) + Send>;
-
-/// The engine is gone (its thread ended).
-#[derive(Debug, thiserror::Error)]
-#[error("the execution engine has stopped")]
-pub struct EngineGone;
-
-/// Sends work to the engine's thread.
-#[derive(Clone)]
-pub struct EngineHandle {
-    tx: tokio::sync::mpsc::Sender<Job>,
-}
-
-impl EngineHandle {
-    /// Runs `f` on the engine, after every operation sent before it.
-    pub async fn call<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Engine, &CancellationToken) -> R + Send + 'static,
-    ) -> Result<R, EngineGone> {
-        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |engine, cancel| {
-            let _ = reply_tx.send(f(engine, cancel));
-        });
-        self.tx.send(job).await.map_err(|_| EngineGone)?;
-        reply_rx.await.map_err(|_| EngineGone)
-    }
-}
-
-/// Starts the engine's thread. It stops when every handle is dropped; `cancel` kills a running
-/// contract (shutdown).
-pub fn spawn(
-    mut engine: Engine,
-    cancel: CancellationToken,
-) -> std::io::Result<(EngineHandle, std::thread::JoinHandle<()>)> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(64);
-    let thread = std::thread::Builder::new().name("hp-execd-engine".into()).spawn(move || {
-        while let Some(job) = rx.blocking_recv() {
-            job(&mut engine, &cancel);
-        }
-    })?;
-    Ok((EngineHandle { tx }, thread))
 }
