@@ -1,4 +1,4 @@
-//! The one shape of a daemon's `main`: die with the supervisor, load the config, start logging
+//! The one shape of a daemon's `main`: make sure fds 0–2 are taken, die with the supervisor, load the config, start logging
 //! and the runtime, turn signals into a shutdown token, run, and map the outcome to an exit
 //! code (docs/command-line.md). Each daemon's `main.rs` only names itself and what it runs.
 
@@ -29,6 +29,10 @@ impl Daemon {
         E: std::error::Error,
     {
         let name = self.name;
+        if let Err(e) = process::ensure_std_fds() {
+            eprintln!("hp-{name}: cannot open /dev/null for the standard descriptors: {e}");
+            return code(exit::FAILURE);
+        }
         // HP_SUPERVISED=1: die with the supervisor (PR_SET_PDEATHSIG), exit if already orphaned.
         process::die_with_parent();
         let dir = ContractDir::new(dir);

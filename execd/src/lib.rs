@@ -2,6 +2,7 @@
 //! committed copy, and state sync with peers (docs/contract-interface.md, §7).
 //!
 //! # Layout
+//! - [`run`]: the daemon: process set-up, the engine thread, the service until shutdown.
 //! - [`service`]: the `Exec` gRPC service; handlers call the engine on its thread.
 //! - [`engine`]: the one owner of the state: rounds in order, idempotent per seq, recovery;
 //!   [`engine::handle`]: the engine's thread and the handle the service sends it work through.
@@ -26,6 +27,7 @@ pub mod header;
 pub mod process;
 pub mod recorded_result;
 pub mod round;
+pub mod run;
 pub mod runner;
 pub mod service;
 pub mod snapshot;

@@ -8,7 +8,6 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// `SIGKILL` to a process group; a group that is already gone is fine.
@@ -69,27 +68,6 @@ pub fn raise_nofile_limit() -> nix::Result<u64> {
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     }
     Ok(hard)
-}
-
-/// Makes sure fds 0, 1 and 2 are open (on /dev/null if not), so that no pipe ever gets one of
-/// those numbers.
-pub fn ensure_std_fds() -> std::io::Result<()> {
-    use std::os::fd::IntoRawFd;
-    loop {
-        let file = std::fs::File::open("/dev/null")?;
-        if file.as_raw_fd() > 2 {
-            return Ok(());
-        }
-        // It filled a gap among 0..=2: keep it open for the life of the process.
-        let _ = file.into_raw_fd();
-    }
-}
-
-/// Asks for SIGTERM when the parent (the supervisor) dies; false if it is already gone.
-pub fn die_with_parent() -> nix::Result<bool> {
-    let parent = nix::unistd::getppid();
-    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
-    Ok(nix::unistd::getppid() == parent && parent.as_raw() != 1)
 }
 
 /// One line of `/proc/<pid>/stat`, the fields execd needs.

@@ -216,7 +216,7 @@ mod tests {
     fn reply(exit: Option<pb::exit_status::Kind>) -> pb::ExecuteReply {
         pb::ExecuteReply {
             state_hash: vec![3; 32].into(),
-            exit: exit.map(|kind| pb::ExitStatus { kind: Some(kind), ..Default::default() }),
+            exit: exit.map(|kind| pb::ExitStatus { kind: Some(kind) }),
             ..Default::default()
         }
     }

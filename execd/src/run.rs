@@ -1,0 +1,67 @@
+//! Running hp-execd for one contract directory: the process set-up a contract runner needs
+//! (descriptor limit, subreaper), the engine on its thread, and the `Exec` service on
+//! `run/execd.sock` until shutdown. `main.rs` only hands this to the shared daemon entry.
+
+use crate::engine::{self, Engine, EngineConfig, EngineError};
+use crate::{process, service};
+use hp_cfg::{Config, ContractDir};
+use hp_daemon::{CancellationToken, ipc};
+use std::time::{Duration, Instant};
+
+/// How long shutdown waits for the engine to kill a running contract and stop.
+const ENGINE_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Why execd could not start or stopped with a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot raise the open-file limit: {0}")]
+    FileLimit(nix::Error),
+    #[error("cannot become the subreaper of the contract's processes: {0}")]
+    Subreaper(nix::Error),
+    #[error("the contract: {0}")]
+    Contract(std::io::Error),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("cannot start the engine thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot serve the execd socket: {0}")]
+    Socket(#[from] ipc::IpcError),
+    #[error("the execd service failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Runs execd for the contract directory until `shutdown`.
+pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    let limit = process::raise_nofile_limit().map_err(RunError::FileLimit)?;
+    tracing::debug!(limit, "open file limit raised");
+    // A round holds four fds per user while the contract starts; a ledger may list
+    // `max_ledger_users` of them. Past the limit such a ledger cannot run here (consensusd then
+    // copies the state from a peer): say so now, not in the middle of a round.
+    let needed = cfg.max_ledger_users.saturating_mul(4).saturating_add(256);
+    if limit < needed {
+        tracing::warn!(
+            limit,
+            needed,
+            max_ledger_users = cfg.max_ledger_users,
+            "the open-file limit (RLIMIT_NOFILE) is too low for a ledger with max_ledger_users users; \
+             such a ledger cannot run on this node: raise the limit or lower max_ledger_users"
+        );
+    }
+    process::become_subreaper().map_err(RunError::Subreaper)?;
+    let mut engine_cfg = EngineConfig::new(dir.root(), &cfg).map_err(RunError::Contract)?;
+    engine_cfg.reap_strays = true;
+    let socket = engine_cfg.dir.socket("execd");
+    let engine = Engine::open(engine_cfg)?;
+    let (handle, thread) = engine::handle::spawn(engine, shutdown.clone()).map_err(RunError::Thread)?;
+    let incoming = ipc::bind(&socket)?;
+    let _guard = ipc::SocketGuard(socket.clone());
+    tracing::info!(socket = %socket.display(), "execd serving");
+    let served = service::serve(incoming, handle, shutdown.clone().cancelled_owned()).await;
+    shutdown.cancel();
+    let deadline = Instant::now() + ENGINE_STOP_WAIT;
+    while !thread.is_finished() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::info!("execd stopped");
+    Ok(served?)
+}
