@@ -2,6 +2,7 @@
 //! contract of a one-node network with `stdinfmt: "json"`, driven by users over the websocket.
 
 use hp_client::{Client, Output};
+use hp_tests::OrPanic;
 use hp_tests::{Cluster, ClusterOptions};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ fn json_cluster() -> Cluster {
         edit: Some(Box::new(|_, cfg| cfg.stdinfmt = hp_cfg::StdinFormat::Json)),
         ..Default::default()
     })
+    .or_panic()
 }
 
 /// Connects a fresh user, sends `input` and returns its output. A refusal asking for the input
