@@ -107,3 +107,22 @@ pub fn free_port() -> Result<u16, LocalnetError> {
 fn ipv6_available() -> bool {
     TcpListener::bind("[::1]:0").is_ok()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_free_claimed_and_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..20).map(|_| free_port().unwrap()).collect();
+        let distinct: HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+        let (low, high) = range();
+        for port in ports {
+            assert!((low..=high).contains(&port));
+            assert!(claims_dir().join(port.to_string()).exists(), "port {port} is claimed");
+            assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+        }
+    }
+}
