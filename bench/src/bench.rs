@@ -1,13 +1,14 @@
 //! One benchmark run: find the binaries, compile the echo contract, write and start the
 //! cluster, wait until it agrees, connect and prime the users, run the load while sampling
 //! memory, read CPU and ledgers, stop the cluster. The cluster is stopped on every path out
-//! of [`run`] — also when its future is dropped (Ctrl-C) — by [`LocalCluster`]'s drop.
+//! of [`run`] — also when its future is dropped (Ctrl-C) — by [`Cluster`]'s drop.
 
-use crate::cluster::{ClusterSpec, LocalCluster};
+use crate::cluster::{ClusterSpec, STOP_GRACE};
 use crate::load::{self, LoadSpec};
 use crate::procstat::{self, MemorySampler};
 use crate::report::{Latency, Report, round2};
-use crate::{BenchError, Options, bins, contract};
+use crate::{BenchError, Options, contract};
+use hp_localnet::{Cluster, Node};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,8 +49,8 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
         loglevel: options.loglevel.clone(),
         users: options.clients,
     };
-    spec.running()?;
-    let bin_dir = bins::find(options.bin_dir.as_deref())?;
+    let running = spec.running()?;
+    let bin_dir = hp_localnet::bins::find(options.bin_dir.as_deref())?;
     // Declared before the cluster, so dropped after it: the processes die before their folder.
     let work = WorkDir::new(options.keep)?;
     let root = work.path();
@@ -57,7 +58,7 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
         progress(&format!("cluster folder (kept): {}", root.display()));
     }
     spec.contract = contract::build_echo(&root)?;
-    let mut cluster = LocalCluster::create(&root, &bin_dir, &spec)?;
+    let mut cluster = Cluster::create(spec.options(&root, &bin_dir))?;
     progress(&format!(
         "starting {} of {} nodes from {} in {}",
         spec.nodes - spec.down,
@@ -65,8 +66,10 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
         bin_dir.display(),
         root.display()
     ));
-    cluster.start()?;
-    cluster.wait_ready(READY_TIMEOUT).await?;
+    for node in &mut cluster.nodes[..running] {
+        node.start()?;
+    }
+    cluster.wait_serving(READY_TIMEOUT).await?;
 
     let load_spec = LoadSpec {
         urls: cluster.urls(),
@@ -79,16 +82,16 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
     let users = load::connect_all(&load_spec).await?;
 
     progress(&format!("running for {} s", options.seconds));
-    let supervisors: Vec<i32> = cluster.running().iter().filter_map(|n| n.supervisor_pid()).collect();
-    let seq_before = cluster.lcl_seq(0).await.unwrap_or(0);
+    let supervisors: Vec<i32> = cluster.running().filter_map(Node::supervisor_pid).collect();
+    let seq_before = lcl_seq(&cluster.nodes[0]).await.unwrap_or(0);
     let cpu_before = procstat::snapshot();
     let sampler = MemorySampler::start(supervisors.clone());
     let mut result = load::drive(users, &load_spec).await;
     let memory = sampler.finish().await;
     let cpu_after = procstat::snapshot();
-    let seq_after = cluster.lcl_seq(0).await.unwrap_or(seq_before);
+    let seq_after = lcl_seq(&cluster.nodes[0]).await.unwrap_or(seq_before);
     progress("stopping the cluster");
-    cluster.stop();
+    cluster.stop(STOP_GRACE);
 
     let mut cpu_seconds = procstat::cpu_between(&cpu_before, &cpu_after, &supervisors);
     cpu_seconds.insert("hp-bench".into(), procstat::own_cpu(&cpu_before, &cpu_after));
@@ -118,4 +121,9 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
         error_frames: result.error_frames,
         error_samples: result.error_samples,
     })
+}
+
+/// The last closed ledger of `node`, `None` when it does not answer.
+async fn lcl_seq(node: &Node) -> Option<u64> {
+    node.status_async().await.and_then(|s| s["lcl_seq"].as_u64())
 }

@@ -5,17 +5,16 @@
 //!
 //! # Layout
 //! - [`options`]: the command line, validated.
-//! - [`bins`]: finding `hotpocket` and the daemons.
-//! - [`contract`]: the echo contract, compiled with `cc` at start; compiling C contracts.
-//! - [`cluster`]: N node folders, one `hotpocket run` each, stopped always (also on drop).
+//! - [`contract`]: the echo contract, compiled with `cc` at start.
+//! - [`cluster`]: the nodes' configs; the cluster itself is hp-localnet's, stopped always.
 //! - [`payload`]: inputs that carry their identity, and cutting a round's output back into them.
-//! - [`load`]: the users: connect, prime, keep the window full, time each input.
+//! - [`load`]: the users (hp-localnet's load generator): connect, prime, keep the window full,
+//!   time each input.
 //! - [`procstat`]: memory and CPU of each node's processes, read from `/proc`.
 //! - [`report`]: percentiles, the table and the JSON object.
 //! - [`bench`]: one run from start to stop.
 
 pub mod bench;
-pub mod bins;
 pub mod cluster;
 pub mod contract;
 pub mod error;

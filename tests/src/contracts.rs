@@ -1,7 +1,7 @@
-//! Test contracts written in C, compiled with `cc` into a temporary folder on first use.
+//! Test contracts written in C (`tests/contracts/<name>.c`), compiled with `cc` into a
+//! temporary folder on first use.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
@@ -15,13 +15,7 @@ pub fn compile(name: &str) -> PathBuf {
     if !out.exists() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts").join(format!("{name}.c"));
         let tmp = dir.path().join(format!("{name}.{}.tmp", std::process::id()));
-        let status = Command::new("cc")
-            .args(["-O2", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run cc (a C compiler is required for the tests): {e}"));
-        assert!(status.success(), "cc failed for {}", src.display());
+        hp_localnet::contract::compile_c(&src, &tmp).unwrap_or_else(|e| panic!("{e}"));
         std::fs::rename(&tmp, &out).unwrap_or_else(|e| panic!("{e}"));
     }
     out

@@ -21,27 +21,21 @@ pub fn send_one_from(url: &str, from: std::net::IpAddr, input: &[u8], timeout: D
 fn send_one_as(url: &str, from: Option<std::net::IpAddr>, input: &[u8], timeout: Duration) -> Vec<u8> {
     runtime().block_on(async {
         let key = hp_client::generate_key();
-        let connected = match from {
-            Some(from) => Client::connect_from(url, from, &key).await,
-            None => Client::connect(url, &key).await,
-        };
-        let mut client = connected.unwrap_or_else(|e| panic!("connect {url}: {e}"));
         let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            client.send(input).await.unwrap_or_else(|e| panic!("send: {e}"));
-            let output = tokio::time::timeout_at(deadline, client.recv()).await;
-            match output {
-                Ok(Some(Output::Data(data))) => return data.to_vec(),
-                // A node whose userd has not yet reached consensusd (just started or a
-                // component restarting) refuses with a reason asking to send again later.
-                Ok(Some(Output::Error(reason))) if reason.contains("again later") => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                Ok(Some(Output::Error(reason))) => panic!("node refused the input: {reason}"),
-                Ok(None) => panic!("connection closed before the output came"),
-                Err(_) => panic!("no output within {timeout:?}"),
-            }
-        }
+        let connected = match from {
+            Some(from) => tokio::time::timeout_at(deadline, Client::connect_from(url, from, &key)).await,
+            None => tokio::time::timeout_at(deadline, Client::connect(url, &key)).await,
+        };
+        let client = connected
+            .unwrap_or_else(|_| panic!("no handshake with {url} within {timeout:?}"))
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        let (mut tx, mut rx) = client.split();
+        // A node whose userd has not yet reached consensusd (just started or a component
+        // restarting) refuses with a reason asking to send again later: round_trip does.
+        let output = hp_localnet::load::round_trip(&mut tx, &mut rx, input, deadline)
+            .await
+            .unwrap_or_else(|e| panic!("input {:?}: {e}", String::from_utf8_lossy(input)));
+        output.to_vec()
     })
 }
 

@@ -17,7 +17,8 @@
 //! - [`session`]: the `Consensus.UserSession` client: snapshot, events, acks, reconnects.
 //! - [`status`]: the `Userd` gRPC status service.
 //! - [`metered`]: the read budget of unauthenticated peers.
-//! - [`testkit`]: a stand-in consensusd for tests of userd and of programs that use it.
+//! - `testkit` (feature `testkit`, off by default): a stand-in consensusd for tests of userd
+//!   and of programs that use it; not part of the production build.
 
 pub mod admission;
 pub mod connection;
@@ -33,6 +34,7 @@ pub mod run;
 pub mod server;
 pub mod session;
 pub mod status;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use run::{Settings, Userd, UserdError};

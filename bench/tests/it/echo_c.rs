@@ -1,7 +1,8 @@
 //! The C example contract (`contracts/echo-c/contract.c`), compiled here with cc and run by a
 //! real node: inputs come back upper-cased with a count kept in the contract's state.
 
-use crate::send_one;
+use hp_tests::OrPanic;
+use hp_tests::user::send_one;
 use hp_tests::{Cluster, ClusterOptions};
 use std::path::Path;
 use std::time::Duration;
@@ -13,9 +14,9 @@ fn the_c_example_upper_cases_and_counts_inputs_across_rounds() {
     let build = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/echo-c/contract.c");
     let binary = build.path().join("echo-c");
-    hp_bench::contract::compile_c(&source, &binary).unwrap_or_else(|e| panic!("{e}"));
+    hp_localnet::contract::compile_c(&source, &binary).unwrap_or_else(|e| panic!("{e}"));
 
-    let cluster = Cluster::start(ClusterOptions { nodes: 1, contract: Some(binary), ..Default::default() });
+    let cluster = Cluster::start(ClusterOptions { nodes: 1, contract: Some(binary), ..Default::default() }).or_panic();
     let url = cluster.nodes[0].url();
     let first = send_one(&url, b"hello", TIMEOUT);
     assert_eq!(String::from_utf8_lossy(&first), "HELLO (input #1)");

@@ -5,7 +5,7 @@ use hp_bench::Options;
 
 #[test]
 fn a_short_run_answers_every_input_and_reports_it() {
-    let bin_dir = hp_tests::bins::bin_dir();
+    let bin_dir = hp_tests::bins::bin_dir().unwrap_or_else(|e| panic!("{e}"));
     let options = Options::try_parse_from([
         "hp-bench",
         "--nodes",

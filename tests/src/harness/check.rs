@@ -18,7 +18,7 @@
 //!   `hotpocket verify`.
 
 use super::contract::Model;
-use super::load::{LoadRecord, parse_output, parse_token};
+use super::load::{LoadRecord, parse_output, parse_token, token};
 use crate::Node;
 use hp_ledger::{Hash, Input, InputId, LedgerRecord, Store};
 use serde_json::Value;
@@ -52,7 +52,15 @@ impl NodeView {
         let pending = store.pending_inputs(origin).unwrap_or_else(|e| panic!("node {}: {e}", node.index + 1));
         let log = std::fs::read_to_string(node.dir.join("log").join("node.log")).unwrap_or_default();
         let disk_state = hp_execd::state_hash::StateHasher::new(node.dir.join("state")).scan().ok().map(|s| s.root);
-        Self { index: node.index, records, pending, verify: node.verify(), log, status, disk_state }
+        Self {
+            index: node.index,
+            records,
+            pending,
+            verify: crate::OrPanic::or_panic(node.verify()),
+            log,
+            status,
+            disk_state,
+        }
     }
 
     fn tip(&self) -> u64 {
@@ -216,11 +224,11 @@ pub fn check(nodes: &[NodeView], load: &LoadRecord, options: &CheckOptions) -> R
 
     // --- the chain's inputs: each once, each a token its sender sent --------------------------
     let by_user: HashMap<[u8; 32], usize> = load.clients.iter().map(|c| (c.user, c.index)).collect();
-    let mut sent_by: HashMap<&str, (usize, usize)> = HashMap::new();
+    let mut sent_by: HashMap<String, (usize, usize)> = HashMap::new();
     for c in &load.clients {
         for (k, conn) in c.conns.iter().enumerate() {
-            for t in &conn.sent {
-                sent_by.insert(t.as_str(), (c.index, k));
+            for n in &conn.sent {
+                sent_by.insert(token(c.index, *n), (c.index, k));
             }
         }
     }
@@ -373,7 +381,8 @@ pub fn check(nodes: &[NodeView], load: &LoadRecord, options: &CheckOptions) -> R
         }
         report.stats.received += received.len();
         for (k, conn) in c.conns.iter().enumerate() {
-            let executed: Vec<&String> = conn.sent.iter().filter(|t| token_seq.contains_key(*t)).collect();
+            let sent: Vec<String> = conn.sent.iter().map(|n| token(c.index, *n)).collect();
+            let executed: Vec<&String> = sent.iter().filter(|t| token_seq.contains_key(*t)).collect();
             let not_executed = conn.sent.len() - executed.len();
             if !conn.stayed_open() {
                 report.stats.broken_conns += 1;
@@ -386,7 +395,7 @@ pub fn check(nodes: &[NodeView], load: &LoadRecord, options: &CheckOptions) -> R
                 .filter(|e| e.starts_with("input not accepted") || e.starts_with("input refused"))
                 .count();
             if not_executed > conn.errors.len() {
-                let example = conn.sent.iter().find(|t| !token_seq.contains_key(*t));
+                let example = sent.iter().find(|t| !token_seq.contains_key(*t));
                 problems.push(format!(
                     "client {} connection {k} (node {}, open to the end): {not_executed} of {} inputs never executed and only {} error frames (e.g. {:?}; {} unanswered at the end)",
                     c.index,

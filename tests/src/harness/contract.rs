@@ -16,11 +16,11 @@
 //! ledger's outputs, their hash (compared with the chain's result certificates) and every frame
 //! a client should have received.
 
+use crate::OrPanic;
 use crate::bins::bin_dir;
 use hp_ledger::{ExitKind, Ledger, Outcome};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// Created in a node's directory, it makes that node's runs differ from the others' (module docs).
@@ -98,7 +98,7 @@ pub fn path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let digest = hex::encode(&Sha256::digest(SOURCE.as_bytes())[..8]);
-        let dir = bin_dir().join("hp-test-contracts");
+        let dir = bin_dir().or_panic().join("hp-test-contracts");
         let out = dir.join(format!("fault-contract-{digest}"));
         if out.exists() {
             return out;
@@ -107,13 +107,7 @@ pub fn path() -> PathBuf {
         let src = dir.join(format!("fault-contract-{digest}-{}.c", std::process::id()));
         std::fs::write(&src, SOURCE).unwrap_or_else(|e| panic!("write {}: {e}", src.display()));
         let tmp = dir.join(format!("fault-contract-{digest}-{}.tmp", std::process::id()));
-        let status = Command::new("cc")
-            .args(["-O2", "-Wall", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .status()
-            .unwrap_or_else(|e| panic!("cc is required to build the test contract: {e}"));
-        assert!(status.success(), "cc failed on the fault contract");
+        hp_localnet::contract::compile_c(&src, &tmp).or_panic();
         let _ = std::fs::remove_file(&src);
         // Rename is atomic: concurrent test processes each build and one copy wins.
         std::fs::rename(&tmp, &out).unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));

@@ -117,7 +117,7 @@ impl Proxy {
     pub fn link(&self, from: usize, to: usize, target: SocketAddr) -> u16 {
         // A claimed port, not one the kernel picks: those are the ones a node's port, chosen
         // earlier, may turn out to be (see `crate::ports`).
-        let port = crate::ports::free_port();
+        let port = crate::OrPanic::or_panic(crate::ports::free_port());
         let listener =
             std::net::TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("proxy bind {port}: {e}"));
         listener.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));

@@ -25,7 +25,7 @@ use super::contract;
 use super::load::{Load, LoadOptions};
 use super::netns::NetLab;
 use super::proxy::Proxy;
-use crate::{Cluster, ClusterOptions, Node, wait_until};
+use crate::{Cluster, ClusterOptions, Node, OrPanic, wait_until};
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -135,14 +135,16 @@ impl Scenario {
             roundtime_ms: options.roundtime_ms,
             edit: Some(edit),
             hosts,
-        });
+            ..ClusterOptions::default()
+        })
+        .or_panic();
         for i in 0..options.nodes {
             if !options.not_started.contains(&i) {
-                cluster.nodes[i].start();
+                cluster.nodes[i].start().or_panic();
             }
         }
-        for node in cluster.nodes.iter().filter(|n| n.is_running()) {
-            node.wait_ready(Duration::from_secs(60));
+        for node in cluster.nodes.iter_mut().filter(|n| n.is_running()) {
+            node.wait_ready(Duration::from_secs(60)).or_panic();
         }
         let urls: Vec<String> = cluster.nodes.iter().filter(|n| n.is_running()).map(Node::url).collect();
         let mut scenario = Self {
@@ -186,7 +188,7 @@ impl Scenario {
 
     /// Waits until every running node closed ledger `seq` or later.
     pub fn wait_all_at(&self, seq: u64, timeout: Duration) {
-        self.cluster.wait_all_at(seq, timeout);
+        self.cluster.wait_all_at(seq, timeout).or_panic();
     }
 
     /// Every running node reaches the highest ledger any of them holds now (the lagging ones
@@ -257,7 +259,7 @@ impl Scenario {
         }
         let statuses: Vec<_> = self.cluster.nodes.iter().map(|n| n.status()).collect();
         for node in self.cluster.nodes.iter_mut().filter(|n| n.is_running()) {
-            match node.stop() {
+            match node.stop().or_panic() {
                 Some(0) => {}
                 code => problems.push(format!("node {} exited with {code:?} on SIGTERM", node.index + 1)),
             }
@@ -319,7 +321,7 @@ impl Scenario {
     /// folder goes away with it); returns that folder.
     fn keep_logs(&self) -> String {
         let slug: String = self.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-        let dir = crate::bins::bin_dir().join("fault-logs").join(slug);
+        let dir = crate::bins::bin_dir().or_panic().join("fault-logs").join(slug);
         let _ = std::fs::remove_dir_all(&dir);
         if std::fs::create_dir_all(&dir).is_err() {
             return "(not kept)".into();

@@ -58,7 +58,7 @@ fn the_checker_passes_a_clean_run_and_reports_each_planted_fault() {
 
     // An input sent on an open connection, neither executed nor refused.
     let mut record = c.record.clone();
-    record.clients[0].conns[0].sent.push("c0-999999;".into());
+    record.clients[0].conns[0].sent.push(999_999);
     expect(check(&c.views, &record, &c.options), "never executed");
 
     // A node whose ledger differs at one sequence: a fork.

@@ -2,6 +2,7 @@
 //! whose data is gone (docs/ARCHITECTURE.md). Five nodes with the default threshold: q = 4, so one node
 //! may be down while the rest go on.
 
+use hp_tests::OrPanic;
 use hp_tests::harness::faults::{kill_9_node, kill_component, kill_contract, wipe};
 use hp_tests::harness::{Scenario, ScenarioOptions, env_u64};
 use std::time::Duration;
@@ -60,8 +61,8 @@ fn kill_9_of_a_whole_node_under_load_the_rest_go_on_and_it_rejoins() {
         // q = 4 of 5: the four others keep closing ledgers and serving their users.
         s.expect_progress(PROGRESS, RECOVER);
         s.run_load();
-        s.node(victim).start();
-        s.node(victim).wait_ready(RECOVER);
+        s.node(victim).start().or_panic();
+        s.node(victim).wait_ready(RECOVER).or_panic();
         s.wait_all_at_tip(RECOVER);
         s.expect_progress(PROGRESS, RECOVER);
     }
@@ -77,10 +78,10 @@ fn kill_9_of_every_node_at_once_then_all_restart() {
             kill_9_node(s.node(i));
         }
         for i in 0..s.cluster.nodes.len() {
-            s.node(i).start();
+            s.node(i).start().or_panic();
         }
-        for node in &s.cluster.nodes {
-            node.wait_ready(RECOVER);
+        for node in &mut s.cluster.nodes {
+            node.wait_ready(RECOVER).or_panic();
         }
         s.expect_progress(PROGRESS, RECOVER);
     }
@@ -95,11 +96,11 @@ fn a_node_whose_hist_and_state_were_wiped_rebuilds_from_its_peers() {
         let victim = 1 + (round as usize % 4);
         s.run_load();
         // Stopped cleanly, so what it accepted reached its peers; then its disk is lost.
-        assert_eq!(s.node(victim).stop(), Some(0));
+        assert_eq!(s.node(victim).stop().or_panic(), Some(0));
         wipe(&s.cluster.nodes[victim]);
         s.run_load();
-        s.node(victim).start();
-        s.node(victim).wait_ready(RECOVER);
+        s.node(victim).start().or_panic();
+        s.node(victim).wait_ready(RECOVER).or_panic();
         s.wait_all_at_tip(RECOVER);
         s.expect_progress(PROGRESS, RECOVER);
     }

@@ -8,6 +8,7 @@
 //! node 4's key from its `hp.cfg`.
 
 use hp_cfg::Config;
+use hp_tests::OrPanic;
 use hp_tests::harness::faults::{kill_component, pause, resume, wipe};
 use hp_tests::harness::rogue::{Behaviour, FORGED_INPUT, IdleFlood, Rogue, outsider_handshake, raw_connect};
 use hp_tests::harness::{Scenario, ScenarioOptions};
@@ -149,11 +150,11 @@ fn a_wiped_node_serves_its_users_promptly_while_a_peer_announces_a_chain_it_does
     s.run_load();
     // Stopped cleanly, so what it accepted reached its peers; then its disk is lost, and it
     // starts again with the liar's status in its table from its first second.
-    assert_eq!(s.node(1).stop(), Some(0));
+    assert_eq!(s.node(1).stop().or_panic(), Some(0));
     wipe(&s.cluster.nodes[1]);
     s.run_load();
-    s.node(1).start();
-    s.node(1).wait_ready(RECOVER);
+    s.node(1).start().or_panic();
+    s.node(1).wait_ready(RECOVER).or_panic();
     s.wait_all_at_tip(Duration::from_secs(30));
     s.expect_progress(PROGRESS, Duration::from_secs(30));
     s.run_load();

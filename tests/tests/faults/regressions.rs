@@ -1,5 +1,6 @@
 //! One test per bug the fault scenarios found, each reduced to the few steps that show it.
 
+use hp_tests::OrPanic;
 use hp_tests::harness::faults::{kill_component, wipe};
 use hp_tests::harness::load::LoadOptions;
 use hp_tests::harness::proxy::Mode;
@@ -29,11 +30,11 @@ fn a_node_that_catches_up_a_certified_tip_starts_the_next_height() {
         (s.max_lcl() == a).then_some(a)
     });
     // Node 5 comes back behind, catches up to the stalled tip, and completes a quorum.
-    s.node(4).start();
-    s.node(4).wait_ready(RECOVER);
+    s.node(4).start().or_panic();
+    s.node(4).wait_ready(RECOVER).or_panic();
     s.wait_all_at(stalled + 3, Duration::from_secs(30));
-    s.node(3).start();
-    s.node(3).wait_ready(RECOVER);
+    s.node(3).start().or_panic();
+    s.node(3).wait_ready(RECOVER).or_panic();
     s.finish();
 }
 
@@ -128,15 +129,15 @@ fn a_node_rebuilding_from_peers_does_not_resend_old_outputs() {
     drop(conn);
     let lcl = s.max_lcl();
     s.wait_all_at(lcl + 5, RECOVER);
-    assert_eq!(s.node(1).stop(), Some(0));
+    assert_eq!(s.node(1).stop().or_panic(), Some(0));
     wipe(&s.cluster.nodes[1]);
-    s.node(1).start();
+    s.node(1).start().or_panic();
     hp_tests::wait_until("node 2's execd", RECOVER, || {
         let st = s.cluster.nodes[1].status()?;
         (st["components"]["execd"]["state"] == "running").then_some(())
     });
     signal_component(&s.cluster.nodes[1], "execd", SIGSTOP);
-    s.cluster.nodes[1].wait_ready(RECOVER);
+    s.cluster.nodes[1].wait_ready(RECOVER).or_panic();
     let mut conn = user.connect(&s.cluster.nodes[1].url());
     signal_component(&s.cluster.nodes[1], "execd", SIGCONT);
     let again = user.next(&mut conn, Duration::from_secs(10));
@@ -158,11 +159,11 @@ fn a_node_catching_up_from_scratch_delivers_the_outputs_of_inputs_it_accepted_me
     );
     let proxy = s.proxy.clone().unwrap();
     s.wait_all_at(300, RECOVER);
-    assert_eq!(s.node(1).stop(), Some(0));
+    assert_eq!(s.node(1).stop().or_panic(), Some(0));
     wipe(&s.cluster.nodes[1]);
     proxy.partition(&[&[1], &[0, 2, 3, 4]], Mode::Drop);
-    s.node(1).start();
-    s.cluster.nodes[1].wait_ready(RECOVER);
+    s.node(1).start().or_panic();
+    s.cluster.nodes[1].wait_ready(RECOVER).or_panic();
     let user = User::new();
     let mut conn = user.connect(&s.cluster.nodes[1].url());
     user.send(&mut conn, "new;");
@@ -178,6 +179,7 @@ fn a_node_catching_up_from_scratch_delivers_the_outputs_of_inputs_it_accepted_me
     let input_seq = hp_tests::wait_until("the peers to put the input in a ledger", RECOVER, || {
         s.cluster.nodes[0]
             .ledgers()
+            .or_panic()
             .iter()
             .find(|l| l["seq"].as_u64() > Some(restart_lcl) && l["inputs"].as_u64() >= Some(1))
             .and_then(|l| l["seq"].as_u64())

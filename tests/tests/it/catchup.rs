@@ -1,6 +1,7 @@
 //! A node that was away gets back by itself (issue 6): it fetches and verifies the ledgers it
 //! missed, rebuilds a wiped directory, and copies a damaged state from its peers.
 
+use hp_tests::OrPanic;
 use hp_tests::contracts::compile;
 use hp_tests::user::send_one;
 use hp_tests::{Cluster, ClusterOptions, wait_until};
@@ -22,7 +23,7 @@ fn wait_converged(cluster: &Cluster) -> (u64, String) {
         }
         let target = statuses.iter().map(|s| s["lcl_seq"].as_u64().unwrap_or(0)).max()?;
         // Compare the ledger each node holds at a common sequence, and the state there.
-        let ledgers: Vec<_> = cluster.nodes.iter().map(|n| n.ledgers()).collect();
+        let ledgers: Vec<_> = cluster.nodes.iter().map(|n| n.ledgers().or_panic()).collect();
         let common = ledgers.iter().map(|l| l.len() as u64).min()?.checked_sub(1)?;
         if common + 2 < target {
             return None;
@@ -37,8 +38,8 @@ fn wait_converged(cluster: &Cluster) -> (u64, String) {
 
 #[test]
 fn a_stopped_node_catches_up_fifty_ledgers_with_inputs_and_rejoins() {
-    let mut cluster = Cluster::start(stateful(5));
-    cluster.node(4).stop();
+    let mut cluster = Cluster::start(stateful(5)).or_panic();
+    cluster.node(4).stop().or_panic();
     let url = cluster.nodes[0].url();
     let start = cluster.nodes[0].lcl_seq();
     for i in 0..50 {
@@ -46,47 +47,47 @@ fn a_stopped_node_catches_up_fifty_ledgers_with_inputs_and_rejoins() {
         assert!(String::from_utf8_lossy(&out).ends_with(&format!("while away {i}")));
     }
     assert!(cluster.nodes[0].lcl_seq() >= start + 50);
-    cluster.node(4).start();
+    cluster.node(4).start().or_panic();
     let (seq, _) = wait_converged(&cluster);
     assert!(seq >= start + 50);
     // It votes again: the cluster keeps closing ledgers with it.
     let out = send_one(&cluster.nodes[4].url(), b"back", LONG);
     assert!(String::from_utf8_lossy(&out).ends_with("back"));
-    let (code, text) = cluster.nodes[4].verify();
+    let (code, text) = cluster.nodes[4].verify().or_panic();
     assert_eq!(code, 0, "{text}");
 }
 
 #[test]
 fn a_wiped_node_rebuilds_history_and_state_from_its_peers() {
-    let mut cluster = Cluster::start(stateful(3));
+    let mut cluster = Cluster::start(stateful(3)).or_panic();
     for i in 0..5 {
         send_one(&cluster.nodes[i % 3].url(), format!("before wipe {i}").as_bytes(), LONG);
     }
-    cluster.node(2).stop();
+    cluster.node(2).stop().or_panic();
     let dir = cluster.nodes[2].dir.clone();
     for sub in ["hist", "state"] {
         std::fs::remove_dir_all(dir.join(sub)).unwrap();
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
-    cluster.node(2).start();
-    cluster.nodes[2].wait_ready(LONG);
+    cluster.node(2).start().or_panic();
+    cluster.nodes[2].wait_ready(LONG).or_panic();
     let (_, state) = wait_converged(&cluster);
     assert!(!state.is_empty());
     let log = std::fs::read_to_string(dir.join("state").join("inputs.log")).unwrap();
     assert_eq!(log.lines().count(), 5, "{log}");
-    let (code, text) = cluster.nodes[2].verify();
+    let (code, text) = cluster.nodes[2].verify().or_panic();
     assert_eq!(code, 0, "{text}");
 }
 
 #[test]
 fn a_damaged_state_is_copied_from_peers_moving_only_the_files_that_differ() {
-    let mut cluster = Cluster::start(stateful(3));
+    let mut cluster = Cluster::start(stateful(3)).or_panic();
     // A large state: 8 MiB over a few files, then one small file.
     for name in ["a.bin", "b.bin", "c.bin", "d.bin"] {
         send_one(&cluster.nodes[0].url(), format!("big {name} 2097152").as_bytes(), LONG);
     }
     send_one(&cluster.nodes[0].url(), b"small", LONG);
-    cluster.node(1).stop();
+    cluster.node(1).stop().or_panic();
     // Behind the node's back: change one small file in both the live state and execd's
     // committed copy, so it cannot repair itself locally.
     let dir = cluster.nodes[1].dir.clone();
@@ -96,8 +97,8 @@ fn a_damaged_state_is_copied_from_peers_moving_only_the_files_that_differ() {
             std::fs::write(&path, b"tampered\n").unwrap();
         }
     }
-    cluster.node(1).start();
-    cluster.nodes[1].wait_ready(LONG);
+    cluster.node(1).start().or_panic();
+    cluster.nodes[1].wait_ready(LONG).or_panic();
     send_one(&cluster.nodes[0].url(), b"after", LONG);
     wait_converged(&cluster);
     let log = std::fs::read_to_string(dir.join("log").join("node.log")).unwrap();

@@ -1,6 +1,7 @@
 //! Several nodes agree (issue 5): the same chain everywhere, inputs from any node executed on
 //! all, progress exactly while a quorum is up, and offline verification of the chain.
 
+use hp_tests::OrPanic;
 use hp_tests::user::{send_many, send_one};
 use hp_tests::{Cluster, ClusterOptions};
 use serde_json::Value;
@@ -11,6 +12,7 @@ const LONG: Duration = Duration::from_secs(30);
 /// (seq, hash) of every ledger a node stores.
 fn chain(node: &hp_tests::Node) -> Vec<(u64, String)> {
     node.ledgers()
+        .or_panic()
         .iter()
         .map(|l| (l["seq"].as_u64().unwrap_or(u64::MAX), l["hash"].as_str().unwrap_or("").to_string()))
         .collect()
@@ -31,7 +33,7 @@ fn assert_no_fork(cluster: &Cluster) {
 
 #[test]
 fn three_nodes_agree_on_every_ledger_and_run_inputs_from_any_node() {
-    let cluster = Cluster::start(ClusterOptions { nodes: 3, ..Default::default() });
+    let cluster = Cluster::start(ClusterOptions { nodes: 3, ..Default::default() }).or_panic();
     let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
     let inputs: Vec<Vec<u8>> = (0..9).map(|i| format!("input {i}").into_bytes()).collect();
     let outputs = send_many(&urls, &inputs, LONG);
@@ -39,10 +41,10 @@ fn three_nodes_agree_on_every_ledger_and_run_inputs_from_any_node() {
         assert_eq!(output, &input.to_ascii_uppercase());
     }
     let seq = cluster.nodes[0].lcl_seq();
-    cluster.wait_all_at(seq, LONG);
+    cluster.wait_all_at(seq, LONG).or_panic();
     assert_no_fork(&cluster);
     // Every input is in exactly one ledger, signed by the whole UNL (q = 3 of 3).
-    let ledgers = cluster.nodes[1].ledgers();
+    let ledgers = cluster.nodes[1].ledgers().or_panic();
     let carried: u64 = ledgers.iter().map(|l| l["inputs"].as_u64().unwrap_or(0)).sum();
     assert_eq!(carried, 9);
     assert!(ledgers.iter().skip(1).all(|l| l["signers"].as_u64() == Some(3)));
@@ -50,19 +52,19 @@ fn three_nodes_agree_on_every_ledger_and_run_inputs_from_any_node() {
     let states: Vec<Value> = cluster.nodes.iter().map(|n| n.status().unwrap()["state_hash"].clone()).collect();
     assert!(states.windows(2).all(|w| w[0] == w[1]), "{states:?}");
     for node in &cluster.nodes {
-        let (code, text) = node.verify();
+        let (code, text) = node.verify().or_panic();
         assert_eq!(code, 0, "{text}");
     }
 }
 
 #[test]
 fn five_nodes_close_ledgers_with_one_down_and_stop_without_forking_with_two_down() {
-    let mut cluster = Cluster::start(ClusterOptions { nodes: 5, roundtime_ms: 150, ..Default::default() });
+    let mut cluster = Cluster::start(ClusterOptions { nodes: 5, roundtime_ms: 150, ..Default::default() }).or_panic();
     cluster.node(4).kill();
     // q = 4 of 5: one node down, ledgers still close and inputs are served.
     let before = cluster.nodes[0].lcl_seq();
     assert_eq!(send_one(&cluster.nodes[0].url(), b"one down", LONG), b"ONE DOWN");
-    cluster.wait_all_at(before + 3, LONG);
+    cluster.wait_all_at(before + 3, LONG).or_panic();
     // Two down: no quorum, nothing closes.
     cluster.node(3).kill();
     let stalled_at = hp_tests::wait_until("the chain to stall", LONG, || {
@@ -74,21 +76,21 @@ fn five_nodes_close_ledgers_with_one_down_and_stop_without_forking_with_two_down
     assert_eq!(cluster.nodes[0].lcl_seq(), stalled_at, "a ledger closed without a quorum");
     assert_no_fork(&cluster);
     // They come back: progress resumes and they catch up.
-    cluster.node(3).start();
-    cluster.node(4).start();
-    cluster.wait_all_at(stalled_at + 3, Duration::from_secs(60));
+    cluster.node(3).start().or_panic();
+    cluster.node(4).start().or_panic();
+    cluster.wait_all_at(stalled_at + 3, Duration::from_secs(60)).or_panic();
     assert_no_fork(&cluster);
     assert_eq!(send_one(&cluster.nodes[4].url(), b"all back", LONG), b"ALL BACK");
 }
 
 #[test]
 fn verify_finds_a_tampered_ledger() {
-    let mut cluster = Cluster::start(ClusterOptions { nodes: 1, ..Default::default() });
+    let mut cluster = Cluster::start(ClusterOptions { nodes: 1, ..Default::default() }).or_panic();
     send_one(&cluster.nodes[0].url(), b"keep me", LONG);
-    cluster.wait_all_at(3, LONG);
-    assert_eq!(cluster.node(0).stop(), Some(0));
+    cluster.wait_all_at(3, LONG).or_panic();
+    assert_eq!(cluster.node(0).stop().or_panic(), Some(0));
     let node = &cluster.nodes[0];
-    let (code, text) = node.verify();
+    let (code, text) = node.verify().or_panic();
     assert_eq!(code, 0, "{text}");
     // Change one byte of an input inside a stored ledger: its certificate no longer matches.
     let db = node.dir.join("hist").join("ledger.sqlite");
@@ -107,7 +109,7 @@ fn verify_finds_a_tampered_ledger() {
     )
     .unwrap();
     drop(conn);
-    let (code, text) = node.verify();
+    let (code, text) = node.verify().or_panic();
     assert_eq!(code, 1, "{text}");
     assert!(text.contains(&format!("ledger {seq}")), "{text}");
 }

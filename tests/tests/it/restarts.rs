@@ -5,6 +5,7 @@
 use hp_client::{Client, Output};
 use hp_proto::v1::consensus_client::ConsensusClient;
 use hp_proto::v1::{OutputBatch, UserdMessage, UsersSnapshot, consensus_message, userd_message};
+use hp_tests::OrPanic;
 use hp_tests::{Cluster, ClusterOptions, wait_until};
 use std::time::{Duration, Instant};
 
@@ -63,14 +64,14 @@ fn assert_same_chain(cluster: &Cluster) {
     let at: Vec<_> = cluster
         .nodes
         .iter()
-        .map(|n| n.ledgers().into_iter().find(|l| l["seq"].as_u64() == Some(seq)).map(|l| l["hash"].clone()))
+        .map(|n| n.ledgers().or_panic().into_iter().find(|l| l["seq"].as_u64() == Some(seq)).map(|l| l["hash"].clone()))
         .collect();
     assert!(at.iter().all(|h| h.is_some() && *h == at[0]), "ledgers differ at {seq}: {at:?}");
 }
 
 #[test]
 fn execd_and_consensusd_restart_alone_and_connected_users_stay_connected() {
-    let cluster = Cluster::start(ClusterOptions { nodes: 3, ..Default::default() });
+    let cluster = Cluster::start(ClusterOptions { nodes: 3, ..Default::default() }).or_panic();
     let rt = runtime();
     let mut client = rt.block_on(Client::connect(&cluster.nodes[0].url(), &hp_client::generate_key())).unwrap();
     assert_eq!(rt.block_on(round_trip(&mut client, b"before")), b"BEFORE");
@@ -86,7 +87,7 @@ fn execd_and_consensusd_restart_alone_and_connected_users_stay_connected() {
 
 #[test]
 fn after_userd_restarts_users_can_reconnect_at_once() {
-    let cluster = Cluster::start(ClusterOptions { nodes: 3, ..Default::default() });
+    let cluster = Cluster::start(ClusterOptions { nodes: 3, ..Default::default() }).or_panic();
     kill_component_and_wait(&cluster, "userd");
     let rt = runtime();
     let mut client = rt.block_on(Client::connect(&cluster.nodes[0].url(), &hp_client::generate_key())).unwrap();
@@ -96,16 +97,16 @@ fn after_userd_restarts_users_can_reconnect_at_once() {
 
 #[test]
 fn sigterm_stops_a_node_cleanly_within_five_seconds() {
-    let mut cluster = Cluster::start(ClusterOptions { nodes: 1, ..Default::default() });
+    let mut cluster = Cluster::start(ClusterOptions { nodes: 1, ..Default::default() }).or_panic();
     let pids: Vec<i32> =
         ["userd", "consensusd", "execd"].iter().filter_map(|c| cluster.nodes[0].component_pid(c)).collect();
     let started = Instant::now();
-    assert_eq!(cluster.node(0).stop(), Some(0));
+    assert_eq!(cluster.node(0).stop().or_panic(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(5));
     for pid in pids {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} outlived the node");
     }
-    let (code, text) = cluster.nodes[0].verify();
+    let (code, text) = cluster.nodes[0].verify().or_panic();
     assert_eq!(code, 0, "{text}");
 }
 
@@ -173,7 +174,7 @@ async fn try_first_batch(
 /// from its store.
 #[test]
 fn outputs_in_flight_when_consensusd_dies_are_handed_to_userd_again() {
-    let cluster = Cluster::start(ClusterOptions { nodes: 1, ..Default::default() });
+    let cluster = Cluster::start(ClusterOptions { nodes: 1, ..Default::default() }).or_panic();
     let node = &cluster.nodes[0];
     let rt = runtime();
     let key = hp_client::generate_key();
@@ -182,6 +183,7 @@ fn outputs_in_flight_when_consensusd_dies_are_handed_to_userd_again() {
     assert_eq!(rt.block_on(round_trip(&mut client, b"in flight")), b"IN FLIGHT");
     let seq = node
         .ledgers()
+        .or_panic()
         .iter()
         .find(|l| l["inputs"].as_u64() == Some(1))
         .and_then(|l| l["seq"].as_u64())

@@ -1,5 +1,6 @@
 //! One node, a UNL of itself: the foundation's round trip (issue 2).
 
+use hp_tests::OrPanic;
 use hp_tests::bins::bin;
 use hp_tests::{Cluster, ClusterOptions};
 use std::process::Command;
@@ -7,9 +8,9 @@ use std::time::Duration;
 
 #[test]
 fn a_user_input_comes_back_upper_cased_through_a_real_node() {
-    let cluster = Cluster::start(ClusterOptions::default());
+    let cluster = Cluster::start(ClusterOptions::default()).or_panic();
     let node = &cluster.nodes[0];
-    let out = Command::new(bin("hp-client"))
+    let out = Command::new(bin("hp-client").or_panic())
         .arg(node.url())
         .args(["--send", "hello", "--wait", "1", "--timeout", "20"])
         .output()
@@ -17,17 +18,17 @@ fn a_user_input_comes_back_upper_cased_through_a_real_node() {
     assert!(out.status.success(), "hp-client failed: {}\n{}", String::from_utf8_lossy(&out.stderr), cluster.logs());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\n");
     // The input closed a ledger that carries it, with the node's own signature.
-    let ledgers = node.ledgers();
+    let ledgers = node.ledgers().or_panic();
     assert!(ledgers.iter().any(|l| l["inputs"] == 1 && l["signers"] == 1), "{ledgers:?}");
-    let (code, text) = node.verify();
+    let (code, text) = node.verify().or_panic();
     assert_eq!(code, 0, "{text}");
 }
 
 #[test]
 fn an_idle_node_closes_heartbeat_ledgers() {
-    let cluster = Cluster::start(ClusterOptions { roundtime_ms: 100, ..Default::default() });
-    cluster.wait_all_at(5, Duration::from_secs(20));
-    let ledgers = cluster.nodes[0].ledgers();
+    let cluster = Cluster::start(ClusterOptions { roundtime_ms: 100, ..Default::default() }).or_panic();
+    cluster.wait_all_at(5, Duration::from_secs(20)).or_panic();
+    let ledgers = cluster.nodes[0].ledgers().or_panic();
     assert!(ledgers.len() >= 6);
     assert!(ledgers.iter().skip(1).all(|l| l["inputs"] == 0));
 }
@@ -52,7 +53,8 @@ fn inputs_past_the_pending_limit_are_refused_with_a_reason_and_accepted_again_la
         contract: Some(hp_tests::contracts::compile("slow")),
         edit: Some(Box::new(|_, c| c.max_pending_input_bytes = 64 * 1024)),
         ..Default::default()
-    });
+    })
+    .or_panic();
     let url = cluster.nodes[0].url();
     let token = |i: usize| format!("t{i};");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -1,7 +1,8 @@
 //! The Rust example contract through a real node: `hp-example-json` installed as the
 //! contract of a one-node network with `stdinfmt: "json"`, driven by users over the websocket.
 
-use hp_client::{Client, Output};
+use hp_tests::OrPanic;
+use hp_tests::user::send_one;
 use hp_tests::{Cluster, ClusterOptions};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -16,32 +17,7 @@ fn json_cluster() -> Cluster {
         edit: Some(Box::new(|_, cfg| cfg.stdinfmt = hp_cfg::StdinFormat::Json)),
         ..Default::default()
     })
-}
-
-/// Connects a fresh user, sends `input` and returns its output. A refusal asking for the input
-/// again later (a node still opening its session with consensusd) is answered by sending it
-/// again, until the deadline.
-fn send_one(url: &str, input: &[u8], within: Duration) -> Vec<u8> {
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("runtime: {e}"));
-    runtime.block_on(async {
-        let deadline = tokio::time::Instant::now() + within;
-        let key = hp_client::generate_key();
-        let mut client = tokio::time::timeout_at(deadline, Client::connect(url, &key))
-            .await
-            .unwrap_or_else(|_| panic!("no handshake within {within:?}"))
-            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
-        loop {
-            client.send(input).await.unwrap_or_else(|e| panic!("send: {e}"));
-            match tokio::time::timeout_at(deadline, client.recv()).await {
-                Ok(Some(Output::Data(data))) => return data.to_vec(),
-                Ok(Some(Output::Error(reason))) if reason.contains("again later") => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                other => panic!("expected an output, got {other:?}"),
-            }
-        }
-    })
+    .or_panic()
 }
 
 fn parse(output: &[u8]) -> Value {

@@ -1,4 +1,5 @@
-//! Ports that cannot collide between tests, even when test binaries run in parallel.
+//! Ports that cannot collide between tests or benchmarks, even when their processes run in
+//! parallel.
 //!
 //! A port chosen now is bound by a node only later, so two things could take it meanwhile:
 //! another test, and the kernel itself, which hands out ports of its ephemeral range to every
@@ -7,6 +8,7 @@
 //! pid (another process skips it while this one lives), and remembered here so that it is never
 //! handed out twice. A candidate must also be free on 127.0.0.1 (and ::1 where there is IPv6).
 
+use crate::LocalnetError;
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::TcpListener;
@@ -15,7 +17,8 @@ use std::sync::Mutex;
 
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
-/// Where the claims of all test processes on this machine live.
+/// Where the claims of all processes on this machine live. (The name is older than this crate;
+/// kept so that processes built from older checkouts still see the same claims.)
 fn claims_dir() -> PathBuf {
     std::env::temp_dir().join("hp-test-ports")
 }
@@ -74,7 +77,7 @@ fn sweep_dead_claims() {
 
 /// A free TCP port on 127.0.0.1 (and, as far as can be checked, on ::1), claimed for this
 /// process.
-pub fn free_port() -> u16 {
+pub fn free_port() -> Result<u16, LocalnetError> {
     let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let handed = handed.get_or_insert_with(|| {
         sweep_dead_claims();
@@ -96,11 +99,30 @@ pub fn free_port() -> u16 {
             continue;
         }
         handed.insert(port);
-        return port;
+        return Ok(port);
     }
-    panic!("no free port found in {low}..={high}");
+    Err(LocalnetError::NoFreePort { low, high })
 }
 
 fn ipv6_available() -> bool {
     TcpListener::bind("[::1]:0").is_ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_free_claimed_and_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..20).map(|_| free_port().unwrap()).collect();
+        let distinct: HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+        let (low, high) = range();
+        for port in ports {
+            assert!((low..=high).contains(&port));
+            assert!(claims_dir().join(port.to_string()).exists(), "port {port} is claimed");
+            assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+        }
+    }
 }
