@@ -4,9 +4,7 @@
 use crate::round::{ExecRequest, RoundResult, UserInput};
 use crate::state_hash::{Entry, Kind};
 use crate::sync::{self, WireEntry};
-use hp_ledger::ExitKind;
 use hp_proto::v1;
-use hp_proto::v1::exit_status::Kind as PbExit;
 
 /// A committed path that is not UTF-8: `StateEntry.path` is a protobuf string.
 #[derive(Debug, thiserror::Error)]
@@ -32,52 +30,14 @@ pub fn execute_request(req: v1::ExecuteRequest) -> Result<ExecRequest, String> {
     Ok(ExecRequest { seq: req.seq, prev_hash: req.prev_hash.to_vec(), time_ms: req.time_ms, users })
 }
 
-/// A round's result → `ExecuteReply`.
+/// A round's result → `ExecuteReply` (the same message as the recorded result).
 pub fn reply_to_proto(r: &RoundResult) -> v1::ExecuteReply {
-    let kind = match &r.exit {
-        ExitKind::Code(c) => PbExit::Code(*c),
-        ExitKind::Signal(s) => PbExit::Signal(*s),
-        ExitKind::TimedOut => PbExit::TimedOut(true),
-        ExitKind::SpawnError => PbExit::SpawnError(r.spawn_error.clone().unwrap_or_default()),
-    };
-    v1::ExecuteReply {
-        seq: r.seq,
-        state_hash: r.state_hash.to_vec().into(),
-        outputs: r
-            .outputs
-            .iter()
-            .map(|(k, data)| v1::UserOutput { pubkey: k.to_vec().into(), data: data.clone() })
-            .collect(),
-        exit: Some(v1::ExitStatus { kind: Some(kind) }),
-        run_micros: r.run_micros,
-        overhead_micros: r.overhead_micros,
-    }
+    crate::recorded_result::to_reply(r)
 }
 
 /// `ExecuteReply` → a round's result.
 pub fn reply_from_proto(p: v1::ExecuteReply) -> Result<RoundResult, String> {
-    let (exit, spawn_error) = match p.exit.and_then(|e| e.kind) {
-        Some(PbExit::Code(c)) => (ExitKind::Code(c), None),
-        Some(PbExit::Signal(s)) => (ExitKind::Signal(s), None),
-        Some(PbExit::TimedOut(_)) => (ExitKind::TimedOut, None),
-        Some(PbExit::SpawnError(e)) => (ExitKind::SpawnError, Some(e)),
-        None => return Err("ExecuteReply.exit is missing".into()),
-    };
-    let outputs = p
-        .outputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, o)| Ok((pubkey(&o.pubkey, &format!("ExecuteReply.outputs[{i}].pubkey"))?, o.data)))
-        .collect::<Result<Vec<_>, String>>()?;
-    Ok(RoundResult {
-        seq: p.seq,
-        state_hash: pubkey(&p.state_hash, "ExecuteReply.state_hash")?,
-        outputs,
-        exit,
-        spawn_error,
-        run_micros: p.run_micros,
-        overhead_micros: p.overhead_micros,
-    })
+    crate::recorded_result::from_reply(p).map_err(|e| e.to_string())
 }
 
 /// A committed entry → `StateEntry` (see [`crate::sync`] for `mode`).

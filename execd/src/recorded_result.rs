@@ -2,10 +2,11 @@
 //! [`crate::snapshot`]), which lets a repeated `Execute` of the last seq return the same
 //! result after a restart.
 //!
-//! The bytes are an `ExecuteReply` protobuf, as written by every execd so far. They are mapped
-//! here rather than by the service's conversions ([`crate::convert`]) on purpose: the engine
-//! owns this on-disk format, and the records existing nodes hold must keep loading whatever
-//! becomes of the service's messages.
+//! The bytes are an `ExecuteReply` protobuf, as written by every execd so far: the very message
+//! the service answers `Execute` with. This module is the one mapping between a round's result
+//! and that message; the service's conversions ([`crate::convert`]) use it, and the engine
+//! records through it without depending on the service. Whatever changes in the service's
+//! messages, the records existing nodes hold must keep loading (the pinned bytes below).
 
 use crate::round::RoundResult;
 use hp_ledger::ExitKind;
@@ -26,6 +27,11 @@ pub enum RecordedResultError {
 
 /// The bytes to record for a round's result.
 pub fn encode(result: &RoundResult) -> Vec<u8> {
+    to_reply(result).encode_to_vec()
+}
+
+/// A round's result as the `ExecuteReply` message.
+pub fn to_reply(result: &RoundResult) -> v1::ExecuteReply {
     let kind = match &result.exit {
         ExitKind::Code(c) => Kind::Code(*c),
         ExitKind::Signal(s) => Kind::Signal(*s),
@@ -44,12 +50,15 @@ pub fn encode(result: &RoundResult) -> Vec<u8> {
         run_micros: result.run_micros,
         overhead_micros: result.overhead_micros,
     }
-    .encode_to_vec()
 }
 
 /// The round's result that [`encode`] recorded.
 pub fn decode(bytes: &[u8]) -> Result<RoundResult, RecordedResultError> {
-    let reply = v1::ExecuteReply::decode(bytes)?;
+    from_reply(v1::ExecuteReply::decode(bytes)?)
+}
+
+/// The round's result an `ExecuteReply` carries; every length is checked.
+pub fn from_reply(reply: v1::ExecuteReply) -> Result<RoundResult, RecordedResultError> {
     let (exit, spawn_error) = match reply.exit.and_then(|e| e.kind) {
         Some(Kind::Code(c)) => (ExitKind::Code(c), None),
         Some(Kind::Signal(s)) => (ExitKind::Signal(s), None),
