@@ -39,4 +39,4 @@ pub mod status;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use run::{Settings, Userd, UserdError};
+pub use run::{HotPocketAddrs, HotPocketSettings, Settings, Userd, UserdError};
