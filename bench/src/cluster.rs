@@ -61,6 +61,7 @@ impl ClusterSpec {
             root: Some(root.to_path_buf()),
             bin_dir: Some(bin_dir.to_path_buf()),
             drop_grace: Some(STOP_GRACE),
+            hotpocket: false,
         }
     }
 }

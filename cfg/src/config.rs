@@ -98,6 +98,14 @@ pub struct Config {
     pub peerport: u16,
     /// `None`: a validator-only node with no user port.
     pub pubport: Option<u16>,
+    /// The HotPocket 0.6 user protocol over TLS (`wss://`), with `cfg/tlscert.pem` and
+    /// `cfg/tlskey.pem`; `None`: not served.
+    pub hpport: Option<u16>,
+    /// The HotPocket 0.6 user protocol without TLS (`ws://`), for local use; `None`: not served.
+    pub hpport_plain: Option<u16>,
+    /// The contract's version, told to HotPocket clients in the handshake (they may insist on
+    /// one).
+    pub contract_version: String,
     /// Milliseconds between heartbeat ledgers of an idle network.
     pub roundtime_ms: u64,
     /// The largest input frame a user may send, bytes.
@@ -150,6 +158,9 @@ impl Config {
             ip: None,
             peerport: 22860,
             pubport: Some(8080),
+            hpport: None,
+            hpport_plain: None,
+            contract_version: "1.0".into(),
             roundtime_ms: 1000,
             pubmaxsize: 1024 * 1024,
             pubmaxcpm: 6000,
@@ -246,12 +257,23 @@ impl Config {
         };
         let defaults = Self::new_single(key.clone());
         let peerport = f.port("peerport")?.unwrap_or(defaults.peerport);
-        let pubport = match f.map.get("pubport") {
-            Some(Value::Null) => None,
-            _ => f.port("pubport")?,
-        };
+        let pubport = f.port("pubport")?;
         if pubport == Some(peerport) {
             return Err(field_error("pubport", "must differ from `peerport`"));
+        }
+        let hpport = f.port("hpport")?;
+        let hpport_plain = f.port("hpport_plain")?;
+        let mut taken = vec![("peerport", Some(peerport)), ("pubport", pubport)];
+        for (name, port) in [("hpport", hpport), ("hpport_plain", hpport_plain)] {
+            if let Some((other, _)) = taken.iter().find(|(_, p)| port.is_some() && *p == port) {
+                return Err(field_error(name, format!("must differ from `{other}`")));
+            }
+            taken.push((name, port));
+        }
+        let contract_version = f.string_or_number("contract_version")?.unwrap_or(defaults.contract_version);
+        if contract_version.is_empty() || contract_version.len() > 64 || contract_version.chars().any(char::is_control)
+        {
+            return Err(field_error("contract_version", "must be 1 to 64 printable characters"));
         }
         let roundtime_ms = f.number("roundtime", 1, 3_600_000)?.unwrap_or(defaults.roundtime_ms);
         let pubmaxsize = f.number("pubmaxsize", 1, 256 * 1024 * 1024)?.unwrap_or(defaults.pubmaxsize);
@@ -302,6 +324,9 @@ impl Config {
             ip,
             peerport,
             pubport,
+            hpport,
+            hpport_plain,
+            contract_version,
             roundtime_ms,
             pubmaxsize,
             pubmaxcpm,
@@ -337,6 +362,9 @@ impl Config {
             "ip": self.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "localhost".into()),
             "peerport": self.peerport,
             "pubport": self.pubport,
+            "hpport": self.hpport,
+            "hpport_plain": self.hpport_plain,
+            "contract_version": self.contract_version,
             "roundtime": self.roundtime_ms,
             "pubmaxsize": self.pubmaxsize,
             "pubmaxcpm": self.pubmaxcpm,
@@ -651,6 +679,35 @@ mod tests {
         assert_eq!(cfg.binargs, vec!["-v", "--x"]);
         assert_eq!(cfg.pubmaxsize, 65536);
         assert_eq!(cfg.ip, Some("0.0.0.0".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_null_port_is_not_served_and_written_back_as_null() {
+        let cfg = parse_with(|m| {
+            m.insert("pubport".into(), Value::Null);
+            m.insert("hpport".into(), Value::Null);
+        })
+        .unwrap();
+        assert_eq!((cfg.pubport, cfg.hpport, cfg.hpport_plain), (None, None, None));
+        let again = Config::parse(&cfg.to_json().to_string()).unwrap();
+        assert_eq!((again.pubport, again.hpport), (None, None));
+    }
+
+    #[test]
+    fn the_hotpocket_ports_must_differ_from_the_others() {
+        let err = parse_with(|m| {
+            m.insert("hpport".into(), json!(8080));
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`hpport`") && err.contains("`pubport`"), "{err}");
+        let err = parse_with(|m| {
+            m.insert("hpport".into(), json!(9443));
+            m.insert("hpport_plain".into(), json!(9443));
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`hpport_plain`") && err.contains("`hpport`"), "{err}");
     }
 
     #[test]

@@ -31,10 +31,37 @@ pub enum CreateError {
     Config(#[from] ConfigError),
     #[error("contract binary {path}: {source}")]
     Contract { path: PathBuf, source: std::io::Error },
+    #[error("cannot make the TLS certificate: {0}")]
+    Tls(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CreateError + '_ {
     move |source| CreateError::Io { path: path.to_path_buf(), source }
+}
+
+/// Writes a self-signed TLS certificate and its key for the HotPocket user port
+/// (`cfg/tlscert.pem`, `cfg/tlskey.pem`, the key 0600), unless a certificate is already there
+/// (the operator's own). ECDSA P-256: what browsers and Node.js accept; the names are
+/// `localhost` and the loopback addresses (clients dialling an address skip the name check).
+pub fn ensure_tls_cert(dir: &ContractDir) -> Result<(), CreateError> {
+    let (cert_path, key_path) = (dir.tls_cert(), dir.tls_key());
+    if cert_path.exists() {
+        return Ok(());
+    }
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let certified = rcgen::generate_simple_self_signed(names).map_err(|e| CreateError::Tls(e.to_string()))?;
+    write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())?;
+    fs::write(&cert_path, certified.cert.pem()).map_err(io_err(&cert_path))?;
+    Ok(())
+}
+
+/// Writes a file only its owner can read (created 0600, never wider for a moment).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CreateError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file =
+        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io_err(path))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_err(path))
 }
 
 /// Creates the folders of a contract directory, with `run/` private to the node (0700).
@@ -82,8 +109,10 @@ pub fn new_contract_dir(root: &Path, contract: Option<&Path>) -> Result<Config, 
     refuse_non_empty(root)?;
     let dir = ContractDir::new(root);
     make_folders(&dir)?;
+    ensure_tls_cert(&dir)?;
     let mut cfg = Config::new_single(NodeKey::generate());
     cfg.binary = install_contract(&dir, contract)?;
+    cfg.hpport = Some(8443);
     cfg.save(&dir.config_file())?;
     Ok(cfg)
 }
@@ -106,7 +135,8 @@ pub fn rekey(root: &Path) -> Result<(String, String), CreateError> {
 }
 
 /// `hotpocket cluster new <dir> --nodes N`: N contract directories `<dir>/node1..N` whose peers
-/// and UNL are wired together, peer ports `base..`, user ports `base+100..`.
+/// and UNL are wired together, peer ports `base..`, user ports `base+100..`, HotPocket 0.6
+/// user ports (TLS) `base+200..`.
 pub fn new_cluster(
     root: &Path,
     nodes: usize,
@@ -121,12 +151,14 @@ pub fn new_cluster(
     for (i, key) in keys.into_iter().enumerate() {
         let dir = ContractDir::new(root.join(format!("node{}", i + 1)));
         make_folders(&dir)?;
+        ensure_tls_cert(&dir)?;
         let mut cfg = Config::new_single(key);
         cfg.binary = install_contract(&dir, contract)?;
         cfg.unl = unl.clone();
         cfg.contract_id = contract_id.clone();
         cfg.peerport = base_port + i as u16;
         cfg.pubport = Some(base_port + 100 + i as u16);
+        cfg.hpport = Some(base_port + 200 + i as u16);
         cfg.peers = (0..nodes).filter(|j| *j != i).map(|j| format!("127.0.0.1:{}", base_port + j as u16)).collect();
         cfg.save(&dir.config_file())?;
         configs.push(cfg);
@@ -138,6 +170,23 @@ pub fn new_cluster(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn hotpocket_new_writes_a_tls_pair_whose_key_only_its_owner_reads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("node");
+        let cfg = new_contract_dir(&root, None).unwrap();
+        assert_eq!(cfg.hpport, Some(8443));
+        let dir = ContractDir::new(&root);
+        let cert = fs::read_to_string(dir.tls_cert()).unwrap();
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+        let key = fs::metadata(dir.tls_key()).unwrap();
+        assert_eq!(key.permissions().mode() & 0o777, 0o600);
+        // An operator's own certificate is kept.
+        fs::write(dir.tls_cert(), "mine").unwrap();
+        ensure_tls_cert(&dir).unwrap();
+        assert_eq!(fs::read_to_string(dir.tls_cert()).unwrap(), "mine");
+    }
 
     #[test]
     fn new_dir_has_layout_private_config_and_runnable_contract() {

@@ -18,6 +18,15 @@ impl ContractDir {
     pub fn config_file(&self) -> PathBuf {
         self.root.join("cfg").join("hp.cfg")
     }
+    /// The TLS certificate of the HotPocket user port (PEM), self-signed by `hotpocket new`
+    /// or the operator's own.
+    pub fn tls_cert(&self) -> PathBuf {
+        self.root.join("cfg").join("tlscert.pem")
+    }
+    /// The TLS certificate's private key (PEM, mode 0600).
+    pub fn tls_key(&self) -> PathBuf {
+        self.root.join("cfg").join("tlskey.pem")
+    }
     pub fn bin(&self) -> PathBuf {
         self.root.join("bin")
     }

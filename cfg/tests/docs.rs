@@ -3,7 +3,7 @@
 
 #![allow(clippy::expect_used)]
 
-use hp_cfg::{Config, NodeKey};
+use hp_cfg::Config;
 use serde_json::Value;
 
 const DOC: &str = include_str!("../../docs/config.md");
@@ -34,9 +34,13 @@ fn literal(cell: &str) -> Option<Value> {
     digits.parse::<f64>().ok().map(|_| serde_json::from_str(&digits).expect("number"))
 }
 
+/// What `hotpocket new` writes, read back from the directory it made.
 fn written() -> serde_json::Map<String, Value> {
-    let key = NodeKey::generate();
-    match Config::new_single(key).to_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("node");
+    hp_cfg::create::new_contract_dir(&root, None).expect("hotpocket new");
+    let text = std::fs::read_to_string(root.join("cfg/hp.cfg")).expect("hp.cfg");
+    match serde_json::from_str::<Value>(&text).expect("hp.cfg is JSON") {
         Value::Object(map) => map,
         other => panic!("config JSON is not an object: {other}"),
     }

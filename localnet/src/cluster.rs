@@ -67,6 +67,9 @@ pub struct ClusterOptions {
     /// On drop, SIGTERM every node and give them this long to stop cleanly before SIGKILL;
     /// SIGKILL at once when `None` (a test's cluster has nothing left to keep).
     pub drop_grace: Option<Duration>,
+    /// Serve the HotPocket 0.6 user protocol too: `hpport` (TLS, with a self-signed
+    /// certificate) and `hpport_plain` on free ports.
+    pub hotpocket: bool,
 }
 
 impl Default for ClusterOptions {
@@ -80,6 +83,7 @@ impl Default for ClusterOptions {
             root: None,
             bin_dir: None,
             drop_grace: None,
+            hotpocket: false,
         }
     }
 }
@@ -92,6 +96,8 @@ pub struct Node {
     pub dir: PathBuf,
     pub peerport: u16,
     pub pubport: u16,
+    /// The HotPocket 0.6 ports (TLS, plain), when the cluster serves that protocol.
+    pub hpports: Option<(u16, u16)>,
     pub pubkey: String,
     /// The address its ports are on.
     pub ip: IpAddr,
@@ -157,6 +163,14 @@ impl Cluster {
                 .map_err(|source| LocalnetError::Folders { node: number, source })?;
             let binary = install_contract(&contract_dir, options.contract.as_deref())?;
             let (peerport, pubport) = ports[i];
+            let hpports = match options.hotpocket {
+                false => None,
+                true => {
+                    hp_cfg::create::ensure_tls_cert(&contract_dir)
+                        .map_err(|source| LocalnetError::Folders { node: number, source })?;
+                    Some((crate::ports::free_port()?, crate::ports::free_port()?))
+                }
+            };
             let pubkey = key.public_hex();
             let mut cfg = Config::new_single(key);
             cfg.binary = binary;
@@ -165,6 +179,8 @@ impl Cluster {
             cfg.ip = Some(hosts[i].ip);
             cfg.peerport = peerport;
             cfg.pubport = Some(pubport);
+            cfg.hpport = hpports.map(|p| p.0);
+            cfg.hpport_plain = hpports.map(|p| p.1);
             cfg.peers = (0..options.nodes)
                 .filter(|j| *j != i)
                 .map(|j| SocketAddr::new(hosts[j].ip, ports[j].0).to_string())
@@ -182,6 +198,7 @@ impl Cluster {
                 dir,
                 peerport,
                 pubport,
+                hpports,
                 pubkey,
                 ip: hosts[i].ip,
                 exec_prefix: hosts[i].exec_prefix.clone(),
@@ -523,6 +540,12 @@ impl Node {
 
     pub fn url(&self) -> String {
         format!("ws://{}/", SocketAddr::new(self.ip, self.pubport))
+    }
+
+    /// The HotPocket 0.6 URLs, `wss://` and `ws://`, when the cluster serves that protocol.
+    pub fn hotpocket_urls(&self) -> Option<(String, String)> {
+        let (tls, plain) = self.hpports?;
+        Some((format!("wss://{}", SocketAddr::new(self.ip, tls)), format!("ws://{}", SocketAddr::new(self.ip, plain))))
     }
 
     pub fn log_path(&self) -> PathBuf {

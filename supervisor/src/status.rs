@@ -21,7 +21,34 @@ pub struct Components {
     pub execd: ComponentView,
 }
 
-/// `{"lcl_seq":N,"lcl_hash":"hex","state_hash":"hex","peers":K,"users":U,"components":{...}}`.
+/// The URLs a user can dial, from the node's config: `null` for a port it does not serve.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Endpoints {
+    /// The seed protocol (`pubport`).
+    pub seed: Option<String>,
+    /// HotPocket 0.6 over TLS (`hpport`).
+    pub hotpocket: Option<String>,
+    /// HotPocket 0.6 without TLS (`hpport_plain`).
+    pub hotpocket_plain: Option<String>,
+}
+
+impl Endpoints {
+    pub fn of(cfg: &hp_cfg::Config) -> Self {
+        let host = match cfg.ip {
+            None => "localhost".to_string(),
+            Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+            Some(ip) => ip.to_string(),
+        };
+        let url = |scheme: &str, port: Option<u16>| port.map(|p| format!("{scheme}://{host}:{p}"));
+        Self {
+            seed: url("ws", cfg.pubport),
+            hotpocket: url("wss", cfg.hpport),
+            hotpocket_plain: url("ws", cfg.hpport_plain),
+        }
+    }
+}
+
+/// `{"lcl_seq":N,"lcl_hash":"hex","state_hash":"hex","peers":K,"users":U,"endpoints":{...},"components":{...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusView {
     pub lcl_seq: u64,
@@ -29,6 +56,7 @@ pub struct StatusView {
     pub state_hash: String,
     pub peers: u32,
     pub users: u32,
+    pub endpoints: Endpoints,
     pub components: Components,
 }
 
@@ -51,6 +79,7 @@ impl TryFrom<NodeStatus> for StatusView {
             state_hash: hex::encode(&s.state_hash),
             peers: s.peers,
             users: s.users,
+            endpoints: Endpoints::default(),
             components: Components {
                 userd: component(&s.components, "userd")?,
                 consensusd: component(&s.components, "consensusd")?,
@@ -75,6 +104,12 @@ impl StatusView {
         let _ = writeln!(out, "state hash          {}", or_none(&self.state_hash));
         let _ = writeln!(out, "peers               {}", self.peers);
         let _ = writeln!(out, "users               {}", self.users);
+        let e = &self.endpoints;
+        for (name, url) in [("seed", &e.seed), ("hotpocket", &e.hotpocket), ("hotpocket plain", &e.hotpocket_plain)] {
+            if let Some(url) = url {
+                let _ = writeln!(out, "{name:<19} {url}");
+            }
+        }
         let _ = writeln!(out);
         let _ = writeln!(out, "{:<12} {:>8}  {:<11} {:>8}", "component", "pid", "state", "restarts");
         let c = &self.components;
@@ -108,7 +143,7 @@ mod tests {
         let view = StatusView::try_from(sample()).unwrap();
         assert_eq!(
             view.to_json(),
-            r#"{"lcl_seq":7,"lcl_hash":"ab01","state_hash":"ff","peers":2,"users":3,"components":{"userd":{"pid":10,"state":"running","restarts":1},"consensusd":{"pid":20,"state":"running","restarts":1},"execd":{"pid":30,"state":"running","restarts":1}}}"#
+            r#"{"lcl_seq":7,"lcl_hash":"ab01","state_hash":"ff","peers":2,"users":3,"endpoints":{"seed":null,"hotpocket":null,"hotpocket_plain":null},"components":{"userd":{"pid":10,"state":"running","restarts":1},"consensusd":{"pid":20,"state":"running","restarts":1},"execd":{"pid":30,"state":"running","restarts":1}}}"#
         );
     }
 

@@ -9,9 +9,11 @@
 //! - [`wait`]: polling with a deadline, panicking when it passes.
 //! - [`contracts`], [`user`]: test contracts in C, and users sending one input.
 //! - [`harness`]: fault scenarios under client load, and their checks (issue 10).
+//! - [`js`]: the published HotPocket 0.6 JS client, run by Node.js against real nodes.
 
 pub mod contracts;
 pub mod harness;
+pub mod js;
 pub mod user;
 pub mod wait;
 

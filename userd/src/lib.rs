@@ -8,6 +8,7 @@
 //! - [`admission`]: the pending and signed-in connection pools, with caps per source address.
 //! - [`connection`]: one task per connection: upgrade, handshake deadline, binary mode, pings.
 //! - [`handshake`]: the challenge and the helo check (pure).
+//! - [`hotpocket`]: the HotPocket 0.6 user protocol on `hpport` (TLS) and `hpport_plain`.
 //! - [`input`]: an input frame: limits, hand-off to consensusd, the ack.
 //! - [`output`]: an output batch from consensusd to the users' queues.
 //! - [`frame`]: the error frame and the reasons it carries.
@@ -24,6 +25,7 @@ pub mod admission;
 pub mod connection;
 pub mod frame;
 pub mod handshake;
+pub mod hotpocket;
 pub mod input;
 pub mod limits;
 pub mod metered;
@@ -37,4 +39,4 @@ pub mod status;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use run::{Settings, Userd, UserdError};
+pub use run::{HotPocketAddrs, HotPocketSettings, Settings, Userd, UserdError};

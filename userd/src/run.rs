@@ -3,6 +3,8 @@
 
 use crate::admission::{Admission, AdmissionLimits};
 use crate::connection::{ConnSettings, Shared};
+use crate::hotpocket::HotPocketShared;
+use crate::hotpocket::node_view::NodeView;
 use crate::limits::InputLimits;
 use crate::registry::Registry;
 use crate::server::{self, ServerError};
@@ -37,6 +39,37 @@ pub struct Settings {
     pub status_socket: Option<PathBuf>,
     /// At shutdown, how long connections get to send their close frames.
     pub shutdown_grace: Duration,
+    /// The HotPocket 0.6 user protocol; `None` when neither `hpport` nor `hpport_plain` is set.
+    pub hotpocket: Option<HotPocketSettings>,
+}
+
+/// The HotPocket 0.6 ports and what their handshake tells clients.
+#[derive(Clone)]
+pub struct HotPocketSettings {
+    /// `hpport` (TLS); 0 picks a free port.
+    pub tls_port: Option<u16>,
+    /// `hpport_plain`; 0 picks a free port.
+    pub plain_port: Option<u16>,
+    pub cert: PathBuf,
+    pub key_file: PathBuf,
+    pub contract_id: String,
+    pub contract_version: String,
+    pub node_key: ed25519_dalek::SigningKey,
+    pub unl: Vec<[u8; 32]>,
+    pub peers: Vec<String>,
+    pub roundtime_ms: u64,
+    pub consensusd_socket: PathBuf,
+}
+
+impl std::fmt::Debug for HotPocketSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("HotPocketSettings")
+            .field("tls_port", &self.tls_port)
+            .field("plain_port", &self.plain_port)
+            .field("contract_id", &self.contract_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {
@@ -56,6 +89,19 @@ impl Settings {
             session: SessionSettings::new(dir.socket("consensusd")),
             status_socket: Some(dir.socket("userd")),
             shutdown_grace: Duration::from_secs(3),
+            hotpocket: (config.hpport.is_some() || config.hpport_plain.is_some()).then(|| HotPocketSettings {
+                tls_port: config.hpport,
+                plain_port: config.hpport_plain,
+                cert: dir.tls_cert(),
+                key_file: dir.tls_key(),
+                contract_id: config.contract_id.clone(),
+                contract_version: config.contract_version.clone(),
+                node_key: config.key.signing_key().clone(),
+                unl: config.unl.clone(),
+                peers: config.peers.clone(),
+                roundtime_ms: config.roundtime_ms,
+                consensusd_socket: dir.socket("consensusd"),
+            }),
         }
     }
 }
@@ -67,11 +113,23 @@ pub enum UserdError {
     Listen(#[from] ServerError),
     #[error("cannot serve the userd status socket: {0}")]
     Status(#[from] IpcError),
+    #[error("the HotPocket port's TLS: {0}")]
+    Tls(#[from] crate::hotpocket::tls::TlsError),
+}
+
+/// Where the HotPocket 0.6 ports listen.
+#[derive(Debug, Clone, Default)]
+pub struct HotPocketAddrs {
+    /// `wss://` (`hpport`).
+    pub tls: Vec<SocketAddr>,
+    /// `ws://` (`hpport_plain`).
+    pub plain: Vec<SocketAddr>,
 }
 
 /// A running userd. Dropping it does not stop it: cancel the shutdown token, then [`Userd::wait`].
 pub struct Userd {
     addrs: Vec<SocketAddr>,
+    hotpocket_addrs: HotPocketAddrs,
     shared: Arc<Shared>,
     status: StatusService,
     /// The accept loops and every connection task.
@@ -111,6 +169,41 @@ impl Userd {
                 shutdown.clone(),
             ));
         }
+        let mut hotpocket_addrs = HotPocketAddrs::default();
+        if let Some(hp) = settings.hotpocket {
+            let tls = match hp.tls_port {
+                Some(_) => Some(crate::hotpocket::tls::acceptor(&hp.cert, &hp.key_file)?),
+                None => None,
+            };
+            let hp_shared = Arc::new(HotPocketShared {
+                contract_id: hp.contract_id,
+                contract_version: hp.contract_version,
+                key: hp.node_key,
+                unl: hp.unl,
+                peers: hp.peers,
+                roundtime_ms: hp.roundtime_ms,
+                connection: shared.settings.clone(),
+                view: NodeView::new(&hp.consensusd_socket),
+                tls,
+            });
+            for (port, is_tls) in [(hp.tls_port, true), (hp.plain_port, false)] {
+                let Some(port) = port else { continue };
+                for listener in server::bind(settings.ip, port).await? {
+                    if let Ok(addr) = listener.local_addr() {
+                        if is_tls { &mut hotpocket_addrs.tls } else { &mut hotpocket_addrs.plain }.push(addr);
+                    }
+                    tasks.spawn(crate::hotpocket::accept_loop(
+                        listener,
+                        is_tls,
+                        hp_shared.clone(),
+                        admission.clone(),
+                        tasks.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+            }
+            tracing::info!(tls = ?hotpocket_addrs.tls, plain = ?hotpocket_addrs.plain, "userd listening for HotPocket 0.6 users");
+        }
         let status = StatusService { registry, session, listening: true };
         let mut background = vec![session_task];
         let socket = match settings.status_socket {
@@ -135,12 +228,27 @@ impl Userd {
             Some(_) => tracing::info!(?addrs, "userd listening for users"),
             None => tracing::info!("no pubport configured: validator-only node, no user port"),
         }
-        Ok(Self { addrs, shared, status, tasks, background, shutdown, grace: settings.shutdown_grace, socket })
+        Ok(Self {
+            addrs,
+            hotpocket_addrs,
+            shared,
+            status,
+            tasks,
+            background,
+            shutdown,
+            grace: settings.shutdown_grace,
+            socket,
+        })
     }
 
     /// The bound user port addresses (empty with no `pubport`).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The bound HotPocket 0.6 port addresses.
+    pub fn hotpocket_addrs(&self) -> &HotPocketAddrs {
+        &self.hotpocket_addrs
     }
 
     pub fn registry(&self) -> &Registry {

@@ -37,6 +37,7 @@ impl Node {
             },
             status_socket: None,
             shutdown_grace: Duration::from_secs(1),
+            hotpocket: None,
         };
         let fake = FakeConsensus::start(&settings.session.socket).unwrap();
         let shutdown = CancellationToken::new();

@@ -10,7 +10,15 @@ pub fn run(args: &ClusterNewArgs) -> Result<(), CommandError> {
     for (i, cfg) in configs.iter().enumerate() {
         let user = cfg.pubport.map_or_else(|| "-".to_string(), |p| p.to_string());
         let dir = args.dir.join(format!("node{}", i + 1));
-        println!("  {}  peer port {}  user port {}  key {}", dir.display(), cfg.peerport, user, cfg.key.public_hex());
+        let hotpocket = cfg.hpport.map_or_else(|| "-".to_string(), |p| p.to_string());
+        println!(
+            "  {}  peer port {}  user port {}  HotPocket port {}  key {}",
+            dir.display(),
+            cfg.peerport,
+            user,
+            hotpocket,
+            cfg.key.public_hex()
+        );
     }
     Ok(())
 }

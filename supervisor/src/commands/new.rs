@@ -13,6 +13,9 @@ pub fn run(args: &NewArgs) -> Result<(), CommandError> {
         Some(port) => println!("  user port   {port}"),
         None => println!("  user port   none (validator only)"),
     }
+    if let Some(port) = cfg.hpport {
+        println!("  HotPocket   {port} (wss://, HotPocket 0.6 clients; certificate in cfg/tlscert.pem)");
+    }
     println!("start it with: hotpocket run {}", args.dir.display());
     Ok(())
 }

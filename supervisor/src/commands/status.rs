@@ -41,7 +41,11 @@ pub async fn run(args: &StatusArgs) -> Result<(), CommandError> {
     let mut request = tonic::Request::new(NodeStatusRequest {});
     request.set_timeout(ipc::CALL_TIMEOUT);
     let reply = client.status(request).await.map_err(|s| call_error(&args.dir, s))?.into_inner();
-    let view = StatusView::try_from(reply).map_err(|e| CommandError::Control(e.to_string()))?;
+    let mut view = StatusView::try_from(reply).map_err(|e| CommandError::Control(e.to_string()))?;
+    // The ports come from the config; a config this user cannot read leaves them null.
+    if let Ok(cfg) = hp_cfg::Config::load(&ContractDir::new(&args.dir).config_file()) {
+        view.endpoints = crate::status::Endpoints::of(&cfg);
+    }
     if args.json {
         println!("{}", view.to_json());
     } else {

@@ -99,6 +99,9 @@ fn cluster_new_wires_the_nodes_together() {
         let cfg = hp_cfg::Config::load(&dir.join("cfg/hp.cfg")).unwrap();
         assert_eq!(cfg.peerport, base + i - 1);
         assert_eq!(cfg.pubport, Some(base + 100 + i - 1));
+        assert_eq!(cfg.hpport, Some(base + 200 + i - 1));
+        assert!(dir.join("cfg/tlscert.pem").exists());
+        assert_eq!(mode(&dir.join("cfg/tlskey.pem")), 0o600);
         assert_eq!(cfg.unl.len(), 3);
         assert_eq!(cfg.peers.len(), 2);
         assert_eq!(mode(&dir.join("cfg/hp.cfg")), 0o600);

@@ -36,7 +36,7 @@ fn every_documented_hotpocket_command_and_flag_exists() {
 
 #[test]
 fn the_documented_status_json_is_what_the_status_command_prints() {
-    use hotpocket::status::{ComponentView, Components, StatusView};
+    use hotpocket::status::{ComponentView, Components, Endpoints, StatusView};
     let start = DOC.find("```json\n").expect("a status example") + "```json\n".len();
     let end = start + DOC[start..].find("```").expect("a closed block");
     let running = |pid| ComponentView { pid, state: "running".into(), restarts: 0 };
@@ -46,6 +46,11 @@ fn the_documented_status_json_is_what_the_status_command_prints() {
         state_hash: "2c".repeat(32),
         peers: 2,
         users: 1,
+        endpoints: Endpoints {
+            seed: Some("ws://localhost:8080".into()),
+            hotpocket: Some("wss://localhost:8443".into()),
+            hotpocket_plain: None,
+        },
         components: Components { userd: running(101), consensusd: running(102), execd: running(103) },
     };
     assert_eq!(DOC[start..end].trim_end(), serde_json::to_string(&view).unwrap());

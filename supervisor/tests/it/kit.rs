@@ -91,6 +91,7 @@ impl TestDir {
         let mut cfg = hp_cfg::create::new_contract_dir(&root, None).unwrap();
         cfg.peerport = free_port();
         cfg.pubport = Some(free_port());
+        cfg.hpport = Some(free_port());
         let dir = ContractDir::new(root);
         cfg.save(&dir.config_file()).unwrap();
         Self { tmp, dir }

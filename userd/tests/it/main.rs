@@ -6,6 +6,8 @@ mod daemon;
 mod docs;
 mod handshake;
 mod helo_property;
+mod hotpocket_docs;
+mod hotpocket_port;
 mod limits;
 mod listen;
 mod registry;

@@ -48,6 +48,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
         },
         status_socket: Some(run.join("userd.sock")),
         shutdown_grace: Duration::from_secs(2),
+        hotpocket: None,
     }
 }
 

@@ -1,0 +1,55 @@
+// Drives Hot Pocket nodes with the published HotPocket 0.6 client, unchanged, for the Rust
+// tests in tests/tests/it/hotpocket.rs. Usage: node client.js '<spec JSON>'
+//   spec: { servers: [url], trusted: [ed-hex] | null, protocol: "json" | "bson",
+//           required: n, ops: [{ op: "status" | "lcl" }] }
+// Prints one line per step, "RESULT <json>", after the client's own log lines; binary values
+// are shown as hex. Exits 0 when every step ran (the tests judge the results).
+const HotPocket = require("hotpocket-js-client");
+
+const hex = (v) => {
+    if (v === null || v === undefined) return v;
+    if (typeof v === "string") return v;
+    if (v instanceof Uint8Array || Buffer.isBuffer(v)) return Buffer.from(v).toString("hex");
+    if (v.buffer) return Buffer.from(v.buffer).toString("hex");
+    return v;
+};
+const result = (obj) => console.log("RESULT " + JSON.stringify(obj));
+
+async function main() {
+    const spec = JSON.parse(process.argv[2]);
+    const keys = await HotPocket.generateKeys();
+    const client = await HotPocket.createClient(spec.servers, keys, {
+        trustedServerKeys: spec.trusted,
+        protocol: spec.protocol === "bson" ? HotPocket.protocols.bson : HotPocket.protocols.json,
+        requiredConnectionCount: spec.required || 1,
+        connectionTimeoutMs: spec.timeout_ms || 5000,
+    });
+    const connected = await client.connect();
+    result({ op: "connect", connected: !!connected, user: hex(keys.publicKey) });
+    if (!connected) return;
+    for (const step of spec.ops || []) {
+        if (step.op === "status") {
+            const all = await client.getStatus();
+            const list = Array.isArray(all) ? all : [all];
+            result({
+                op: "status",
+                results: list.map((s) => s && ({ ...s, ledgerHash: hex(s.ledgerHash), currentUnl: s.currentUnl.map(hex) })),
+            });
+        } else if (step.op === "lcl") {
+            const all = await client.getLcl();
+            const list = Array.isArray(all) ? all : [all];
+            result({ op: "lcl", results: list.map((l) => l && { ledgerSeqNo: l.ledgerSeqNo, ledgerHash: hex(l.ledgerHash) }) });
+        } else {
+            result({ op: step.op, error: "unknown op" });
+        }
+    }
+    await client.close();
+}
+
+main().then(
+    () => process.exit(0),
+    (e) => {
+        result({ op: "error", error: String(e) });
+        process.exit(1);
+    }
+);

@@ -1,0 +1,316 @@
+//! One HotPocket 0.6 connection: TLS (on `hpport`), the websocket upgrade and the handshake
+//! under one deadline and one read budget, then the client's requests until it leaves, stops
+//! answering pings, or the node stops.
+
+use super::handshake::{self, SignedIn};
+use super::message::{Incoming, Outgoing};
+use super::{HotPocketShared, Protocol};
+use crate::admission::Pending;
+use crate::handshake::Challenge;
+use crate::metered::{Metered, PRE_AUTH_BUDGET};
+use crate::outbox::{WriterEnd, outbox, write_loop};
+use futures::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep_until, timeout_at};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+
+/// What a TLS handshake may read on top of [`PRE_AUTH_BUDGET`] (a ClientHello with its
+/// extensions, and the client's finished messages).
+const TLS_BUDGET: usize = 32 * 1024;
+/// Messages a connection may send that are not requests the node understands, before it is
+/// closed: clients that speak another dialect learn it at once in the log, floods stop.
+pub const MAX_BAD_MESSAGES: u32 = 16;
+
+/// A stream whose pre-authentication read budget can be lifted.
+pub trait Lift {
+    fn lift(&mut self);
+}
+
+impl<S> Lift for Metered<S> {
+    fn lift(&mut self) {
+        Metered::lift(self)
+    }
+}
+
+impl<S> Lift for tokio_rustls::server::TlsStream<Metered<S>> {
+    fn lift(&mut self) {
+        self.get_mut().0.lift()
+    }
+}
+
+/// Serves one accepted socket to its end. `pending` is its admission slot.
+pub async fn serve(
+    socket: TcpStream,
+    peer: SocketAddr,
+    pending: Pending,
+    shared: Arc<HotPocketShared>,
+    tls: bool,
+    shutdown: CancellationToken,
+) {
+    let deadline = Instant::now() + shared.connection.handshake_timeout;
+    let metered = Metered::new(socket, PRE_AUTH_BUDGET + if tls { TLS_BUDGET } else { 0 });
+    match (&shared.tls, tls) {
+        (Some(acceptor), true) => {
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = timeout_at(deadline, acceptor.accept(metered)) => match accepted {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+            };
+            upgraded(stream, peer, pending, &shared, deadline, &shutdown).await
+        }
+        (None, true) => tracing::error!(%peer, "no TLS certificate loaded; connection closed"),
+        (_, false) => upgraded(metered, peer, pending, &shared, deadline, &shutdown).await,
+    }
+}
+
+async fn upgraded<S>(
+    stream: S,
+    peer: SocketAddr,
+    pending: Pending,
+    shared: &HotPocketShared,
+    deadline: Instant,
+    shutdown: &CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Lift + Unpin + Send + 'static,
+{
+    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(shared.connection.websocket));
+    let mut ws = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        upgraded = timeout_at(deadline, upgrade) => match upgraded {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "websocket upgrade failed");
+                return;
+            }
+            Err(_) => return,
+        },
+    };
+    let signed_in = match handshake(&mut ws, shared, deadline, shutdown).await {
+        Ok(signed_in) => signed_in,
+        Err(reason) => {
+            tracing::debug!(%peer, reason, "HotPocket handshake refused");
+            close(ws, CloseCode::Policy, reason).await;
+            return;
+        }
+    };
+    let slot = match pending.sign_in() {
+        Ok(slot) => slot,
+        Err(refused) => {
+            tracing::debug!(%peer, reason = %refused, "signed-in pool full; user refused");
+            close(ws, CloseCode::Again, "the node is full").await;
+            return;
+        }
+    };
+    ws.get_mut().lift();
+    requests(ws, signed_in, peer, shared, shutdown).await;
+    drop(slot);
+}
+
+/// `user_challenge`, the client's signed answer, and the node's own proof if asked.
+async fn handshake<S>(
+    ws: &mut WebSocketStream<S>,
+    shared: &HotPocketShared,
+    deadline: Instant,
+    shutdown: &CancellationToken,
+) -> Result<SignedIn, &'static str>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let challenge = Challenge::generate();
+    let hello = handshake::user_challenge(&shared.contract_id, &shared.contract_version, challenge.as_str());
+    if !matches!(timeout_at(deadline, ws.send(Message::text(hello))).await, Ok(Ok(()))) {
+        return Err("the challenge could not be sent");
+    }
+    let frame = loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return Err("node shutting down"),
+            next = timeout_at(deadline, ws.next()) => next,
+        };
+        match next {
+            Err(_) => return Err("handshake timed out"),
+            Ok(None) | Ok(Some(Err(_))) => return Err("connection lost"),
+            Ok(Some(Ok(Message::Text(text)))) => break text.as_bytes().to_vec(),
+            Ok(Some(Ok(Message::Binary(data)))) => break data.to_vec(),
+            Ok(Some(Ok(Message::Close(_)))) => return Err("closed by the client"),
+            Ok(Some(Ok(_))) => continue,
+        }
+    };
+    let signed_in = handshake::verify_response(&frame, challenge.as_str()).map_err(|e| match e {
+        handshake::HandshakeError::BadSignature => "the challenge signature does not verify",
+        _ => "malformed user_challenge_response",
+    })?;
+    if let Some(server_challenge) = &signed_in.server_challenge {
+        let proof = handshake::server_challenge_response(
+            &shared.key,
+            server_challenge,
+            &shared.contract_id,
+            &shared.contract_version,
+            &shared.unl,
+        );
+        if !matches!(timeout_at(deadline, ws.send(Message::text(proof))).await, Ok(Ok(()))) {
+            return Err("the server challenge response could not be sent");
+        }
+    }
+    Ok(signed_in)
+}
+
+/// Sends a close frame and waits briefly for the client's.
+async fn close<S>(mut ws: WebSocketStream<S>, code: CloseCode, reason: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let until = Instant::now() + std::time::Duration::from_secs(1);
+    let frame = CloseFrame { code, reason: reason.to_string().into() };
+    if matches!(timeout_at(until, ws.close(Some(frame))).await, Ok(Ok(()))) {
+        while let Ok(Some(Ok(_))) = timeout_at(until, ws.next()).await {}
+    }
+}
+
+/// The client's requests, until the connection ends.
+async fn requests<S>(
+    ws: WebSocketStream<S>,
+    signed_in: SignedIn,
+    peer: SocketAddr,
+    shared: &HotPocketShared,
+    shutdown: &CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let settings = &shared.connection;
+    let protocol = signed_in.protocol;
+    let user = hp_cfg::PublicKeyHex(signed_in.user);
+    let kill = CancellationToken::new();
+    let (outbox, outbox_rx) = outbox(settings.outbox, kill.clone());
+    let (sink, mut stream) = ws.split();
+    let mut writer = tokio::spawn(write_loop(sink, outbox_rx, kill.clone(), settings.outbox.write_timeout));
+    tracing::info!(%user, %peer, ?protocol, "HotPocket user connected");
+    let mut session = Session { protocol, bad_messages: 0, subscriptions: Default::default() };
+    let mut last_heard = Instant::now();
+    let mut pinged: Option<Instant> = None;
+    let end: &str = loop {
+        let wake = match pinged {
+            Some(at) => at + settings.pong_timeout,
+            None => last_heard + settings.ping_interval,
+        };
+        tokio::select! {
+            biased;
+            _ = kill.cancelled() => break "dropped",
+            _ = shutdown.cancelled() => {
+                outbox.close(None, CloseCode::Away);
+                break "node shutting down";
+            }
+            written = &mut writer => match written {
+                Ok(WriterEnd::Closed) => break "closed",
+                _ => break "write failed",
+            },
+            message = stream.next() => {
+                let data = match message {
+                    None => break "closed",
+                    Some(Err(e)) => {
+                        tracing::debug!(%user, error = %e, "websocket read failed");
+                        break "read failed";
+                    }
+                    Some(Ok(Message::Binary(data))) => data.to_vec(),
+                    Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
+                    Some(Ok(_)) => {
+                        last_heard = Instant::now();
+                        pinged = None;
+                        continue;
+                    }
+                };
+                last_heard = Instant::now();
+                pinged = None;
+                let replies = session.handle(&data, shared).await;
+                for reply in replies {
+                    if outbox.push(reply.encode(protocol)).is_err() {
+                        break;
+                    }
+                }
+                if session.bad_messages > MAX_BAD_MESSAGES {
+                    outbox.close(None, CloseCode::Policy);
+                    break "too many bad messages";
+                }
+            }
+            _ = sleep_until(wake) => {
+                if pinged.is_some() {
+                    break "no answer to ping";
+                }
+                if outbox.push(Message::Ping(Default::default())).is_err() {
+                    break "not reading";
+                }
+                pinged = Some(Instant::now());
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
+    kill.cancel();
+    tracing::info!(%user, %peer, reason = end, "HotPocket user disconnected");
+}
+
+/// The notification channels a client can subscribe to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Subscriptions {
+    pub unl_change: bool,
+    pub ledger_event: bool,
+    pub health_event: bool,
+}
+
+/// One signed-in client's state.
+#[derive(Debug)]
+struct Session {
+    protocol: Protocol,
+    bad_messages: u32,
+    subscriptions: Subscriptions,
+}
+
+impl Session {
+    /// Answers one message; what is not a request the node understands counts as bad.
+    async fn handle(&mut self, frame: &[u8], shared: &HotPocketShared) -> Vec<Outgoing> {
+        let message = match Incoming::decode(self.protocol, frame) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::debug!(error = %e, "a HotPocket message that cannot be read");
+                self.bad_messages += 1;
+                return Vec::new();
+            }
+        };
+        match message.kind() {
+            "stat" => match shared.view.state().await {
+                Some(state) => vec![super::replies::stat(shared, &state)],
+                None => Vec::new(),
+            },
+            "lcl" => match shared.view.state().await {
+                Some(state) => vec![super::replies::lcl(&state)],
+                None => Vec::new(),
+            },
+            "subscription" => {
+                let enabled = message.bool("enabled").unwrap_or(false);
+                match message.str("channel") {
+                    Some("unl_change") => self.subscriptions.unl_change = enabled,
+                    Some("ledger_event") => self.subscriptions.ledger_event = enabled,
+                    Some("health_event") => self.subscriptions.health_event = enabled,
+                    _ => self.bad_messages += 1,
+                }
+                Vec::new()
+            }
+            other => {
+                tracing::debug!(kind = other, "a HotPocket request this node does not serve yet");
+                self.bad_messages += 1;
+                Vec::new()
+            }
+        }
+    }
+}

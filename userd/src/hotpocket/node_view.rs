@@ -1,0 +1,59 @@
+//! What HotPocket clients ask of the node itself (`stat`, `lcl`): the last closed ledger and
+//! the peers, from consensusd's `Status`, cached briefly so that clients asking often cost
+//! consensusd's loop one call per [`FRESH_FOR`] at most.
+
+use hp_proto::v1::ConsensusStatus;
+use hp_proto::v1::consensus_client::ConsensusClient;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// How long one answer of consensusd is reused.
+pub const FRESH_FOR: Duration = Duration::from_millis(200);
+
+/// Where the node stands, as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    pub lcl_seq: u64,
+    pub lcl_hash: [u8; 32],
+    pub peers: u32,
+    pub in_sync: bool,
+}
+
+/// consensusd's status, cached.
+#[derive(Debug)]
+pub struct NodeView {
+    client: ConsensusClient<Channel>,
+    cached: Mutex<Option<(Instant, NodeState)>>,
+}
+
+impl NodeView {
+    pub fn new(consensusd_socket: &Path) -> Self {
+        Self { client: ConsensusClient::new(hp_daemon::ipc::channel(consensusd_socket)), cached: Mutex::new(None) }
+    }
+
+    /// The node's state; `None` while consensusd cannot be asked.
+    pub async fn state(&self) -> Option<NodeState> {
+        if let Some((at, state)) = self.cached.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && at.elapsed() < FRESH_FOR
+        {
+            return Some(state.clone());
+        }
+        let mut request = tonic::Request::new(hp_proto::v1::ConsensusStatusRequest {});
+        request.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
+        let status = self.client.clone().status(request).await.ok()?.into_inner();
+        let state = state_of(&status)?;
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), state.clone()));
+        Some(state)
+    }
+}
+
+fn state_of(status: &ConsensusStatus) -> Option<NodeState> {
+    Some(NodeState {
+        lcl_seq: status.lcl_seq,
+        lcl_hash: status.lcl_hash.as_ref().try_into().ok()?,
+        peers: status.peers,
+        in_sync: status.in_sync,
+    })
+}

@@ -1,0 +1,120 @@
+//! The HotPocket 0.6 port under clients that misbehave: it shares the seed port's pending pool
+//! (a flood of sockets from one address takes only its share), a handshake answer that does
+//! not verify closes the connection, and a signed-in client that sends what the node cannot
+//! read is closed after a few such messages.
+
+use crate::support::{Node, PATIENCE, within};
+use ed25519_dalek::{Signer, SigningKey};
+use futures::{SinkExt, StreamExt};
+use hp_userd::HotPocketSettings;
+use hp_userd::hotpocket::connection::MAX_BAD_MESSAGES;
+use hp_userd::hotpocket::handshake::ed_hex;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+async fn node_with_hotpocket(edit: impl FnOnce(&mut hp_userd::Settings)) -> (Node, SocketAddr) {
+    let node = Node::start_with(|s| {
+        let run = s.session.socket.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        s.hotpocket = Some(HotPocketSettings {
+            tls_port: None,
+            plain_port: Some(0),
+            cert: run.join("none.pem"),
+            key_file: run.join("none.key"),
+            contract_id: "test-contract".into(),
+            contract_version: "1.0".into(),
+            node_key: SigningKey::from_bytes(&[5; 32]),
+            unl: vec![SigningKey::from_bytes(&[5; 32]).verifying_key().to_bytes()],
+            peers: Vec::new(),
+            roundtime_ms: 1000,
+            consensusd_socket: s.session.socket.clone(),
+        });
+        edit(s);
+    })
+    .await;
+    let addr = node.userd().hotpocket_addrs().plain.first().copied().expect("the plain HotPocket port");
+    (node, addr)
+}
+
+async fn challenge_of(ws: &mut crate::support::Ws) -> String {
+    let Some(Ok(Message::Text(text))) = within(ws.next()).await else { panic!("no user_challenge") };
+    let m: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(m["type"], "user_challenge");
+    m["challenge"].as_str().expect("a challenge").to_string()
+}
+
+async fn closed_with(ws: &mut crate::support::Ws) -> Option<CloseCode> {
+    loop {
+        match tokio::time::timeout(PATIENCE, ws.next()).await.expect("the node closes the connection") {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+            Some(Ok(_)) => continue,
+            None | Some(Err(_)) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_response_signed_with_another_key_closes_the_connection() {
+    let (_node, addr) = node_with_hotpocket(|_| {}).await;
+    let (mut ws, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}"))).await.expect("upgrade");
+    let challenge = challenge_of(&mut ws).await;
+    let claimed = SigningKey::from_bytes(&[1; 32]);
+    let signer = SigningKey::from_bytes(&[2; 32]);
+    let response = json!({
+        "type": "user_challenge_response",
+        "pubkey": ed_hex(&claimed.verifying_key().to_bytes()),
+        "sig": hex::encode(signer.sign(challenge.as_bytes()).to_bytes()),
+        "server_challenge": "00".repeat(16),
+        "protocol": "json",
+    });
+    ws.send(Message::text(response.to_string())).await.expect("send");
+    assert_eq!(closed_with(&mut ws).await, Some(CloseCode::Policy));
+}
+
+#[tokio::test]
+async fn a_signed_in_client_sending_unreadable_messages_is_closed() {
+    let (_node, addr) = node_with_hotpocket(|_| {}).await;
+    let (mut ws, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}"))).await.expect("upgrade");
+    let challenge = challenge_of(&mut ws).await;
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let response = json!({
+        "type": "user_challenge_response",
+        "pubkey": ed_hex(&key.verifying_key().to_bytes()),
+        "sig": hex::encode(key.sign(challenge.as_bytes()).to_bytes()),
+        "server_challenge": "00".repeat(16),
+        "protocol": "json",
+    });
+    ws.send(Message::text(response.to_string())).await.expect("send");
+    let Some(Ok(Message::Text(proof))) = within(ws.next()).await else { panic!("no server_challenge_response") };
+    assert!(proof.contains("server_challenge_response"), "{proof}");
+    for _ in 0..=MAX_BAD_MESSAGES {
+        if ws.send(Message::text("this is not a message")).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(closed_with(&mut ws).await, Some(CloseCode::Policy));
+}
+
+#[tokio::test]
+async fn sockets_past_one_addresss_pending_share_are_closed_on_the_hotpocket_port_too() {
+    let (_node, addr) = node_with_hotpocket(|s| {
+        s.admission.max_unauth_connections = 16;
+        s.admission.max_unauth_per_ip = 3;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(within(TcpStream::connect(addr)).await.expect("connect"));
+    }
+    let mut closed = 0;
+    for socket in &mut held[3..] {
+        let mut byte = [0u8; 1];
+        if matches!(tokio::time::timeout(PATIENCE, socket.read(&mut byte)).await, Ok(Ok(0) | Err(_))) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 7, "every socket past max_unauth_per_ip is closed");
+}
