@@ -15,13 +15,14 @@
 //!
 //! ```text
 //! input := SHA-256( u32 len(tag) | tag "hotpocket/input/v1" | [32] network_id | [32] origin
-//!                 | u64 nonce | [32] user | data )
+//!                 | u64 nonce | [32] user | data [ | u8 format | [64] user_sig | container ] )
 //! batch := SHA-256( u32 len(tag) | tag "hotpocket/input-batch/v2" | [32] network_id | [32] origin
 //!                 | u32 n_inputs | input* )
 //! ```
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::tagged_hash;
+use crate::user_signed::{ContainerFormat, MAX_CONTAINER_BYTES, UserSigned};
 use bytes::Bytes;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use hp_consensus::NetworkId;
@@ -30,12 +31,14 @@ use hp_consensus::NetworkId;
 pub const MAX_INPUT_BYTES: usize = 256 * 1024 * 1024;
 /// The most inputs one batch may carry.
 pub const MAX_BATCH_INPUTS: usize = 1 << 20;
-/// Encoded size of an input with no data: origin, nonce, user, signature, length.
-pub(crate) const MIN_INPUT_SIZE: usize = 32 + 8 + 32 + 64 + 4;
+/// Encoded size of an input with no data: origin, nonce, user, signature, length, kind.
+pub(crate) const MIN_INPUT_SIZE: usize = 32 + 8 + 32 + 64 + 4 + 1;
 
 const BATCH_TAG: &[u8] = b"hotpocket/input-batch/v2";
 /// Domain tag of the origin's signature over one input.
 pub const INPUT_TAG: &[u8] = b"hotpocket/input/v1";
+/// Domain tag of the origin's signature over one input the user signed too.
+pub const USER_SIGNED_INPUT_TAG: &[u8] = b"hotpocket/user-signed-input/v1";
 
 /// Why an input's origin signature does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,20 +67,60 @@ pub struct Input {
     pub data: Bytes,
     /// The origin node's signature over [`Input::signed_digest`].
     pub signature: Signature,
+    /// What the user signed, for an input of the HotPocket 0.6 protocol: `data` is then the
+    /// container's input, and the replay rules of [`crate::user_signed`] apply.
+    pub user_signed: Option<UserSigned>,
 }
 
 impl Input {
-    /// What the origin signs: the network, the identity, the user and the bytes. Every field but
-    /// the last has a fixed length, so no two inputs share a digest.
-    pub fn signed_digest(network: &NetworkId, id: &InputId, user: &[u8; 32], data: &[u8]) -> [u8; 32] {
-        tagged_hash(INPUT_TAG, &[network.as_bytes(), &id.origin, &id.nonce.to_be_bytes(), user, data])
+    /// What the origin signs: the network, the identity, the user and the bytes, and for a
+    /// user-signed input what the user signed (the data's length is in the encoding, not here:
+    /// a user-signed input's container has a fixed-length prefix that sets it apart, and the
+    /// digest of every other input ends with the data).
+    pub fn signed_digest(
+        network: &NetworkId,
+        id: &InputId,
+        user: &[u8; 32],
+        data: &[u8],
+        user_signed: Option<&UserSigned>,
+    ) -> [u8; 32] {
+        let data_len = (data.len() as u64).to_be_bytes();
+        match user_signed {
+            None => tagged_hash(INPUT_TAG, &[network.as_bytes(), &id.origin, &id.nonce.to_be_bytes(), user, data]),
+            Some(signed) => tagged_hash(
+                USER_SIGNED_INPUT_TAG,
+                &[
+                    network.as_bytes(),
+                    &id.origin,
+                    &id.nonce.to_be_bytes(),
+                    user,
+                    &data_len,
+                    data,
+                    &[signed.format.code()],
+                    &signed.signature,
+                    &signed.container,
+                ],
+            ),
+        }
     }
 
     /// An input accepted by the holder of `key` (its origin) in network `network`.
     pub fn sign(network: &NetworkId, nonce: u64, user: [u8; 32], data: Bytes, key: &SigningKey) -> Self {
+        Self::sign_with(network, nonce, user, data, None, key)
+    }
+
+    /// An input accepted by the holder of `key`, with what the user signed if they did.
+    pub fn sign_with(
+        network: &NetworkId,
+        nonce: u64,
+        user: [u8; 32],
+        data: Bytes,
+        user_signed: Option<UserSigned>,
+        key: &SigningKey,
+    ) -> Self {
         let id = InputId { origin: key.verifying_key().to_bytes(), nonce };
-        let signature = key.sign(&Self::signed_digest(network, &id, &user, &data));
-        Self { id, user, data, signature }
+        let signature = key.sign(&Self::signed_digest(network, &id, &user, &data, user_signed.as_ref()));
+        Self { id, user, data, signature, user_signed }
     }
 
     /// Checks the origin's signature.
@@ -91,6 +134,14 @@ impl Input {
             .fixed(&self.user)
             .fixed(&self.signature.to_bytes())
             .bytes(&self.data);
+        match &self.user_signed {
+            None => {
+                w.u8(0);
+            }
+            Some(signed) => {
+                w.u8(signed.format.code()).fixed(&signed.signature).bytes(&signed.container);
+            }
+        }
     }
 
     pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -99,12 +150,24 @@ impl Input {
         let user = r.array::<32>("input user")?;
         let signature = Signature::from_bytes(&r.array::<64>("input signature")?);
         let data = Bytes::copy_from_slice(r.bytes("input data", MAX_INPUT_BYTES)?);
-        Ok(Self { id: InputId { origin, nonce }, user, data, signature })
+        let user_signed = match r.u8("input kind")? {
+            0 => None,
+            code => {
+                let format = ContainerFormat::from_code(code).ok_or_else(|| DecodeError::Invalid {
+                    what: "input",
+                    problem: format!("unknown input kind {code}"),
+                })?;
+                let signature = r.array::<64>("user signature")?;
+                let container = Bytes::copy_from_slice(r.bytes("input container", MAX_CONTAINER_BYTES)?);
+                Some(UserSigned { format, container, signature })
+            }
+        };
+        Ok(Self { id: InputId { origin, nonce }, user, data, signature, user_signed })
     }
 
     /// Bytes this input takes in a ledger.
     pub fn encoded_len(&self) -> usize {
-        MIN_INPUT_SIZE + self.data.len()
+        MIN_INPUT_SIZE + self.data.len() + self.user_signed.as_ref().map_or(0, |s| 64 + 4 + s.container.len())
     }
 }
 
@@ -118,7 +181,7 @@ pub fn verify_origins(network: &NetworkId, inputs: &[&Input]) -> Result<(), Inpu
             let (origin, nonce) = name();
             InputSignatureError::BadOrigin { origin, nonce }
         })?;
-        let digest = Input::signed_digest(network, &input.id, &input.user, &input.data);
+        let digest = Input::signed_digest(network, &input.id, &input.user, &input.data, input.user_signed.as_ref());
         if key.verify_strict(&digest, &input.signature).is_err() {
             let (origin, nonce) = name();
             return Err(InputSignatureError::BadSignature { origin, nonce });
@@ -204,7 +267,7 @@ mod tests {
 
     fn input(origin: [u8; 32], nonce: u64, data: &[u8]) -> Input {
         let signature = Signature::from_bytes(&[0; 64]);
-        Input { id: InputId { origin, nonce }, user: [7; 32], data: Bytes::copy_from_slice(data), signature }
+        Input { id: InputId { origin, nonce }, user: [7; 32], data: Bytes::copy_from_slice(data), signature, user_signed: None }
     }
 
     #[test]

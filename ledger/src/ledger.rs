@@ -198,6 +198,7 @@ mod tests {
                 user: [3; 32],
                 data: Bytes::from_static(b"hi"),
                 signature: ed25519_dalek::Signature::from_bytes(&[7; 64]),
+                user_signed: None,
             }],
             users: vec![[3; 32], [4; 32]],
             prev_result: Some(ResultSummary { state_hash: [5; 32], outputs_hash: [6; 32] }),

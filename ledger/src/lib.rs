@@ -14,6 +14,7 @@
 //! - [`record`]: a stored ledger with its commit and result certificates.
 //! - [`chain`]: offline verification of a chain against the UNL (`hotpocket verify`).
 //! - [`store`]: the SQLite ledger store.
+//! - [`user_signed`]: inputs the user signed (HotPocket 0.6) and their replay rules.
 
 pub mod chain;
 pub mod codec;
@@ -22,13 +23,14 @@ pub mod ledger;
 pub mod outputs;
 pub mod record;
 pub mod store;
+pub mod user_signed;
 
 pub use hp_consensus::{Hash, NetworkId};
 pub use input::{Input, InputBatch, InputId};
 pub use ledger::{Ledger, LedgerBody, ResultSummary};
 pub use outputs::{ExitKind, Outcome, UserOutputs, decode_outputs, encode_outputs};
 pub use record::LedgerRecord;
-pub use store::{Store, StoreError};
+pub use store::{NewInput, Store, StoreError};
 
 /// SHA-256 of a domain tag followed by `parts`.
 pub fn tagged_hash(tag: &[u8], parts: &[&[u8]]) -> Hash {

@@ -10,6 +10,7 @@ use crate::input::{Input, InputId};
 use crate::ledger::Ledger;
 use crate::outputs::Outcome;
 use crate::record::{self, LedgerRecord};
+use crate::user_signed::{ContainerFormat, UserSigned, parse_container};
 use bytes::Bytes;
 use hp_consensus::ResultCertificate;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -32,14 +33,15 @@ pub enum StoreError {
     ForeignGenesis,
     #[error(
         "ledger store {path} is in format {found}, this Hot Pocket reads only format {FORMAT} (inputs carry their \
-         origin's signature); its chain cannot be carried over: start the network anew"
+         origin's signature, and the user's when they signed it); its chain cannot be carried over: start the \
+         network anew"
     )]
     OldFormat { path: PathBuf, found: i64 },
 }
 
-/// The store's format: 2 since inputs carry their origin's signature. A store of another format
-/// is refused at open rather than misread.
-pub const FORMAT: i64 = 2;
+/// The store's format: 2 since inputs carry their origin's signature, 3 since they may carry
+/// the user's (HotPocket 0.6). A store of another format is refused at open rather than misread.
+pub const FORMAT: i64 = 3;
 
 fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sql { op, source }
@@ -61,6 +63,37 @@ pub struct LedgerSummary {
 /// How many recent ledgers' outcomes and delivered outputs the store keeps, for handing over
 /// again and for peers that could not compute them.
 pub const KEPT_OUTPUTS: u64 = 256;
+
+/// An input a user sent, to be accepted ([`Store::accept_inputs`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewInput {
+    pub user: [u8; 32],
+    pub data: Bytes,
+    /// What the user signed, for a HotPocket 0.6 input.
+    pub user_signed: Option<UserSigned>,
+}
+
+impl From<([u8; 32], Bytes)> for NewInput {
+    /// An input of the seed protocol: the user's key and the bytes.
+    fn from((user, data): ([u8; 32], Bytes)) -> Self {
+        Self { user, data, user_signed: None }
+    }
+}
+
+/// `format | signature | container`, as a pending input keeps what its user signed.
+fn user_signed_bytes(signed: &UserSigned) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 64 + signed.container.len());
+    out.push(signed.format.code());
+    out.extend_from_slice(&signed.signature);
+    out.extend_from_slice(&signed.container);
+    out
+}
+
+fn user_signed_from(bytes: &[u8]) -> Option<UserSigned> {
+    let format = ContainerFormat::from_code(*bytes.first()?)?;
+    let signature: [u8; 64] = bytes.get(1..65)?.try_into().ok()?;
+    Some(UserSigned { format, signature, container: Bytes::copy_from_slice(bytes.get(65..)?) })
+}
 
 /// The ledger store. One writer (consensusd); readers (operator commands) open it read-only.
 pub struct Store {
@@ -85,11 +118,16 @@ CREATE TABLE IF NOT EXISTS committed_inputs (
     PRIMARY KEY (origin, nonce)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending_inputs (
-    nonce     INTEGER PRIMARY KEY,
-    user      BLOB NOT NULL,
-    data      BLOB NOT NULL,
-    signature BLOB NOT NULL
+    nonce       INTEGER PRIMARY KEY,
+    user        BLOB NOT NULL,
+    data        BLOB NOT NULL,
+    signature   BLOB NOT NULL,
+    user_signed BLOB
 );
+CREATE TABLE IF NOT EXISTS user_nonces (
+    user  BLOB PRIMARY KEY,
+    nonce INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS delivered_outputs (
     seq     INTEGER PRIMARY KEY,
     outputs BLOB NOT NULL
@@ -352,6 +390,20 @@ impl Store {
                 mark.execute(params![input.id.origin.as_slice(), input.id.nonce as i64, seq as i64])
                     .map_err(sql("mark input"))?;
             }
+            // The users' nonces only grow (crate::user_signed): note the highest of each user.
+            let mut nonce = tx
+                .prepare_cached(
+                    "INSERT INTO user_nonces (user, nonce) VALUES (?1, ?2)
+                     ON CONFLICT(user) DO UPDATE SET nonce = MAX(nonce, excluded.nonce)",
+                )
+                .map_err(sql("note user nonce"))?;
+            for input in &rec.ledger.inputs {
+                let Some(signed) = &input.user_signed else { continue };
+                // A ledger that reached the store was judged valid: its containers parse.
+                let Ok(container) = parse_container(signed.format, &signed.container) else { continue };
+                let value = i64::try_from(container.nonce).unwrap_or(i64::MAX);
+                nonce.execute(params![input.user.as_slice(), value]).map_err(sql("note user nonce"))?;
+            }
         }
         tx.commit().map_err(sql("commit append"))?;
         Ok(())
@@ -479,14 +531,23 @@ impl Store {
         Ok(found.is_some())
     }
 
+    /// The highest nonce of `user`'s signed inputs in the stored ledgers.
+    pub fn user_nonce(&self, user: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .query_row("SELECT nonce FROM user_nonces WHERE user = ?1", params![user.as_slice()], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|n| n.map(|n| u64::try_from(n).unwrap_or(0)))
+            .map_err(sql("read user nonce"))
+    }
+
     /// Durably accepts inputs from users, in one transaction: each gets a fresh identity
     /// `(origin, nonce)`, `origin` being the holder of `key`, who signs it for network
     /// `network`. Returns them in the order given.
-    pub fn accept_inputs(
+    pub fn accept_inputs<I: Into<NewInput>>(
         &mut self,
         key: &ed25519_dalek::SigningKey,
         network: &hp_consensus::NetworkId,
-        inputs: Vec<([u8; 32], Bytes)>,
+        inputs: Vec<I>,
     ) -> Result<Vec<Input>, StoreError> {
         let origin = key.verifying_key().to_bytes();
         let own_max: Option<i64> = self
@@ -500,12 +561,21 @@ impl Store {
         let mut accepted = Vec::with_capacity(inputs.len());
         {
             let mut insert = tx
-                .prepare_cached("INSERT INTO pending_inputs (nonce, user, data, signature) VALUES (?1, ?2, ?3, ?4)")
+                .prepare_cached(
+                    "INSERT INTO pending_inputs (nonce, user, data, signature, user_signed) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
                 .map_err(sql("accept input"))?;
-            for (user, data) in inputs {
-                let input = Input::sign(network, next as u64, user, data, key);
+            for NewInput { user, data, user_signed } in inputs.into_iter().map(Into::into) {
+                let stored_signed = user_signed.as_ref().map(user_signed_bytes);
+                let input = Input::sign_with(network, next as u64, user, data, user_signed, key);
                 insert
-                    .execute(params![next, user.as_slice(), input.data.as_ref(), input.signature.to_bytes().as_slice()])
+                    .execute(params![
+                        next,
+                        user.as_slice(),
+                        input.data.as_ref(),
+                        input.signature.to_bytes().as_slice(),
+                        stored_signed
+                    ])
                     .map_err(sql("accept input"))?;
                 accepted.push(input);
                 next += 1;
@@ -525,19 +595,32 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT p.nonce, p.user, p.data, p.signature FROM pending_inputs p
+                "SELECT p.nonce, p.user, p.data, p.signature, p.user_signed FROM pending_inputs p
                  WHERE NOT EXISTS (SELECT 1 FROM committed_inputs c WHERE c.origin = ?1 AND c.nonce = p.nonce)
                  ORDER BY p.nonce",
             )
             .map_err(sql("read pending"))?;
         let rows = stmt
             .query_map(params![origin.as_slice()], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
+                ))
             })
             .map_err(sql("read pending"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (nonce, user, data, signature) = row.map_err(sql("read pending"))?;
+            let (nonce, user, data, signature, stored_signed) = row.map_err(sql("read pending"))?;
+            let user_signed = match stored_signed {
+                None => None,
+                Some(bytes) => Some(user_signed_from(&bytes).ok_or_else(|| StoreError::Corrupt {
+                    seq: 0,
+                    problem: "a pending input's user signature is malformed".into(),
+                })?),
+            };
             let signature: [u8; 64] = signature.try_into().map_err(|_| StoreError::Corrupt {
                 seq: 0,
                 problem: "a pending input's signature is not 64 bytes".into(),
@@ -547,6 +630,7 @@ impl Store {
                 user: arr32(user, 0, "pending user")?,
                 data: Bytes::from(data),
                 signature: ed25519_dalek::Signature::from_bytes(&signature),
+                user_signed,
             });
         }
         Ok(out)

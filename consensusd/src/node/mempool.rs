@@ -118,7 +118,7 @@ mod tests {
 
     fn input(nonce: u64, len: usize) -> Input {
         let signature = ed25519_dalek::Signature::from_bytes(&[0; 64]);
-        Input { id: InputId { origin: [1; 32], nonce }, user: [2; 32], data: Bytes::from(vec![0u8; len]), signature }
+        Input { id: InputId { origin: [1; 32], nonce }, user: [2; 32], data: Bytes::from(vec![0u8; len]), signature, user_signed: None }
     }
 
     #[test]

@@ -34,7 +34,7 @@ fn input() -> impl Strategy<Value = Input> {
             let mut signature = [0u8; 64];
             signature[..32].copy_from_slice(&sig);
             let signature = ed25519_dalek::Signature::from_bytes(&signature);
-            Input { id: InputId { origin, nonce }, user, data: Bytes::from(data), signature }
+            Input { id: InputId { origin, nonce }, user, data: Bytes::from(data), signature, user_signed: None }
         })
 }
 

@@ -1,0 +1,276 @@
+//! Inputs the user signed themselves (HotPocket 0.6, docs/hotpocket-protocol.md): the client
+//! serializes an *input container* — the input, a nonce and the last ledger it may go into —
+//! and signs those exact bytes. The container and the signature travel with the input into the
+//! ledger, so every node, and anyone offline, checks that the user really sent it, and the
+//! replay rules below are decided from the chain alone:
+//!
+//! - the user's nonces only grow: an input's nonce must exceed the highest nonce of that user in
+//!   any earlier ledger, and a user's inputs within one ledger come in increasing nonce order
+//!   (so a replayed container, on this node or another, never runs twice);
+//! - `max_ledger_seq_no` bounds when it may run: a ledger at sequence `s` carries it only if
+//!   `s <= max_ledger_seq_no`, and only if `max_ledger_seq_no <= (s - 1) + max_input_ledger_offset`
+//!   (no input can stay valid for longer than the offset allows).
+//!
+//! Containers are JSON (`{"input":"…","nonce":N,"max_ledger_seq_no":M}`, the input a string) or
+//! BSON (the input binary, the numbers int64), as the client's session protocol is.
+
+use bson::Bson;
+use bytes::Bytes;
+use ed25519_dalek::{Signature, VerifyingKey};
+
+/// The largest container accepted: an input of the ledger's own limit plus the envelope.
+pub const MAX_CONTAINER_BYTES: usize = crate::input::MAX_INPUT_BYTES + 1024;
+
+/// How the container is serialized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContainerFormat {
+    Json,
+    Bson,
+}
+
+impl ContainerFormat {
+    /// Its byte in the ledger encoding (0 means "not user-signed").
+    pub fn code(self) -> u8 {
+        match self {
+            ContainerFormat::Json => 1,
+            ContainerFormat::Bson => 2,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(ContainerFormat::Json),
+            2 => Some(ContainerFormat::Bson),
+            _ => None,
+        }
+    }
+}
+
+/// What the user signed, as it travels with the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSigned {
+    pub format: ContainerFormat,
+    /// The exact bytes the user signed.
+    pub container: Bytes,
+    /// The user's Ed25519 signature over `container`.
+    pub signature: [u8; 64],
+}
+
+/// A container's content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Container {
+    pub input: Vec<u8>,
+    pub nonce: u64,
+    pub max_ledger_seq: u64,
+}
+
+/// Why a user-signed input is not valid. The names are hpcore's reasons, which the client
+/// shows (`contract_input_status`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("bad_sig")]
+    BadSignature,
+    #[error("bad_msg_format")]
+    BadFormat,
+    #[error("max_ledger_expired")]
+    MaxLedgerExpired,
+    #[error("max_ledger_offset_exceeded")]
+    MaxLedgerOffsetExceeded,
+    #[error("nonce_expired")]
+    NonceExpired,
+    #[error("already_submitted")]
+    AlreadySubmitted,
+}
+
+impl UserSigned {
+    /// The input's identity for the client: BLAKE3 of the signature.
+    pub fn input_hash(&self) -> [u8; 32] {
+        *blake3::hash(&self.signature).as_bytes()
+    }
+
+    /// Checks the user's signature (strict, as every signature here) and reads the container.
+    pub fn open(&self, user: &[u8; 32]) -> Result<Container, Rejection> {
+        let key = VerifyingKey::from_bytes(user).map_err(|_| Rejection::BadSignature)?;
+        key.verify_strict(&self.container, &Signature::from_bytes(&self.signature))
+            .map_err(|_| Rejection::BadSignature)?;
+        parse_container(self.format, &self.container)
+    }
+}
+
+/// Reads a container; anything but the three fields with their types is a bad format.
+pub fn parse_container(format: ContainerFormat, bytes: &[u8]) -> Result<Container, Rejection> {
+    if bytes.len() > MAX_CONTAINER_BYTES {
+        return Err(Rejection::BadFormat);
+    }
+    let (input, nonce, max_ledger_seq) = match format {
+        ContainerFormat::Json => {
+            let serde_json::Value::Object(m) = serde_json::from_slice(bytes).map_err(|_| Rejection::BadFormat)? else {
+                return Err(Rejection::BadFormat);
+            };
+            let input = m.get("input").and_then(|v| v.as_str()).ok_or(Rejection::BadFormat)?.as_bytes().to_vec();
+            let number = |field: &str| m.get(field).and_then(|v| v.as_u64()).ok_or(Rejection::BadFormat);
+            (input, number("nonce")?, number("max_ledger_seq_no")?)
+        }
+        ContainerFormat::Bson => {
+            let doc = bson::Document::from_reader(bytes).map_err(|_| Rejection::BadFormat)?;
+            let input = match doc.get("input") {
+                Some(Bson::Binary(b)) => b.bytes.clone(),
+                Some(Bson::String(s)) => s.as_bytes().to_vec(),
+                _ => return Err(Rejection::BadFormat),
+            };
+            let number = |field: &str| match doc.get(field) {
+                Some(Bson::Int64(n)) => u64::try_from(*n).map_err(|_| Rejection::BadFormat),
+                Some(Bson::Int32(n)) => u64::try_from(*n).map_err(|_| Rejection::BadFormat),
+                _ => Err(Rejection::BadFormat),
+            };
+            (input, number("nonce")?, number("max_ledger_seq_no")?)
+        }
+    };
+    if nonce == 0 {
+        return Err(Rejection::BadFormat);
+    }
+    Ok(Container { input, nonce, max_ledger_seq })
+}
+
+/// Whether an input with `max_ledger_seq` may go into the ledger at `seq`, with `offset` the
+/// network's `max_input_ledger_offset`.
+pub fn check_window(max_ledger_seq: u64, seq: u64, offset: u64) -> Result<(), Rejection> {
+    if max_ledger_seq < seq {
+        return Err(Rejection::MaxLedgerExpired);
+    }
+    if max_ledger_seq > seq.saturating_sub(1).saturating_add(offset) {
+        return Err(Rejection::MaxLedgerOffsetExceeded);
+    }
+    Ok(())
+}
+
+/// What the replay rules need of an opened user-signed input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    pub nonce: u64,
+    pub max_ledger_seq: u64,
+}
+
+/// Opens a user-signed input: the user's signature, the container, and that the input's bytes
+/// are the container's. `None` for an input the user did not sign (the seed protocol's).
+pub fn open_input(input: &crate::Input) -> Option<Result<Opened, Rejection>> {
+    let signed = input.user_signed.as_ref()?;
+    Some(signed.open(&input.user).and_then(|c| {
+        if c.input != input.data.as_ref() {
+            return Err(Rejection::BadFormat);
+        }
+        Ok(Opened { nonce: c.nonce, max_ledger_seq: c.max_ledger_seq })
+    }))
+}
+
+/// Whether a rejection can go away later (the input may be proposed again) or never can.
+pub fn is_final(rejection: &Rejection) -> bool {
+    !matches!(rejection, Rejection::MaxLedgerOffsetExceeded)
+}
+
+/// The replay rules over one ledger's user-signed inputs, in ledger order: each is admitted
+/// only inside its window and with a nonce above every earlier one of its user, in the chain
+/// (`stored`, the highest nonce of a user in the stored ledgers) and in this ledger.
+pub struct Judge<F> {
+    seq: u64,
+    offset: u64,
+    stored: F,
+    highest: std::collections::HashMap<[u8; 32], u64>,
+}
+
+impl<F: FnMut(&[u8; 32]) -> Option<u64>> Judge<F> {
+    /// For the ledger at `seq`, with the network's `max_input_ledger_offset`.
+    pub fn new(seq: u64, offset: u64, stored: F) -> Self {
+        Self { seq, offset, stored, highest: std::collections::HashMap::new() }
+    }
+
+    /// Judges the next user-signed input of `user`; an admitted one counts for the later ones.
+    pub fn admit(&mut self, user: &[u8; 32], opened: Result<Opened, Rejection>) -> Result<(), Rejection> {
+        let opened = opened?;
+        check_window(opened.max_ledger_seq, self.seq, self.offset)?;
+        let highest = match self.highest.get(user) {
+            Some(n) => Some(*n),
+            None => (self.stored)(user),
+        };
+        match highest {
+            Some(h) if opened.nonce == h => return Err(Rejection::AlreadySubmitted),
+            Some(h) if opened.nonce < h => return Err(Rejection::NonceExpired),
+            _ => {}
+        }
+        self.highest.insert(*user, opened.nonce);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    fn signed(key: &SigningKey, format: ContainerFormat, container: Vec<u8>) -> UserSigned {
+        let signature = key.sign(&container).to_bytes();
+        UserSigned { format, container: container.into(), signature }
+    }
+
+    fn bson_container(input: &[u8], nonce: i64, max: i64) -> Vec<u8> {
+        let doc = bson::doc! {
+            "input": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: input.to_vec() },
+            "nonce": nonce,
+            "max_ledger_seq_no": max,
+        };
+        let mut out = Vec::new();
+        doc.to_writer(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_container_the_user_signed_opens_to_its_input_nonce_and_window() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let user = key.verifying_key().to_bytes();
+        let json = signed(&key, ContainerFormat::Json, br#"{"input":"hello","nonce":7,"max_ledger_seq_no":12}"#.to_vec());
+        assert_eq!(json.open(&user), Ok(Container { input: b"hello".to_vec(), nonce: 7, max_ledger_seq: 12 }));
+        let bson = signed(&key, ContainerFormat::Bson, bson_container(&[0, 255], 8, 13));
+        assert_eq!(bson.open(&user), Ok(Container { input: vec![0, 255], nonce: 8, max_ledger_seq: 13 }));
+    }
+
+    #[test]
+    fn another_users_key_or_changed_bytes_do_not_open_it() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let mut s = signed(&key, ContainerFormat::Json, br#"{"input":"hi","nonce":1,"max_ledger_seq_no":2}"#.to_vec());
+        assert_eq!(s.open(&[9; 32]), Err(Rejection::BadSignature));
+        s.container = Bytes::from_static(br#"{"input":"ho","nonce":1,"max_ledger_seq_no":2}"#);
+        assert_eq!(s.open(&key.verifying_key().to_bytes()), Err(Rejection::BadSignature));
+    }
+
+    #[test]
+    fn a_container_without_its_fields_is_a_bad_format() {
+        for text in [&br#"{"input":"x","nonce":1}"#[..], br#"{"input":1,"nonce":1,"max_ledger_seq_no":2}"#, b"[]", b"{"] {
+            assert_eq!(parse_container(ContainerFormat::Json, text), Err(Rejection::BadFormat), "{text:?}");
+        }
+        assert_eq!(parse_container(ContainerFormat::Bson, b"\x05\x00"), Err(Rejection::BadFormat));
+        assert_eq!(parse_container(ContainerFormat::Bson, &bson_container(b"x", -1, 2)), Err(Rejection::BadFormat));
+    }
+
+    #[test]
+    fn nonces_must_grow_over_the_chain_and_within_a_ledger() {
+        let user = [1; 32];
+        let at = |nonce| Ok(Opened { nonce, max_ledger_seq: 12 });
+        let mut judge = Judge::new(11, 10, |u: &[u8; 32]| (*u == [1; 32]).then_some(5));
+        assert_eq!(judge.admit(&user, at(5)), Err(Rejection::AlreadySubmitted));
+        assert_eq!(judge.admit(&user, at(4)), Err(Rejection::NonceExpired));
+        assert_eq!(judge.admit(&user, at(6)), Ok(()));
+        assert_eq!(judge.admit(&user, at(6)), Err(Rejection::AlreadySubmitted), "twice in one ledger");
+        assert_eq!(judge.admit(&[2; 32], at(1)), Ok(()), "another user's nonces are their own");
+        assert_eq!(judge.admit(&user, Ok(Opened { nonce: 9, max_ledger_seq: 10 })), Err(Rejection::MaxLedgerExpired));
+    }
+
+    #[test]
+    fn the_window_runs_from_the_next_ledger_to_the_offset() {
+        // Ledger 11 follows ledger 10; offset 10 allows max 11..=20.
+        assert_eq!(check_window(10, 11, 10), Err(Rejection::MaxLedgerExpired));
+        assert_eq!(check_window(11, 11, 10), Ok(()));
+        assert_eq!(check_window(20, 11, 10), Ok(()));
+        assert_eq!(check_window(21, 11, 10), Err(Rejection::MaxLedgerOffsetExceeded));
+    }
+}
