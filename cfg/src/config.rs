@@ -138,6 +138,9 @@ pub struct Config {
     /// input). Past it the node refuses its users' new inputs with an error naming this limit,
     /// and drops inputs gossiped by peers beyond twice the limit (their origin keeps them).
     pub max_pending_input_bytes: u64,
+    /// How many ledgers past the last closed one a user-signed input (HotPocket 0.6) may name
+    /// as its last (`max_ledger_seq_no`); all nodes must share it.
+    pub max_input_ledger_offset: u64,
     /// `tracing` filter, e.g. "info" or "hp_consensusd=debug,info".
     pub loglevel: String,
     pub logformat: LogFormat,
@@ -176,6 +179,7 @@ impl Config {
             max_ledger_users: 4096,
             max_ledger_inputs: 100_000,
             max_pending_input_bytes: 256 * 1024 * 1024,
+            max_input_ledger_offset: 10,
             loglevel: "info".into(),
             logformat: LogFormat::Text,
         }
@@ -304,6 +308,8 @@ impl Config {
         let max_pending_input_bytes = f
             .number("max_pending_input_bytes", 64 * 1024, 64 * 1024 * 1024 * 1024)?
             .unwrap_or(defaults.max_pending_input_bytes);
+        let max_input_ledger_offset =
+            f.number("max_input_ledger_offset", 1, 100_000)?.unwrap_or(defaults.max_input_ledger_offset);
         let loglevel = f.string("loglevel")?.unwrap_or(defaults.loglevel);
         let logformat = match f.string("logformat")?.as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -342,6 +348,7 @@ impl Config {
             max_ledger_users,
             max_ledger_inputs,
             max_pending_input_bytes,
+            max_input_ledger_offset,
             loglevel,
             logformat,
         })
@@ -380,6 +387,7 @@ impl Config {
             "max_ledger_users": self.max_ledger_users,
             "max_ledger_inputs": self.max_ledger_inputs,
             "max_pending_input_bytes": self.max_pending_input_bytes,
+            "max_input_ledger_offset": self.max_input_ledger_offset,
             "loglevel": self.loglevel,
             "logformat": match self.logformat { LogFormat::Text => "text", LogFormat::Json => "json" },
         })

@@ -4,6 +4,7 @@
 //! that the service maps back to protobuf.
 
 use bytes::Bytes;
+use hp_ledger::user_signed::UserSigned;
 use tokio::sync::{mpsc, oneshot};
 
 /// A user's public key.
@@ -41,11 +42,13 @@ pub enum FromUserd {
     },
     Connected(UserKey),
     Disconnected(UserKey),
-    /// A user's input, within `pubmaxsize`.
+    /// A user's input, within `pubmaxsize`; with what the user signed for a HotPocket 0.6
+    /// input (its signature and container checked, `data` the container's input).
     Input {
         request_id: u64,
         user: UserKey,
         data: Bytes,
+        signed: Option<UserSigned>,
     },
     /// An input the service refused at the edge: the node only answers it, in order with the
     /// other acks.
@@ -64,6 +67,9 @@ pub enum ToUserd {
     /// The certified outputs of ledger `seq` for the users connected to this userd: one batch
     /// per released ledger, in order, empty when none is for them.
     Outputs { seq: u64, outputs: Vec<(UserKey, Bytes)> },
+    /// What became of a user-signed input this node accepted: in ledger `(seq, hash)`, or
+    /// given up with hpcore's reason.
+    InputStatus { input_hash: [u8; 32], fate: Result<(u64, [u8; 32]), String> },
 }
 
 /// Where the node stands.

@@ -153,6 +153,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         max_input_bytes: cfg.pubmaxsize as usize,
         max_pending_input_bytes: usize::try_from(cfg.max_pending_input_bytes).unwrap_or(usize::MAX),
         recovery_path: dir.hist().join("consensus.state"),
+        max_input_ledger_offset: cfg.max_input_ledger_offset,
     };
     let parts = NodeParts { store, core, peers, executor, store_path: dir.ledger_db(), events: events_tx };
     let node = Node::new(node_cfg, parts)?;

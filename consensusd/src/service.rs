@@ -3,6 +3,7 @@
 //! sizes), hands the node loop typed [`ApiEvent`]s, and maps the node's typed answers back.
 
 use crate::api::{ApiEvent, FromUserd, NodeStatus, ToUserd, UserKey};
+use hp_ledger::user_signed::{ContainerFormat, Rejection, UserSigned};
 use hp_proto::v1::{
     self as pb, consensus_message::Kind as Out, consensus_server::Consensus, userd_message::Kind as In,
 };
@@ -46,9 +47,31 @@ pub fn from_proto(message: pb::UserdMessage, max_input_bytes: usize) -> Option<F
             Some(_) if input.data.len() > max_input_bytes => {
                 FromUserd::Refused { request_id: input.request_id, reason: "input exceeds pubmaxsize" }
             }
-            Some(user) => FromUserd::Input { request_id: input.request_id, user, data: input.data },
+            Some(user) => match user_signed(&input, &user) {
+                Ok(signed) => FromUserd::Input { request_id: input.request_id, user, data: input.data, signed },
+                Err(reason) => FromUserd::Refused { request_id: input.request_id, reason },
+            },
         },
     })
+}
+
+/// What the user signed, checked: the signature over the container, and that `data` is the
+/// container's input. `None` for a seed-protocol input.
+fn user_signed(input: &pb::SubmitInput, user: &UserKey) -> Result<Option<UserSigned>, &'static str> {
+    if input.signed_format == 0 {
+        return Ok(None);
+    }
+    let format = u8::try_from(input.signed_format).ok().and_then(ContainerFormat::from_code).ok_or("bad_msg_format")?;
+    let signature: [u8; 64] = input.user_sig.as_ref().try_into().map_err(|_| "bad_sig")?;
+    let signed = UserSigned { format, container: input.signed_container.clone(), signature };
+    let container = signed.open(user).map_err(|why| match why {
+        Rejection::BadSignature => "bad_sig",
+        _ => "bad_msg_format",
+    })?;
+    if container.input != input.data.as_ref() {
+        return Err("bad_msg_format");
+    }
+    Ok(Some(signed))
 }
 
 /// The protobuf form of what the node tells userd.
@@ -61,6 +84,15 @@ pub fn to_proto(message: ToUserd) -> pb::ConsensusMessage {
             };
             Out::Ack(pb::InputAck { request_id, accepted, reason })
         }
+        ToUserd::InputStatus { input_hash, fate } => Out::InputStatus(match fate {
+            Ok((seq, hash)) => pb::InputStatus {
+                input_hash: input_hash.to_vec().into(),
+                ledger_seq: seq,
+                ledger_hash: hash.to_vec().into(),
+                rejected: String::new(),
+            },
+            Err(why) => pb::InputStatus { input_hash: input_hash.to_vec().into(), rejected: why, ..Default::default() },
+        }),
         ToUserd::Outputs { seq, outputs } => Out::Outputs(pb::OutputBatch {
             seq,
             outputs: outputs
@@ -134,6 +166,7 @@ mod tests {
                 request_id: 9,
                 pubkey: Bytes::copy_from_slice(pubkey),
                 data: Bytes::copy_from_slice(data),
+                ..Default::default()
             })),
         }
     }
@@ -150,7 +183,7 @@ mod tests {
         );
         assert_eq!(
             from_proto(input(&[1; 32], b"1234"), 4),
-            Some(FromUserd::Input { request_id: 9, user: [1; 32], data: Bytes::from_static(b"1234") })
+            Some(FromUserd::Input { request_id: 9, user: [1; 32], data: Bytes::from_static(b"1234"), signed: None })
         );
     }
 

@@ -267,7 +267,13 @@ mod tests {
 
     fn input(origin: [u8; 32], nonce: u64, data: &[u8]) -> Input {
         let signature = Signature::from_bytes(&[0; 64]);
-        Input { id: InputId { origin, nonce }, user: [7; 32], data: Bytes::copy_from_slice(data), signature, user_signed: None }
+        Input {
+            id: InputId { origin, nonce },
+            user: [7; 32],
+            data: Bytes::copy_from_slice(data),
+            signature,
+            user_signed: None,
+        }
     }
 
     #[test]

@@ -534,7 +534,9 @@ impl Store {
     /// The highest nonce of `user`'s signed inputs in the stored ledgers.
     pub fn user_nonce(&self, user: &[u8; 32]) -> Result<Option<u64>, StoreError> {
         self.conn
-            .query_row("SELECT nonce FROM user_nonces WHERE user = ?1", params![user.as_slice()], |r| r.get::<_, i64>(0))
+            .query_row("SELECT nonce FROM user_nonces WHERE user = ?1", params![user.as_slice()], |r| {
+                r.get::<_, i64>(0)
+            })
             .optional()
             .map(|n| n.map(|n| u64::try_from(n).unwrap_or(0)))
             .map_err(sql("read user nonce"))

@@ -228,7 +228,8 @@ mod tests {
     fn a_container_the_user_signed_opens_to_its_input_nonce_and_window() {
         let key = SigningKey::from_bytes(&[3; 32]);
         let user = key.verifying_key().to_bytes();
-        let json = signed(&key, ContainerFormat::Json, br#"{"input":"hello","nonce":7,"max_ledger_seq_no":12}"#.to_vec());
+        let json =
+            signed(&key, ContainerFormat::Json, br#"{"input":"hello","nonce":7,"max_ledger_seq_no":12}"#.to_vec());
         assert_eq!(json.open(&user), Ok(Container { input: b"hello".to_vec(), nonce: 7, max_ledger_seq: 12 }));
         let bson = signed(&key, ContainerFormat::Bson, bson_container(&[0, 255], 8, 13));
         assert_eq!(bson.open(&user), Ok(Container { input: vec![0, 255], nonce: 8, max_ledger_seq: 13 }));
@@ -245,7 +246,8 @@ mod tests {
 
     #[test]
     fn a_container_without_its_fields_is_a_bad_format() {
-        for text in [&br#"{"input":"x","nonce":1}"#[..], br#"{"input":1,"nonce":1,"max_ledger_seq_no":2}"#, b"[]", b"{"] {
+        for text in [&br#"{"input":"x","nonce":1}"#[..], br#"{"input":1,"nonce":1,"max_ledger_seq_no":2}"#, b"[]", b"{"]
+        {
             assert_eq!(parse_container(ContainerFormat::Json, text), Err(Rejection::BadFormat), "{text:?}");
         }
         assert_eq!(parse_container(ContainerFormat::Bson, b"\x05\x00"), Err(Rejection::BadFormat));

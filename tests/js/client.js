@@ -1,7 +1,8 @@
 // Drives Hot Pocket nodes with the published HotPocket 0.6 client, unchanged, for the Rust
 // tests in tests/tests/it/hotpocket.rs. Usage: node client.js '<spec JSON>'
 //   spec: { servers: [url], trusted: [ed-hex] | null, protocol: "json" | "bson",
-//           required: n, ops: [{ op: "status" | "lcl" }] }
+//           required: n, ops: [{ op: "status" | "lcl" }
+//                                | { op: "input", input, nonce?, max_ledger?, is_offset? }] }
 // Prints one line per step, "RESULT <json>", after the client's own log lines; binary values
 // are shown as hex. Exits 0 when every step ran (the tests judge the results).
 const HotPocket = require("hotpocket-js-client");
@@ -39,6 +40,15 @@ async function main() {
             const all = await client.getLcl();
             const list = Array.isArray(all) ? all : [all];
             result({ op: "lcl", results: list.map((l) => l && { ledgerSeqNo: l.ledgerSeqNo, ledgerHash: hex(l.ledgerHash) }) });
+        } else if (step.op === "input") {
+            try {
+                const isOffset = step.is_offset === undefined ? true : step.is_offset;
+                const submitted = await client.submitContractInput(step.input, step.nonce || null, step.max_ledger || null, isOffset);
+                const status = await submitted.submissionStatus;
+                result({ op: "input", hash: hex(submitted.hash), ...status, ledgerHash: hex(status.ledgerHash) });
+            } catch (e) {
+                result({ op: "input", error: String(e) });
+            }
         } else {
             result({ op: step.op, error: "unknown op" });
         }

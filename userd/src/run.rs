@@ -59,6 +59,7 @@ pub struct HotPocketSettings {
     pub peers: Vec<String>,
     pub roundtime_ms: u64,
     pub consensusd_socket: PathBuf,
+    pub max_input_ledger_offset: u64,
 }
 
 impl std::fmt::Debug for HotPocketSettings {
@@ -101,6 +102,7 @@ impl Settings {
                 peers: config.peers.clone(),
                 roundtime_ms: config.roundtime_ms,
                 consensusd_socket: dir.socket("consensusd"),
+                max_input_ledger_offset: config.max_input_ledger_offset,
             }),
         }
     }
@@ -151,7 +153,9 @@ impl Userd {
             None => Vec::new(),
         };
         let addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-        let (session, session_task) = session::spawn(settings.session, registry.clone(), shutdown.clone());
+        let statuses = crate::hotpocket::statuses::Statuses::default();
+        let (session, session_task) =
+            session::spawn(settings.session, registry.clone(), statuses.clone(), shutdown.clone());
         let shared = Arc::new(Shared {
             settings: settings.connection,
             registry: registry.clone(),
@@ -185,6 +189,9 @@ impl Userd {
                 connection: shared.settings.clone(),
                 view: NodeView::new(&hp.consensusd_socket),
                 tls,
+                seed: shared.clone(),
+                statuses: statuses.clone(),
+                max_input_ledger_offset: hp.max_input_ledger_offset,
             });
             for (port, is_tls) in [(hp.tls_port, true), (hp.plain_port, false)] {
                 let Some(port) = port else { continue };

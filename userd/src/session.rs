@@ -33,9 +33,11 @@
 //!   unconfirmed, new inputs are refused while down, and userd reconnects (backoff 50 ms
 //!   doubling to 1 s) and starts again with a fresh snapshot.
 
+use crate::hotpocket::statuses::Statuses;
 use crate::registry::Registry;
 use bytes::Bytes;
 use hp_cfg::PublicKeyHex;
+use hp_ledger::user_signed::UserSigned;
 use hp_proto::v1::consensus_client::ConsensusClient;
 use hp_proto::v1::consensus_message::Kind as FromConsensus;
 use hp_proto::v1::userd_message::Kind as ToConsensus;
@@ -102,6 +104,8 @@ enum Command {
     Submit {
         user: PublicKeyHex,
         data: Bytes,
+        /// What the user signed, for a HotPocket 0.6 input.
+        signed: Option<UserSigned>,
         reply: oneshot::Sender<Ack>,
     },
 }
@@ -130,9 +134,20 @@ impl SessionHandle {
 
     /// Queues one input; the receiver resolves with consensusd's answer.
     pub async fn submit(&self, user: PublicKeyHex, data: Bytes) -> oneshot::Receiver<Ack> {
+        self.submit_signed(user, data, None).await
+    }
+
+    /// Queues one input with what its user signed (HotPocket 0.6); the receiver resolves with
+    /// consensusd's answer. Its fate later reaches [`crate::hotpocket::statuses::Statuses`].
+    pub async fn submit_signed(
+        &self,
+        user: PublicKeyHex,
+        data: Bytes,
+        signed: Option<UserSigned>,
+    ) -> oneshot::Receiver<Ack> {
         let (reply, answer) = oneshot::channel();
         if let Err(mpsc::error::SendError(Command::Submit { reply, .. })) =
-            self.commands.send(Command::Submit { user, data, reply }).await
+            self.commands.send(Command::Submit { user, data, signed, reply }).await
         {
             let _ = reply.send(Ack::Unavailable);
         }
@@ -154,6 +169,7 @@ impl SessionHandle {
 pub fn spawn(
     settings: SessionSettings,
     registry: Registry,
+    statuses: Statuses,
     shutdown: CancellationToken,
 ) -> (SessionHandle, tokio::task::JoinHandle<()>) {
     let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
@@ -161,8 +177,16 @@ pub fn spawn(
     let client = ConsensusClient::new(hp_daemon::ipc::channel(&settings.socket))
         .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
         .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
-    let session =
-        Session { settings, client, registry, commands: rx, up: up_tx, next_request: 0, delivered_through: 0 };
+    let session = Session {
+        settings,
+        client,
+        registry,
+        statuses,
+        commands: rx,
+        up: up_tx,
+        next_request: 0,
+        delivered_through: 0,
+    };
     let task = tokio::spawn(session.run(shutdown));
     (SessionHandle { commands, up }, task)
 }
@@ -171,6 +195,8 @@ struct Session {
     settings: SessionSettings,
     client: ConsensusClient<Channel>,
     registry: Registry,
+    /// Where the fates of HotPocket users' signed inputs go.
+    statuses: Statuses,
     commands: mpsc::Receiver<Command>,
     /// Whether the stream is open; read by connections and the status service.
     up: watch::Sender<bool>,
@@ -248,7 +274,7 @@ impl Session {
 
     /// One session: snapshot first, then events and inputs; until the stream ends.
     async fn attempt(&mut self) -> AttemptEnd {
-        let Session { settings, client, registry, commands, up, next_request, delivered_through } = self;
+        let Session { settings, client, registry, statuses, commands, up, next_request, delivered_through } = self;
         let (out_tx, out_rx) = mpsc::channel::<UserdMessage>(OUTBOUND_QUEUE);
         let mut announced: HashSet<PublicKeyHex> = registry.users().into_iter().collect();
         let snapshot = UsersSnapshot {
@@ -308,6 +334,20 @@ impl Session {
                         let delivery = crate::output::deliver(registry, batch);
                         tracing::debug!(seq, ?delivery, "outputs delivered");
                     }
+                    Some(FromConsensus::InputStatus(status)) => {
+                        let Ok(hash) = <[u8; 32]>::try_from(status.input_hash.as_ref()) else { continue };
+                        let fate = if status.rejected.is_empty() {
+                            match <[u8; 32]>::try_from(status.ledger_hash.as_ref()) {
+                                Ok(ledger_hash) => Ok((status.ledger_seq, ledger_hash)),
+                                Err(_) => continue,
+                            }
+                        } else {
+                            Err(status.rejected)
+                        };
+                        if !statuses.settle(&hash, fate) {
+                            tracing::debug!("the status of a signed input nobody waits for");
+                        }
+                    }
                     None => tracing::warn!("consensusd sent a message with no kind; ignored"),
                 }
             }
@@ -330,7 +370,7 @@ impl Session {
                             ToConsensus::Disconnected(UserDisconnected { pubkey })
                         }
                     }
-                    Command::Submit { user, data, reply } => {
+                    Command::Submit { user, data, signed, reply } => {
                         *next_request += 1;
                         let request_id = *next_request;
                         let mut waiting = lock();
@@ -339,7 +379,18 @@ impl Session {
                             waiting.retain(|_, reply| !reply.is_closed());
                         }
                         drop(waiting);
-                        ToConsensus::Input(SubmitInput { request_id, pubkey: Bytes::copy_from_slice(&user.0), data })
+                        let (signed_format, signed_container, user_sig) = match signed {
+                            None => (0, Bytes::new(), Bytes::new()),
+                            Some(s) => (u32::from(s.format.code()), s.container, Bytes::copy_from_slice(&s.signature)),
+                        };
+                        ToConsensus::Input(SubmitInput {
+                            request_id,
+                            pubkey: Bytes::copy_from_slice(&user.0),
+                            data,
+                            signed_format,
+                            signed_container,
+                            user_sig,
+                        })
                     }
                 };
                 if out_tx.send(UserdMessage { kind: Some(message) }).await.is_err() {

@@ -116,7 +116,8 @@ impl Node {
             });
             return;
         }
-        let ledger = self.build_ledger(now);
+        let (ledger, given_up) = self.build_ledger(now);
+        self.give_up_on(given_up);
         self.awaiting_value = None;
         self.feed(Input::ProposeValue { height, round, value: ledger });
     }
@@ -155,21 +156,26 @@ impl Node {
         users.into_iter().collect()
     }
 
-    pub(super) fn build_ledger(&self, now: u64) -> Ledger {
+    /// The next ledger from the mempool, and the signed inputs the replay rules refused.
+    pub(super) fn build_ledger(
+        &self,
+        now: u64,
+    ) -> (Ledger, Vec<(hp_ledger::Input, hp_ledger::user_signed::Rejection)>) {
         // The mempool holds only inputs no stored ledger carries: they are checked on arrival
         // and removed when a ledger with them is stored.
         let bounds = self.cfg.ledger_bounds;
-        let inputs = self.mempool.take_for_ledger(bounds);
+        let (inputs, given_up) = self.admit_signed(self.last.seq + 1, self.mempool.take_for_ledger(bounds));
         let senders: BTreeSet<[u8; 32]> = inputs.iter().map(|i| i.user).collect();
         let users = self.connected_users(&senders, bounds.users.saturating_sub(senders.len()));
-        Ledger::new(LedgerBody {
+        let ledger = Ledger::new(LedgerBody {
             seq: self.last.seq + 1,
             prev_hash: self.last.hash(),
             time_ms: now.max(self.last.time_ms + 1),
             inputs,
             users,
             prev_result: self.last_result,
-        })
+        });
+        (ledger, given_up)
     }
 
     /// The paper's `valid(v)` for a ledger proposed at the next height.
@@ -242,6 +248,10 @@ impl Node {
             info!(seq = ledger.seq, error = %e, "prevoting nil on a proposal with an input its origin did not sign");
             return false;
         }
+        if let Err(why) = self.signed_inputs_valid(ledger) {
+            info!(seq = ledger.seq, reason = %why, "prevoting nil on a proposal with a user-signed input the rules refuse");
+            return false;
+        }
         true
     }
 
@@ -263,6 +273,7 @@ impl Node {
         for input in &record.ledger.inputs {
             self.mempool.remove(&input.id);
         }
+        self.after_signed_stored(&record.ledger);
         if seq.is_multiple_of(64) {
             let _ = self.store.prune_pending(self.me_bytes());
         }

@@ -1,6 +1,7 @@
 //! Inputs waiting for a ledger: this node's own accepted inputs and those gossiped by peers,
 //! in arrival order, each instance once.
 
+use hp_ledger::user_signed::{Opened, Rejection, open_input};
 use hp_ledger::{Input, InputId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -28,6 +29,8 @@ impl LedgerBounds {
 pub struct Mempool {
     by_arrival: BTreeMap<u64, Input>,
     index: HashMap<InputId, u64>,
+    /// The user-signed inputs, opened once on arrival (their user's signature checked).
+    opened: HashMap<InputId, Result<Opened, Rejection>>,
     next: u64,
     bytes: usize,
 }
@@ -40,12 +43,16 @@ impl Mempool {
         }
         self.next += 1;
         self.bytes += input.data.len();
+        if let Some(opened) = open_input(&input) {
+            self.opened.insert(input.id, opened);
+        }
         self.index.insert(input.id, self.next);
         self.by_arrival.insert(self.next, input);
         true
     }
 
     pub fn remove(&mut self, id: &InputId) {
+        self.opened.remove(id);
         if let Some(arrival) = self.index.remove(id)
             && let Some(input) = self.by_arrival.remove(&arrival)
         {
@@ -60,6 +67,16 @@ impl Mempool {
     /// The pending input with identity `id`.
     pub fn get(&self, id: &InputId) -> Option<&Input> {
         self.index.get(id).and_then(|arrival| self.by_arrival.get(arrival))
+    }
+
+    /// A pending user-signed input, opened on arrival; `None` for other inputs.
+    pub fn opened(&self, id: &InputId) -> Option<Result<Opened, Rejection>> {
+        self.opened.get(id).cloned()
+    }
+
+    /// Every pending user-signed input with what opening it gave.
+    pub fn user_signed(&self) -> impl Iterator<Item = (&InputId, &Result<Opened, Rejection>)> {
+        self.opened.iter()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -118,7 +135,13 @@ mod tests {
 
     fn input(nonce: u64, len: usize) -> Input {
         let signature = ed25519_dalek::Signature::from_bytes(&[0; 64]);
-        Input { id: InputId { origin: [1; 32], nonce }, user: [2; 32], data: Bytes::from(vec![0u8; len]), signature, user_signed: None }
+        Input {
+            id: InputId { origin: [1; 32], nonce },
+            user: [2; 32],
+            data: Bytes::from(vec![0u8; len]),
+            signature,
+            user_signed: None,
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - `catchup`: fetching and verifying ledgers this node missed.
 //! - `sync`: starting a state copy from a peer and resuming after it.
 //! - `recovery`: the core's crash-recovery state on disk.
+//! - `signed_inputs`: the replay rules of user-signed inputs (HotPocket 0.6), their statuses.
 //! - `outcomes`: fetching from peers the agreed outputs this node could not compute.
 //! - `tests`: the loop driven in-process, to replay an exact order of events.
 
@@ -24,6 +25,7 @@ pub mod mempool;
 mod outcomes;
 mod recovery;
 mod results;
+mod signed_inputs;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -94,6 +96,8 @@ pub struct NodeConfig {
     /// dropped past twice that.
     pub max_pending_input_bytes: usize,
     pub recovery_path: PathBuf,
+    /// `max_input_ledger_offset`: the window of user-signed inputs, shared by all nodes.
+    pub max_input_ledger_offset: u64,
 }
 
 /// What the node loop drives, built by [`crate::run`].

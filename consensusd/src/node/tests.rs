@@ -88,6 +88,7 @@ impl Harness {
             max_input_bytes: 1 << 16,
             max_pending_input_bytes: 1 << 20,
             recovery_path: dir.path().join("consensus.state"),
+            max_input_ledger_offset: 10,
         };
         let parts = NodeParts { store, core, peers, executor, store_path, events };
         let mut node = Node::new(cfg, parts).expect("node");
@@ -354,7 +355,7 @@ async fn own_proposals_stop_at_the_ledger_bounds() {
         users: (0..1000u32).map(|i| <[u8; 32]>::try_from([i.to_be_bytes(); 8].concat()).expect("32 bytes")).collect(),
     };
     h.node.handle(Event::Peer(PeerEvent::Message { validator: 3, message: PeerMessage::Status(liar) }));
-    let heartbeat = h.node.build_ledger(super::effects::now_ms());
+    let (heartbeat, _) = h.node.build_ledger(super::effects::now_ms());
     assert_eq!(heartbeat.contract_users().len(), LEDGER_BOUNDS.users);
     assert!(heartbeat.users.contains(&USER), "the node's own user was crowded out: {:?}", heartbeat.users);
     assert!(h.node.validate(&heartbeat));
@@ -364,7 +365,7 @@ async fn own_proposals_stop_at_the_ledger_bounds() {
         let input = peer_input(&h, nonce, [nonce as u8; 32]);
         h.node.mempool.insert(input);
     }
-    let ledger = h.node.build_ledger(super::effects::now_ms());
+    let (ledger, _) = h.node.build_ledger(super::effects::now_ms());
     assert_eq!(ledger.inputs.iter().map(|i| i.id.nonce).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(ledger.contract_users().len(), LEDGER_BOUNDS.users);
     assert!(h.node.validate(&ledger), "the node refuses its own proposal");

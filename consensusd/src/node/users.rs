@@ -44,6 +44,7 @@ pub(super) struct Submit {
     pub request_id: u64,
     pub user: [u8; 32],
     pub data: Bytes,
+    pub signed: Option<hp_ledger::user_signed::UserSigned>,
 }
 
 impl Node {
@@ -83,8 +84,8 @@ impl Node {
                 self.users.local.remove(&user);
                 self.broadcast_status();
             }
-            FromUserd::Input { request_id, user, data } => {
-                self.users.pending_submits.push(Submit { request_id, user, data })
+            FromUserd::Input { request_id, user, data, signed } => {
+                self.users.pending_submits.push(Submit { request_id, user, data, signed })
             }
             FromUserd::Refused { request_id, reason } => self.ack(request_id, false, reason),
         }
@@ -103,7 +104,10 @@ impl Node {
         if submits.is_empty() {
             return;
         }
-        let items = submits.iter().map(|s| (s.user, s.data.clone())).collect();
+        let items: Vec<hp_ledger::NewInput> = submits
+            .iter()
+            .map(|s| hp_ledger::NewInput { user: s.user, data: s.data.clone(), user_signed: s.signed.clone() })
+            .collect();
         let (key, network) = (&self.cfg.key, &self.cfg.network);
         let accepted = match tokio::task::block_in_place(|| self.store.accept_inputs(key, network, items)) {
             Ok(a) => a,

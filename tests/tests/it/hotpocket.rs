@@ -103,3 +103,56 @@ fn the_plain_port_serves_the_same_protocol_without_tls() {
     let lcl = &step(&results, "lcl")["results"][0];
     assert!(lcl["ledgerSeqNo"].as_u64().is_some_and(|s| s >= 1), "{lcl}");
 }
+
+/// The `input` results of a run, in order.
+fn inputs(results: &[Value]) -> Vec<&Value> {
+    results.iter().filter(|r| r["op"] == "input").collect()
+}
+
+#[test]
+fn signed_inputs_are_accepted_in_a_closed_ledger_and_replays_and_stale_windows_are_refused() {
+    let cluster = cluster(3);
+    for protocol in ["json", "bson"] {
+        let nonce = 1_000 + u64::from(protocol == "bson") * 1_000;
+        let spec = json!({
+            "servers": tls_urls(&cluster),
+            "trusted": unl(&cluster),
+            "protocol": protocol,
+            "required": 3,
+            "ops": [
+                {"op": "input", "input": "first", "nonce": nonce},
+                // The same nonce again, other bytes: a replay of the user's nonce.
+                {"op": "input", "input": "again", "nonce": nonce},
+                // A lower nonce than one already in the chain.
+                {"op": "input", "input": "older", "nonce": nonce - 1},
+                {"op": "input", "input": "second", "nonce": nonce + 1},
+                // A window past max_input_ledger_offset (10), and one already over.
+                {"op": "input", "input": "far", "nonce": nonce + 2, "max_ledger": 50},
+                {"op": "input", "input": "late", "nonce": nonce + 3, "max_ledger": 1, "is_offset": false},
+            ],
+        });
+        let results = js::run(&spec, CLIENT_TIMEOUT);
+        assert_eq!(step(&results, "connect")["connected"], true, "{protocol}: {results:?}");
+        let inputs = inputs(&results);
+        assert_eq!(inputs.len(), 6, "{protocol}: {results:?}");
+        let chain = {
+            let highest = inputs.iter().filter_map(|r| r["ledgerSeqNo"].as_u64()).max().unwrap_or(0);
+            cluster.wait_all_at(highest, Duration::from_secs(30)).or_panic();
+            cluster.nodes[1].ledgers().or_panic()
+        };
+        for (i, want) in [(0, "accepted"), (3, "accepted")] {
+            let r = inputs[i];
+            assert_eq!(r["status"], want, "{protocol} input {i}: {r}");
+            let seq = r["ledgerSeqNo"].as_u64();
+            let ledger = chain.iter().find(|l| l["seq"].as_u64() == seq).unwrap_or_else(|| panic!("no ledger {seq:?}"));
+            assert_eq!(ledger["hash"], r["ledgerHash"], "{protocol}: the status names the ledger that carries it");
+        }
+        assert!(inputs[0]["ledgerSeqNo"].as_u64() <= inputs[3]["ledgerSeqNo"].as_u64());
+        let reasons: Vec<&str> = inputs.iter().map(|r| r["reason"].as_str().unwrap_or("")).collect();
+        assert_eq!(inputs[1]["status"], "rejected", "{protocol}: {:?}", inputs[1]);
+        assert!(["already_submitted", "nonce_expired"].contains(&reasons[1]), "{protocol}: {reasons:?}");
+        assert_eq!((inputs[2]["status"].as_str(), reasons[2]), (Some("rejected"), "nonce_expired"), "{protocol}");
+        assert_eq!(reasons[4], "max_ledger_offset_exceeded", "{protocol}");
+        assert_eq!(reasons[5], "max_ledger_expired", "{protocol}");
+    }
+}

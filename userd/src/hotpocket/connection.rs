@@ -9,7 +9,10 @@ use crate::admission::Pending;
 use crate::handshake::Challenge;
 use crate::metered::{Metered, PRE_AUTH_BUDGET};
 use crate::outbox::{WriterEnd, outbox, write_loop};
-use futures::{SinkExt, StreamExt};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, SinkExt, StreamExt};
+use hp_ledger::user_signed::{ContainerFormat, UserSigned, check_window};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -27,6 +30,9 @@ const TLS_BUDGET: usize = 32 * 1024;
 /// Messages a connection may send that are not requests the node understands, before it is
 /// closed: clients that speak another dialect learn it at once in the log, floods stop.
 pub const MAX_BAD_MESSAGES: u32 = 16;
+/// How long a connection waits for the fate of one signed input before it stops waiting (the
+/// input's own window ends far sooner; this only frees the slot if consensusd never answers).
+const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A stream whose pre-authentication read budget can be lifted.
 pub trait Lift {
@@ -197,7 +203,9 @@ async fn requests<S>(
     let (sink, mut stream) = ws.split();
     let mut writer = tokio::spawn(write_loop(sink, outbox_rx, kill.clone(), settings.outbox.write_timeout));
     tracing::info!(%user, %peer, ?protocol, "HotPocket user connected");
-    let mut session = Session { protocol, bad_messages: 0, subscriptions: Default::default() };
+    let mut session = Session { protocol, user: signed_in.user, bad_messages: 0, subscriptions: Default::default() };
+    // Signed inputs waiting for their fate; at most `max_in_flight`, then reading pauses.
+    let mut waiting: FuturesUnordered<BoxFuture<'static, Option<Outgoing>>> = FuturesUnordered::new();
     let mut last_heard = Instant::now();
     let mut pinged: Option<Instant> = None;
     let end: &str = loop {
@@ -216,7 +224,14 @@ async fn requests<S>(
                 Ok(WriterEnd::Closed) => break "closed",
                 _ => break "write failed",
             },
-            message = stream.next() => {
+            Some(status) = waiting.next(), if !waiting.is_empty() => {
+                if let Some(status) = status
+                    && outbox.push(status.encode(protocol)).is_err()
+                {
+                    break "not reading";
+                }
+            }
+            message = stream.next(), if waiting.len() < settings.max_in_flight => {
                 let data = match message {
                     None => break "closed",
                     Some(Err(e)) => {
@@ -233,11 +248,14 @@ async fn requests<S>(
                 };
                 last_heard = Instant::now();
                 pinged = None;
-                let replies = session.handle(&data, shared).await;
-                for reply in replies {
+                let handled = session.handle(&data, shared).await;
+                for reply in handled.replies {
                     if outbox.push(reply.encode(protocol)).is_err() {
                         break;
                     }
+                }
+                if let Some(status) = handled.status {
+                    waiting.push(status);
                 }
                 if session.bad_messages > MAX_BAD_MESSAGES {
                     outbox.close(None, CloseCode::Policy);
@@ -272,29 +290,44 @@ pub struct Subscriptions {
 #[derive(Debug)]
 struct Session {
     protocol: Protocol,
+    user: [u8; 32],
     bad_messages: u32,
     subscriptions: Subscriptions,
 }
 
+/// What one message leads to: replies now, and perhaps one later (a signed input's fate).
+#[derive(Default)]
+struct Handled {
+    replies: Vec<Outgoing>,
+    status: Option<BoxFuture<'static, Option<Outgoing>>>,
+}
+
+impl From<Vec<Outgoing>> for Handled {
+    fn from(replies: Vec<Outgoing>) -> Self {
+        Self { replies, status: None }
+    }
+}
+
 impl Session {
     /// Answers one message; what is not a request the node understands counts as bad.
-    async fn handle(&mut self, frame: &[u8], shared: &HotPocketShared) -> Vec<Outgoing> {
+    async fn handle(&mut self, frame: &[u8], shared: &HotPocketShared) -> Handled {
         let message = match Incoming::decode(self.protocol, frame) {
             Ok(message) => message,
             Err(e) => {
                 tracing::debug!(error = %e, "a HotPocket message that cannot be read");
                 self.bad_messages += 1;
-                return Vec::new();
+                return Handled::default();
             }
         };
         match message.kind() {
+            "contract_input" => self.contract_input(&message, shared).await,
             "stat" => match shared.view.state().await {
-                Some(state) => vec![super::replies::stat(shared, &state)],
-                None => Vec::new(),
+                Some(state) => vec![super::replies::stat(shared, &state)].into(),
+                None => Handled::default(),
             },
             "lcl" => match shared.view.state().await {
-                Some(state) => vec![super::replies::lcl(&state)],
-                None => Vec::new(),
+                Some(state) => vec![super::replies::lcl(&state)].into(),
+                None => Handled::default(),
             },
             "subscription" => {
                 let enabled = message.bool("enabled").unwrap_or(false);
@@ -304,13 +337,68 @@ impl Session {
                     Some("health_event") => self.subscriptions.health_event = enabled,
                     _ => self.bad_messages += 1,
                 }
-                Vec::new()
+                Handled::default()
             }
             other => {
                 tracing::debug!(kind = other, "a HotPocket request this node does not serve yet");
                 self.bad_messages += 1;
-                Vec::new()
+                Handled::default()
             }
         }
+    }
+
+    /// `contract_input`: the user's signature over the container, the container, its window
+    /// against the last closed ledger and the input limits here; then consensusd takes it, and
+    /// its fate (in which ledger, or why not) is the `contract_input_status` that follows.
+    async fn contract_input(&mut self, message: &Incoming, shared: &HotPocketShared) -> Handled {
+        let (Some(container), Some(sig)) = (message.payload("input_container"), message.bytes("sig")) else {
+            self.bad_messages += 1;
+            return Handled::default();
+        };
+        let input_hash = *blake3::hash(&sig).as_bytes();
+        let rejected = |reason: &str| Handled::from(vec![super::replies::input_rejected(&input_hash, reason)]);
+        let Ok(signature) = <[u8; 64]>::try_from(sig.as_slice()) else { return rejected("bad_sig") };
+        let format = match self.protocol {
+            Protocol::Json => ContainerFormat::Json,
+            Protocol::Bson => ContainerFormat::Bson,
+        };
+        let signed = UserSigned { format, container: container.into(), signature };
+        let opened = match signed.open(&self.user) {
+            Ok(opened) => opened,
+            Err(why) => return rejected(&why.to_string()),
+        };
+        let Some(state) = shared.view.state().await else { return rejected("node_unavailable") };
+        if let Err(why) = check_window(opened.max_ledger_seq, state.lcl_seq + 1, shared.max_input_ledger_offset) {
+            return rejected(&why.to_string());
+        }
+        let user = hp_cfg::PublicKeyHex(self.user);
+        if let Err(e) = shared.seed.limits.check(user, opened.input.len(), std::time::Instant::now()) {
+            return rejected(&e.to_string());
+        }
+        let Some(fate) = shared.statuses.wait(input_hash) else { return rejected("already_submitted") };
+        let ack = shared.seed.session.submit_signed(user, opened.input.into(), Some(signed)).await;
+        let statuses = shared.statuses.clone();
+        let status = async move {
+            match ack.await {
+                Ok(crate::session::Ack::Accepted) => {}
+                Ok(crate::session::Ack::Refused(reason)) => {
+                    statuses.forget(&input_hash);
+                    return Some(super::replies::input_rejected(&input_hash, &reason));
+                }
+                _ => {
+                    statuses.forget(&input_hash);
+                    return Some(super::replies::input_rejected(&input_hash, "node_unavailable"));
+                }
+            }
+            match tokio::time::timeout(STATUS_WAIT, fate).await {
+                Ok(Ok(Ok((seq, hash)))) => Some(super::replies::input_accepted(&input_hash, seq, &hash)),
+                Ok(Ok(Err(why))) => Some(super::replies::input_rejected(&input_hash, &why)),
+                _ => {
+                    statuses.forget(&input_hash);
+                    None
+                }
+            }
+        };
+        Handled { replies: Vec::new(), status: Some(status.boxed()) }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`connection`]: one connection: TLS, upgrade, handshake, requests.
 //! - [`replies`]: the node's answers to `stat` and `lcl`.
 //! - [`node_view`]: consensusd's status, cached.
+//! - [`statuses`]: the connections waiting for their signed inputs' fate.
 //! - [`tls`]: the certificate and key from `cfg/`.
 
 pub mod connection;
@@ -15,6 +16,7 @@ pub mod handshake;
 pub mod message;
 pub mod node_view;
 pub mod replies;
+pub mod statuses;
 pub mod tls;
 
 use crate::admission::Admission;
@@ -53,6 +55,13 @@ pub struct HotPocketShared {
     pub view: NodeView,
     /// Loaded when `hpport` is served.
     pub tls: Option<TlsAcceptor>,
+    /// What the seed port's connections share: the session with consensusd, the input limits
+    /// (`pubmaxsize`, `pubmaxcpm`, per user whichever port they use), the registry.
+    pub seed: Arc<crate::connection::Shared>,
+    /// Where the fates of signed inputs arrive.
+    pub statuses: statuses::Statuses,
+    /// `max_input_ledger_offset`: the window a signed input may name.
+    pub max_input_ledger_offset: u64,
 }
 
 impl std::fmt::Debug for HotPocketShared {

@@ -1,4 +1,5 @@
-//! The node's answers to `stat` and `lcl`, built from consensusd's status and the config.
+//! The node's answers: `stat` and `lcl` (from consensusd's status and the config) and the
+//! status of a signed input.
 
 use super::HotPocketShared;
 use super::message::Outgoing;
@@ -26,4 +27,21 @@ pub fn stat(shared: &HotPocketShared, state: &NodeState) -> Outgoing {
 /// `lcl_response`: the last closed ledger.
 pub fn lcl(state: &NodeState) -> Outgoing {
     Outgoing::new("lcl_response").u64("ledger_seq_no", state.lcl_seq).bytes("ledger_hash", &state.lcl_hash)
+}
+
+/// `contract_input_status`: the input is in ledger `seq` (hash `ledger_hash`).
+pub fn input_accepted(input_hash: &[u8; 32], seq: u64, ledger_hash: &[u8; 32]) -> Outgoing {
+    Outgoing::new("contract_input_status")
+        .str("status", "accepted")
+        .bytes("input_hash", input_hash)
+        .u64("ledger_seq_no", seq)
+        .bytes("ledger_hash", ledger_hash)
+}
+
+/// `contract_input_status`: the input was refused, with hpcore's reason where there is one.
+pub fn input_rejected(input_hash: &[u8; 32], reason: &str) -> Outgoing {
+    Outgoing::new("contract_input_status")
+        .str("status", "rejected")
+        .bytes("input_hash", input_hash)
+        .str("reason", reason)
 }
