@@ -4,10 +4,13 @@
 //!
 //! ```text
 //! ledger := u8 version (1) | u64 seq | [32] prev_hash | u64 time_ms
-//!         | u32 n_inputs | input*            input := [32] origin | u64 nonce | [32] user | u32 len | data
+//!         | u32 n_inputs | input*
 //!         | u32 n_users  | [32] user*        (connected users, sorted, distinct)
 //!         | u8 has_prev_result | ([32] state_hash | [32] outputs_hash)?
 //! hash   := SHA-256( u32 len(tag) | tag "hotpocket/ledger/v1" | ledger )
+//! input  := [32] origin | u64 nonce | [32] user | [64] origin_sig | u32 len | data
+//!         | u8 kind                          (0: the seed protocol's; 1 JSON, 2 BSON: user-signed)
+//!         | ([64] user_sig | u32 len | container)?   (kind 1 and 2: what the user signed)
 //! ```
 //!
 //! `prev_result` is the certified result (state hash, outputs hash) of ledger `seq - 1`, so the

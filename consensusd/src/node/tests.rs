@@ -370,3 +370,98 @@ async fn own_proposals_stop_at_the_ledger_bounds() {
     assert_eq!(ledger.contract_users().len(), LEDGER_BOUNDS.users);
     assert!(h.node.validate(&ledger), "the node refuses its own proposal");
 }
+
+/// A user-signed input (HotPocket 0.6) that user `key` signed: container `input`, `nonce`,
+/// `max_ledger`, accepted by validator `origin`.
+fn user_signed_input(
+    h: &Harness,
+    key: &SigningKey,
+    origin: usize,
+    id_nonce: u64,
+    (input, nonce, max_ledger): (&str, u64, u64),
+) -> hp_ledger::Input {
+    use ed25519_dalek::Signer;
+    let container = format!(r#"{{"input":"{input}","nonce":{nonce},"max_ledger_seq_no":{max_ledger}}}"#);
+    let signed = hp_ledger::user_signed::UserSigned {
+        format: hp_ledger::user_signed::ContainerFormat::Json,
+        signature: key.sign(container.as_bytes()).to_bytes(),
+        container: Bytes::from(container),
+    };
+    let user = key.verifying_key().to_bytes();
+    let data = Bytes::from(input.to_string());
+    hp_ledger::Input::sign_with(&NETWORK, id_nonce, user, data, Some(signed), &h.keys[origin])
+}
+
+/// Issue 17: a faulty proposer cannot slip in a user-signed input the user did not sign, with
+/// other bytes than the user signed, outside its window, or replayed: an honest node refuses
+/// to vote for such a ledger, whoever's name the input is under.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_with_a_forged_stale_or_replayed_user_signed_input_is_refused() {
+    let mut h = Harness::new().await;
+    let user = SigningKey::from_bytes(&[42; 32]);
+    let good = user_signed_input(&h, &user, 1, 1, ("pay 10", 5, 3));
+    let proposal = |h: &Harness, inputs| proposal_on_genesis(h, inputs, vec![USER]);
+    assert!(h.node.validate(&proposal(&h, vec![good.clone()])), "a good user-signed input is refused");
+
+    let stranger = SigningKey::from_bytes(&[43; 32]);
+    let forged = hp_ledger::Input {
+        user: user.verifying_key().to_bytes(),
+        ..user_signed_input(&h, &stranger, 1, 2, ("pay 99", 6, 3))
+    };
+    let forged = hp_ledger::Input::sign_with(
+        &NETWORK,
+        2,
+        forged.user,
+        forged.data.clone(),
+        forged.user_signed.clone(),
+        &h.keys[1],
+    );
+    assert!(!h.node.validate(&proposal(&h, vec![forged])), "an input the user never signed was accepted");
+
+    let mut other_bytes = user_signed_input(&h, &user, 1, 3, ("pay 10", 7, 3));
+    other_bytes = hp_ledger::Input::sign_with(
+        &NETWORK,
+        3,
+        other_bytes.user,
+        Bytes::from_static(b"pay 99"),
+        other_bytes.user_signed.clone(),
+        &h.keys[1],
+    );
+    assert!(!h.node.validate(&proposal(&h, vec![other_bytes])), "bytes other than the user signed were accepted");
+
+    let too_far = user_signed_input(&h, &user, 1, 4, ("pay 10", 8, 12));
+    assert!(!h.node.validate(&proposal(&h, vec![too_far])), "a window past max_input_ledger_offset was accepted");
+
+    let twice = vec![good.clone(), user_signed_input(&h, &user, 2, 5, ("pay 10", 5, 3))];
+    assert!(!h.node.validate(&proposal(&h, twice)), "one nonce twice in a ledger was accepted");
+
+    // Once ledger 1 with the good input is stored, the same container again (under any
+    // origin) and any lower nonce are replays.
+    let genesis = h.genesis.clone();
+    let ledger1 = Ledger::new(LedgerBody {
+        seq: 1,
+        prev_hash: genesis.hash(),
+        time_ms: genesis.time_ms + 1,
+        inputs: vec![good.clone()],
+        users: vec![USER],
+        prev_result: None,
+    });
+    h.node.on_decide(LedgerRecord { ledger: ledger1.clone(), commit: None, result: None });
+    let replay = user_signed_input(&h, &user, 2, 6, ("pay 10", 5, 3));
+    let proposal2 = |inputs| {
+        Ledger::new(LedgerBody {
+            seq: 2,
+            prev_hash: ledger1.hash(),
+            time_ms: ledger1.time_ms + 1,
+            inputs,
+            users: vec![USER],
+            prev_result: None,
+        })
+    };
+    assert_eq!(h.node.store.user_nonce(&user.verifying_key().to_bytes()).expect("store"), Some(5));
+    assert!(h.node.signed_inputs_valid(&proposal2(vec![replay])).is_err(), "a replayed container was accepted");
+    let lower = user_signed_input(&h, &user, 2, 7, ("pay 1", 4, 3));
+    assert!(h.node.signed_inputs_valid(&proposal2(vec![lower])).is_err(), "a lower nonce was accepted");
+    let next = user_signed_input(&h, &user, 2, 8, ("pay 2", 6, 3));
+    assert!(h.node.signed_inputs_valid(&proposal2(vec![next])).is_ok(), "the next nonce is refused");
+}
