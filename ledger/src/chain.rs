@@ -101,7 +101,10 @@ pub fn verify_next(
 
 /// Verifies a whole chain of network `network` from genesis: the genesis ledger is the
 /// network's, every link, every certificate (signed in `network`), every input's origin
-/// signature, and that no input instance appears twice. Returns the hash of the last ledger.
+/// signature, that no input instance appears twice, and for user-signed inputs the user's
+/// signature, their bytes, their window's end and their growing nonces (the window's other end
+/// depends on `max_input_ledger_offset`, which the chain does not record). Returns the hash of
+/// the last ledger.
 pub fn verify_chain(
     records: impl IntoIterator<Item = LedgerRecord>,
     network: &NetworkId,
@@ -121,9 +124,31 @@ pub fn verify_chain(
     let mut prev_result =
         first.result.as_ref().map(|r| crate::ResultSummary { state_hash: r.state_hash, outputs_hash: r.outputs_hash });
     let mut seen = std::collections::HashMap::new();
+    // The highest nonce of each user's signed inputs so far (crate::user_signed).
+    let mut user_nonces: std::collections::HashMap<[u8; 32], u64> = std::collections::HashMap::new();
     for record in iter {
         verify_next(&record, &prev, prev_result.as_ref(), network, &keys, quorum)?;
         let seq = record.ledger.seq;
+        for input in &record.ledger.inputs {
+            let Some(opened) = crate::user_signed::open_input(input) else { continue };
+            let name = || format!("user-signed input {}/{}", hex::encode(input.id.origin), input.id.nonce);
+            let problem = match opened {
+                Err(why) => Some(format!("{}: {why}", name())),
+                Ok(o) if o.max_ledger_seq < seq => {
+                    Some(format!("{}: its window ended at {}", name(), o.max_ledger_seq))
+                }
+                Ok(o) if user_nonces.get(&input.user).is_some_and(|h| o.nonce <= *h) => {
+                    Some(format!("{}: nonce {} is not above the user's last", name(), o.nonce))
+                }
+                Ok(o) => {
+                    user_nonces.insert(input.user, o.nonce);
+                    None
+                }
+            };
+            if let Some(problem) = problem {
+                return Err(ChainError::BadInput { seq, problem });
+            }
+        }
         for input in &record.ledger.inputs {
             if let Some(first_seq) = seen.insert(input.id, seq) {
                 return Err(ChainError::DuplicateInput {

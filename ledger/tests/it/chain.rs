@@ -166,3 +166,48 @@ fn an_input_of_another_network_is_refused() {
     let err = verify_chain(chain, &NET, &net.unl(), 3).unwrap_err();
     assert!(matches!(err, ChainError::BadInput { seq: 1, .. }), "{err}");
 }
+
+/// `chain` with ledger `seq`'s inputs replaced, the later links and all commits made again (a
+/// quorum signs whatever it is given: what the chain proves must come from the inputs).
+fn with_inputs(net: &Network, mut chain: Vec<LedgerRecord>, seq: usize, inputs: Vec<Input>) -> Vec<LedgerRecord> {
+    let body: LedgerBody = (*chain[seq].ledger).clone();
+    chain[seq].ledger = Ledger::new(LedgerBody { inputs, ..body });
+    for i in seq..chain.len() {
+        if i > seq {
+            let body: LedgerBody = (*chain[i].ledger).clone();
+            chain[i].ledger = Ledger::new(LedgerBody { prev_hash: chain[i - 1].ledger.hash(), ..body });
+        }
+        chain[i].commit = Some(net.commit(&chain[i].ledger, 3));
+    }
+    chain
+}
+
+/// A JSON container `user` signed, accepted by the network's first node as input `id`.
+fn signed_by_user(net: &Network, user: &ed25519_dalek::SigningKey, id: u64, nonce: u64, max: u64) -> Input {
+    use ed25519_dalek::Signer;
+    let container = format!(r#"{{"input":"in {nonce}","nonce":{nonce},"max_ledger_seq_no":{max}}}"#);
+    let signed = hp_ledger::user_signed::UserSigned {
+        format: hp_ledger::user_signed::ContainerFormat::Json,
+        signature: user.sign(container.as_bytes()).to_bytes(),
+        container: Bytes::from(container),
+    };
+    let data = Bytes::from(format!("in {nonce}"));
+    Input::sign_with(&net.id, id, user.verifying_key().to_bytes(), data, Some(signed), &net.keys[0])
+}
+
+#[test]
+fn verify_checks_user_signed_inputs_offline_and_finds_a_replayed_nonce() {
+    let net = Network::new(3);
+    let user = ed25519_dalek::SigningKey::from_bytes(&[21; 32]);
+    let chain = with_inputs(&net, net.chain(3), 1, vec![signed_by_user(&net, &user, 101, 5, 4)]);
+    let good = with_inputs(&net, chain.clone(), 2, vec![signed_by_user(&net, &user, 102, 6, 4)]);
+    assert!(verify_chain(good, &NET, &net.unl(), 3).is_ok());
+    // The same nonce again in a later ledger: a replay a faulty quorum let through.
+    let replayed = with_inputs(&net, chain.clone(), 2, vec![signed_by_user(&net, &user, 103, 5, 4)]);
+    let err = verify_chain(replayed, &NET, &net.unl(), 3).unwrap_err();
+    assert!(matches!(&err, ChainError::BadInput { seq: 2, .. }) && err.to_string().contains("nonce"), "{err}");
+    // Past its window.
+    let late = with_inputs(&net, chain.clone(), 3, vec![signed_by_user(&net, &user, 104, 9, 2)]);
+    let err = verify_chain(late, &NET, &net.unl(), 3).unwrap_err();
+    assert!(matches!(&err, ChainError::BadInput { seq: 3, .. }) && err.to_string().contains("window"), "{err}");
+}
