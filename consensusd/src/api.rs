@@ -66,10 +66,21 @@ pub enum ToUserd {
     Ack { request_id: u64, verdict: Result<(), String> },
     /// The certified outputs of ledger `seq` for the users connected to this userd: one batch
     /// per released ledger, in order, empty when none is for them.
-    Outputs { seq: u64, outputs: Vec<(UserKey, Bytes)> },
+    Outputs { seq: u64, outputs: Vec<(UserKey, Bytes)>, proof: Option<OutputsProof> },
     /// What became of a user-signed input this node accepted: in ledger `(seq, hash)`, or
     /// given up with hpcore's reason.
     InputStatus { input_hash: [u8; 32], fate: Result<(u64, [u8; 32]), String> },
+}
+
+/// What a HotPocket 0.6 client checks its outputs of one ledger against
+/// (`hp_ledger::output_proof`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputsProof {
+    pub ledger_hash: [u8; 32],
+    /// Every user of the ledger's outcome with their output hash, users sorted.
+    pub leaves: Vec<(UserKey, [u8; 32])>,
+    /// UNL members' signatures over the root, each checked.
+    pub signatures: Vec<(UserKey, [u8; 64])>,
 }
 
 /// Where the node stands.

@@ -93,12 +93,19 @@ pub fn to_proto(message: ToUserd) -> pb::ConsensusMessage {
             },
             Err(why) => pb::InputStatus { input_hash: input_hash.to_vec().into(), rejected: why, ..Default::default() },
         }),
-        ToUserd::Outputs { seq, outputs } => Out::Outputs(pb::OutputBatch {
+        ToUserd::Outputs { seq, outputs, proof } => Out::Outputs(pb::OutputBatch {
             seq,
             outputs: outputs
                 .into_iter()
                 .map(|(user, data)| pb::UserOutput { pubkey: user.to_vec().into(), data })
                 .collect(),
+            proof: proof.map(|p| pb::OutputsProof {
+                ledger_hash: p.ledger_hash.to_vec().into(),
+                leaf_users: p.leaves.iter().map(|(user, _)| user.to_vec().into()).collect(),
+                leaf_hashes: p.leaves.iter().map(|(_, hash)| hash.to_vec().into()).collect(),
+                signers: p.signatures.iter().map(|(key, _)| key.to_vec().into()).collect(),
+                signatures: p.signatures.iter().map(|(_, sig)| sig.to_vec().into()).collect(),
+            }),
         }),
     };
     pb::ConsensusMessage { kind: Some(kind) }

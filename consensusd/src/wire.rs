@@ -16,6 +16,12 @@ pub enum PeerMessage {
     Proposal(Proposal<Ledger>),
     Vote(Vote),
     Result(ResultVote),
+    /// The sending peer's signature over ledger `height`'s output root; checked by the node
+    /// against the root of the agreed outcome.
+    OutputRootSig {
+        height: u64,
+        signature: [u8; 64],
+    },
     Status(PeerStatus),
     LedgerRequest {
         request_id: u64,
@@ -199,6 +205,10 @@ pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Re
             };
             Ok(PeerMessage::OutcomeReply { seq: r.seq, outcome })
         }
+        Kind::OutputRootSig(r) => Ok(PeerMessage::OutputRootSig {
+            height: r.height,
+            signature: sig64("OutputRootSig", &r.signature)?.to_bytes(),
+        }),
         // The link layer consumes heartbeats ([`is_heartbeat`]); one this far is out of place.
         Kind::Heartbeat(_) => Err(WireError::Empty),
     }
@@ -286,6 +296,10 @@ pub fn outcome_request(seq: u64) -> pb::Frame {
 }
 
 /// `outcome`: canonical bytes as stored, empty when not kept.
+pub fn output_root_sig(height: u64, signature: &[u8; 64]) -> pb::Frame {
+    frame(Kind::OutputRootSig(pb::OutputRootSig { height, signature: Bytes::copy_from_slice(signature) }))
+}
+
 pub fn outcome_reply(seq: u64, outcome: Vec<u8>) -> pb::Frame {
     frame(Kind::OutcomeReply(pb::OutcomeReply { seq, outcome: outcome.into() }))
 }

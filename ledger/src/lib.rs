@@ -10,6 +10,7 @@
 //! - [`codec`]: the bounded big-endian reader and writer under every encoding here.
 //! - [`input`]: user inputs, their node-assigned identity, and signed input batches.
 //! - [`ledger`]: the ledger, its hash, the genesis ledger.
+//! - [`output_proof`]: the Merkle tree and root HotPocket 0.6 clients check outputs against.
 //! - [`outputs`]: a round's outcome (outputs + exit status) and its hash.
 //! - [`record`]: a stored ledger with its commit and result certificates.
 //! - [`chain`]: offline verification of a chain against the UNL (`hotpocket verify`).
@@ -20,6 +21,7 @@ pub mod chain;
 pub mod codec;
 pub mod input;
 pub mod ledger;
+pub mod output_proof;
 pub mod outputs;
 pub mod record;
 pub mod store;

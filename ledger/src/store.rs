@@ -254,7 +254,8 @@ impl Store {
         Ok(())
     }
 
-    fn hash_at(&self, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
+    /// The hash of stored ledger `seq`.
+    pub fn hash_at(&self, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
         let v: Option<Vec<u8>> = self
             .conn
             .query_row("SELECT hash FROM ledgers WHERE seq = ?1", params![seq as i64], |r| r.get(0))

@@ -2,7 +2,10 @@
 // tests in tests/tests/it/hotpocket.rs. Usage: node client.js '<spec JSON>'
 //   spec: { servers: [url], trusted: [ed-hex] | null, protocol: "json" | "bson",
 //           required: n, ops: [{ op: "status" | "lcl" }
-//                                | { op: "input", input, nonce?, max_ledger?, is_offset? }] }
+//                                | { op: "input", input, nonce?, max_ledger?, is_offset? }
+//                                | { op: "outputs", count, timeout_ms }] }
+// Outputs are collected from the start: the client emits only those whose proof it verified
+// (against trustedServerKeys, when given).
 // Prints one line per step, "RESULT <json>", after the client's own log lines; binary values
 // are shown as hex. Exits 0 when every step ran (the tests judge the results).
 const HotPocket = require("hotpocket-js-client");
@@ -24,6 +27,10 @@ async function main() {
         protocol: spec.protocol === "bson" ? HotPocket.protocols.bson : HotPocket.protocols.json,
         requiredConnectionCount: spec.required || 1,
         connectionTimeoutMs: spec.timeout_ms || 5000,
+    });
+    const outputs = [];
+    client.on(HotPocket.events.contractOutput, (r) => {
+        for (const o of r.outputs) outputs.push({ ledgerSeqNo: r.ledgerSeqNo, ledgerHash: hex(r.ledgerHash), output: Buffer.from(typeof o === "string" ? o : new Uint8Array(o)).toString() });
     });
     const connected = await client.connect();
     result({ op: "connect", connected: !!connected, user: hex(keys.publicKey) });
@@ -49,6 +56,10 @@ async function main() {
             } catch (e) {
                 result({ op: "input", error: String(e) });
             }
+        } else if (step.op === "outputs") {
+            const deadline = Date.now() + (step.timeout_ms || 10000);
+            while (outputs.length < step.count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+            result({ op: "outputs", outputs: outputs.slice() });
         } else {
             result({ op: step.op, error: "unknown op" });
         }

@@ -1,5 +1,6 @@
 //! Output frames (docs/user-protocol.md step 4): each certified output consensusd streams goes to its
-//! user, if connected here, as one binary frame carrying the contract's bytes unchanged.
+//! user, if connected here, as one binary frame carrying the contract's bytes unchanged — or, for
+//! a HotPocket 0.6 connection, as a `contract_output` with its proof (docs/hotpocket-protocol.md).
 
 use crate::registry::Registry;
 use hp_cfg::PublicKeyHex;
@@ -38,7 +39,14 @@ pub fn deliver(registry: &Registry, batch: OutputBatch) -> Delivery {
             delivery.absent += 1;
             continue;
         };
-        match handle.outbox.push(Message::Binary(output.data)) {
+        let frame = match handle.hotpocket {
+            None => Message::Binary(output.data),
+            Some(protocol) => {
+                crate::hotpocket::replies::contract_output(batch.seq, &key, &output.data, batch.proof.as_ref())
+                    .encode(protocol)
+            }
+        };
+        match handle.outbox.push(frame) {
             Ok(()) => delivery.sent += 1,
             Err(_) => {
                 tracing::warn!(%user, seq = batch.seq, "user is not reading outputs; connection dropped");

@@ -20,6 +20,8 @@ pub struct ConnHandle {
     /// Unique per connection for the life of the process.
     pub id: u64,
     pub outbox: Outbox,
+    /// The message encoding of a HotPocket 0.6 connection; `None` on the seed port.
+    pub hotpocket: Option<crate::hotpocket::Protocol>,
 }
 
 /// Shared by the connections, the session and the status service.
@@ -44,7 +46,9 @@ impl Registry {
     pub fn insert(&self, user: PublicKeyHex, handle: ConnHandle) -> Option<u64> {
         let old = self.lock().insert(user, handle);
         old.map(|old| {
-            old.outbox.close(Some(crate::frame::REPLACED), CloseCode::Policy);
+            // A seed connection learns why in an error frame; a HotPocket one from the close.
+            let reason = if old.hotpocket.is_none() { Some(crate::frame::REPLACED) } else { None };
+            old.outbox.close(reason, CloseCode::Policy);
             old.id
         })
     }
@@ -105,7 +109,7 @@ mod tests {
     fn handle(registry: &Registry) -> (ConnHandle, CancellationToken, crate::outbox::OutboxReceiver) {
         let kill = CancellationToken::new();
         let (outbox, rx) = outbox(OutboxLimits::default(), kill.clone());
-        (ConnHandle { id: registry.next_id(), outbox }, kill, rx)
+        (ConnHandle { id: registry.next_id(), outbox, hotpocket: None }, kill, rx)
     }
 
     #[test]

@@ -150,7 +150,11 @@ impl FakeConsensus {
     /// Sends one output to `pubkey` as ledger `seq`'s, whatever was sent before (a consensusd
     /// handing a ledger's outputs over again). False when no session is open.
     pub fn push_output_at(&self, seq: u64, pubkey: [u8; 32], data: Bytes) -> bool {
-        let batch = OutputBatch { seq, outputs: vec![UserOutput { pubkey: Bytes::copy_from_slice(&pubkey), data }] };
+        let batch = OutputBatch {
+            seq,
+            outputs: vec![UserOutput { pubkey: Bytes::copy_from_slice(&pubkey), data }],
+            proof: None,
+        };
         let current = self.seen.current.lock().unwrap_or_else(|p| p.into_inner());
         current.as_ref().is_some_and(|tx| tx.send(Ok(ConsensusMessage { kind: Some(ToUserd::Outputs(batch)) })).is_ok())
     }
@@ -201,7 +205,7 @@ impl Consensus for FakeService {
                 if !refused && seen.echo.load(Ordering::SeqCst) {
                     let seq = seen.seq.fetch_add(1, Ordering::SeqCst) + 1;
                     let output = UserOutput { pubkey: input.pubkey, data: input.data };
-                    let batch = OutputBatch { seq, outputs: vec![output] };
+                    let batch = OutputBatch { seq, outputs: vec![output], proof: None };
                     if tx.send(Ok(ConsensusMessage { kind: Some(ToUserd::Outputs(batch)) })).is_err() {
                         break;
                     }

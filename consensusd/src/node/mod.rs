@@ -16,6 +16,7 @@
 //! - `sync`: starting a state copy from a peer and resuming after it.
 //! - `recovery`: the core's crash-recovery state on disk.
 //! - `signed_inputs`: the replay rules of user-signed inputs (HotPocket 0.6), their statuses.
+//! - `proofs`: the UNL's signatures over each ledger's output root (HotPocket 0.6 proofs).
 //! - `outcomes`: fetching from peers the agreed outputs this node could not compute.
 //! - `tests`: the loop driven in-process, to replay an exact order of events.
 
@@ -23,6 +24,7 @@ mod catchup;
 mod effects;
 pub mod mempool;
 mod outcomes;
+mod proofs;
 mod recovery;
 mod results;
 mod signed_inputs;
@@ -163,6 +165,8 @@ pub struct Node {
     recovery: recovery::Recovery,
     /// A state copy from a peer.
     state_copy: sync::StateCopy,
+    /// The UNL's signatures over recent ledgers' output roots.
+    proofs: proofs::OutputProofs,
 
     peer_status: HashMap<usize, PeerStatus>,
     catchup: catchup::CatchUp,
@@ -192,6 +196,7 @@ impl Node {
             users: users::Users::default(),
             recovery,
             state_copy: sync::StateCopy::default(),
+            proofs: proofs::OutputProofs::default(),
             server,
             store_path,
             last: record.ledger,
@@ -358,6 +363,7 @@ impl Node {
             }
             PeerMessage::Vote(vote) => self.feed(Input::Vote(vote)),
             PeerMessage::Result(vote) => self.on_result_vote(vote),
+            PeerMessage::OutputRootSig { height, signature } => self.on_output_root_sig(from, height, signature),
             PeerMessage::Status(status) => self.on_peer_status(from, status),
             PeerMessage::LedgerRequest { request_id, from_seq, max_count } => {
                 self.offer_request(from, Request::Ledgers { request_id, from_seq, max_count })
@@ -420,6 +426,9 @@ impl Node {
                 hp_consensus::Message::Proposal(p) => self.peers.send(validator, &wire::proposal(&p)),
                 hp_consensus::Message::Vote(v) => self.peers.send(validator, &wire::vote(&v)),
             }
+        }
+        if let Some((seq, signature)) = self.own_root_sig() {
+            self.peers.send(validator, &wire::output_root_sig(seq, &signature));
         }
         if let Some(vote) = self.own_result_vote() {
             self.peers.send(validator, &wire::result(&vote));

@@ -118,6 +118,10 @@ impl Node {
             self.cfg.me,
             &self.cfg.key,
         );
+        let outcome = self.execution.uncertified.get(&seq).map(|done| done.outcome.clone());
+        if let Some(outcome) = outcome {
+            self.sign_output_root(seq, &outcome);
+        }
         self.peers.broadcast(&wire::result(&vote));
         let events = self.results.add(vote);
         self.on_result_events(events);
@@ -306,8 +310,9 @@ impl Node {
     /// Sends userd ledger `seq`'s outputs for the users connected there: one batch per released
     /// ledger, empty when none is for them, so that userd knows how far it got.
     fn hand_over(&mut self, seq: u64, outputs: UserOutputs) {
-        let outputs = outputs.into_iter().filter(|(user, _)| self.users.local.contains(user)).collect();
-        self.send_to_session(ToUserd::Outputs { seq, outputs });
+        let outputs: Vec<_> = outputs.into_iter().filter(|(user, _)| self.users.local.contains(user)).collect();
+        let proof = if outputs.is_empty() { None } else { self.outputs_proof(seq) };
+        self.send_to_session(ToUserd::Outputs { seq, outputs, proof });
         self.delivery.handed_up_to = seq;
     }
 

@@ -137,7 +137,7 @@ impl Harness {
     fn batches_to_userd(&mut self) -> Vec<(u64, Vec<Bytes>)> {
         let mut batches = Vec::new();
         while let Ok(message) = self.to_userd.try_recv() {
-            if let ToUserd::Outputs { seq, outputs } = message {
+            if let ToUserd::Outputs { seq, outputs, .. } = message {
                 batches
                     .push((seq, outputs.into_iter().filter(|(user, _)| *user == USER).map(|(_, data)| data).collect()));
             }

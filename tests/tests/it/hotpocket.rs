@@ -156,3 +156,126 @@ fn signed_inputs_are_accepted_in_a_closed_ledger_and_replays_and_stale_windows_a
         assert_eq!(reasons[5], "max_ledger_expired", "{protocol}");
     }
 }
+
+#[test]
+fn outputs_reach_a_client_connected_to_every_node_with_proofs_it_verifies_against_the_unl() {
+    let cluster = cluster(3);
+    for protocol in ["json", "bson"] {
+        let spec = json!({
+            "servers": tls_urls(&cluster),
+            "trusted": unl(&cluster),
+            "protocol": protocol,
+            "required": 3,
+            "ops": [
+                {"op": "input", "input": format!("hello {protocol}")},
+                // One contract_output from each of the three nodes, each verified by the client.
+                {"op": "outputs", "count": 3, "timeout_ms": 20000},
+            ],
+        });
+        let results = js::run(&spec, CLIENT_TIMEOUT);
+        let input = step(&results, "input");
+        assert_eq!(input["status"], "accepted", "{protocol}: {results:?}");
+        let outputs = step(&results, "outputs")["outputs"].as_array().cloned().unwrap_or_default();
+        assert_eq!(outputs.len(), 3, "{protocol}: one verified output from each node: {outputs:?}");
+        for output in &outputs {
+            assert_eq!(output["output"], format!("HELLO {}", protocol.to_uppercase()), "{protocol}: {output}");
+            assert_eq!(output["ledgerSeqNo"], input["ledgerSeqNo"], "{protocol}: the ledger that ran the input");
+            assert_eq!(output["ledgerHash"], input["ledgerHash"], "{protocol}");
+        }
+    }
+}
+
+/// A relay on the user's side of a plain `ws://` port that rewrites `from` into `to` (the same
+/// length, so the websocket framing still holds) in what the node sends; counts rewrites.
+struct TamperingRelay {
+    port: u16,
+    rewrites: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TamperingRelay {
+    fn start(target: std::net::SocketAddr, from: &'static [u8], to: &'static [u8]) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        assert_eq!(from.len(), to.len());
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().or_panic();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).or_panic();
+        let port = listener.local_addr().or_panic().port();
+        let rewrites = std::sync::Arc::new(AtomicU64::new(0));
+        let counter = rewrites.clone();
+        runtime.spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(node) = tokio::net::TcpStream::connect(target).await else { continue };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut node_read, mut node_write) = node.into_split();
+                tokio::spawn(async move { tokio::io::copy(&mut client_read, &mut node_write).await });
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = node_read.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &mut buffer[..n];
+                        let mut i = 0;
+                        while i + from.len() <= chunk.len() {
+                            if &chunk[i..i + from.len()] == from {
+                                chunk[i..i + from.len()].copy_from_slice(to);
+                                counter.fetch_add(1, Ordering::Relaxed);
+                            }
+                            i += 1;
+                        }
+                        if client_write.write_all(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, rewrites, _runtime: runtime }
+    }
+
+    fn rewrites(&self) -> u64 {
+        self.rewrites.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The threat model's relay: someone between a user and the node (here on `ws://`, where no
+/// TLS stops them) rewrites the output. The client's own check of the proof refuses it, while a
+/// user connected directly gets the output.
+#[test]
+fn a_relay_that_rewrites_an_output_cannot_make_the_client_accept_it() {
+    let cluster = cluster(3);
+    let (_, plain) = cluster.nodes[0].hotpocket_urls().expect("the cluster serves HotPocket 0.6");
+    let target: std::net::SocketAddr = plain.trim_start_matches("ws://").parse().or_panic();
+    let relay = TamperingRelay::start(target, b"UNPROVEN", b"FORGED!!");
+    let through_relay = json!({
+        "servers": [format!("ws://127.0.0.1:{}", relay.port)],
+        "trusted": unl(&cluster),
+        "protocol": "json",
+        "required": 1,
+        "ops": [
+            {"op": "input", "input": "unproven"},
+            {"op": "outputs", "count": 1, "timeout_ms": 5000},
+        ],
+    });
+    let results = js::run(&through_relay, CLIENT_TIMEOUT);
+    assert_eq!(step(&results, "input")["status"], "accepted", "{results:?}");
+    assert!(relay.rewrites() > 0, "the relay never saw the output it means to forge");
+    let outputs = step(&results, "outputs")["outputs"].as_array().cloned().unwrap_or_default();
+    assert!(outputs.is_empty(), "the client accepted a rewritten output: {outputs:?}");
+
+    let direct = json!({
+        "servers": [plain],
+        "trusted": unl(&cluster),
+        "protocol": "json",
+        "required": 1,
+        "ops": [
+            {"op": "input", "input": "unproven"},
+            {"op": "outputs", "count": 1, "timeout_ms": 20000},
+        ],
+    });
+    let results = js::run(&direct, CLIENT_TIMEOUT);
+    let outputs = step(&results, "outputs")["outputs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(outputs.first().map(|o| o["output"].clone()), Some(json!("UNPROVEN")), "{results:?}");
+}

@@ -202,6 +202,14 @@ async fn requests<S>(
     let (outbox, outbox_rx) = outbox(settings.outbox, kill.clone());
     let (sink, mut stream) = ws.split();
     let mut writer = tokio::spawn(write_loop(sink, outbox_rx, kill.clone(), settings.outbox.write_timeout));
+    // Registered like a seed connection: consensusd lists the user and hands over its outputs.
+    let registry = &shared.seed.registry;
+    let id = registry.next_id();
+    let handle = crate::registry::ConnHandle { id, outbox: outbox.clone(), hotpocket: Some(protocol) };
+    if let Some(old) = registry.insert(user, handle) {
+        tracing::info!(%user, old, "user reconnected; the older connection is replaced");
+    }
+    shared.seed.session.user_changed(user).await;
     tracing::info!(%user, %peer, ?protocol, "HotPocket user connected");
     let mut session = Session { protocol, user: signed_in.user, bad_messages: 0, subscriptions: Default::default() };
     // Signed inputs waiting for their fate; at most `max_in_flight`, then reading pauses.
@@ -275,6 +283,9 @@ async fn requests<S>(
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
     kill.cancel();
+    if registry.remove(&user, id) {
+        shared.seed.session.user_changed(user).await;
+    }
     tracing::info!(%user, %peer, reason = end, "HotPocket user disconnected");
 }
 

@@ -2,8 +2,11 @@
 //! status of a signed input.
 
 use super::HotPocketShared;
-use super::message::Outgoing;
+use super::message::{self, Outgoing};
 use super::node_view::NodeState;
+use bson::Bson;
+use hp_ledger::output_proof::{TreeNode, output_hash, tree_for};
+use hp_proto::v1::OutputsProof;
 
 /// `stat_response`: the node's version, last closed ledger, UNL and peers.
 pub fn stat(shared: &HotPocketShared, state: &NodeState) -> Outgoing {
@@ -44,4 +47,51 @@ pub fn input_rejected(input_hash: &[u8; 32], reason: &str) -> Outgoing {
         .str("status", "rejected")
         .bytes("input_hash", input_hash)
         .str("reason", reason)
+}
+
+/// `contract_output`: ledger `seq`'s output for `user`, with what proves it: the user's output
+/// hash, the tree from it to the root, and the UNL's signatures over the root. Without a proof
+/// (consensusd had none) the tree is the user's leaf alone and no signature: a client that
+/// checks proofs refuses it, as it should.
+pub fn contract_output(seq: u64, user: &[u8; 32], output: &[u8], proof: Option<&OutputsProof>) -> Outgoing {
+    let own = output_hash(user, &[output]);
+    let mut ledger_hash: &[u8] = &[];
+    let mut tree = vec![TreeNode::Own];
+    let mut signatures = Vec::new();
+    if let Some(proof) = proof {
+        ledger_hash = &proof.ledger_hash;
+        let leaves: Option<Vec<[u8; 32]>> =
+            proof.leaf_hashes.iter().map(|h| <[u8; 32]>::try_from(h.as_ref()).ok()).collect();
+        let index = proof.leaf_users.iter().position(|u| u.as_ref() == user);
+        if let (Some(leaves), Some(index)) = (leaves, index)
+            && leaves.get(index) == Some(&own)
+            && let Some(found) = tree_for(&leaves, index)
+        {
+            tree = found;
+            for (signer, signature) in proof.signers.iter().zip(&proof.signatures) {
+                let Ok(signer) = <[u8; 32]>::try_from(signer.as_ref()) else { continue };
+                signatures.push(Bson::Array(vec![message::key(&signer), message::bytes(signature)]));
+            }
+        }
+    }
+    Outgoing::new("contract_output")
+        .u64("ledger_seq_no", seq)
+        .bytes("ledger_hash", ledger_hash)
+        .value("outputs", Bson::Array(vec![message::payload(output)]))
+        .bytes("output_hash", &own)
+        .value("hash_tree", tree_bson(&tree))
+        .value("unl_sig", Bson::Array(signatures))
+}
+
+fn tree_bson(nodes: &[TreeNode]) -> Bson {
+    Bson::Array(
+        nodes
+            .iter()
+            .map(|node| match node {
+                TreeNode::Hash(h) => message::bytes(h),
+                TreeNode::Own => Bson::Null,
+                TreeNode::Branch(children) => tree_bson(children),
+            })
+            .collect(),
+    )
 }

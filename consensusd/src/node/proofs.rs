@@ -1,0 +1,93 @@
+//! The UNL's signatures over each ledger's output root (HotPocket 0.6 proofs,
+//! `hp_ledger::output_proof`): this node signs the root of its own outcome and sends the
+//! signature just before its result vote; peers' signatures are kept per ledger, and when a
+//! ledger's outputs go to userd, the ones that verify against the root of the agreed outcome go
+//! with them, so a HotPocket client can check its outputs against the UNL.
+
+use super::Node;
+use crate::api::OutputsProof;
+use crate::wire;
+use ed25519_dalek::{Signature, Signer, Verifier};
+use hp_ledger::Outcome;
+use hp_ledger::output_proof::{leaves, outcome_root};
+use std::collections::BTreeMap;
+
+/// Ledgers behind the last closed one whose signatures are kept: those whose outputs may still
+/// go to userd.
+const KEPT: u64 = 64;
+
+/// Root signatures by ledger, then by validator; at most one per validator and ledger.
+#[derive(Default)]
+pub(super) struct OutputProofs {
+    sigs: BTreeMap<u64, BTreeMap<usize, [u8; 64]>>,
+}
+
+impl OutputProofs {
+    /// Keeps `validator`'s signature for ledger `height` if that ledger is near `lcl` (one from
+    /// far away, behind or ahead, costs nothing).
+    pub fn insert(&mut self, height: u64, validator: usize, signature: [u8; 64], lcl: u64) {
+        if height > lcl + 2 || height + KEPT < lcl {
+            return;
+        }
+        self.sigs.entry(height).or_default().entry(validator).or_insert(signature);
+        while let Some((&oldest, _)) = self.sigs.first_key_value() {
+            if oldest + KEPT >= lcl {
+                break;
+            }
+            self.sigs.remove(&oldest);
+        }
+    }
+
+    fn get(&self, height: u64) -> impl Iterator<Item = (&usize, &[u8; 64])> {
+        self.sigs.get(&height).into_iter().flatten()
+    }
+}
+
+impl Node {
+    /// Signs the root of this node's own outcome of ledger `seq` and sends the signature to the
+    /// peers (before the result vote, so that it reaches each peer before the vote that may
+    /// complete the certificate). Nothing when no user has outputs.
+    pub(super) fn sign_output_root(&mut self, seq: u64, outcome: &Outcome) {
+        let Some(root) = outcome_root(outcome) else { return };
+        let signature = self.cfg.key.sign(&root).to_bytes();
+        self.proofs.insert(seq, self.cfg.me, signature, self.last.seq);
+        self.peers.broadcast(&wire::output_root_sig(seq, &signature));
+    }
+
+    /// A peer's signature over ledger `height`'s root; checked when the outputs go out.
+    pub(super) fn on_output_root_sig(&mut self, from: usize, height: u64, signature: [u8; 64]) {
+        self.proofs.insert(height, from, signature, self.last.seq);
+    }
+
+    /// This node's own root signature for the last ledger while its result is not certified
+    /// (sent again with the result vote to a peer that reconnects).
+    pub(super) fn own_root_sig(&self) -> Option<(u64, [u8; 64])> {
+        let seq = self.last.seq;
+        self.proofs.get(seq).find(|(v, _)| **v == self.cfg.me).map(|(_, s)| (seq, *s))
+    }
+
+    /// The proof for ledger `seq`'s outputs: every user's output hash of the agreed outcome and
+    /// the UNL signatures that verify over its root. `None` when the outcome or the ledger is
+    /// not at hand.
+    pub(super) fn outputs_proof(&self, seq: u64) -> Option<OutputsProof> {
+        let outcome = match self.store.agreed_outcome(seq) {
+            Ok(Some(bytes)) => Outcome::decode(&bytes).ok()?,
+            _ => return None,
+        };
+        let ledger_hash = self.store.hash_at(seq).ok().flatten()?;
+        let leaves = leaves(&outcome);
+        let root = hp_ledger::output_proof::root(&leaves.iter().map(|(_, h)| *h).collect::<Vec<_>>())?;
+        let signatures = self
+            .proofs
+            .get(seq)
+            .filter(|(validator, signature)| {
+                self.cfg
+                    .unl_keys
+                    .get(**validator)
+                    .is_some_and(|key| key.verify(&root, &Signature::from_bytes(signature)).is_ok())
+            })
+            .map(|(validator, signature)| (self.cfg.unl[*validator], *signature))
+            .collect();
+        Some(OutputsProof { ledger_hash, leaves, signatures })
+    }
+}
