@@ -77,11 +77,11 @@ pub fn tree_for(leaves: &[[u8; 32]], index: usize) -> Option<Vec<TreeNode>> {
         let chunk_start = position / FAN_OUT * FAN_OUT;
         let chunk_end = (chunk_start + FAN_OUT).min(level.len());
         let mut children = Vec::with_capacity(chunk_end - chunk_start);
-        for i in chunk_start..chunk_end {
+        for (i, hash) in level.iter().enumerate().take(chunk_end).skip(chunk_start) {
             if i == position {
                 children.push(if first { TreeNode::Own } else { TreeNode::Branch(std::mem::take(&mut path)) });
             } else {
-                children.push(TreeNode::Hash(level[i]));
+                children.push(TreeNode::Hash(*hash));
             }
         }
         first = false;
