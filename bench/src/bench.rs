@@ -3,7 +3,7 @@
 //! memory, read CPU and ledgers, stop the cluster. The cluster is stopped on every path out
 //! of [`run`] — also when its future is dropped (Ctrl-C) — by [`Cluster`]'s drop.
 
-use crate::cluster::{ClusterSpec, STOP_GRACE};
+use crate::cluster::{self, ClusterSpec, STOP_GRACE};
 use crate::load::{self, LoadSpec};
 use crate::procstat::{self, MemorySampler};
 use crate::report::{Latency, Report, round2};
@@ -58,7 +58,7 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
         progress(&format!("cluster folder (kept): {}", root.display()));
     }
     spec.contract = contract::build_echo(&root)?;
-    let mut cluster = Cluster::create(spec.options(&root, &bin_dir))?;
+    let mut cluster = Cluster::create(spec.options(&root, &bin_dir, options.protocol == "hotpocket"))?;
     progress(&format!(
         "starting {} of {} nodes from {} in {}",
         spec.nodes - spec.down,
@@ -71,8 +71,21 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
     }
     cluster.wait_serving(READY_TIMEOUT).await?;
 
+    let hotpocket = options.protocol == "hotpocket";
+    let (urls, dial) = if hotpocket {
+        let urls = cluster.running().filter_map(|n| n.hotpocket_urls()).map(|(_, plain)| plain).collect();
+        let unl: Vec<[u8; 32]> = cluster
+            .nodes
+            .iter()
+            .filter_map(|n| <[u8; 32]>::try_from(hex::decode(&n.pubkey).unwrap_or_default().as_slice()).ok())
+            .collect();
+        (urls, hp_client::Dial::HotPocket { trusted: Some(unl), max_ledger_offset: cluster::HOTPOCKET_OFFSET })
+    } else {
+        (cluster.urls(), hp_client::Dial::Seed)
+    };
     let load_spec = LoadSpec {
-        urls: cluster.urls(),
+        urls,
+        dial,
         clients: options.clients as usize,
         window: options.window as usize,
         size: options.size as usize,

@@ -11,6 +11,11 @@ use std::time::Duration;
 
 /// How long the supervisors get to stop their daemons after SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(15);
+/// `max_input_ledger_offset` of a HotPocket benchmark, and how far ahead its users set
+/// `max_ledger_seq_no`: under load ledgers close many times a second, and a user learns the
+/// last closed ledger only from its own statuses and outputs, so the default of 10 would let
+/// inputs expire while they wait in a full window.
+pub const HOTPOCKET_OFFSET: u64 = 1000;
 
 /// What the cluster runs.
 #[derive(Debug, Clone)]
@@ -42,7 +47,7 @@ impl ClusterSpec {
 
     /// The cluster in `root` (kept: hp-bench owns the folder), with the binaries of `bin_dir`,
     /// stopped cleanly also when dropped (errors, Ctrl-C).
-    pub fn options(&self, root: &Path, bin_dir: &Path) -> ClusterOptions {
+    pub fn options(&self, root: &Path, bin_dir: &Path, hotpocket: bool) -> ClusterOptions {
         let (pubmaxsize, users, loglevel) = (self.pubmaxsize, self.users.max(1), self.loglevel.clone());
         ClusterOptions {
             nodes: self.nodes,
@@ -56,12 +61,13 @@ impl ClusterSpec {
                 cfg.max_unauth_connections = cfg.max_unauth_connections.max(users);
                 cfg.max_unauth_per_ip = cfg.max_unauth_connections;
                 cfg.loglevel = loglevel.clone();
+                cfg.max_input_ledger_offset = HOTPOCKET_OFFSET;
             })),
             hosts: None,
             root: Some(root.to_path_buf()),
             bin_dir: Some(bin_dir.to_path_buf()),
             drop_grace: Some(STOP_GRACE),
-            hotpocket: false,
+            hotpocket,
         }
     }
 }

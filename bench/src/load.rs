@@ -27,6 +27,8 @@ pub struct LoadSpec {
     pub window: usize,
     pub size: usize,
     pub duration: Duration,
+    /// The protocol the users speak.
+    pub dial: hp_client::Dial,
 }
 
 /// Fixed-size records that carry their user and number, echoed back by the contract.
@@ -108,13 +110,50 @@ impl LoadResult {
     }
 }
 
+/// The same records as text, for HotPocket's JSON containers (they carry strings): each record
+/// of `size / 2` bytes in hex, and an `x` when `size` is odd.
+struct TextPayload {
+    size: usize,
+}
+
+impl Inputs for TextPayload {
+    fn make(&self, client: usize, seq: u64) -> Vec<u8> {
+        let mut text = hex::encode(payload::make(client as u32, seq, self.size / 2)).into_bytes();
+        if self.size % 2 == 1 {
+            text.push(b'x');
+        }
+        text
+    }
+
+    fn answers(&self, client: usize, output: &[u8]) -> Result<Vec<u64>, String> {
+        if output.is_empty() || !output.len().is_multiple_of(self.size) {
+            return Err(format!(
+                "an output of {} bytes is not a whole number of {}-byte inputs",
+                output.len(),
+                self.size
+            ));
+        }
+        let mut seqs = Vec::new();
+        for record in output.chunks_exact(self.size) {
+            let hex_part = &record[..self.size / 2 * 2];
+            let bytes =
+                hex::decode(hex_part).map_err(|_| "an output record is not the hex that was sent".to_string())?;
+            seqs.extend(payload::split(&bytes, client as u32, self.size / 2)?);
+        }
+        Ok(seqs)
+    }
+}
+
 fn inputs(spec: &LoadSpec) -> Arc<dyn Inputs> {
-    Arc::new(Payload { size: spec.size })
+    match spec.dial {
+        hp_client::Dial::Seed => Arc::new(Payload { size: spec.size }),
+        hp_client::Dial::HotPocket { .. } => Arc::new(TextPayload { size: spec.size }),
+    }
 }
 
 /// Connects every user and has each send one input and get it back, all at once.
 pub async fn connect_all(spec: &LoadSpec) -> Result<Vec<User>, BenchError> {
-    Ok(load::connect_primed(&spec.urls, spec.clients, inputs(spec)).await?)
+    Ok(load::connect_primed(&spec.urls, spec.clients, inputs(spec), &spec.dial).await?)
 }
 
 /// Runs the users for `spec.duration` from now, then awaits what is in flight.
@@ -127,6 +166,7 @@ pub async fn drive(users: Vec<User>, spec: &LoadSpec) -> LoadResult {
         drain: DRAIN_TIMEOUT,
         reconnect: false,
         keep_outputs: false,
+        dial: spec.dial.clone(),
     };
     let start = Instant::now();
     let running = Load::spawn(users, options, inputs(spec));

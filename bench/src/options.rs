@@ -38,6 +38,10 @@ pub struct Options {
     /// The nodes' `loglevel` (a tracing filter such as info, warn, hp_consensusd=debug,info).
     #[arg(long, default_value = "info")]
     pub loglevel: String,
+    /// The user protocol: `seed` (pubport) or `hotpocket` (HotPocket 0.6 on hpport_plain:
+    /// signed inputs, outputs verified against the UNL by every user).
+    #[arg(long, default_value = "seed", value_parser = ["seed", "hotpocket"])]
+    pub protocol: String,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -17,11 +17,14 @@
 //!   into a [`Sender`] and a [`Receiver`] for concurrent use.
 //! - [`Output`]: what the node sends after the handshake (outputs and error frames).
 //! - [`key_from_hex`], [`generate_key`]: user keys.
+//! - [`hotpocket`]: the same for the HotPocket 0.6 protocol (signed inputs, verified outputs).
 //!
 //! The protocol has no "accepted" frame: a good helo is followed by silence. To tell refusal
 //! from success without waiting blindly, [`Client::connect`] sends a websocket ping right after
 //! the helo: the node reads frames in order, so it has judged the helo before it answers the
 //! ping. A refusal arrives as an error frame first; a pong means the node accepted the helo.
+
+pub mod hotpocket;
 
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
@@ -207,33 +210,66 @@ impl Client {
     /// Splits the client so that one task can send while another receives.
     pub fn split(self) -> (Sender, Receiver) {
         let (sink, stream) = self.ws.split();
-        (Sender { sink }, Receiver { stream, early: self.early })
+        (Sender(SenderKind::Seed(sink)), Receiver(ReceiverKind::Seed { stream, early: self.early }))
     }
 }
 
-/// The sending half of a [`Client`].
-pub struct Sender {
-    sink: SplitSink<Ws, Message>,
+/// Which protocol a user speaks to a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dial {
+    /// The seed protocol on `pubport` (docs/user-protocol.md).
+    Seed,
+    /// HotPocket 0.6 on `hpport_plain`: signed inputs, outputs checked against `trusted` (the
+    /// node's UNL once it proved its key; unchecked when `None`).
+    HotPocket { trusted: Option<Vec<[u8; 32]>>, max_ledger_offset: u64 },
+}
+
+/// Connects to `url` as `key` in protocol `dial` and returns the two halves.
+pub async fn connect_split(url: &str, key: &SigningKey, dial: &Dial) -> Result<(Sender, Receiver), ClientError> {
+    match dial {
+        Dial::Seed => Ok(Client::connect(url, key).await?.split()),
+        Dial::HotPocket { trusted, max_ledger_offset } => {
+            let client = hotpocket::HpClient::connect(url, key, trusted.as_deref(), *max_ledger_offset).await?;
+            let (tx, rx) = client.split();
+            Ok((Sender(SenderKind::HotPocket(Box::new(tx))), Receiver(ReceiverKind::HotPocket(rx))))
+        }
+    }
+}
+
+/// The sending half of a connection, in either protocol.
+pub struct Sender(SenderKind);
+
+enum SenderKind {
+    Seed(SplitSink<Ws, Message>),
+    HotPocket(Box<hotpocket::HpSender>),
 }
 
 impl Sender {
-    /// Sends one input (one binary frame, byte for byte).
+    /// Sends one input: one binary frame, byte for byte, or a signed HotPocket input.
     pub async fn send(&mut self, input: &[u8]) -> Result<(), ClientError> {
-        self.sink.send(Message::binary(Bytes::copy_from_slice(input))).await?;
+        match &mut self.0 {
+            SenderKind::Seed(sink) => sink.send(Message::binary(Bytes::copy_from_slice(input))).await?,
+            SenderKind::HotPocket(hp) => hp.send(input).await?,
+        }
         Ok(())
     }
 
     /// Sends a close frame.
     pub async fn close(&mut self) -> Result<(), ClientError> {
-        self.sink.send(Message::Close(None)).await?;
+        match &mut self.0 {
+            SenderKind::Seed(sink) => sink.send(Message::Close(None)).await?,
+            SenderKind::HotPocket(hp) => hp.close().await?,
+        }
         Ok(())
     }
 }
 
-/// The receiving half of a [`Client`].
-pub struct Receiver {
-    stream: SplitStream<Ws>,
-    early: VecDeque<Output>,
+/// The receiving half of a connection, in either protocol.
+pub struct Receiver(ReceiverKind);
+
+enum ReceiverKind {
+    Seed { stream: SplitStream<Ws>, early: VecDeque<Output> },
+    HotPocket(hotpocket::HpReceiver),
 }
 
 impl Receiver {
@@ -244,10 +280,15 @@ impl Receiver {
 
     /// Like [`Self::recv`], telling a clean close (`Ok(None)`) from a failure.
     pub async fn next_output(&mut self) -> Result<Option<Output>, ClientError> {
-        if let Some(output) = self.early.pop_front() {
-            return Ok(Some(output));
+        match &mut self.0 {
+            ReceiverKind::Seed { stream, early } => {
+                if let Some(output) = early.pop_front() {
+                    return Ok(Some(output));
+                }
+                next_output(stream).await
+            }
+            ReceiverKind::HotPocket(hp) => Ok(hp.recv().await),
         }
-        next_output(&mut self.stream).await
     }
 }
 

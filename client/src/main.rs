@@ -1,8 +1,8 @@
-//! `hp-client <ws-url> [--key FILE] [--send TEXT]... [--wait N] [--timeout SECS] [--hex]`:
+//! `hp-client <ws-url> [--key FILE] [--send TEXT]... [--wait N] [--timeout SECS] [--hex] [--protocol P] [--trust KEY]...`:
 //! a user of a Hot Pocket node on the command line (docs/command-line.md).
 
 use clap::Parser;
-use hp_client::{Client, Output, Receiver, Sender};
+use hp_client::{Dial, Output, Receiver, Sender};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +42,14 @@ struct Args {
     /// Print outputs as hex instead of raw bytes.
     #[arg(long)]
     hex: bool,
+    /// The user protocol: `seed` (pubport) or `hotpocket` (HotPocket 0.6 on hpport_plain:
+    /// inputs signed in containers, outputs printed only once their proof checks out).
+    #[arg(long, default_value = "seed", value_parser = ["seed", "hotpocket"])]
+    protocol: String,
+    /// With --protocol hotpocket: a node key to trust (repeatable); the node's UNL is then
+    /// trusted, and every output must carry valid signatures from 80 % of it.
+    #[arg(long, value_name = "KEY")]
+    trust: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -98,12 +106,27 @@ async fn run(args: Args) -> Result<u8, String> {
         None => hp_client::generate_key(),
         Some(path) => read_key(path)?,
     };
-    let client = match tokio::time::timeout(timeout, Client::connect(&args.url, &key)).await {
+    let dial = match args.protocol.as_str() {
+        "hotpocket" => {
+            let trusted = args
+                .trust
+                .iter()
+                .map(|k| {
+                    let mut key = [0u8; 32];
+                    hex::decode_to_slice(k.strip_prefix("ed").unwrap_or(k), &mut key)
+                        .map(|()| key)
+                        .map_err(|_| format!("--trust {k} is not an Ed25519 public key (64 hex, ed-prefixed or not)"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Dial::HotPocket { trusted: (!trusted.is_empty()).then_some(trusted), max_ledger_offset: 10 }
+        }
+        _ => Dial::Seed,
+    };
+    let (mut tx, mut rx) = match tokio::time::timeout(timeout, hp_client::connect_split(&args.url, &key, &dial)).await {
         Err(_) => return Err(format!("timed out after {} s connecting to {}", args.timeout, args.url)),
         Ok(Err(e)) => return Err(e.to_string()),
-        Ok(Ok(client)) => client,
+        Ok(Ok(halves)) => halves,
     };
-    let (mut tx, mut rx) = client.split();
     let mut tally = Tally::default();
     let interrupted = if args.send.is_empty() {
         send_stdin_lines(&mut tx, &mut rx, &mut tally, &args).await?

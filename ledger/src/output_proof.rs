@@ -30,7 +30,8 @@ pub fn output_hash(user: &[u8; 32], outputs: &[&[u8]]) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
-fn node(children: &[[u8; 32]]) -> [u8; 32] {
+/// One tree node: the hash of its children one after the other.
+pub fn node(children: &[[u8; 32]]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     for child in children {
         hasher.update(child);

@@ -13,7 +13,7 @@
 use crate::LocalnetError;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use hp_client::{Client, Output, Receiver, Sender};
+use hp_client::{Dial, Output, Receiver, Sender};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,6 +62,8 @@ pub struct LoadOptions {
     pub reconnect: bool,
     /// Keep every output frame in the record (for a checker); only answers and times otherwise.
     pub keep_outputs: bool,
+    /// The protocol the users speak.
+    pub dial: Dial,
 }
 
 impl Default for LoadOptions {
@@ -74,6 +76,7 @@ impl Default for LoadOptions {
             drain: Duration::from_secs(20),
             reconnect: true,
             keep_outputs: true,
+            dial: Dial::Seed,
         }
     }
 }
@@ -187,12 +190,13 @@ pub async fn connect_primed(
     urls: &[String],
     clients: usize,
     inputs: Arc<dyn Inputs>,
+    dial: &Dial,
 ) -> Result<Vec<User>, LocalnetError> {
     let tasks: Vec<_> = users(urls, clients)
         .into_iter()
         .map(|user| {
-            let inputs = inputs.clone();
-            tokio::spawn(async move { prime(user, inputs.as_ref()).await })
+            let (inputs, dial) = (inputs.clone(), dial.clone());
+            tokio::spawn(async move { prime(user, inputs.as_ref(), &dial).await })
         })
         .collect();
     let mut primed = Vec::with_capacity(tasks.len());
@@ -203,15 +207,14 @@ pub async fn connect_primed(
     Ok(primed)
 }
 
-async fn prime(mut user: User, inputs: &dyn Inputs) -> Result<User, LocalnetError> {
+async fn prime(mut user: User, inputs: &dyn Inputs, dial: &Dial) -> Result<User, LocalnetError> {
     let i = user.index;
     let connect_error = |reason: String| LocalnetError::Connect { client: i, url: user.url.clone(), reason };
-    let client = match timeout(CONNECT_TIMEOUT, Client::connect(&user.url, &user.key)).await {
+    let (mut tx, mut rx) = match timeout(CONNECT_TIMEOUT, hp_client::connect_split(&user.url, &user.key, dial)).await {
         Err(_) => return Err(connect_error(format!("no handshake within {} s", CONNECT_TIMEOUT.as_secs()))),
         Ok(Err(e)) => return Err(connect_error(e.to_string())),
-        Ok(Ok(client)) => client,
+        Ok(Ok(halves)) => halves,
     };
-    let (mut tx, mut rx) = client.split();
     let prime_error = |reason: String| LocalnetError::Prime { client: i, reason };
     let output = round_trip(&mut tx, &mut rx, &inputs.make(i, 0), Instant::now() + CONNECT_TIMEOUT)
         .await
@@ -370,8 +373,8 @@ async fn run_user(mut ctx: UserCtx, mut user: User) -> ClientRecord {
             Some(connection) => (user.node, connection),
             None => {
                 let (node, url) = ctx.control.targets.lock().unwrap_or_else(|e| e.into_inner())[ctx.index].clone();
-                match timeout(RECONNECT_TIMEOUT, Client::connect(&url, &user.key)).await {
-                    Ok(Ok(client)) => (node, client.split()),
+                match timeout(RECONNECT_TIMEOUT, hp_client::connect_split(&url, &user.key, &ctx.options.dial)).await {
+                    Ok(Ok(halves)) => (node, halves),
                     _ => {
                         record.failed_connects += 1;
                         if !ctx.options.reconnect && !record.conns.is_empty() {

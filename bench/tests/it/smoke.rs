@@ -36,6 +36,21 @@ fn a_short_run_answers_every_input_and_reports_it() {
     assert_eq!(json["inputs"], report.inputs);
 }
 
+/// The same over HotPocket 0.6: every user signs its inputs and checks each output's proof
+/// against the UNL; an output that failed its check would be an error.
+#[test]
+fn a_short_hotpocket_run_answers_every_input_with_verified_outputs() {
+    let bin_dir = hp_tests::bins::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    let bin_dir = bin_dir.to_string_lossy();
+    let args = ["hp-bench", "--nodes", "3", "--clients", "2", "--window", "4", "--seconds", "1", "--size", "64"];
+    let options = Options::try_parse_from(args.into_iter().chain(["--protocol", "hotpocket", "--bin-dir", &bin_dir]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let report = runtime.block_on(hp_bench::run(&options, |_| {})).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.errors, 0, "{}", report.to_table());
+    assert!(report.inputs > 0, "{}", report.to_table());
+}
+
 #[test]
 fn down_nodes_that_leave_no_quorum_are_refused_before_anything_starts() {
     let options =

@@ -279,3 +279,37 @@ fn a_relay_that_rewrites_an_output_cannot_make_the_client_accept_it() {
     let outputs = step(&results, "outputs")["outputs"].as_array().cloned().unwrap_or_default();
     assert_eq!(outputs.first().map(|o| o["output"].clone()), Some(json!("UNPROVEN")), "{results:?}");
 }
+
+#[test]
+fn hp_client_speaks_hotpocket_and_prints_only_outputs_the_unl_signed() {
+    let cluster = cluster(3);
+    let (_, plain) = cluster.nodes[1].hotpocket_urls().expect("the cluster serves HotPocket 0.6");
+    let bin = hp_tests::bins::bin_dir().or_panic().join("hp-client");
+    let run = |trust: &str| {
+        std::process::Command::new(&bin)
+            .args([
+                plain.as_str(),
+                "--protocol",
+                "hotpocket",
+                "--trust",
+                trust,
+                "--send",
+                "signed hello",
+                "--timeout",
+                "20",
+            ])
+            .output()
+            .or_panic()
+    };
+    let out = run(&format!("ed{}", cluster.nodes[1].pubkey));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "SIGNED HELLO");
+    // Trusting a key the network does not have: the node is refused at the handshake.
+    let out = run(&format!("ed{}", "33".repeat(32)));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not among the trusted keys"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

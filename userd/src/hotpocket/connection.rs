@@ -30,6 +30,9 @@ const TLS_BUDGET: usize = 32 * 1024;
 /// Messages a connection may send that are not requests the node understands, before it is
 /// closed: clients that speak another dialect learn it at once in the log, floods stop.
 pub const MAX_BAD_MESSAGES: u32 = 16;
+/// Ledgers the node's cached view may lag behind what a client saw (at hundreds of ledgers a
+/// second, [`super::node_view::FRESH_FOR`] is a few dozen).
+const STALE_VIEW_SLACK: u64 = 64;
 /// How long a connection waits for the fate of one signed input before it stops waiting (the
 /// input's own window ends far sooner; this only frees the slot if consensusd never answers).
 const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -379,7 +382,10 @@ impl Session {
             Err(why) => return rejected(&why.to_string()),
         };
         let Some(state) = shared.view.state().await else { return rejected("node_unavailable") };
-        if let Err(why) = check_window(opened.max_ledger_seq, state.lcl_seq + 1, shared.max_input_ledger_offset) {
+        // The view may be a moment old (`node_view::FRESH_FOR`) while the client saw a newer
+        // ledger: the far end gets that much slack here; the ledger's own rule is exact.
+        let offset = shared.max_input_ledger_offset.saturating_add(STALE_VIEW_SLACK);
+        if let Err(why) = check_window(opened.max_ledger_seq, state.lcl_seq + 1, offset) {
             return rejected(&why.to_string());
         }
         let user = hp_cfg::PublicKeyHex(self.user);
