@@ -10,12 +10,14 @@
 //! - [`executor`]: runs closed ledgers through execd, in order.
 //! - [`service`]: the local gRPC API (the userd session, status); protobuf stops there.
 //! - [`api`]: the typed messages between that service and the node loop.
+//! - [`ledger_query`]: one stored ledger for a HotPocket `ledger_query`, off the node loop.
 //! - [`state_sync`]: copying the contract state from a peer.
 //! - [`serving`]: answering peers' requests for ledgers, outcomes and state, off the node loop
 //!   and within a budget per peer.
 
 pub mod api;
 pub mod executor;
+pub mod ledger_query;
 pub mod node;
 pub mod peer;
 pub mod service;
@@ -126,6 +128,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     let service = hp_proto::v1::consensus_server::ConsensusServer::new(service::ConsensusService::new(
         events_tx.clone(),
         cfg.pubmaxsize as usize,
+        dir.ledger_db(),
     ))
     .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
     .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);

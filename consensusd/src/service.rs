@@ -23,11 +23,24 @@ pub struct ConsensusService<E> {
     next_session: AtomicU64,
     /// `pubmaxsize`: larger inputs are refused here.
     max_input_bytes: usize,
+    /// The ledger store, read for ledger queries.
+    store_path: std::path::PathBuf,
+    /// Ledger queries answered at once; more wait (each holds a read-only store connection).
+    queries: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
+/// Ledger queries read from the store at once.
+const CONCURRENT_QUERIES: usize = 4;
+
 impl<E: From<ApiEvent>> ConsensusService<E> {
-    pub fn new(events: mpsc::Sender<E>, max_input_bytes: usize) -> Self {
-        Self { events, next_session: AtomicU64::new(1), max_input_bytes }
+    pub fn new(events: mpsc::Sender<E>, max_input_bytes: usize, store_path: std::path::PathBuf) -> Self {
+        Self {
+            events,
+            next_session: AtomicU64::new(1),
+            max_input_bytes,
+            store_path,
+            queries: std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
+        }
     }
 }
 
@@ -152,6 +165,16 @@ impl<E: From<ApiEvent> + Send + 'static> Consensus for ConsensusService<E> {
             let _ = events.send(ApiEvent::SessionClosed { session }.into()).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(|m| Ok(to_proto(m))))))
+    }
+
+    async fn ledger(&self, request: Request<pb::LedgerQuery>) -> Result<Response<pb::LedgerQueryReply>, Status> {
+        let _slot = self.queries.acquire().await.map_err(shutting_down)?;
+        let (path, query) = (self.store_path.clone(), request.into_inner());
+        let reply = tokio::task::spawn_blocking(move || crate::ledger_query::answer(&path, &query))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::internal)?;
+        Ok(Response::new(reply))
     }
 
     async fn status(&self, _: Request<pb::ConsensusStatusRequest>) -> Result<Response<pb::ConsensusStatus>, Status> {

@@ -3,7 +3,8 @@
 //   spec: { servers: [url], trusted: [ed-hex] | null, protocol: "json" | "bson",
 //           required: n, ops: [{ op: "status" | "lcl" }
 //                                | { op: "input", input, nonce?, max_ledger?, is_offset? }
-//                                | { op: "outputs", count, timeout_ms }] }
+//                                | { op: "outputs", count, timeout_ms }
+//                                | { op: "ledger", seq | "last_input", inputs, outputs }] }
 // Outputs are collected from the start: the client emits only those whose proof it verified
 // (against trustedServerKeys, when given).
 // Prints one line per step, "RESULT <json>", after the client's own log lines; binary values
@@ -17,7 +18,11 @@ const hex = (v) => {
     if (v.buffer) return Buffer.from(v.buffer).toString("hex");
     return v;
 };
-const result = (obj) => console.log("RESULT " + JSON.stringify(obj));
+const results = [];
+const result = (obj) => {
+    results.push(obj);
+    console.log("RESULT " + JSON.stringify(obj));
+};
 
 async function main() {
     const spec = JSON.parse(process.argv[2]);
@@ -56,6 +61,22 @@ async function main() {
             } catch (e) {
                 result({ op: "input", error: String(e) });
             }
+        } else if (step.op === "ledger") {
+            const last = [...results].reverse().find((r) => r.op === "input" && r.ledgerSeqNo);
+            const seq = step.seq === "last_input" ? (last ? last.ledgerSeqNo : 0) : step.seq;
+            const l = await client.getLedgerBySeqNo(seq, !!step.inputs, !!step.outputs);
+            const text = (v) => Buffer.from(typeof v === "string" ? v : new Uint8Array(v)).toString();
+            result({
+                op: "ledger",
+                seq,
+                ledger: l && {
+                    seqNo: Number(l.seqNo),
+                    hash: hex(l.hash),
+                    prevHash: hex(l.prevHash),
+                    inputs: (l.inputs || []).map((i) => ({ pubkey: hex(i.pubkey), blob: text(i.blob) })),
+                    outputs: (l.outputs || []).map((o) => ({ pubkey: hex(o.pubkey), blobs: o.blobs.map(text) })),
+                },
+            });
         } else if (step.op === "outputs") {
             const deadline = Date.now() + (step.timeout_ms || 10000);
             while (outputs.length < step.count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -331,11 +331,13 @@ impl Session {
                             continue;
                         }
                         *delivered_through = seq;
+                        statuses.saw_ledger(seq);
                         let delivery = crate::output::deliver(registry, batch);
                         tracing::debug!(seq, ?delivery, "outputs delivered");
                     }
                     Some(FromConsensus::InputStatus(status)) => {
                         let Ok(hash) = <[u8; 32]>::try_from(status.input_hash.as_ref()) else { continue };
+                        statuses.saw_ledger(status.ledger_seq);
                         let fate = if status.rejected.is_empty() {
                             match <[u8; 32]>::try_from(status.ledger_hash.as_ref()) {
                                 Ok(ledger_hash) => Ok((status.ledger_seq, ledger_hash)),

@@ -218,4 +218,12 @@ impl Consensus for FakeService {
     async fn status(&self, _request: Request<ConsensusStatusRequest>) -> Result<Response<ConsensusStatus>, Status> {
         Ok(Response::new(ConsensusStatus::default()))
     }
+
+    /// The fake holds no ledgers.
+    async fn ledger(
+        &self,
+        _request: Request<hp_proto::v1::LedgerQuery>,
+    ) -> Result<Response<hp_proto::v1::LedgerQueryReply>, Status> {
+        Ok(Response::new(hp_proto::v1::LedgerQueryReply::default()))
+    }
 }

@@ -313,3 +313,44 @@ fn hp_client_speaks_hotpocket_and_prints_only_outputs_the_unl_signed() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_ledger_query_returns_the_ledger_that_carries_an_input_with_its_inputs_and_outputs() {
+    let cluster = cluster(3);
+    for protocol in ["json", "bson"] {
+        let spec = json!({
+            "servers": [tls_urls(&cluster)[2]],
+            "trusted": unl(&cluster),
+            "protocol": protocol,
+            "required": 1,
+            "ops": [
+                {"op": "input", "input": format!("query me {protocol}")},
+                {"op": "outputs", "count": 1, "timeout_ms": 20000},
+                {"op": "ledger", "seq": "last_input", "inputs": true, "outputs": true},
+                {"op": "ledger", "seq": 1_000_000},
+            ],
+        });
+        let results = js::run(&spec, CLIENT_TIMEOUT);
+        let user = step(&results, "connect")["user"].clone();
+        let input = step(&results, "input");
+        assert_eq!(input["status"], "accepted", "{protocol}: {results:?}");
+        let ledgers: Vec<&Value> = results.iter().filter(|r| r["op"] == "ledger").collect();
+        let ledger = &ledgers[0]["ledger"];
+        assert_eq!(ledger["seqNo"], input["ledgerSeqNo"], "{protocol}: {ledger}");
+        assert_eq!(ledger["hash"], input["ledgerHash"], "{protocol}: the ledger the status named");
+        let sent = format!("query me {protocol}");
+        assert!(
+            ledger["inputs"].as_array().into_iter().flatten().any(|i| i["pubkey"] == user && i["blob"] == sent),
+            "{protocol}: the input is in the ledger: {ledger}"
+        );
+        assert!(
+            ledger["outputs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["pubkey"] == user && o["blobs"][0] == sent.to_uppercase()),
+            "{protocol}: the output is in the ledger's outcome: {ledger}"
+        );
+        assert_eq!(ledgers[1]["ledger"], Value::Null, "{protocol}: a ledger the node does not hold");
+    }
+}

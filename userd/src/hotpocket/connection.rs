@@ -30,9 +30,6 @@ const TLS_BUDGET: usize = 32 * 1024;
 /// Messages a connection may send that are not requests the node understands, before it is
 /// closed: clients that speak another dialect learn it at once in the log, floods stop.
 pub const MAX_BAD_MESSAGES: u32 = 16;
-/// Ledgers the node's cached view may lag behind what a client saw (at hundreds of ledgers a
-/// second, [`super::node_view::FRESH_FOR`] is a few dozen).
-const STALE_VIEW_SLACK: u64 = 64;
 /// How long a connection waits for the fate of one signed input before it stops waiting (the
 /// input's own window ends far sooner; this only frees the slot if consensusd never answers).
 const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -335,6 +332,7 @@ impl Session {
         };
         match message.kind() {
             "contract_input" => self.contract_input(&message, shared).await,
+            "ledger_query" => self.ledger_query(&message, shared).await,
             "stat" => match shared.view.state().await {
                 Some(state) => vec![super::replies::stat(shared, &state)].into(),
                 None => Handled::default(),
@@ -361,6 +359,32 @@ impl Session {
         }
     }
 
+    /// `ledger_query` by `seq_no` (the one filter hotpocket-js-client uses), with the inputs
+    /// and outputs if asked; each query counts against the user's `pubmaxcpm`.
+    async fn ledger_query(&mut self, message: &Incoming, shared: &HotPocketShared) -> Handled {
+        let (Some(id), Some(seq)) = (message.str("id"), message.nested_u64("params", "seq_no")) else {
+            self.bad_messages += 1;
+            return Handled::default();
+        };
+        if message.str("filter_by") != Some("seq_no") {
+            self.bad_messages += 1;
+            return Handled::default();
+        }
+        let id = id.chars().take(128).collect::<String>();
+        let user = hp_cfg::PublicKeyHex(self.user);
+        if shared.seed.limits.check(user, 0, std::time::Instant::now()).is_err() {
+            return Handled::default();
+        }
+        let include = message.strings("include");
+        let query = hp_proto::v1::LedgerQuery {
+            seq,
+            inputs: include.iter().any(|i| i == "inputs"),
+            outputs: include.iter().any(|i| i == "outputs"),
+        };
+        let reply = shared.view.ledger(query).await;
+        vec![super::replies::ledger_query_result(&id, reply.as_ref())].into()
+    }
+
     /// `contract_input`: the user's signature over the container, the container, its window
     /// against the last closed ledger and the input limits here; then consensusd takes it, and
     /// its fate (in which ledger, or why not) is the `contract_input_status` that follows.
@@ -382,10 +406,10 @@ impl Session {
             Err(why) => return rejected(&why.to_string()),
         };
         let Some(state) = shared.view.state().await else { return rejected("node_unavailable") };
-        // The view may be a moment old (`node_view::FRESH_FOR`) while the client saw a newer
-        // ledger: the far end gets that much slack here; the ledger's own rule is exact.
-        let offset = shared.max_input_ledger_offset.saturating_add(STALE_VIEW_SLACK);
-        if let Err(why) = check_window(opened.max_ledger_seq, state.lcl_seq + 1, offset) {
+        // The cached view may be a moment old (`node_view::FRESH_FOR`); the statuses and outputs
+        // that passed through here are not, and the client knows of no ledger newer than those.
+        let lcl = state.lcl_seq.max(shared.statuses.seen_ledger());
+        if let Err(why) = check_window(opened.max_ledger_seq, lcl + 1, shared.max_input_ledger_offset) {
             return rejected(&why.to_string());
         }
         let user = hp_cfg::PublicKeyHex(self.user);

@@ -1,6 +1,7 @@
-//! What HotPocket clients ask of the node itself (`stat`, `lcl`): the last closed ledger and
-//! the peers, from consensusd's `Status`, cached briefly so that clients asking often cost
-//! consensusd's loop one call per [`FRESH_FOR`] at most.
+//! What HotPocket clients ask of the node itself (`stat`, `lcl`, `ledger_query`): the last
+//! closed ledger and the peers, from consensusd's `Status`, cached briefly so that clients
+//! asking often cost consensusd's loop one call per [`FRESH_FOR`] at most; stored ledgers from
+//! `Consensus.Ledger` (which consensusd answers off its loop).
 
 use hp_proto::v1::ConsensusStatus;
 use hp_proto::v1::consensus_client::ConsensusClient;
@@ -46,6 +47,15 @@ impl NodeView {
         let state = state_of(&status)?;
         *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), state.clone()));
         Some(state)
+    }
+}
+
+impl NodeView {
+    /// One stored ledger (`Consensus.Ledger`); `None` while consensusd cannot be asked.
+    pub async fn ledger(&self, query: hp_proto::v1::LedgerQuery) -> Option<hp_proto::v1::LedgerQueryReply> {
+        let mut request = tonic::Request::new(query);
+        request.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
+        Some(self.client.clone().ledger(request).await.ok()?.into_inner())
     }
 }
 

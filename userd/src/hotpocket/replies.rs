@@ -95,3 +95,54 @@ fn tree_bson(nodes: &[TreeNode]) -> Bson {
             .collect(),
     )
 }
+
+/// `ledger_query_result` for request `id`: the ledger, or no result when the node does not
+/// hold it (`error` says why when the node could not look).
+pub fn ledger_query_result(id: &str, reply: Option<&hp_proto::v1::LedgerQueryReply>) -> Outgoing {
+    let out = Outgoing::new("ledger_query_result").str("reply_for", id);
+    let Some(reply) = reply else {
+        return out.value("results", Bson::Array(Vec::new())).str("error", "node_unavailable");
+    };
+    if !reply.found {
+        return out.value("results", Bson::Array(Vec::new()));
+    }
+    let mut ledger = bson::Document::new();
+    ledger.insert("seq_no", i64::try_from(reply.seq).unwrap_or(i64::MAX));
+    ledger.insert("timestamp", i64::try_from(reply.time_ms).unwrap_or(i64::MAX));
+    for (field, value) in [
+        ("hash", &reply.hash),
+        ("prev_hash", &reply.prev_hash),
+        ("state_hash", &reply.state_hash),
+        ("output_hash", &reply.outputs_hash),
+        ("user_hash", &reply.user_hash),
+        ("input_hash", &reply.input_hash),
+    ] {
+        ledger.insert(field, message::bytes(value));
+    }
+    // The config is not hashed into ledgers here: all nodes of a network share it.
+    ledger.insert("config_hash", message::bytes(&[0u8; 32]));
+    if !reply.inputs.is_empty() {
+        let inputs = reply.inputs.iter().filter_map(|i| {
+            let user = <[u8; 32]>::try_from(i.pubkey.as_ref()).ok()?;
+            let mut d = bson::Document::new();
+            d.insert("pubkey", message::key(&user));
+            d.insert("hash", message::bytes(&i.hash));
+            d.insert("nonce", i64::try_from(i.nonce).unwrap_or(i64::MAX));
+            d.insert("blob", message::payload(&i.data));
+            Some(Bson::Document(d))
+        });
+        ledger.insert("inputs", Bson::Array(inputs.collect()));
+    }
+    if !reply.outputs.is_empty() {
+        let outputs = reply.outputs.iter().filter_map(|o| {
+            let user = <[u8; 32]>::try_from(o.pubkey.as_ref()).ok()?;
+            let mut d = bson::Document::new();
+            d.insert("pubkey", message::key(&user));
+            d.insert("hash", message::bytes(&output_hash(&user, &[o.data.as_ref()])));
+            d.insert("blobs", Bson::Array(vec![message::payload(&o.data)]));
+            Some(Bson::Document(d))
+        });
+        ledger.insert("outputs", Bson::Array(outputs.collect()));
+    }
+    out.value("results", Bson::Array(vec![Bson::Document(ledger)]))
+}

@@ -1,8 +1,10 @@
 //! Where the statuses of HotPocket users' signed inputs go: the connection that sent an input
 //! waits for its fate by the input's hash (BLAKE3 of the user's signature), and the session
-//! with consensusd settles it when consensusd says in which ledger it is, or why not.
+//! with consensusd settles it when consensusd says in which ledger it is, or why not. It also
+//! keeps the newest ledger consensusd reported, which no client here can be ahead of.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -12,7 +14,7 @@ pub type Fate = Result<(u64, [u8; 32]), String>;
 /// The waiting connections, by input hash. Each connection has at most its in-flight limit
 /// here; a connection that went away leaves a closed sender, swept as the map grows.
 #[derive(Clone, Debug, Default)]
-pub struct Statuses(Arc<Mutex<HashMap<[u8; 32], oneshot::Sender<Fate>>>>);
+pub struct Statuses(Arc<Mutex<HashMap<[u8; 32], oneshot::Sender<Fate>>>>, Arc<AtomicU64>);
 
 /// Sweep closed waits whenever the map has grown by this many since the last sweep.
 const SWEEP_EVERY: usize = 1024;
@@ -48,6 +50,16 @@ impl Statuses {
             Some(waiting) => waiting.send(fate).is_ok(),
             None => false,
         }
+    }
+
+    /// Notes that consensusd reported ledger `seq` (a status or outputs of it).
+    pub fn saw_ledger(&self, seq: u64) {
+        self.1.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    /// The newest ledger consensusd reported: never behind what a client here was told.
+    pub fn seen_ledger(&self) -> u64 {
+        self.1.load(Ordering::Relaxed)
     }
 
     pub fn len(&self) -> usize {
