@@ -4,6 +4,7 @@
 use crate::admission::{Admission, AdmissionLimits};
 use crate::connection::{ConnSettings, Shared};
 use crate::limits::InputLimits;
+use crate::metrics::UserdMetrics;
 use crate::registry::Registry;
 use crate::server::{self, ServerError};
 use crate::session::{self, SessionHandle, SessionSettings};
@@ -88,6 +89,7 @@ impl Userd {
     /// connect.
     pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Self, UserdError> {
         let registry = Registry::new();
+        let metrics = UserdMetrics::default();
         let listeners = match settings.pubport {
             Some(port) => server::bind(settings.ip, port).await?,
             None => Vec::new(),
@@ -99,6 +101,7 @@ impl Userd {
             registry: registry.clone(),
             session: session.clone(),
             limits: InputLimits::new(settings.pubmaxsize, settings.pubmaxcpm),
+            metrics: metrics.clone(),
         });
         let tasks = TaskTracker::new();
         let admission = Admission::new(settings.admission);
@@ -111,7 +114,7 @@ impl Userd {
                 shutdown.clone(),
             ));
         }
-        let status = StatusService { registry, session, listening: true };
+        let status = StatusService { registry, session, listening: true, metrics };
         let mut background = vec![session_task];
         let socket = match settings.status_socket {
             None => None,

@@ -214,4 +214,11 @@ impl Consensus for FakeService {
     async fn status(&self, _request: Request<ConsensusStatusRequest>) -> Result<Response<ConsensusStatus>, Status> {
         Ok(Response::new(ConsensusStatus::default()))
     }
+
+    async fn metrics(
+        &self,
+        _request: Request<hp_proto::v1::MetricsRequest>,
+    ) -> Result<Response<hp_proto::v1::MetricsReply>, Status> {
+        Ok(Response::new(hp_proto::v1::MetricsReply::default()))
+    }
 }

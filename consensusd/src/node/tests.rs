@@ -89,7 +89,7 @@ impl Harness {
             max_pending_input_bytes: 1 << 20,
             recovery_path: dir.path().join("consensus.state"),
         };
-        let parts = NodeParts { store, core, peers, executor, store_path, events };
+        let parts = NodeParts { store, core, peers, executor, store_path, events, metrics: Default::default() };
         let mut node = Node::new(cfg, parts).expect("node");
         // userd connects with one user and has seen no outputs yet.
         let (session_tx, to_userd) = mpsc::channel(1024);
