@@ -98,6 +98,10 @@ pub struct Config {
     pub peerport: u16,
     /// `None`: a validator-only node with no user port.
     pub pubport: Option<u16>,
+    /// The supervisor's HTTP port for `/metrics`, `/status` and `/health`; `None`: no listener.
+    pub metrics_port: Option<u16>,
+    /// Listen address of the metrics port; `None` means localhost (IPv4 and IPv6).
+    pub metrics_ip: Option<IpAddr>,
     /// Milliseconds between heartbeat ledgers of an idle network.
     pub roundtime_ms: u64,
     /// The largest input frame a user may send, bytes.
@@ -150,6 +154,8 @@ impl Config {
             ip: None,
             peerport: 22860,
             pubport: Some(8080),
+            metrics_port: None,
+            metrics_ip: None,
             roundtime_ms: 1000,
             pubmaxsize: 1024 * 1024,
             pubmaxcpm: 6000,
@@ -232,11 +238,8 @@ impl Config {
         if !unl.contains(&key.public_bytes()) {
             return Err(field_error("unl", "must include this node's own `pubkey`"));
         }
-        let ip = match f.string("ip")? {
-            None => None,
-            Some(s) if s.is_empty() || s == "localhost" => None,
-            Some(s) => Some(s.parse::<IpAddr>().map_err(|_| field_error("ip", format!("`{s}` is not an IP address")))?),
-        };
+        let ip = f.ip("ip")?;
+        let metrics_ip = f.ip("metrics_ip")?;
         let contract_id = match f.string("contract_id")? {
             None => contract_id_of_unl(&unl),
             Some(id) => {
@@ -252,6 +255,10 @@ impl Config {
         };
         if pubport == Some(peerport) {
             return Err(field_error("pubport", "must differ from `peerport`"));
+        }
+        let metrics_port = f.port("metrics_port")?;
+        if metrics_port.is_some_and(|p| p == peerport || Some(p) == pubport) {
+            return Err(field_error("metrics_port", "must differ from `peerport` and `pubport`"));
         }
         let roundtime_ms = f.number("roundtime", 1, 3_600_000)?.unwrap_or(defaults.roundtime_ms);
         let pubmaxsize = f.number("pubmaxsize", 1, 256 * 1024 * 1024)?.unwrap_or(defaults.pubmaxsize);
@@ -302,6 +309,8 @@ impl Config {
             ip,
             peerport,
             pubport,
+            metrics_port,
+            metrics_ip,
             roundtime_ms,
             pubmaxsize,
             pubmaxcpm,
@@ -337,6 +346,8 @@ impl Config {
             "ip": self.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "localhost".into()),
             "peerport": self.peerport,
             "pubport": self.pubport,
+            "metrics_port": self.metrics_port,
+            "metrics_ip": self.metrics_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "localhost".into()),
             "roundtime": self.roundtime_ms,
             "pubmaxsize": self.pubmaxsize,
             "pubmaxcpm": self.pubmaxcpm,
@@ -536,6 +547,17 @@ impl Fields<'_> {
             return Err(field_error(name, format!("must be from {min} to {max}, found {value}")));
         }
         Ok(Some(value))
+    }
+
+    /// An IP address; absent, `""` or `"localhost"` mean localhost (`None`).
+    fn ip(&mut self, name: &str) -> Result<Option<IpAddr>, ConfigError> {
+        match self.string(name)? {
+            None => Ok(None),
+            Some(s) if s.is_empty() || s == "localhost" => Ok(None),
+            Some(s) => {
+                s.parse::<IpAddr>().map(Some).map_err(|_| field_error(name, format!("`{s}` is not an IP address")))
+            }
+        }
     }
 
     fn port(&mut self, name: &str) -> Result<Option<u16>, ConfigError> {
