@@ -30,6 +30,9 @@ pub enum RefusedReason {
 }
 
 impl RefusedReason {
+    pub const ALL: [RefusedReason; 4] =
+        [RefusedReason::PendingFull, RefusedReason::TooLarge, RefusedReason::MalformedKey, RefusedReason::Store];
+
     /// The reason of an input the local service refused at the edge (`service::from_proto`).
     pub fn of_edge(reason: &str) -> Self {
         if reason.contains("key") { RefusedReason::MalformedKey } else { RefusedReason::TooLarge }
@@ -107,6 +110,12 @@ impl NodeMetrics {
     /// The handles, registered in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
+        // Every reason is shown from the start, at 0, so that a rate over it is defined.
+        for reason in RefusedReason::ALL {
+            let label = [("reason", reason.as_str().to_string())];
+            let _ = m.inputs_refused.get_or_create(&label);
+            let _ = m.input_bytes_refused.get_or_create(&label);
+        }
         let r = registry;
         r.register("ledger_height", "Sequence number of the last closed ledger", m.ledger_height.clone());
         r.register(

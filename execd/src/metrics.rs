@@ -44,6 +44,9 @@ impl Default for ExecMetrics {
             "Contract runs by how they ended (ok, crash, timeout, spawn_error)",
             runs.clone(),
         );
+        for result in ["ok", "crash", "timeout", "spawn_error"] {
+            let _ = runs.get_or_create(&[("result", result)]);
+        }
         Self { registry, run_seconds, runs, counted: Mutex::new(None) }
     }
 }

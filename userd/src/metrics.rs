@@ -22,6 +22,8 @@ pub enum Refused {
 }
 
 impl Refused {
+    pub const ALL: [Refused; 3] = [Refused::TooLarge, Refused::RateLimit, Refused::Busy];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Refused::TooLarge => "too_large",
@@ -57,6 +59,11 @@ impl Default for UserdMetrics {
             "Bytes of the user inputs userd refused at the user port, by reason",
             input_bytes_refused.clone(),
         );
+        // Every reason is shown from the start, at 0, so that a rate over it is defined.
+        for reason in Refused::ALL {
+            let _ = inputs_refused.get_or_create(&[("reason", reason.as_str())]);
+            let _ = input_bytes_refused.get_or_create(&[("reason", reason.as_str())]);
+        }
         Self { registry: Arc::new(registry), users_connected, inputs_refused, input_bytes_refused }
     }
 }

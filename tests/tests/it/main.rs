@@ -4,5 +4,6 @@
 
 mod catchup;
 mod consensus;
+mod metrics;
 mod restarts;
 mod single_node;
