@@ -111,3 +111,32 @@ fn metrics_on_a_running_cluster() {
     let (_, reason) = unhealthy.unwrap_or_else(|| panic!("still healthy: {:?}", http(port, "GET", "/health")));
     assert!(reason.contains("peers connected"), "{reason}");
 }
+
+/// `scripts/grafana-dashboard.json` asks only for documented metrics, and shows every one.
+#[test]
+fn the_grafana_dashboard_uses_the_documented_metrics() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../../scripts/grafana-dashboard.json")).expect("the dashboard is JSON");
+    let documented = documented();
+    let mut used = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for (start, _) in expr.match_indices("hotpocket_") {
+                let name: String =
+                    expr[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s).filter(|f| documented.contains(*f)))
+                    .map_or(name.clone(), str::to_string);
+                assert!(
+                    documented.contains(&family),
+                    "the dashboard asks for `{name}`, which the README does not list"
+                );
+                used.insert(family);
+            }
+        }
+    }
+    let unused: Vec<_> = documented.difference(&used).collect();
+    assert!(unused.is_empty(), "the dashboard shows none of {unused:?}");
+}
