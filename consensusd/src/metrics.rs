@@ -89,7 +89,7 @@ impl Default for NodeMetrics {
             ledger_height: Gauge::default(),
             since_close: Gauge::default(),
             ledger_interval: Histogram::new(hp_daemon::metrics::duration_buckets()),
-            ledger_rounds: Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0].into_iter()),
+            ledger_rounds: Histogram::new([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0]),
             inputs_accepted: Counter::default(),
             input_bytes_accepted: Counter::default(),
             inputs_refused: Family::default(),

@@ -263,7 +263,7 @@ impl Node {
         self.metrics.closed(seq);
         if let Some(commit) = &record.commit {
             self.metrics.ledger_rounds.observe(f64::from(commit.round) + 1.0);
-            self.metrics.certificate("commit", &self.cfg.unl, commit.signatures.iter().map(|(i, _)| *i as usize));
+            self.metrics.certificate("commit", &self.cfg.unl, commit.signatures.iter().map(|(i, _)| *i));
         }
         if self.last.seq > 0 {
             let interval_ms = record.ledger.time_ms.saturating_sub(self.last.time_ms);
