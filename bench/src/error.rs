@@ -35,6 +35,8 @@ pub enum BenchError {
     Connect { client: usize, url: String, reason: String },
     #[error("user {client}'s first input was not answered correctly: {reason}")]
     Prime { client: usize, reason: String },
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
 }
 
 impl BenchError {

@@ -46,6 +46,8 @@ pub struct User {
 pub struct LoadResult {
     /// Send-to-output time of every answered input, microseconds.
     pub latencies_us: Vec<u64>,
+    /// When each input was answered, seconds from the start of sending (for `--plot`).
+    pub answered_at_s: Vec<f64>,
     pub sent: u64,
     /// Inputs that did not come back correctly (unanswered by the deadline, refused, wrong
     /// bytes), plus broken connections.
@@ -61,6 +63,7 @@ pub struct LoadResult {
 impl LoadResult {
     fn merge(&mut self, other: UserResult, start: Instant) {
         self.latencies_us.extend(other.latencies_us);
+        self.answered_at_s.extend(other.answered_at.iter().map(|t| t.saturating_duration_since(start).as_secs_f64()));
         self.sent += other.sent;
         self.errors += other.errors;
         self.error_frames += other.error_frames;
@@ -163,6 +166,7 @@ pub async fn drive(users: Vec<User>, spec: &LoadSpec) -> LoadResult {
 #[derive(Debug, Default)]
 struct UserResult {
     latencies_us: Vec<u64>,
+    answered_at: Vec<Instant>,
     sent: u64,
     errors: u64,
     error_frames: u64,
@@ -202,7 +206,10 @@ async fn drive_one(mut user: User, window: usize, size: usize, end: Instant) -> 
                         Ok(seqs) => {
                             for seq in seqs {
                                 match in_flight.remove(&seq) {
-                                    Some(sent) => out.latencies_us.push(now.duration_since(sent).as_micros() as u64),
+                                    Some(sent) => {
+                                        out.latencies_us.push(now.duration_since(sent).as_micros() as u64);
+                                        out.answered_at.push(now);
+                                    }
                                     None => out.error(1, format!("user {}: input {seq} answered twice or never sent", user.id)),
                                 }
                             }
