@@ -82,12 +82,12 @@ pub async fn bind(settings: &HttpSettings) -> Result<Vec<TcpListener>, BindError
 struct Shared {
     control: Control,
     settings: HttpSettings,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
 }
 
 /// Serves the listeners until `shutdown`.
 pub async fn serve(listeners: Vec<TcpListener>, control: Control, settings: HttpSettings, shutdown: CancellationToken) {
-    let shared = Arc::new(Shared { control, settings, slots: Semaphore::new(MAX_CONNECTIONS) });
+    let shared = Arc::new(Shared { control, settings, slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)) });
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
         tasks.spawn(accept_loop(listener, shared.clone(), shutdown.clone()));
@@ -102,7 +102,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: Cance
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => return,
-            p = shared.slots.acquire() => p,
+            p = shared.slots.clone().acquire_owned() => p,
         };
         let Ok(permit) = permit else { return };
         let (stream, peer) = tokio::select! {
@@ -115,7 +115,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: Cance
                 }
             },
         };
-        permit.forget();
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -139,7 +138,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: Cance
                 }
                 _ = shutdown.cancelled() => {}
             }
-            shared.slots.add_permits(1);
+            drop(permit);
         });
     }
 }
