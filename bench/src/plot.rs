@@ -47,7 +47,9 @@ pub fn cdf(latencies_us: &[u64]) -> Vec<(f64, f64)> {
 }
 
 /// Inputs answered per second in consecutive buckets: (bucket middle, rate). Buckets are a
-/// second long for runs of 5 s or more, a quarter second for shorter ones.
+/// second long for runs of 5 s or more, a quarter second for shorter ones. The last, partial
+/// bucket (the inputs in flight when sending stopped) counts over the time it covers, and only
+/// when that is at least half a bucket: a sliver would show a rate out of a handful of inputs.
 pub fn throughput(answered_at_s: &[f64]) -> Vec<(f64, f64)> {
     let end = answered_at_s.iter().copied().fold(0.0_f64, f64::max);
     let width = if end >= 5.0 { 1.0 } else { 0.25 };
@@ -57,7 +59,15 @@ pub fn throughput(answered_at_s: &[f64]) -> Vec<(f64, f64)> {
         let i = ((t.max(0.0) / width) as usize).min(buckets - 1);
         counts[i] += 1;
     }
-    counts.iter().enumerate().map(|(i, c)| ((i as f64 + 0.5) * width, *c as f64 / width)).collect()
+    let last_width = end - (buckets - 1) as f64 * width;
+    counts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let covered = if i + 1 == buckets { last_width } else { width };
+            (covered >= width / 2.0).then(|| ((i as f64 + 0.5) * width, *c as f64 / covered))
+        })
+        .collect()
 }
 
 /// Draws the picture to `path` (SVG).
@@ -97,7 +107,12 @@ fn draw(path: &Path, data: &PlotData) -> Result<(), Box<dyn std::error::Error>> 
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..max_t, 0.0..max_rate)?;
-    chart.configure_mesh().x_desc("time since the start (s)").y_desc("inputs/s").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("time since the start (s)")
+        .y_desc("inputs/s")
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
     chart.draw_series(LineSeries::new(rate, RED.stroke_width(2)))?;
     root.present()?;
     Ok(())
@@ -121,8 +136,13 @@ mod tests {
     fn throughput_counts_per_bucket() {
         let at: Vec<f64> = (0..100).map(|i| f64::from(i) * 0.1).collect(); // 10 per second for 10 s
         let rate = throughput(&at);
-        assert_eq!(rate.len(), 10);
-        assert!(rate.iter().all(|(_, r)| (*r - 10.0).abs() < 1e-9), "{rate:?}");
+        assert_eq!(rate.len(), 10, "{rate:?}");
+        assert!(rate[..9].iter().all(|(_, r)| (*r - 10.0).abs() < 1e-9), "{rate:?}");
+        // The last bucket ends with the last answer (9.9 s): 10 inputs over 0.9 s.
+        assert!((rate[9].1 - 10.0 / 0.9).abs() < 1e-6, "{rate:?}");
+        let mut at = at;
+        at.push(10.05); // a sliver of a last bucket is left out
+        assert_eq!(throughput(&at).len(), 10);
     }
 
     #[test]
