@@ -3,6 +3,7 @@
 //! while the network closes ledgers and 503 with a reason when it cannot, 404 for anything else.
 
 use hp_tests::ports::free_port;
+use hp_tests::user::send_one;
 use hp_tests::wait::poll_until;
 use hp_tests::{Cluster, ClusterOptions};
 use std::collections::BTreeSet;
@@ -90,6 +91,17 @@ fn metrics_on_a_running_cluster() {
     assert!(missing.is_empty(), "in the README's table but not in the scrape: {missing:?}\n{body}");
     assert_eq!(sample(&body, "hotpocket_peers_connected"), Some(2.0), "{body}");
     assert!(body.contains("hotpocket_daemon_up{daemon=\"execd\"} 1"), "{body}");
+
+    // A user's input is counted where it is accepted, and its ledger's run in execd.
+    let url = cluster.nodes[0].url();
+    assert_eq!(send_one(&url, b"count me", LONG), b"COUNT ME");
+    let counted = poll_until(LONG, || {
+        let (_, body) = http(port, "GET", "/metrics")?;
+        let accepted = sample(&body, "hotpocket_inputs_accepted_total")?;
+        let bytes = sample(&body, "hotpocket_input_bytes_accepted_total")?;
+        (accepted >= 1.0 && bytes >= 8.0 && body.contains("hotpocket_contract_runs_total{result=\"ok\"}")).then_some(())
+    });
+    assert!(counted.is_some(), "the input was not counted: {:?}", http(port, "GET", "/metrics"));
 
     // /status is the JSON of `hotpocket status --json`; /health is 200 while ledgers close.
     let (code, status) = http(port, "GET", "/status").unwrap_or_default();
