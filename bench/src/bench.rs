@@ -134,8 +134,16 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
 /// The picture's title: what ran and what came of it.
 fn plot_title(r: &Report) -> String {
     let down = if r.down > 0 { format!(" ({} down)", r.down) } else { String::new() };
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     format!(
-        "hp-bench: {} nodes{down}, {} users × window {}, {}-byte inputs, {} s — {:.0} inputs/s, p50 {:.1} ms, p99 {:.1} ms",
-        r.nodes, r.clients, r.window, r.size, r.seconds, r.inputs_per_sec, r.latency_ms.p50, r.latency_ms.p99
+        "hp-bench: {}{down}, {} × window {}, {}-byte inputs, {} s — {:.0} inputs/s, p50 {:.1} ms, p99 {:.1} ms",
+        plural(r.nodes, "node", "nodes"),
+        plural(r.clients, "user", "users"),
+        r.window,
+        r.size,
+        r.seconds,
+        r.inputs_per_sec,
+        r.latency_ms.p50,
+        r.latency_ms.p99
     )
 }
