@@ -112,7 +112,12 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
     let inputs = result.latencies_us.len() as u64;
     let secs = result.elapsed.as_secs_f64().max(f64::EPSILON);
     let ledgers = seq_after.saturating_sub(seq_before);
-    Ok(Report {
+    let plot_data = options.plot.as_ref().map(|_| crate::plot::PlotData {
+        title: String::new(),
+        latencies_us: result.latencies_us.clone(),
+        answered_at_s: std::mem::take(&mut result.answered_at_s),
+    });
+    let report = Report {
         nodes: options.nodes,
         clients: options.clients,
         seconds: options.seconds,
@@ -133,7 +138,30 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
         cpu_seconds,
         error_frames: result.error_frames,
         error_samples: result.error_samples,
-    })
+    };
+    if let (Some(path), Some(mut data)) = (&options.plot, plot_data) {
+        data.title = plot_title(&report);
+        crate::plot::write_svg(path, &data)?;
+        progress(&format!("drew {}", path.display()));
+    }
+    Ok(report)
+}
+
+/// The picture's title: what ran and what came of it.
+fn plot_title(r: &Report) -> String {
+    let down = if r.down > 0 { format!(" ({} down)", r.down) } else { String::new() };
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "hp-bench: {}{down}, {} × window {}, {}-byte inputs, {} s — {:.0} inputs/s, p50 {:.1} ms, p99 {:.1} ms",
+        plural(r.nodes, "node", "nodes"),
+        plural(r.clients, "user", "users"),
+        r.window,
+        r.size,
+        r.seconds,
+        r.inputs_per_sec,
+        r.latency_ms.p50,
+        r.latency_ms.p99
+    )
 }
 
 /// The last closed ledger of `node`, `None` when it does not answer.

@@ -12,6 +12,8 @@ pub enum BenchError {
     /// Finding the binaries, compiling the contract, the cluster and the users.
     #[error(transparent)]
     Localnet(#[from] hp_localnet::LocalnetError),
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
 }
 
 impl BenchError {

@@ -12,6 +12,7 @@
 //!   time each input.
 //! - [`procstat`]: memory and CPU of each node's processes, read from `/proc`.
 //! - [`report`]: percentiles, the table and the JSON object.
+//! - [`plot`]: `--plot`: the run's latency CDF and inputs/s over time, as SVG.
 //! - [`bench`]: one run from start to stop.
 
 pub mod bench;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod load;
 pub mod options;
 pub mod payload;
+pub mod plot;
 pub mod procstat;
 pub mod report;
 

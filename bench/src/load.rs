@@ -51,6 +51,8 @@ impl Inputs for Payload {
 pub struct LoadResult {
     /// Send-to-output time of every answered input, microseconds.
     pub latencies_us: Vec<u64>,
+    /// When each input was answered, seconds from the start of sending (for `--plot`).
+    pub answered_at_s: Vec<f64>,
     pub sent: u64,
     /// Inputs that did not come back correctly (unanswered by the deadline, refused, wrong
     /// bytes), plus broken connections.
@@ -84,6 +86,9 @@ impl LoadResult {
             let user = client.index;
             for conn in &client.conns {
                 result.latencies_us.extend(&conn.latencies_us);
+                result
+                    .answered_at_s
+                    .extend(conn.answered_at.iter().map(|t| t.saturating_duration_since(start).as_secs_f64()));
                 result.sent += conn.sent.len() as u64;
                 result.error_frames += conn.errors.len() as u64;
                 for reason in &conn.errors {

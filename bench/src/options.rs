@@ -48,6 +48,9 @@ pub struct Options {
     /// Keep the cluster folder (node configs and logs) after the run and print its path.
     #[arg(long)]
     pub keep: bool,
+    /// Draw the run to this SVG file: the latency distribution (CDF) and inputs/s over time.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// The folder holding hotpocket, hp-userd, hp-consensusd and hp-execd.
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,

@@ -106,6 +106,10 @@ pub struct Config {
     /// The contract's version, told to HotPocket clients in the handshake (they may insist on
     /// one).
     pub contract_version: String,
+    /// The supervisor's HTTP port for `/metrics`, `/status` and `/health`; `None`: no listener.
+    pub metrics_port: Option<u16>,
+    /// Listen address of the metrics port; `None` means localhost (IPv4 and IPv6).
+    pub metrics_ip: Option<IpAddr>,
     /// Milliseconds between heartbeat ledgers of an idle network.
     pub roundtime_ms: u64,
     /// The largest input frame a user may send, bytes.
@@ -164,6 +168,8 @@ impl Config {
             hpport: None,
             hpport_plain: None,
             contract_version: "1.0".into(),
+            metrics_port: None,
+            metrics_ip: None,
             roundtime_ms: 1000,
             pubmaxsize: 1024 * 1024,
             pubmaxcpm: 6000,
@@ -247,11 +253,8 @@ impl Config {
         if !unl.contains(&key.public_bytes()) {
             return Err(field_error("unl", "must include this node's own `pubkey`"));
         }
-        let ip = match f.string("ip")? {
-            None => None,
-            Some(s) if s.is_empty() || s == "localhost" => None,
-            Some(s) => Some(s.parse::<IpAddr>().map_err(|_| field_error("ip", format!("`{s}` is not an IP address")))?),
-        };
+        let ip = f.ip("ip")?;
+        let metrics_ip = f.ip("metrics_ip")?;
         let contract_id = match f.string("contract_id")? {
             None => contract_id_of_unl(&unl),
             Some(id) => {
@@ -278,6 +281,10 @@ impl Config {
         if contract_version.is_empty() || contract_version.len() > 64 || contract_version.chars().any(char::is_control)
         {
             return Err(field_error("contract_version", "must be 1 to 64 printable characters"));
+        }
+        let metrics_port = f.port("metrics_port")?;
+        if let Some((other, _)) = taken.iter().find(|(_, p)| metrics_port.is_some() && *p == metrics_port) {
+            return Err(field_error("metrics_port", format!("must differ from `{other}`")));
         }
         let roundtime_ms = f.number("roundtime", 1, 3_600_000)?.unwrap_or(defaults.roundtime_ms);
         let pubmaxsize = f.number("pubmaxsize", 1, 256 * 1024 * 1024)?.unwrap_or(defaults.pubmaxsize);
@@ -333,6 +340,8 @@ impl Config {
             hpport,
             hpport_plain,
             contract_version,
+            metrics_port,
+            metrics_ip,
             roundtime_ms,
             pubmaxsize,
             pubmaxcpm,
@@ -372,6 +381,8 @@ impl Config {
             "hpport": self.hpport,
             "hpport_plain": self.hpport_plain,
             "contract_version": self.contract_version,
+            "metrics_port": self.metrics_port,
+            "metrics_ip": self.metrics_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "localhost".into()),
             "roundtime": self.roundtime_ms,
             "pubmaxsize": self.pubmaxsize,
             "pubmaxcpm": self.pubmaxcpm,
@@ -572,6 +583,17 @@ impl Fields<'_> {
             return Err(field_error(name, format!("must be from {min} to {max}, found {value}")));
         }
         Ok(Some(value))
+    }
+
+    /// An IP address; absent, `""` or `"localhost"` mean localhost (`None`).
+    fn ip(&mut self, name: &str) -> Result<Option<IpAddr>, ConfigError> {
+        match self.string(name)? {
+            None => Ok(None),
+            Some(s) if s.is_empty() || s == "localhost" => Ok(None),
+            Some(s) => {
+                s.parse::<IpAddr>().map(Some).map_err(|_| field_error(name, format!("`{s}` is not an IP address")))
+            }
+        }
     }
 
     fn port(&mut self, name: &str) -> Result<Option<u16>, ConfigError> {

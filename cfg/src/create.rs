@@ -136,7 +136,7 @@ pub fn rekey(root: &Path) -> Result<(String, String), CreateError> {
 
 /// `hotpocket cluster new <dir> --nodes N`: N contract directories `<dir>/node1..N` whose peers
 /// and UNL are wired together, peer ports `base..`, user ports `base+100..`, HotPocket 0.6
-/// user ports (TLS) `base+200..`.
+/// user ports (TLS) `base+200..`, metrics ports `base+300..`.
 pub fn new_cluster(
     root: &Path,
     nodes: usize,
@@ -159,6 +159,7 @@ pub fn new_cluster(
         cfg.peerport = base_port + i as u16;
         cfg.pubport = Some(base_port + 100 + i as u16);
         cfg.hpport = Some(base_port + 200 + i as u16);
+        cfg.metrics_port = Some(base_port + 300 + i as u16);
         cfg.peers = (0..nodes).filter(|j| *j != i).map(|j| format!("127.0.0.1:{}", base_port + j as u16)).collect();
         cfg.save(&dir.config_file())?;
         configs.push(cfg);
@@ -226,6 +227,7 @@ mod tests {
             assert_eq!(cfg.peers.len(), 2);
             assert_eq!(cfg.peerport, 30000 + i as u16);
             assert_eq!(cfg.pubport, Some(30100 + i as u16));
+            assert_eq!(cfg.metrics_port, Some(30300 + i as u16));
             let loaded = Config::load(&tmp.path().join(format!("node{}/cfg/hp.cfg", i + 1))).unwrap();
             assert_eq!(loaded.quorum(), 3);
             assert_eq!(loaded.network_id(), configs[0].network_id(), "one network, one id");

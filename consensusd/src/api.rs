@@ -94,4 +94,6 @@ pub struct NodeStatus {
     /// Users connected to this node.
     pub users: usize,
     pub in_sync: bool,
+    /// Since this node last stored a closed ledger.
+    pub since_close: std::time::Duration,
 }

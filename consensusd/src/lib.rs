@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`peer`]: authenticated TCP connections to the other UNL nodes.
 //! - [`wire`]: peer frames ↔ verified domain messages.
+//! - [`metrics`]: what the node loop counts for `/metrics`.
 //! - [`node`]: the node loop, host of the consensus core.
 //! - [`executor`]: runs closed ledgers through execd, in order.
 //! - [`service`]: the local gRPC API (the userd session, status); protobuf stops there.
@@ -18,6 +19,7 @@
 pub mod api;
 pub mod executor;
 pub mod ledger_query;
+pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod service;
@@ -125,10 +127,13 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     let socket = dir.socket("consensusd");
     let incoming = hp_daemon::ipc::bind(&socket)?;
     let _guard = hp_daemon::ipc::SocketGuard(socket.clone());
+    let mut registry = hp_daemon::metrics::registry();
+    let metrics = metrics::NodeMetrics::register(&mut registry);
     let service = hp_proto::v1::consensus_server::ConsensusServer::new(service::ConsensusService::new(
         events_tx.clone(),
         cfg.pubmaxsize as usize,
         dir.ledger_db(),
+        service::MetricsSource { registry: std::sync::Arc::new(registry), node: metrics.clone() },
     ))
     .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
     .max_encoding_message_size(hp_proto::MAX_LOCAL_MESSAGE);
@@ -158,7 +163,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         recovery_path: dir.hist().join("consensus.state"),
         max_input_ledger_offset: cfg.max_input_ledger_offset,
     };
-    let parts = NodeParts { store, core, peers, executor, store_path: dir.ledger_db(), events: events_tx };
+    let parts = NodeParts { store, core, peers, executor, store_path: dir.ledger_db(), events: events_tx, metrics };
     let node = Node::new(node_cfg, parts)?;
     node.run(events_rx, shutdown.clone()).await;
     shutdown.cancel();

@@ -3,11 +3,14 @@
 //! sizes), hands the node loop typed [`ApiEvent`]s, and maps the node's typed answers back.
 
 use crate::api::{ApiEvent, FromUserd, NodeStatus, ToUserd, UserKey};
+use crate::metrics::NodeMetrics;
+use hp_daemon::metrics::prometheus_client::registry::Registry;
 use hp_ledger::user_signed::{ContainerFormat, Rejection, UserSigned};
 use hp_proto::v1::{
     self as pb, consensus_message::Kind as Out, consensus_server::Consensus, userd_message::Kind as In,
 };
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -16,6 +19,13 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// Messages queued to userd before the session counts as stuck.
 const SESSION_QUEUE: usize = 65_536;
+
+/// What the `Metrics` rpc encodes: the registry, and the node's handles to bring the computed
+/// figures up to date first.
+pub struct MetricsSource {
+    pub registry: Arc<Registry>,
+    pub node: NodeMetrics,
+}
 
 /// The service; `E` is the node loop's event type.
 pub struct ConsensusService<E> {
@@ -27,19 +37,26 @@ pub struct ConsensusService<E> {
     store_path: std::path::PathBuf,
     /// Ledger queries answered at once; more wait (each holds a read-only store connection).
     queries: std::sync::Arc<tokio::sync::Semaphore>,
+    metrics: MetricsSource,
 }
 
 /// Ledger queries read from the store at once.
 const CONCURRENT_QUERIES: usize = 4;
 
 impl<E: From<ApiEvent>> ConsensusService<E> {
-    pub fn new(events: mpsc::Sender<E>, max_input_bytes: usize, store_path: std::path::PathBuf) -> Self {
+    pub fn new(
+        events: mpsc::Sender<E>,
+        max_input_bytes: usize,
+        store_path: std::path::PathBuf,
+        metrics: MetricsSource,
+    ) -> Self {
         Self {
             events,
             next_session: AtomicU64::new(1),
             max_input_bytes,
             store_path,
             queries: std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
+            metrics,
         }
     }
 }
@@ -132,6 +149,7 @@ fn status_to_proto(s: NodeStatus) -> pb::ConsensusStatus {
         peers: u32::try_from(s.peers).unwrap_or(u32::MAX),
         users: u32::try_from(s.users).unwrap_or(u32::MAX),
         in_sync: s.in_sync,
+        since_close_ms: u64::try_from(s.since_close.as_millis()).unwrap_or(u64::MAX),
     }
 }
 
@@ -182,6 +200,11 @@ impl<E: From<ApiEvent> + Send + 'static> Consensus for ConsensusService<E> {
         self.events.send(ApiEvent::Status(tx).into()).await.map_err(shutting_down)?;
         let status = rx.await.map_err(shutting_down)?;
         Ok(Response::new(status_to_proto(status)))
+    }
+
+    async fn metrics(&self, _: Request<pb::MetricsRequest>) -> Result<Response<pb::MetricsReply>, Status> {
+        self.metrics.node.before_scrape();
+        hp_daemon::metrics::reply(&self.metrics.registry)
     }
 }
 

@@ -8,11 +8,13 @@
 //! - [`entry`]: the one shape of a daemon's `main` (config, logs, runtime, signals, exit code).
 //! - [`exit`]: the exit codes all binaries share.
 //! - [`process`]: dying with the supervisor.
+//! - [`metrics`]: each daemon's Prometheus registry and its `Metrics` rpc answer.
 
 pub mod entry;
 pub mod exit;
 pub mod ipc;
 pub mod logging;
+pub mod metrics;
 pub mod process;
 pub mod shutdown;
 

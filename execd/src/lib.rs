@@ -18,12 +18,14 @@
 //! - [`state_hash`]: the state hash, its byte layout and incremental re-hashing.
 //! - [`snapshot`]: the committed copy, its `record`, the marker and the journal; tree diff and copy.
 //! - [`sync`]: state sync paths, staging and building the target tree.
+//! - [`metrics`]: contract run durations and results for `/metrics`.
 //! - [`convert`]: the service's protobuf ⇄ domain conversions (not used by the engine).
 
 pub mod awake;
 pub mod convert;
 pub mod engine;
 pub mod header;
+pub mod metrics;
 pub mod process;
 pub mod recorded_result;
 pub mod round;

@@ -14,6 +14,7 @@
 use crate::convert;
 use crate::engine::handle::{EngineGone, EngineHandle};
 use crate::engine::{EngineError, MAX_CHUNK};
+use crate::metrics::ExecMetrics;
 use crate::runner::RunError;
 use crate::sync::SyncError;
 use hp_proto::v1;
@@ -25,11 +26,12 @@ use tonic::{Request, Response, Status};
 /// The `Exec` service over an engine.
 pub struct ExecService {
     engine: EngineHandle,
+    metrics: ExecMetrics,
 }
 
 impl ExecService {
     pub fn new(engine: EngineHandle) -> Self {
-        Self { engine }
+        Self { engine, metrics: ExecMetrics::default() }
     }
 
     /// The tonic server for this service, with the local message size limits.
@@ -91,12 +93,19 @@ impl Exec for ExecService {
         let seq = req.seq;
         let result = self.engine.call(move |engine, cancel| engine.execute(req, cancel)).await.map_err(gone)?;
         match result {
-            Ok(result) => Ok(Response::new(convert::reply_to_proto(&result))),
+            Ok(result) => {
+                self.metrics.ran(result.seq, &result.exit, result.run_micros);
+                Ok(Response::new(convert::reply_to_proto(&result)))
+            }
             Err(e) => {
                 tracing::warn!(seq, error = %e, "Execute refused");
                 Err(status(e))
             }
         }
+    }
+
+    async fn metrics(&self, _: Request<v1::MetricsRequest>) -> Result<Response<v1::MetricsReply>, Status> {
+        hp_daemon::metrics::reply(&self.metrics.registry)
     }
 
     async fn state_info(&self, _: Request<v1::StateInfoRequest>) -> Result<Response<v1::StateInfoReply>, Status> {

@@ -90,6 +90,8 @@ pub struct ConnRecord {
     pub sent: Vec<u64>,
     /// Send-to-output time of every input answered on it, microseconds.
     pub latencies_us: Vec<u64>,
+    /// When each of those inputs was answered (for a plot of the rate over time).
+    pub answered_at: Vec<Instant>,
     /// Output frames received on it, raw (with [`LoadOptions::keep_outputs`]).
     pub outputs: Vec<Vec<u8>>,
     /// Error frames' reasons received on it.
@@ -449,7 +451,10 @@ async fn run_conn(ctx: &mut UserCtx, connection: (Sender, Receiver), node: usize
                             ctx.control.progress.answered.fetch_add(seqs.len() as u64, Ordering::Relaxed);
                             for seq in seqs {
                                 match outstanding.remove(&seq) {
-                                    Some(sent) => conn.latencies_us.push(now.duration_since(sent).as_micros() as u64),
+                                    Some(sent) => {
+                                        conn.latencies_us.push(now.duration_since(sent).as_micros() as u64);
+                                        conn.answered_at.push(now);
+                                    }
                                     None => conn.unexpected(format!(
                                         "user {}: input {seq} answered twice or not sent on this connection",
                                         ctx.index

@@ -10,6 +10,7 @@ use crate::admission::{Pending, SignedIn};
 use crate::handshake::{self, Challenge};
 use crate::limits::InputLimits;
 use crate::metered::{Metered, PRE_AUTH_BUDGET};
+use crate::metrics::UserdMetrics;
 use crate::outbox::{OutboxLimits, WriterEnd, outbox, write_loop};
 use crate::registry::{ConnHandle, Registry};
 use crate::session::SessionHandle;
@@ -87,6 +88,7 @@ pub struct Shared {
     pub registry: Registry,
     pub session: SessionHandle,
     pub limits: InputLimits,
+    pub metrics: UserdMetrics,
 }
 
 /// Serves one accepted connection to its end. `pending` is its admission slot: it becomes a
@@ -276,7 +278,7 @@ async fn binary_mode<S>(
                 if closing {
                     continue;
                 }
-                match input::submit(&shared.limits, &shared.session, user, data, settings.ack_timeout).await {
+                match input::submit(&shared.limits, &shared.metrics, &shared.session, user, data, settings.ack_timeout).await {
                     Ok(ack) => acks.push(ack),
                     Err(reason) => {
                         if outbox.push(Message::text(frame::error_frame(&reason))).is_err() {

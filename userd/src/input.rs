@@ -3,7 +3,8 @@
 //! `SubmitInput`, and the user hears back only if it was not accepted.
 
 use crate::frame;
-use crate::limits::InputLimits;
+use crate::limits::{InputLimits, LimitError};
+use crate::metrics::{Refused, UserdMetrics};
 use crate::session::{Ack, SessionHandle};
 use bytes::Bytes;
 use hp_cfg::PublicKeyHex;
@@ -16,16 +17,27 @@ use tokio::sync::oneshot;
 /// when consensusd accepted it).
 pub async fn submit(
     limits: &InputLimits,
+    metrics: &UserdMetrics,
     session: &SessionHandle,
     user: PublicKeyHex,
     data: Bytes,
     ack_timeout: Duration,
 ) -> Result<impl Future<Output = Option<String>> + use<>, String> {
-    limits.check(user, data.len(), Instant::now()).map_err(|e| e.to_string())?;
+    let len = data.len();
+    limits.check(user, len, Instant::now()).map_err(|e| {
+        let reason = match e {
+            LimitError::TooLarge { .. } => Refused::TooLarge,
+            LimitError::TooFast { .. } => Refused::RateLimit,
+        };
+        metrics.refused(reason, len);
+        e.to_string()
+    })?;
     // The session's queue is bounded; a session that cannot keep up refuses rather than
     // holding this connection's reader past the deadline.
-    let answer =
-        tokio::time::timeout(ack_timeout, session.submit(user, data)).await.map_err(|_| frame::BUSY.to_string())?;
+    let answer = tokio::time::timeout(ack_timeout, session.submit(user, data)).await.map_err(|_| {
+        metrics.refused(Refused::Busy, len);
+        frame::BUSY.to_string()
+    })?;
     Ok(await_ack(answer, ack_timeout))
 }
 

@@ -13,6 +13,7 @@
 //! - [`output`]: an output batch from consensusd to the users' queues.
 //! - [`frame`]: the error frame and the reasons it carries.
 //! - [`limits`]: `pubmaxsize` and the `pubmaxcpm` token bucket per user.
+//! - [`metrics`]: users connected and inputs refused at the user port, for `/metrics`.
 //! - [`outbox`]: a connection's bounded outgoing queue and its writer.
 //! - [`registry`]: public key → connection; replacing and removing.
 //! - [`session`]: the `Consensus.UserSession` client: snapshot, events, acks, reconnects.
@@ -29,6 +30,7 @@ pub mod hotpocket;
 pub mod input;
 pub mod limits;
 pub mod metered;
+pub mod metrics;
 pub mod outbox;
 pub mod output;
 pub mod registry;

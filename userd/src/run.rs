@@ -6,6 +6,7 @@ use crate::connection::{ConnSettings, Shared};
 use crate::hotpocket::HotPocketShared;
 use crate::hotpocket::node_view::NodeView;
 use crate::limits::InputLimits;
+use crate::metrics::UserdMetrics;
 use crate::registry::Registry;
 use crate::server::{self, ServerError};
 use crate::session::{self, SessionHandle, SessionSettings};
@@ -148,6 +149,7 @@ impl Userd {
     /// connect.
     pub async fn start(settings: Settings, shutdown: CancellationToken) -> Result<Self, UserdError> {
         let registry = Registry::new();
+        let metrics = UserdMetrics::default();
         let listeners = match settings.pubport {
             Some(port) => server::bind(settings.ip, port).await?,
             None => Vec::new(),
@@ -161,6 +163,7 @@ impl Userd {
             registry: registry.clone(),
             session: session.clone(),
             limits: InputLimits::new(settings.pubmaxsize, settings.pubmaxcpm),
+            metrics: metrics.clone(),
         });
         let tasks = TaskTracker::new();
         let admission = Admission::new(settings.admission);
@@ -211,7 +214,7 @@ impl Userd {
             }
             tracing::info!(tls = ?hotpocket_addrs.tls, plain = ?hotpocket_addrs.plain, "userd listening for HotPocket 0.6 users");
         }
-        let status = StatusService { registry, session, listening: true };
+        let status = StatusService { registry, session, listening: true, metrics };
         let mut background = vec![session_task];
         let socket = match settings.status_socket {
             None => None,

@@ -226,4 +226,11 @@ impl Consensus for FakeService {
     ) -> Result<Response<hp_proto::v1::LedgerQueryReply>, Status> {
         Ok(Response::new(hp_proto::v1::LedgerQueryReply::default()))
     }
+
+    async fn metrics(
+        &self,
+        _request: Request<hp_proto::v1::MetricsRequest>,
+    ) -> Result<Response<hp_proto::v1::MetricsReply>, Status> {
+        Ok(Response::new(hp_proto::v1::MetricsReply::default()))
+    }
 }

@@ -6,6 +6,8 @@ use hp_bench::Options;
 #[test]
 fn a_short_run_answers_every_input_and_reports_it() {
     let bin_dir = hp_tests::bins::bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    let pictures = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let plot = pictures.path().join("run.svg");
     let options = Options::try_parse_from([
         "hp-bench",
         "--nodes",
@@ -22,6 +24,8 @@ fn a_short_run_answers_every_input_and_reports_it() {
         "200",
         "--bin-dir",
         &bin_dir.to_string_lossy(),
+        "--plot",
+        &plot.to_string_lossy(),
     ])
     .unwrap_or_else(|e| panic!("{e}"));
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
@@ -34,6 +38,11 @@ fn a_short_run_answers_every_input_and_reports_it() {
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(json["nodes"], 1);
     assert_eq!(json["inputs"], report.inputs);
+    // --plot drew the run, titled with what ran.
+    let svg = std::fs::read_to_string(&plot).unwrap_or_else(|e| panic!("{}: {e}", plot.display()));
+    for text in ["hp-bench: 1 node, 2 users × window 4, 64-byte inputs", "latency from send to output", "<polyline"] {
+        assert!(svg.contains(text), "no `{text}` in the picture");
+    }
 }
 
 /// The same over HotPocket 0.6: every user signs its inputs and checks each output's proof

@@ -272,6 +272,9 @@ mod tests {
                 "cannot set up pipes for 4096 users (is RLIMIT_NOFILE high enough?): Too many open files",
             ))
         }
+        async fn metrics(&self, _: Request<pb::MetricsRequest>) -> Result<Response<pb::MetricsReply>, Status> {
+            Ok(Response::new(pb::MetricsReply::default()))
+        }
         async fn state_info(&self, _: Request<pb::StateInfoRequest>) -> Result<Response<pb::StateInfoReply>, Status> {
             Ok(Response::new(pb::StateInfoReply { has_seq: false, seq: 0, state_hash: vec![0; 32].into() }))
         }

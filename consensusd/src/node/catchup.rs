@@ -206,6 +206,7 @@ impl Node {
                 self.delivery.decided_elsewhere_up_to = self.delivery.decided_elsewhere_up_to.max(seq);
             }
             self.on_decide(record);
+            self.metrics.catchup_ledgers.inc();
             stored += 1;
         }
         if stored > 0 {

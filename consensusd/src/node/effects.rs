@@ -270,6 +270,15 @@ impl Node {
             error!(seq, error = %e, "cannot store the decided ledger");
             return;
         }
+        self.metrics.closed(seq);
+        if let Some(commit) = &record.commit {
+            self.metrics.ledger_rounds.observe(f64::from(commit.round) + 1.0);
+            self.metrics.certificate("commit", &self.cfg.unl, commit.signatures.iter().map(|(i, _)| *i));
+        }
+        if self.last.seq > 0 {
+            let interval_ms = record.ledger.time_ms.saturating_sub(self.last.time_ms);
+            self.metrics.ledger_interval.observe(interval_ms as f64 / 1000.0);
+        }
         for input in &record.ledger.inputs {
             self.mempool.remove(&input.id);
         }

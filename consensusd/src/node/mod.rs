@@ -35,6 +35,7 @@ mod users;
 
 use crate::api::{ApiEvent, NodeStatus};
 use crate::executor::{ExecReport, Executor};
+use crate::metrics::NodeMetrics;
 use crate::peer::{PeerEvent, PeerNet};
 use crate::serving::{Offered, Request, Server};
 use crate::wire::{self, PeerMessage, PeerStatus};
@@ -112,6 +113,8 @@ pub struct NodeParts {
     pub store_path: PathBuf,
     /// The loop's own queue, for timers and background tasks.
     pub events: mpsc::Sender<Event>,
+    /// What the loop counts for `/metrics`.
+    pub metrics: NodeMetrics,
 }
 
 impl From<ApiEvent> for Event {
@@ -173,13 +176,15 @@ pub struct Node {
     ticks: u64,
     /// Answers peers' requests off this loop, within a budget per peer.
     server: Server,
+    metrics: NodeMetrics,
 }
 
 impl Node {
     /// Builds the node from its store; starts nothing yet.
     pub fn new(cfg: NodeConfig, parts: NodeParts) -> Result<Self, StartError> {
-        let NodeParts { store, core, peers, executor, store_path, events } = parts;
+        let NodeParts { store, core, peers, executor, store_path, events, metrics } = parts;
         let record = store.last()?;
+        metrics.started_at(record.ledger.seq, record.ledger.time_ms);
         let last_result = record.result_summary();
         let own_pending = store.pending_inputs(cfg.key.verifying_key().to_bytes())?;
         let mut mempool = Mempool::default();
@@ -214,6 +219,7 @@ impl Node {
             peer_status: HashMap::new(),
             catchup: catchup::CatchUp::default(),
             ticks: 0,
+            metrics,
         })
     }
 
@@ -394,6 +400,7 @@ impl Node {
     }
 
     fn on_tick(&mut self) {
+        self.update_gauges();
         self.broadcast_status();
         self.maybe_catch_up();
         self.ask_for_outcomes();
@@ -453,6 +460,16 @@ impl Node {
         self.peers.send(validator, &wire::status(&self.status_message()));
     }
 
+    /// The metrics that are a level rather than a count, brought up to date at every tick.
+    fn update_gauges(&self) {
+        let m = &self.metrics;
+        let level = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        m.peers_connected.set(level(self.peers.connected().len()));
+        m.pending_inputs.set(level(self.mempool.len()));
+        m.pending_input_bytes.set(level(self.mempool.bytes()));
+        m.catchup_in_progress.set(i64::from(self.catchup.behind(self.last.seq)));
+    }
+
     fn status(&self) -> NodeStatus {
         NodeStatus {
             lcl_seq: self.last.seq,
@@ -461,6 +478,7 @@ impl Node {
             peers: self.peers.connected().len(),
             users: self.users.local.len(),
             in_sync: !self.catchup.behind(self.last.seq),
+            since_close: self.metrics.since_close(),
         }
     }
 }

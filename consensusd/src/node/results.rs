@@ -182,6 +182,7 @@ impl Node {
             return;
         }
         self.settle_earlier_runs(seq);
+        self.metrics.certificate("result", &self.cfg.unl, cert.signatures.iter().map(|(i, _)| *i));
         let summary = ResultSummary { state_hash: cert.state_hash, outputs_hash: cert.outputs_hash };
         let (mut agreed, mut release) = (None, None);
         let mut differs = false;

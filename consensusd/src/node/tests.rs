@@ -90,7 +90,7 @@ impl Harness {
             recovery_path: dir.path().join("consensus.state"),
             max_input_ledger_offset: 10,
         };
-        let parts = NodeParts { store, core, peers, executor, store_path, events };
+        let parts = NodeParts { store, core, peers, executor, store_path, events, metrics: Default::default() };
         let mut node = Node::new(cfg, parts).expect("node");
         // userd connects with one user and has seen no outputs yet.
         let (session_tx, to_userd) = mpsc::channel(1024);

@@ -8,6 +8,7 @@
 
 use super::{Node, mempool};
 use crate::api::{FromUserd, ToUserd};
+use crate::metrics::RefusedReason;
 use crate::wire;
 use bytes::Bytes;
 use hp_ledger::InputBatch;
@@ -87,7 +88,10 @@ impl Node {
             FromUserd::Input { request_id, user, data, signed } => {
                 self.users.pending_submits.push(Submit { request_id, user, data, signed })
             }
-            FromUserd::Refused { request_id, reason } => self.ack(request_id, false, reason),
+            FromUserd::Refused { request_id, reason } => {
+                self.metrics.refused(RefusedReason::of_edge(reason), None);
+                self.ack(request_id, false, reason)
+            }
         }
     }
 
@@ -99,6 +103,7 @@ impl Node {
         let mut submits = std::mem::take(&mut self.users.pending_submits);
         let refused = self.admit(&mut submits);
         for s in &refused {
+            self.metrics.refused(RefusedReason::PendingFull, Some(s.data.len()));
             self.ack(s.request_id, false, BUSY);
         }
         if submits.is_empty() {
@@ -114,6 +119,7 @@ impl Node {
             Err(e) => {
                 warn!(error = %e, "cannot store inputs; refusing them");
                 for s in &submits {
+                    self.metrics.refused(RefusedReason::Store, Some(s.data.len()));
                     self.ack(s.request_id, false, "the node could not store the input");
                 }
                 return;
@@ -128,6 +134,8 @@ impl Node {
             self.mempool.insert(input);
         }
         for s in &submits {
+            self.metrics.inputs_accepted.inc();
+            self.metrics.input_bytes_accepted.inc_by(s.data.len() as u64);
             self.ack(s.request_id, true, "");
         }
         self.try_propose(false);

@@ -35,7 +35,18 @@ pub async fn run(args: &RunArgs) -> Result<(), CommandError> {
         .map_err(|source| CommandError::Io { what: "cannot find the daemons' folder".into(), source })?;
     let binaries = spawn::Binaries::locate(&bin_dir)?;
     let _run_dir = rundir::prepare(&dir)?;
-    let options = Options { dir, binaries, log_format, timing: Timing::default() };
+    let http = config.metrics_port.map(|port| supervisor::http::HttpSettings {
+        ip: config.metrics_ip,
+        port,
+        validators: config.unl.len(),
+        quorum: config.quorum(),
+        stale_after: supervisor::http::stale_after(
+            std::time::Duration::from_millis(config.roundtime_ms),
+            std::time::Duration::from_millis(config.contract_timeout_ms),
+        ),
+        endpoints: crate::status::Endpoints::of(&config),
+    });
+    let options = Options { dir, binaries, log_format, timing: Timing::default(), http };
     supervisor::run(options, shutdown).await?;
     Ok(())
 }

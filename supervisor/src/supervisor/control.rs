@@ -7,7 +7,9 @@ use super::node::{Request, RestartError};
 use super::probe;
 use hp_cfg::ContractDir;
 use hp_proto::v1::supervisor_server::Supervisor;
-use hp_proto::v1::{ComponentStatus, NodeStatus, NodeStatusRequest, RestartReply, RestartRequest};
+use hp_proto::v1::{
+    ComponentStatus, ConsensusStatus, NodeStatus, NodeStatusRequest, RestartReply, RestartRequest, UserdStatus,
+};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request as GrpcRequest, Response, Status};
 
@@ -30,25 +32,27 @@ impl Control {
     }
 }
 
-fn is_running(snapshots: &[Snapshot], component: Component) -> bool {
+pub fn is_running(snapshots: &[Snapshot], component: Component) -> bool {
     snapshots.iter().any(|s| s.component == component && s.state == State::Running)
 }
 
-#[tonic::async_trait]
-impl Supervisor for Control {
-    async fn status(&self, _request: GrpcRequest<NodeStatusRequest>) -> Result<Response<NodeStatus>, Status> {
-        let snapshots = self.ask(Request::Status).await?;
-        // Only running daemons are asked: one that is starting would just time out.
-        let consensus = async {
-            if is_running(&snapshots, Component::Consensusd) { probe::consensus_status(&self.dir).await } else { None }
-        };
-        let userd = async {
-            if is_running(&snapshots, Component::Userd) { probe::userd_status(&self.dir).await } else { None }
-        };
-        let (consensus, userd) = tokio::join!(consensus, userd);
+/// What the supervisor knows of the node at one moment: its own view of the daemons and what
+/// the running ones answered.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    pub snapshots: Vec<Snapshot>,
+    /// consensusd's `Status`, when it runs and answered.
+    pub consensus: Option<ConsensusStatus>,
+    pub userd: Option<UserdStatus>,
+}
+
+impl Gathered {
+    /// The `NodeStatus` of `hotpocket status`.
+    pub fn node_status(&self) -> NodeStatus {
         let mut status = NodeStatus {
-            users: userd.map_or(0, |u| u.users),
-            components: snapshots
+            users: self.userd.as_ref().map_or(0, |u| u.users),
+            components: self
+                .snapshots
                 .iter()
                 .map(|s| ComponentStatus {
                     name: s.component.name().to_string(),
@@ -59,13 +63,63 @@ impl Supervisor for Control {
                 .collect(),
             ..NodeStatus::default()
         };
-        if let Some(c) = consensus {
+        if let Some(c) = &self.consensus {
             status.lcl_seq = c.lcl_seq;
-            status.lcl_hash = c.lcl_hash;
-            status.state_hash = c.state_hash;
+            status.lcl_hash = c.lcl_hash.clone();
+            status.state_hash = c.state_hash.clone();
             status.peers = c.peers;
         }
-        Ok(Response::new(status))
+        status
+    }
+}
+
+impl Control {
+    /// The supervisor's snapshots and the running daemons' status answers.
+    pub async fn gather(&self) -> Result<Gathered, Status> {
+        let snapshots = self.ask(Request::Status).await?;
+        // Only running daemons are asked: one that is starting would just time out.
+        let consensus = async {
+            if is_running(&snapshots, Component::Consensusd) { probe::consensus_status(&self.dir).await } else { None }
+        };
+        let userd = async {
+            if is_running(&snapshots, Component::Userd) { probe::userd_status(&self.dir).await } else { None }
+        };
+        let (consensus, userd) = tokio::join!(consensus, userd);
+        Ok(Gathered { snapshots, consensus, userd })
+    }
+
+    /// Each running daemon's metrics text, in start order; a daemon that is not running or does
+    /// not answer contributes nothing.
+    pub async fn daemon_metrics(&self, snapshots: &[Snapshot]) -> Vec<String> {
+        let ask = |component: Component| async move {
+            if !is_running(snapshots, component) {
+                return None;
+            }
+            match probe::metrics(&self.dir, component).await {
+                Ok(text) => Some(text),
+                Err(reason) => {
+                    tracing::debug!(component = component.name(), %reason, "no metrics from the daemon");
+                    None
+                }
+            }
+        };
+        let (a, b, c) = tokio::join!(
+            ask(Component::START_ORDER[0]),
+            ask(Component::START_ORDER[1]),
+            ask(Component::START_ORDER[2])
+        );
+        [a, b, c].into_iter().flatten().collect()
+    }
+
+    pub fn dir(&self) -> &ContractDir {
+        &self.dir
+    }
+}
+
+#[tonic::async_trait]
+impl Supervisor for Control {
+    async fn status(&self, _request: GrpcRequest<NodeStatusRequest>) -> Result<Response<NodeStatus>, Status> {
+        Ok(Response::new(self.gather().await?.node_status()))
     }
 
     async fn restart(&self, request: GrpcRequest<RestartRequest>) -> Result<Response<RestartReply>, Status> {

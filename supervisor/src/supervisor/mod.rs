@@ -11,10 +11,12 @@
 //! - [`node`]: the supervisor loop that owns the children.
 //! - [`control`]: the `Supervisor` gRPC service.
 //! - [`notify`]: systemd READY/STATUS/WATCHDOG/STOPPING.
+//! - [`http`]: the optional HTTP listener: `/metrics`, `/status`, `/health`.
 
 pub mod backoff;
 pub mod component;
 pub mod control;
+pub mod http;
 pub mod node;
 pub mod notify;
 pub mod probe;
@@ -64,6 +66,8 @@ pub struct Options {
     /// Passed to the daemons as `HP_LOG_FORMAT`.
     pub log_format: LogFormat,
     pub timing: Timing,
+    /// The metrics port (`metrics_port`), when one is configured.
+    pub http: Option<http::HttpSettings>,
 }
 
 /// Why the supervisor could not run.
@@ -71,6 +75,8 @@ pub struct Options {
 pub enum SuperviseError {
     #[error(transparent)]
     Socket(#[from] ipc::IpcError),
+    #[error(transparent)]
+    Http(#[from] http::BindError),
 }
 
 /// How many control requests may queue for the supervisor loop.
@@ -81,13 +87,24 @@ const SERVER_DRAIN: Duration = Duration::from_millis(300);
 /// Runs the node until `shutdown` is cancelled, then stops the daemons and removes the sockets.
 /// `run/` must have been prepared ([`rundir::prepare`]) and held by the caller.
 pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), SuperviseError> {
-    let Options { dir, binaries, log_format, timing } = options;
+    let Options { dir, binaries, log_format, timing, http: http_settings } = options;
+    let listeners = match &http_settings {
+        Some(settings) => Some(http::bind(settings).await?),
+        None => None,
+    };
     let socket = dir.socket("supervisor");
     let incoming = ipc::bind(&socket)?;
     let _socket_guard = ipc::SocketGuard(socket.clone());
     let (requests_tx, requests) = mpsc::channel(REQUEST_QUEUE);
     let stop_server = CancellationToken::new();
-    let service = SupervisorServer::new(control::Control::new(requests_tx, dir.clone()));
+    let control = control::Control::new(requests_tx, dir.clone());
+    let http_server = match (listeners, http_settings) {
+        (Some(listeners), Some(settings)) => {
+            Some(tokio::spawn(http::serve(listeners, control.clone(), settings, stop_server.clone())))
+        }
+        _ => None,
+    };
+    let service = SupervisorServer::new(control);
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)
@@ -104,6 +121,11 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Su
         Ok(Ok(Err(error))) => tracing::warn!(%error, "control socket failed"),
         Ok(_) => {}
         Err(_) => server.abort(),
+    }
+    if let Some(mut http_server) = http_server
+        && tokio::time::timeout(SERVER_DRAIN, &mut http_server).await.is_err()
+    {
+        http_server.abort();
     }
     for component in Component::START_ORDER {
         // Daemons remove their own sockets; these are left only by killed ones.

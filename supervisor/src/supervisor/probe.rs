@@ -8,7 +8,9 @@ use hp_daemon::ipc;
 use hp_proto::v1::consensus_client::ConsensusClient;
 use hp_proto::v1::exec_client::ExecClient;
 use hp_proto::v1::userd_client::UserdClient;
-use hp_proto::v1::{ConsensusStatus, ConsensusStatusRequest, StateInfoRequest, UserdStatus, UserdStatusRequest};
+use hp_proto::v1::{
+    ConsensusStatus, ConsensusStatusRequest, MetricsRequest, StateInfoRequest, UserdStatus, UserdStatusRequest,
+};
 use std::time::Duration;
 
 /// How long one probe may take. Short: a daemon that is up answers in microseconds, and a slow
@@ -55,6 +57,17 @@ pub async fn consensus_status(dir: &ContractDir) -> Option<ConsensusStatus> {
 /// userd's `Status`, if it answers.
 pub async fn userd_status(dir: &ContractDir) -> Option<UserdStatus> {
     userd(dir).await.ok()
+}
+
+/// The daemon's `Metrics` text (OpenMetrics, without `# EOF`).
+pub async fn metrics(dir: &ContractDir, component: Component) -> Result<String, String> {
+    let channel = ipc::channel(&dir.socket(component.name()));
+    let reply = match component {
+        Component::Execd => bounded(ExecClient::new(channel).metrics(request(MetricsRequest {}))).await,
+        Component::Consensusd => bounded(ConsensusClient::new(channel).metrics(request(MetricsRequest {}))).await,
+        Component::Userd => bounded(UserdClient::new(channel).metrics(request(MetricsRequest {}))).await,
+    };
+    reply.map(|r| r.text)
 }
 
 /// Whether `component` is ready: execd answers `StateInfo`, consensusd `Status`, userd `Status`

@@ -5,5 +5,6 @@
 mod catchup;
 mod consensus;
 mod hotpocket;
+mod metrics;
 mod restarts;
 mod single_node;
