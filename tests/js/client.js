@@ -4,7 +4,8 @@
 //           required: n, ops: [{ op: "status" | "lcl" }
 //                                | { op: "input", input, nonce?, max_ledger?, is_offset? }
 //                                | { op: "outputs", count, timeout_ms }
-//                                | { op: "ledger", seq | "last_input", inputs, outputs }] }
+//                                | { op: "ledger", seq | "last_input", inputs, outputs }
+//                                | { op: "subscribe_ledgers" } | { op: "ledger_events", count, timeout_ms }] }
 // Outputs are collected from the start: the client emits only those whose proof it verified
 // (against trustedServerKeys, when given).
 // Prints one line per step, "RESULT <json>", after the client's own log lines; binary values
@@ -36,6 +37,10 @@ async function main() {
     const outputs = [];
     client.on(HotPocket.events.contractOutput, (r) => {
         for (const o of r.outputs) outputs.push({ ledgerSeqNo: r.ledgerSeqNo, ledgerHash: hex(r.ledgerHash), output: Buffer.from(typeof o === "string" ? o : new Uint8Array(o)).toString() });
+    });
+    const ledgerEvents = [];
+    client.on(HotPocket.events.ledgerEvent, (ev) => {
+        if (ev.event === "ledger_created") ledgerEvents.push({ seqNo: Number(ev.ledger.seqNo), hash: hex(ev.ledger.hash), prevHash: hex(ev.ledger.prevHash) });
     });
     const connected = await client.connect();
     result({ op: "connect", connected: !!connected, user: hex(keys.publicKey) });
@@ -77,6 +82,13 @@ async function main() {
                     outputs: (l.outputs || []).map((o) => ({ pubkey: hex(o.pubkey), blobs: o.blobs.map(text) })),
                 },
             });
+        } else if (step.op === "subscribe_ledgers") {
+            await client.subscribe(HotPocket.notificationChannels.ledgerEvent);
+            result({ op: "subscribe_ledgers" });
+        } else if (step.op === "ledger_events") {
+            const deadline = Date.now() + (step.timeout_ms || 10000);
+            while (ledgerEvents.length < step.count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+            result({ op: "ledger_events", events: ledgerEvents.slice() });
         } else if (step.op === "outputs") {
             const deadline = Date.now() + (step.timeout_ms || 10000);
             while (outputs.length < step.count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

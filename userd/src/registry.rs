@@ -22,6 +22,8 @@ pub struct ConnHandle {
     pub outbox: Outbox,
     /// The message encoding of a HotPocket 0.6 connection; `None` on the seed port.
     pub hotpocket: Option<crate::hotpocket::Protocol>,
+    /// Whether a HotPocket connection subscribed to `ledger_event`.
+    pub ledger_events: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Shared by the connections, the session and the status service.
@@ -109,7 +111,7 @@ mod tests {
     fn handle(registry: &Registry) -> (ConnHandle, CancellationToken, crate::outbox::OutboxReceiver) {
         let kill = CancellationToken::new();
         let (outbox, rx) = outbox(OutboxLimits::default(), kill.clone());
-        (ConnHandle { id: registry.next_id(), outbox, hotpocket: None }, kill, rx)
+        (ConnHandle { id: registry.next_id(), outbox, hotpocket: None, ledger_events: Default::default() }, kill, rx)
     }
 
     #[test]

@@ -177,11 +177,19 @@ impl Userd {
             ));
         }
         let mut hotpocket_addrs = HotPocketAddrs::default();
+        let mut background = Vec::new();
         if let Some(hp) = settings.hotpocket {
             let tls = match hp.tls_port {
                 Some(_) => Some(crate::hotpocket::tls::acceptor(&hp.cert, &hp.key_file)?),
                 None => None,
             };
+            let view = Arc::new(NodeView::new(&hp.consensusd_socket));
+            background.push(tokio::spawn(crate::hotpocket::events::announce(
+                registry.clone(),
+                view.clone(),
+                statuses.watch_ledgers(),
+                shutdown.clone(),
+            )));
             let hp_shared = Arc::new(HotPocketShared {
                 contract_id: hp.contract_id,
                 contract_version: hp.contract_version,
@@ -190,7 +198,7 @@ impl Userd {
                 peers: hp.peers,
                 roundtime_ms: hp.roundtime_ms,
                 connection: shared.settings.clone(),
-                view: NodeView::new(&hp.consensusd_socket),
+                view: view.clone(),
                 tls,
                 seed: shared.clone(),
                 statuses: statuses.clone(),
@@ -215,7 +223,7 @@ impl Userd {
             tracing::info!(tls = ?hotpocket_addrs.tls, plain = ?hotpocket_addrs.plain, "userd listening for HotPocket 0.6 users");
         }
         let status = StatusService { registry, session, listening: true, metrics };
-        let mut background = vec![session_task];
+        background.push(session_task);
         let socket = match settings.status_socket {
             None => None,
             Some(path) => {

@@ -354,3 +354,42 @@ fn a_ledger_query_returns_the_ledger_that_carries_an_input_with_its_inputs_and_o
         assert_eq!(ledgers[1]["ledger"], Value::Null, "{protocol}: a ledger the node does not hold");
     }
 }
+
+#[test]
+fn a_subscribed_client_is_told_of_each_new_ledger_and_the_ledgers_link() {
+    let cluster = cluster(3);
+    for protocol in ["json", "bson"] {
+        let spec = json!({
+            "servers": [tls_urls(&cluster)[0]],
+            "trusted": unl(&cluster),
+            "protocol": protocol,
+            "required": 1,
+            "ops": [
+                {"op": "subscribe_ledgers"},
+                {"op": "input", "input": "a ledger with an input"},
+                {"op": "ledger_events", "count": 3, "timeout_ms": 20000},
+            ],
+        });
+        let results = js::run(&spec, CLIENT_TIMEOUT);
+        let events = step(&results, "ledger_events")["events"].as_array().cloned().unwrap_or_default();
+        assert!(events.len() >= 3, "{protocol}: {results:?}");
+        let highest = events.iter().filter_map(|e| e["seqNo"].as_u64()).max().unwrap_or(0);
+        cluster.wait_all_at(highest, Duration::from_secs(30)).or_panic();
+        let chain = cluster.nodes[1].ledgers().or_panic();
+        for event in &events {
+            let stored = chain.iter().find(|l| l["seq"].as_u64() == event["seqNo"].as_u64());
+            assert_eq!(stored.map(|l| l["hash"].clone()), Some(event["hash"].clone()), "{protocol}: {event}");
+        }
+        for pair in events.windows(2) {
+            assert!(pair[0]["seqNo"].as_u64() < pair[1]["seqNo"].as_u64(), "{protocol}: in order: {events:?}");
+            if pair[0]["seqNo"].as_u64().map(|s| s + 1) == pair[1]["seqNo"].as_u64() {
+                assert_eq!(pair[1]["prevHash"], pair[0]["hash"], "{protocol}: each links to the one before");
+            }
+        }
+        let input = step(&results, "input");
+        assert!(
+            events.iter().any(|e| e["seqNo"] == input["ledgerSeqNo"] && e["hash"] == input["ledgerHash"]),
+            "{protocol}: the ledger with the input was announced: {events:?}"
+        );
+    }
+}

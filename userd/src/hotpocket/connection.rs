@@ -205,13 +205,20 @@ async fn requests<S>(
     // Registered like a seed connection: consensusd lists the user and hands over its outputs.
     let registry = &shared.seed.registry;
     let id = registry.next_id();
-    let handle = crate::registry::ConnHandle { id, outbox: outbox.clone(), hotpocket: Some(protocol) };
+    let ledger_events = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handle = crate::registry::ConnHandle {
+        id,
+        outbox: outbox.clone(),
+        hotpocket: Some(protocol),
+        ledger_events: ledger_events.clone(),
+    };
     if let Some(old) = registry.insert(user, handle) {
         tracing::info!(%user, old, "user reconnected; the older connection is replaced");
     }
     shared.seed.session.user_changed(user).await;
     tracing::info!(%user, %peer, ?protocol, "HotPocket user connected");
-    let mut session = Session { protocol, user: signed_in.user, bad_messages: 0, subscriptions: Default::default() };
+    let mut session =
+        Session { protocol, user: signed_in.user, bad_messages: 0, subscriptions: Default::default(), ledger_events };
     // Signed inputs waiting for their fate; at most `max_in_flight`, then reading pauses.
     let mut waiting: FuturesUnordered<BoxFuture<'static, Option<Outgoing>>> = FuturesUnordered::new();
     let mut last_heard = Instant::now();
@@ -304,6 +311,8 @@ struct Session {
     user: [u8; 32],
     bad_messages: u32,
     subscriptions: Subscriptions,
+    /// `subscriptions.ledger_event`, shared with the registry so the announcer finds it.
+    ledger_events: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What one message leads to: replies now, and perhaps one later (a signed input's fate).
@@ -345,7 +354,10 @@ impl Session {
                 let enabled = message.bool("enabled").unwrap_or(false);
                 match message.str("channel") {
                     Some("unl_change") => self.subscriptions.unl_change = enabled,
-                    Some("ledger_event") => self.subscriptions.ledger_event = enabled,
+                    Some("ledger_event") => {
+                        self.subscriptions.ledger_event = enabled;
+                        self.ledger_events.store(enabled, std::sync::atomic::Ordering::Relaxed);
+                    }
                     Some("health_event") => self.subscriptions.health_event = enabled,
                     _ => self.bad_messages += 1,
                 }

@@ -3,6 +3,7 @@
 //! TLS (`wss://`) and on `hpport_plain` without it.
 //!
 //! # Layout
+//! - [`events`]: `ledger_event` notifications to the connections that subscribed.
 //! - [`handshake`]: `user_challenge`, the client's signed answer, the node's signed proof (pure).
 //! - [`message`]: one message in JSON or BSON, read and written the same way (pure).
 //! - [`connection`]: one connection: TLS, upgrade, handshake, requests.
@@ -12,6 +13,7 @@
 //! - [`tls`]: the certificate and key from `cfg/`.
 
 pub mod connection;
+pub mod events;
 pub mod handshake;
 pub mod message;
 pub mod node_view;
@@ -52,7 +54,7 @@ pub struct HotPocketShared {
     pub peers: Vec<String>,
     pub roundtime_ms: u64,
     pub connection: ConnSettings,
-    pub view: NodeView,
+    pub view: Arc<NodeView>,
     /// Loaded when `hpport` is served.
     pub tls: Option<TlsAcceptor>,
     /// What the seed port's connections share: the session with consensusd, the input limits

@@ -106,6 +106,12 @@ pub fn ledger_query_result(id: &str, reply: Option<&hp_proto::v1::LedgerQueryRep
     if !reply.found {
         return out.value("results", Bson::Array(Vec::new()));
     }
+    out.value("results", Bson::Array(vec![Bson::Document(ledger_document(reply))]))
+}
+
+/// A ledger as `ledger_query_result` and `ledger_event` show it (hotpocket-js-client's
+/// `deserializeLedger`), with its inputs and outputs when the reply has them.
+pub fn ledger_document(reply: &hp_proto::v1::LedgerQueryReply) -> bson::Document {
     let mut ledger = bson::Document::new();
     ledger.insert("seq_no", i64::try_from(reply.seq).unwrap_or(i64::MAX));
     ledger.insert("timestamp", i64::try_from(reply.time_ms).unwrap_or(i64::MAX));
@@ -144,5 +150,5 @@ pub fn ledger_query_result(id: &str, reply: Option<&hp_proto::v1::LedgerQueryRep
         });
         ledger.insert("outputs", Bson::Array(outputs.collect()));
     }
-    out.value("results", Bson::Array(vec![Bson::Document(ledger)]))
+    ledger
 }

@@ -4,17 +4,22 @@
 //! keeps the newest ledger consensusd reported, which no client here can be ahead of.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// In ledger `(seq, hash)`, or given up with hpcore's reason.
 pub type Fate = Result<(u64, [u8; 32]), String>;
 
 /// The waiting connections, by input hash. Each connection has at most its in-flight limit
 /// here; a connection that went away leaves a closed sender, swept as the map grows.
-#[derive(Clone, Debug, Default)]
-pub struct Statuses(Arc<Mutex<HashMap<[u8; 32], oneshot::Sender<Fate>>>>, Arc<AtomicU64>);
+#[derive(Clone, Debug)]
+pub struct Statuses(Arc<Mutex<HashMap<[u8; 32], oneshot::Sender<Fate>>>>, Arc<watch::Sender<u64>>);
+
+impl Default for Statuses {
+    fn default() -> Self {
+        Self(Default::default(), Arc::new(watch::channel(0).0))
+    }
+}
 
 /// Sweep closed waits whenever the map has grown by this many since the last sweep.
 const SWEEP_EVERY: usize = 1024;
@@ -54,12 +59,23 @@ impl Statuses {
 
     /// Notes that consensusd reported ledger `seq` (a status or outputs of it).
     pub fn saw_ledger(&self, seq: u64) {
-        self.1.fetch_max(seq, Ordering::Relaxed);
+        self.1.send_if_modified(|newest| {
+            let newer = seq > *newest;
+            if newer {
+                *newest = seq;
+            }
+            newer
+        });
     }
 
     /// The newest ledger consensusd reported: never behind what a client here was told.
     pub fn seen_ledger(&self) -> u64 {
-        self.1.load(Ordering::Relaxed)
+        *self.1.borrow()
+    }
+
+    /// Follows [`Self::seen_ledger`] (the `ledger_event` announcer).
+    pub fn watch_ledgers(&self) -> watch::Receiver<u64> {
+        self.1.subscribe()
     }
 
     pub fn len(&self) -> usize {
