@@ -51,7 +51,17 @@ pub struct RoundInfo {
 pub fn build(format: StdinFormat, round: &RoundInfo, users: &[[u8; 32]]) -> Vec<u8> {
     match format {
         StdinFormat::Text => text(users),
-        StdinFormat::Json => json(round, users),
+        StdinFormat::Json => json(round, users, false),
+    }
+}
+
+/// The header of a read-only run (docs/contract-interface.md): as a round's, and in JSON
+/// `"readonly":true` after `"type"`; the text header has no room for it, so a text contract
+/// simply runs, and what it changes is thrown away.
+pub fn build_read(format: StdinFormat, round: &RoundInfo, user: &[u8; 32]) -> Vec<u8> {
+    match format {
+        StdinFormat::Text => text(std::slice::from_ref(user)),
+        StdinFormat::Json => json(round, std::slice::from_ref(user), true),
     }
 }
 
@@ -64,12 +74,13 @@ fn text(users: &[[u8; 32]]) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn json(round: &RoundInfo, users: &[[u8; 32]]) -> Vec<u8> {
+fn json(round: &RoundInfo, users: &[[u8; 32]], readonly: bool) -> Vec<u8> {
     // Written by hand so the bytes are fixed: field order, no spaces, integers as integers.
     let mut out = String::with_capacity(256 + users.len() * 80 + round.unl.len() * 70);
+    let readonly = if readonly { r#""readonly":true,"# } else { "" };
     let _ = write!(
         out,
-        r#"{{"hotpocket":0.1,"type":"binexec","mver":1,"lcl":"{}","time":{},"pubkey":"{}","unl":["#,
+        r#"{{"hotpocket":0.1,"type":"binexec",{readonly}"mver":1,"lcl":"{}","time":{},"pubkey":"{}","unl":["#,
         hex::encode(&round.prev_hash),
         round.time_secs,
         hex::encode(round.node_pubkey)
@@ -121,5 +132,18 @@ mod tests {
         assert_eq!(v["user"]["aa".repeat(32)], serde_json::json!([3, 4]));
         let empty = String::from_utf8(build(StdinFormat::Json, &round, &[])).unwrap();
         assert!(empty.ends_with("\"user\":{}}\n"), "{empty}");
+    }
+
+    #[test]
+    fn a_read_only_runs_json_header_says_so_and_a_rounds_does_not() {
+        let round = RoundInfo { prev_hash: vec![], time_secs: 1, node_pubkey: [0x11; 32], unl: vec![[0x11; 32]] };
+        let read: serde_json::Value =
+            serde_json::from_slice(&build_read(StdinFormat::Json, &round, &[0xaa; 32])).unwrap();
+        assert_eq!(read["readonly"], serde_json::json!(true));
+        assert_eq!(read["user"]["aa".repeat(32)], serde_json::json!([3, 4]));
+        let round_header: serde_json::Value =
+            serde_json::from_slice(&build(StdinFormat::Json, &round, &[[0xaa; 32]])).unwrap();
+        assert!(round_header.get("readonly").is_none());
+        assert_eq!(build_read(StdinFormat::Text, &round, &[0xaa; 32]), build(StdinFormat::Text, &round, &[[0xaa; 32]]));
     }
 }

@@ -2,6 +2,7 @@
 //! committed copy, and state sync with peers (docs/contract-interface.md, §7).
 //!
 //! # Layout
+//! - [`read`]: read-only runs on a copy of the committed state (HotPocket read requests).
 //! - [`run`]: the daemon: process set-up, the engine thread, the service until shutdown.
 //! - [`service`]: the `Exec` gRPC service; handlers call the engine on its thread.
 //! - [`engine`]: the one owner of the state: rounds in order, idempotent per seq, recovery;
@@ -27,6 +28,7 @@ pub mod engine;
 pub mod header;
 pub mod metrics;
 pub mod process;
+pub mod read;
 pub mod recorded_result;
 pub mod round;
 pub mod run;

@@ -30,14 +30,19 @@ pub fn encode(result: &RoundResult) -> Vec<u8> {
     to_reply(result).encode_to_vec()
 }
 
-/// A round's result as the `ExecuteReply` message.
-pub fn to_reply(result: &RoundResult) -> v1::ExecuteReply {
-    let kind = match &result.exit {
+/// An exit as the `ExitStatus` message (the spawn error's wording beside it).
+pub fn exit_status(exit: &ExitKind, spawn_error: Option<&str>) -> v1::ExitStatus {
+    let kind = match exit {
         ExitKind::Code(c) => Kind::Code(*c),
         ExitKind::Signal(s) => Kind::Signal(*s),
         ExitKind::TimedOut => Kind::TimedOut(true),
-        ExitKind::SpawnError => Kind::SpawnError(result.spawn_error.clone().unwrap_or_default()),
+        ExitKind::SpawnError => Kind::SpawnError(spawn_error.unwrap_or_default().to_string()),
     };
+    v1::ExitStatus { kind: Some(kind) }
+}
+
+/// A round's result as the `ExecuteReply` message.
+pub fn to_reply(result: &RoundResult) -> v1::ExecuteReply {
     v1::ExecuteReply {
         seq: result.seq,
         state_hash: result.state_hash.to_vec().into(),
@@ -46,7 +51,7 @@ pub fn to_reply(result: &RoundResult) -> v1::ExecuteReply {
             .iter()
             .map(|(user, data)| v1::UserOutput { pubkey: user.to_vec().into(), data: data.clone() })
             .collect(),
-        exit: Some(v1::ExitStatus { kind: Some(kind) }),
+        exit: Some(exit_status(&result.exit, result.spawn_error.as_deref())),
         run_micros: result.run_micros,
         overhead_micros: result.overhead_micros,
     }

@@ -56,7 +56,11 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     let incoming = ipc::bind(&socket)?;
     let _guard = ipc::SocketGuard(socket.clone());
     tracing::info!(socket = %socket.display(), "execd serving");
-    let served = service::serve(incoming, handle, shutdown.clone().cancelled_owned()).await;
+    let scratch = dir.exec_data().join("reads");
+    // Copies left by reads a crash cut short.
+    let _ = std::fs::remove_dir_all(&scratch);
+    let reads = service::Reads::new(scratch, shutdown.clone());
+    let served = service::serve(incoming, handle, reads, shutdown.clone().cancelled_owned()).await;
     shutdown.cancel();
     let deadline = Instant::now() + ENGINE_STOP_WAIT;
     while !thread.is_finished() && Instant::now() < deadline {

@@ -27,11 +27,28 @@ use tonic::{Request, Response, Status};
 pub struct ExecService {
     engine: EngineHandle,
     metrics: ExecMetrics,
+    reads: Reads,
+}
+
+/// Where read-only runs take their scratch copies, and what stops them.
+#[derive(Clone)]
+pub struct Reads {
+    /// A folder on the state's file system (`hist/exec/reads`).
+    pub scratch: std::path::PathBuf,
+    /// Kills a running read (shutdown).
+    pub cancel: hp_daemon::CancellationToken,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Reads {
+    pub fn new(scratch: std::path::PathBuf, cancel: hp_daemon::CancellationToken) -> Self {
+        Self { scratch, cancel, slots: std::sync::Arc::new(tokio::sync::Semaphore::new(crate::read::CONCURRENT_READS)) }
+    }
 }
 
 impl ExecService {
-    pub fn new(engine: EngineHandle) -> Self {
-        Self { engine, metrics: ExecMetrics::default() }
+    pub fn new(engine: EngineHandle, reads: Reads) -> Self {
+        Self { engine, metrics: ExecMetrics::default(), reads }
     }
 
     /// The tonic server for this service, with the local message size limits.
@@ -46,10 +63,11 @@ impl ExecService {
 pub async fn serve(
     incoming: UnixListenerStream,
     engine: EngineHandle,
+    reads: Reads,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
-        .add_service(ExecService::new(engine).into_server())
+        .add_service(ExecService::new(engine, reads).into_server())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
@@ -102,6 +120,21 @@ impl Exec for ExecService {
                 Err(status(e))
             }
         }
+    }
+
+    async fn read(&self, request: Request<v1::ReadRequest>) -> Result<Response<v1::ReadReply>, Status> {
+        let request = request.into_inner();
+        let user = hash32(&request.user, "ReadRequest.user")?;
+        let _slot = self.reads.slots.acquire().await.map_err(|_| Status::unavailable("execd is stopping"))?;
+        let result = crate::read::run(&self.engine, &self.reads.scratch, user, request.request, &self.reads.cancel)
+            .await
+            .map_err(|e| match e {
+                crate::read::ReadError::Engine(e) => status(e),
+                crate::read::ReadError::Gone => Status::unavailable("execd is stopping"),
+                other => Status::internal(other.to_string()),
+            })?;
+        let exit = crate::recorded_result::exit_status(&result.exit, None);
+        Ok(Response::new(v1::ReadReply { output: result.output.into(), exit: Some(exit) }))
     }
 
     async fn metrics(&self, _: Request<v1::MetricsRequest>) -> Result<Response<v1::MetricsReply>, Status> {

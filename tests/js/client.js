@@ -5,7 +5,8 @@
 //                                | { op: "input", input, nonce?, max_ledger?, is_offset? }
 //                                | { op: "outputs", count, timeout_ms }
 //                                | { op: "ledger", seq | "last_input", inputs, outputs }
-//                                | { op: "subscribe_ledgers" } | { op: "ledger_events", count, timeout_ms }] }
+//                                | { op: "subscribe_ledgers" } | { op: "ledger_events", count, timeout_ms }
+//                                | { op: "read", request }] }
 // Outputs are collected from the start: the client emits only those whose proof it verified
 // (against trustedServerKeys, when given).
 // Prints one line per step, "RESULT <json>", after the client's own log lines; binary values
@@ -82,6 +83,11 @@ async function main() {
                     outputs: (l.outputs || []).map((o) => ({ pubkey: hex(o.pubkey), blobs: o.blobs.map(text) })),
                 },
             });
+        } else if (step.op === "read") {
+            const all = await client.submitContractReadRequest(step.request);
+            const list = Array.isArray(all) ? all : [all];
+            const text = (v) => (v === null || v === undefined ? null : Buffer.from(typeof v === "string" ? v : new Uint8Array(v)).toString());
+            result({ op: "read", replies: list.map(text) });
         } else if (step.op === "subscribe_ledgers") {
             await client.subscribe(HotPocket.notificationChannels.ledgerEvent);
             result({ op: "subscribe_ledgers" });

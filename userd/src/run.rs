@@ -60,6 +60,8 @@ pub struct HotPocketSettings {
     pub peers: Vec<String>,
     pub roundtime_ms: u64,
     pub consensusd_socket: PathBuf,
+    /// For read requests (read-only runs of the contract).
+    pub execd_socket: PathBuf,
     pub max_input_ledger_offset: u64,
 }
 
@@ -103,6 +105,7 @@ impl Settings {
                 peers: config.peers.clone(),
                 roundtime_ms: config.roundtime_ms,
                 consensusd_socket: dir.socket("consensusd"),
+                execd_socket: dir.socket("execd"),
                 max_input_ledger_offset: config.max_input_ledger_offset,
             }),
         }
@@ -203,6 +206,8 @@ impl Userd {
                 seed: shared.clone(),
                 statuses: statuses.clone(),
                 max_input_ledger_offset: hp.max_input_ledger_offset,
+                execd: hp_proto::v1::exec_client::ExecClient::new(hp_daemon::ipc::channel(&hp.execd_socket))
+                    .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE),
             });
             for (port, is_tls) in [(hp.tls_port, true), (hp.plain_port, false)] {
                 let Some(port) = port else { continue };

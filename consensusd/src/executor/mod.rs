@@ -278,6 +278,9 @@ mod tests {
         async fn state_info(&self, _: Request<pb::StateInfoRequest>) -> Result<Response<pb::StateInfoReply>, Status> {
             Ok(Response::new(pb::StateInfoReply { has_seq: false, seq: 0, state_hash: vec![0; 32].into() }))
         }
+        async fn read(&self, _: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
         async fn state_manifest(
             &self,
             _: Request<pb::StateManifestRequest>,

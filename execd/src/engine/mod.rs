@@ -249,6 +249,27 @@ impl Engine {
         }
     }
 
+    /// Copies the committed state to `dst` (a fresh folder) for a read-only run, and says how
+    /// to run the contract there. Runs on the engine's thread, between rounds, so the copy is
+    /// of one committed state.
+    pub fn prepare_read(&self, dst: &Path) -> Result<crate::read::Prepared, EngineError> {
+        self.healthy()?;
+        crate::read::copy_tree(&self.paths.committed, dst)
+            .map_err(|e| EngineError::Invalid(format!("cannot copy the state for a read: {e}")))?;
+        let mut contract = self.cfg.contract.clone();
+        contract.cwd = dst.to_path_buf();
+        let round = RoundInfo {
+            prev_hash: Vec::new(),
+            time_secs: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            node_pubkey: self.cfg.node_pubkey,
+            unl: self.cfg.unl.clone(),
+        };
+        Ok(crate::read::Prepared { contract, round, format: self.cfg.stdinfmt })
+    }
+
     /// Checks that `state/` equals the committed state and restores what differs if not.
     fn ensure_state(&mut self, interrupted: bool) -> Result<(), EngineError> {
         // The contract may have removed or replaced its own folder.

@@ -393,3 +393,30 @@ fn a_subscribed_client_is_told_of_each_new_ledger_and_the_ledgers_link() {
         );
     }
 }
+
+#[test]
+fn a_read_request_runs_the_contract_on_every_node_without_a_ledger() {
+    let cluster = cluster(3);
+    let carried = |cluster: &Cluster| -> u64 {
+        cluster.nodes[0].ledgers().or_panic().iter().map(|l| l["inputs"].as_u64().unwrap_or(0)).sum()
+    };
+    let before = carried(&cluster);
+    for protocol in ["json", "bson"] {
+        let spec = json!({
+            "servers": tls_urls(&cluster),
+            "trusted": unl(&cluster),
+            "protocol": protocol,
+            "required": 3,
+            "ops": [{"op": "read", "request": format!("read {protocol}")}],
+        });
+        let results = js::run(&spec, CLIENT_TIMEOUT);
+        let replies = step(&results, "read")["replies"].as_array().cloned().unwrap_or_default();
+        let want = json!(format!("READ {}", protocol.to_uppercase()));
+        assert_eq!(
+            replies,
+            vec![want.clone(), want.clone(), want],
+            "{protocol}: one answer from each node: {results:?}"
+        );
+    }
+    assert_eq!(carried(&cluster), before, "a read request became an input of a ledger");
+}

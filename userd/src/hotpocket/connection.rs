@@ -30,6 +30,8 @@ const TLS_BUDGET: usize = 32 * 1024;
 /// Messages a connection may send that are not requests the node understands, before it is
 /// closed: clients that speak another dialect learn it at once in the log, floods stop.
 pub const MAX_BAD_MESSAGES: u32 = 16;
+/// How long a read request may take, the contract's run included.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long a connection waits for the fate of one signed input before it stops waiting (the
 /// input's own window ends far sooner; this only frees the slot if consensusd never answers).
 const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -342,6 +344,7 @@ impl Session {
         match message.kind() {
             "contract_input" => self.contract_input(&message, shared).await,
             "ledger_query" => self.ledger_query(&message, shared).await,
+            "contract_read_request" => self.read_request(&message, shared),
             "stat" => match shared.view.state().await {
                 Some(state) => vec![super::replies::stat(shared, &state)].into(),
                 None => Handled::default(),
@@ -369,6 +372,36 @@ impl Session {
                 Handled::default()
             }
         }
+    }
+
+    /// `contract_read_request`: a read-only run of the contract with the request as this user's
+    /// input, on a copy of the last committed state (execd); it counts against the user's
+    /// `pubmaxsize` and `pubmaxcpm`. No answer when the run fails (the client gives up after its
+    /// own timeout).
+    fn read_request(&mut self, message: &Incoming, shared: &HotPocketShared) -> Handled {
+        let (Some(id), Some(content)) = (message.str("id"), message.payload("content")) else {
+            self.bad_messages += 1;
+            return Handled::default();
+        };
+        let id = id.chars().take(128).collect::<String>();
+        let user = hp_cfg::PublicKeyHex(self.user);
+        if shared.seed.limits.check(user, content.len(), std::time::Instant::now()).is_err() {
+            return Handled::default();
+        }
+        let mut execd = shared.execd.clone();
+        let request = hp_proto::v1::ReadRequest { user: self.user.to_vec().into(), request: content.into() };
+        let answer = async move {
+            let mut call = tonic::Request::new(request);
+            call.set_timeout(READ_TIMEOUT);
+            match execd.read(call).await {
+                Ok(reply) => Some(super::replies::read_response(&id, &reply.into_inner().output)),
+                Err(status) => {
+                    tracing::debug!(error = %status.message(), "a read request failed");
+                    None
+                }
+            }
+        };
+        Handled { replies: Vec::new(), status: Some(answer.boxed()) }
     }
 
     /// `ledger_query` by `seq_no` (the one filter hotpocket-js-client uses), with the inputs

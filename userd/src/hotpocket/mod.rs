@@ -64,6 +64,8 @@ pub struct HotPocketShared {
     pub statuses: statuses::Statuses,
     /// `max_input_ledger_offset`: the window a signed input may name.
     pub max_input_ledger_offset: u64,
+    /// execd, for read requests.
+    pub execd: hp_proto::v1::exec_client::ExecClient<tonic::transport::Channel>,
 }
 
 impl std::fmt::Debug for HotPocketShared {

@@ -20,7 +20,7 @@ pub fn stat(shared: &HotPocketShared, state: &NodeState) -> Outgoing {
         .str("vote_status", if state.in_sync { "synced" } else { "desync" })
         .u64("round_time", shared.roundtime_ms)
         .bool("contract_execution_enabled", true)
-        .bool("read_requests_enabled", false)
+        .bool("read_requests_enabled", true)
         .bool("is_full_history_node", true)
         .bool("weakly_connected", weakly_connected)
         .keys("current_unl", &shared.unl)
@@ -151,4 +151,9 @@ pub fn ledger_document(reply: &hp_proto::v1::LedgerQueryReply) -> bson::Document
         ledger.insert("outputs", Bson::Array(outputs.collect()));
     }
     ledger
+}
+
+/// `contract_read_response`: what a read-only run wrote to the user.
+pub fn read_response(id: &str, output: &[u8]) -> Outgoing {
+    Outgoing::new("contract_read_response").str("reply_for", id).value("content", message::payload(output))
 }

@@ -32,6 +32,7 @@ async fn node_with_hotpocket(edit: impl FnOnce(&mut hp_userd::Settings)) -> (Nod
             roundtime_ms: 1000,
             consensusd_socket: s.session.socket.clone(),
             max_input_ledger_offset: 10,
+            execd_socket: run.join("execd.sock"),
         });
         edit(s);
     })
