@@ -4,7 +4,7 @@
 //! that the service maps back to protobuf.
 
 use bytes::Bytes;
-use hp_ledger::user_signed::UserSigned;
+use hp_ledger::user_signed::{Opened, UserSigned};
 use tokio::sync::{mpsc, oneshot};
 
 /// A user's public key.
@@ -49,6 +49,8 @@ pub enum FromUserd {
         user: UserKey,
         data: Bytes,
         signed: Option<UserSigned>,
+        /// What the service read from `signed` (checked there, so the node need not again).
+        opened: Option<Opened>,
     },
     /// An input the service refused at the edge: the node only answers it, in order with the
     /// other acks.

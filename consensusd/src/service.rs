@@ -5,7 +5,7 @@
 use crate::api::{ApiEvent, FromUserd, NodeStatus, ToUserd, UserKey};
 use crate::metrics::NodeMetrics;
 use hp_daemon::metrics::prometheus_client::registry::Registry;
-use hp_ledger::user_signed::{ContainerFormat, Rejection, UserSigned};
+use hp_ledger::user_signed::{ContainerFormat, Opened, Rejection, UserSigned};
 use hp_proto::v1::{
     self as pb, consensus_message::Kind as Out, consensus_server::Consensus, userd_message::Kind as In,
 };
@@ -78,7 +78,10 @@ pub fn from_proto(message: pb::UserdMessage, max_input_bytes: usize) -> Option<F
                 FromUserd::Refused { request_id: input.request_id, reason: "input exceeds pubmaxsize" }
             }
             Some(user) => match user_signed(&input, &user) {
-                Ok(signed) => FromUserd::Input { request_id: input.request_id, user, data: input.data, signed },
+                Ok(signed) => {
+                    let (signed, opened) = signed.map_or((None, None), |(s, o)| (Some(s), Some(o)));
+                    FromUserd::Input { request_id: input.request_id, user, data: input.data, signed, opened }
+                }
                 Err(reason) => FromUserd::Refused { request_id: input.request_id, reason },
             },
         },
@@ -87,7 +90,7 @@ pub fn from_proto(message: pb::UserdMessage, max_input_bytes: usize) -> Option<F
 
 /// What the user signed, checked: the signature over the container, and that `data` is the
 /// container's input. `None` for a seed-protocol input.
-fn user_signed(input: &pb::SubmitInput, user: &UserKey) -> Result<Option<UserSigned>, &'static str> {
+fn user_signed(input: &pb::SubmitInput, user: &UserKey) -> Result<Option<(UserSigned, Opened)>, &'static str> {
     if input.signed_format == 0 {
         return Ok(None);
     }
@@ -101,7 +104,7 @@ fn user_signed(input: &pb::SubmitInput, user: &UserKey) -> Result<Option<UserSig
     if container.input != input.data.as_ref() {
         return Err("bad_msg_format");
     }
-    Ok(Some(signed))
+    Ok(Some((signed, Opened { nonce: container.nonce, max_ledger_seq: container.max_ledger_seq })))
 }
 
 /// The protobuf form of what the node tells userd.
@@ -236,7 +239,13 @@ mod tests {
         );
         assert_eq!(
             from_proto(input(&[1; 32], b"1234"), 4),
-            Some(FromUserd::Input { request_id: 9, user: [1; 32], data: Bytes::from_static(b"1234"), signed: None })
+            Some(FromUserd::Input {
+                request_id: 9,
+                user: [1; 32],
+                data: Bytes::from_static(b"1234"),
+                signed: None,
+                opened: None
+            })
         );
     }
 

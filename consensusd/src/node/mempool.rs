@@ -41,11 +41,24 @@ impl Mempool {
         if self.index.contains_key(&input.id) {
             return false;
         }
+        match open_input(&input) {
+            Some(opened) => self.insert_opened(input, opened),
+            None => self.add(input),
+        }
+    }
+
+    /// Adds a user-signed input already opened (its user's signature checked) by the caller.
+    pub fn insert_opened(&mut self, input: Input, opened: Result<Opened, Rejection>) -> bool {
+        if self.index.contains_key(&input.id) {
+            return false;
+        }
+        self.opened.insert(input.id, opened);
+        self.add(input)
+    }
+
+    fn add(&mut self, input: Input) -> bool {
         self.next += 1;
         self.bytes += input.data.len();
-        if let Some(opened) = open_input(&input) {
-            self.opened.insert(input.id, opened);
-        }
         self.index.insert(input.id, self.next);
         self.by_arrival.insert(self.next, input);
         true

@@ -46,6 +46,7 @@ pub(super) struct Submit {
     pub user: [u8; 32],
     pub data: Bytes,
     pub signed: Option<hp_ledger::user_signed::UserSigned>,
+    pub opened: Option<hp_ledger::user_signed::Opened>,
 }
 
 impl Node {
@@ -85,8 +86,8 @@ impl Node {
                 self.users.local.remove(&user);
                 self.broadcast_status();
             }
-            FromUserd::Input { request_id, user, data, signed } => {
-                self.users.pending_submits.push(Submit { request_id, user, data, signed })
+            FromUserd::Input { request_id, user, data, signed, opened } => {
+                self.users.pending_submits.push(Submit { request_id, user, data, signed, opened })
             }
             FromUserd::Refused { request_id, reason } => {
                 self.metrics.refused(RefusedReason::of_edge(reason), None);
@@ -130,8 +131,12 @@ impl Node {
             self.delivery.accepted_while_fresh.extend(batch.inputs.iter().map(|i| i.id));
         }
         self.peers.broadcast(&wire::inputs(&batch));
-        for input in batch.inputs {
-            self.mempool.insert(input);
+        // Accepted in the order given: the service opened each user-signed one already.
+        for (input, submit) in batch.inputs.into_iter().zip(&submits) {
+            match submit.opened {
+                Some(opened) if input.user_signed.is_some() => self.mempool.insert_opened(input, Ok(opened)),
+                _ => self.mempool.insert(input),
+            };
         }
         for s in &submits {
             self.metrics.inputs_accepted.inc();
