@@ -6,13 +6,16 @@
 use bytes::Bytes;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hp_consensus::{NetworkId, Proposal, ResultVote, Vote, VoteKind};
+use hp_ledger::user_signed::{Opened, Rejection, open_input};
 use hp_ledger::{InputBatch, Ledger, LedgerRecord, Outcome};
 use hp_proto::v1::peer::{self as pb, frame::Kind};
 
 /// A verified message from a peer.
 #[derive(Debug, Clone)]
 pub enum PeerMessage {
-    Inputs(InputBatch),
+    /// A batch, and for each of its inputs what opening it gave if its user signed it (done
+    /// here, on the link's task, so the node loop does not check user signatures itself).
+    Inputs(InputBatch, Vec<Option<Result<Opened, Rejection>>>),
     Proposal(Proposal<Ledger>),
     Vote(Vote),
     Result(ResultVote),
@@ -107,7 +110,8 @@ pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Re
             }
             let batch = InputBatch::decode_verified(network, &origin, &b.inputs, &b.signature)
                 .map_err(|e| WireError::Decode { message: "InputBatch", problem: e.to_string() })?;
-            Ok(PeerMessage::Inputs(batch))
+            let opened = batch.inputs.iter().map(open_input).collect();
+            Ok(PeerMessage::Inputs(batch, opened))
         }
         Kind::Proposal(p) => {
             let ledger = Ledger::decode(&p.ledger)

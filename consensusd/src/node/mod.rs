@@ -339,9 +339,9 @@ impl Node {
 
     fn on_peer_message(&mut self, from: usize, message: PeerMessage) {
         match message {
-            PeerMessage::Inputs(batch) => {
+            PeerMessage::Inputs(batch, opened) => {
                 let mut dropped = 0usize;
-                for input in batch.inputs {
+                for (input, opened) in batch.inputs.into_iter().zip(opened) {
                     if input.data.len() > self.cfg.max_input_bytes || self.mempool.contains(&input.id) {
                         continue;
                     }
@@ -352,7 +352,10 @@ impl Node {
                     }
                     match self.store.is_committed(&input.id) {
                         Ok(false) => {
-                            self.mempool.insert(input);
+                            match opened {
+                                Some(opened) => self.mempool.insert_opened(input, opened),
+                                None => self.mempool.insert(input),
+                            };
                         }
                         Ok(true) => {}
                         Err(e) => warn!(error = %e, "cannot check input"),

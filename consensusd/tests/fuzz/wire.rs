@@ -130,7 +130,7 @@ fn signed_frames() -> Vec<pb::Frame> {
 /// What a message says, signed parts only, to compare a decoded mutant with the original.
 fn signed_content(m: &PeerMessage) -> Option<String> {
     Some(match m {
-        PeerMessage::Inputs(b) => format!("inputs {:?} {:?}", b.origin, b.inputs),
+        PeerMessage::Inputs(b, _) => format!("inputs {:?} {:?}", b.origin, b.inputs),
         PeerMessage::Proposal(p) => {
             format!("proposal {} {} {:?} {:?}", p.height, p.round, p.valid_round, p.value.hash())
         }
@@ -210,7 +210,7 @@ proptest! {
         let unl = unl(&keys());
         match wire::decode(frame, &NET, &unl) {
             // Random bytes are never a valid signature of a UNL key.
-            Ok(PeerMessage::Inputs(_) | PeerMessage::Proposal(_) | PeerMessage::Vote(_) | PeerMessage::Result(_)) => {
+            Ok(PeerMessage::Inputs(..) | PeerMessage::Proposal(_) | PeerMessage::Vote(_) | PeerMessage::Result(_)) => {
                 prop_assert!(false, "an unsigned frame was accepted");
             }
             Ok(PeerMessage::Status(s)) => prop_assert!(s.users.len() <= wire::MAX_USERS_PER_STATUS),
