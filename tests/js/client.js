@@ -6,7 +6,8 @@
 //                                | { op: "outputs", count, timeout_ms }
 //                                | { op: "ledger", seq | "last_input", inputs, outputs }
 //                                | { op: "subscribe_ledgers" } | { op: "ledger_events", count, timeout_ms }
-//                                | { op: "read", request }] }
+//                                | { op: "read", request }
+//                                | { op: "subscribe_health" } | { op: "health_events", count, timeout_ms }] }
 // Outputs are collected from the start: the client emits only those whose proof it verified
 // (against trustedServerKeys, when given).
 // Prints one line per step, "RESULT <json>", after the client's own log lines; binary values
@@ -43,6 +44,8 @@ async function main() {
     client.on(HotPocket.events.ledgerEvent, (ev) => {
         if (ev.event === "ledger_created") ledgerEvents.push({ seqNo: Number(ev.ledger.seqNo), hash: hex(ev.ledger.hash), prevHash: hex(ev.ledger.prevHash) });
     });
+    const healthEvents = [];
+    client.on(HotPocket.events.healthEvent, (ev) => healthEvents.push(ev));
     const connected = await client.connect();
     result({ op: "connect", connected: !!connected, user: hex(keys.publicKey) });
     if (!connected) return;
@@ -88,6 +91,13 @@ async function main() {
             const list = Array.isArray(all) ? all : [all];
             const text = (v) => (v === null || v === undefined ? null : Buffer.from(typeof v === "string" ? v : new Uint8Array(v)).toString());
             result({ op: "read", replies: list.map(text) });
+        } else if (step.op === "subscribe_health") {
+            await client.subscribe(HotPocket.notificationChannels.healthEvent);
+            result({ op: "subscribe_health" });
+        } else if (step.op === "health_events") {
+            const deadline = Date.now() + (step.timeout_ms || 10000);
+            while (healthEvents.length < step.count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+            result({ op: "health_events", events: healthEvents.slice() });
         } else if (step.op === "subscribe_ledgers") {
             await client.subscribe(HotPocket.notificationChannels.ledgerEvent);
             result({ op: "subscribe_ledgers" });

@@ -24,6 +24,8 @@ pub struct ConnHandle {
     pub hotpocket: Option<crate::hotpocket::Protocol>,
     /// Whether a HotPocket connection subscribed to `ledger_event`.
     pub ledger_events: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether a HotPocket connection subscribed to `health_event`.
+    pub health_events: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Shared by the connections, the session and the status service.
@@ -111,7 +113,17 @@ mod tests {
     fn handle(registry: &Registry) -> (ConnHandle, CancellationToken, crate::outbox::OutboxReceiver) {
         let kill = CancellationToken::new();
         let (outbox, rx) = outbox(OutboxLimits::default(), kill.clone());
-        (ConnHandle { id: registry.next_id(), outbox, hotpocket: None, ledger_events: Default::default() }, kill, rx)
+        (
+            ConnHandle {
+                id: registry.next_id(),
+                outbox,
+                hotpocket: None,
+                ledger_events: Default::default(),
+                health_events: Default::default(),
+            },
+            kill,
+            rx,
+        )
     }
 
     #[test]

@@ -193,6 +193,12 @@ impl Userd {
                 statuses.watch_ledgers(),
                 shutdown.clone(),
             )));
+            background.push(tokio::spawn(crate::hotpocket::events::health(
+                registry.clone(),
+                view.clone(),
+                hp.unl.len(),
+                shutdown.clone(),
+            )));
             let hp_shared = Arc::new(HotPocketShared {
                 contract_id: hp.contract_id,
                 contract_version: hp.contract_version,

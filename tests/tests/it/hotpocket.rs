@@ -420,3 +420,33 @@ fn a_read_request_runs_the_contract_on_every_node_without_a_ledger() {
     }
     assert_eq!(carried(&cluster), before, "a read request became an input of a ledger");
 }
+
+#[test]
+fn a_subscribed_client_hears_how_well_the_node_is_connected() {
+    let health = |cluster: &Cluster, node: usize| {
+        let (_, plain) = cluster.nodes[node].hotpocket_urls().expect("the cluster serves HotPocket 0.6");
+        let spec = json!({
+            "servers": [plain],
+            "trusted": unl(cluster),
+            "protocol": "bson",
+            "required": 1,
+            "ops": [{"op": "subscribe_health"}, {"op": "health_events", "count": 1, "timeout_ms": 20000}],
+        });
+        let results = js::run(&spec, CLIENT_TIMEOUT);
+        step(&results, "health_events")["events"].as_array().cloned().unwrap_or_default()
+    };
+    let cluster = cluster(3);
+    let events = health(&cluster, 0);
+    let first = events.first().unwrap_or_else(|| panic!("no health event"));
+    assert_eq!((first["event"].as_str(), first["peerCount"].as_u64()), (Some("connectivity"), Some(2)), "{first}");
+    assert_eq!(first["weaklyConnected"], false, "{first}");
+    drop(cluster);
+
+    // One node of three started: it has no peers, and says it is weakly connected.
+    let mut alone = Cluster::create(ClusterOptions { nodes: 3, hotpocket: true, ..Default::default() }).or_panic();
+    alone.node(0).start().or_panic();
+    alone.node(0).wait_ready(Duration::from_secs(30)).or_panic();
+    let events = health(&alone, 0);
+    let first = events.first().unwrap_or_else(|| panic!("no health event"));
+    assert_eq!((first["peerCount"].as_u64(), first["weaklyConnected"].as_bool()), (Some(0), Some(true)), "{first}");
+}

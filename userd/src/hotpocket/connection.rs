@@ -208,19 +208,27 @@ async fn requests<S>(
     let registry = &shared.seed.registry;
     let id = registry.next_id();
     let ledger_events = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let health_events = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let handle = crate::registry::ConnHandle {
         id,
         outbox: outbox.clone(),
         hotpocket: Some(protocol),
         ledger_events: ledger_events.clone(),
+        health_events: health_events.clone(),
     };
     if let Some(old) = registry.insert(user, handle) {
         tracing::info!(%user, old, "user reconnected; the older connection is replaced");
     }
     shared.seed.session.user_changed(user).await;
     tracing::info!(%user, %peer, ?protocol, "HotPocket user connected");
-    let mut session =
-        Session { protocol, user: signed_in.user, bad_messages: 0, subscriptions: Default::default(), ledger_events };
+    let mut session = Session {
+        protocol,
+        user: signed_in.user,
+        bad_messages: 0,
+        subscriptions: Default::default(),
+        ledger_events,
+        health_events,
+    };
     // Signed inputs waiting for their fate; at most `max_in_flight`, then reading pauses.
     let mut waiting: FuturesUnordered<BoxFuture<'static, Option<Outgoing>>> = FuturesUnordered::new();
     let mut last_heard = Instant::now();
@@ -315,6 +323,8 @@ struct Session {
     subscriptions: Subscriptions,
     /// `subscriptions.ledger_event`, shared with the registry so the announcer finds it.
     ledger_events: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// `subscriptions.health_event`, likewise.
+    health_events: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What one message leads to: replies now, and perhaps one later (a signed input's fate).
@@ -361,7 +371,10 @@ impl Session {
                         self.subscriptions.ledger_event = enabled;
                         self.ledger_events.store(enabled, std::sync::atomic::Ordering::Relaxed);
                     }
-                    Some("health_event") => self.subscriptions.health_event = enabled,
+                    Some("health_event") => {
+                        self.subscriptions.health_event = enabled;
+                        self.health_events.store(enabled, std::sync::atomic::Ordering::Relaxed);
+                    }
                     _ => self.bad_messages += 1,
                 }
                 Handled::default()

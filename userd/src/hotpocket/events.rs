@@ -1,7 +1,13 @@
-//! `ledger_event` notifications: each ledger consensusd reports (its outputs or a status of it)
-//! is announced as `ledger_created` to the HotPocket connections that subscribed, in order.
-//! One task looks each ledger up once, and only while someone subscribed; under a burst it
-//! announces at most [`MAX_BEHIND`] ledgers back, the newest last.
+//! Notifications to the HotPocket connections that subscribed:
+//!
+//! - `ledger_event`: each ledger consensusd reports (its outputs or a status of it) is announced
+//!   as `ledger_created`, in order. One task looks each ledger up once, and only while someone
+//!   subscribed; under a burst it announces at most [`MAX_BEHIND`] ledgers back.
+//! - `health_event`: `connectivity` (peers connected, weakly connected or not) when it changes,
+//!   and every [`HEALTH_EVERY`] regardless, checked every [`HEALTH_POLL`] while someone
+//!   subscribed.
+//!
+//! `unl_change` is never sent: the UNL does not change (issue 19 will change it by consensus).
 
 use super::message::Outgoing;
 use super::node_view::NodeView;
@@ -14,6 +20,52 @@ use tokio_util::sync::CancellationToken;
 
 /// The most ledgers one wake-up announces (a subscriber that needs all of them queries).
 pub const MAX_BEHIND: u64 = 64;
+/// How often the node's connectivity is looked at while someone subscribed to health events.
+pub const HEALTH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often a `connectivity` event goes out even when nothing changed.
+pub const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Sends `connectivity` health events until `shutdown`. `unl_size` decides "weakly connected"
+/// (fewer than 70 % of the other UNL members connected, hpcore's rule).
+pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, shutdown: CancellationToken) {
+    let mut last: Option<(u32, std::time::Instant)> = None;
+    let mut tick = tokio::time::interval(HEALTH_POLL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let subscribers: Vec<_> = registry
+            .handles()
+            .into_iter()
+            .filter(|h| h.hotpocket.is_some() && h.health_events.load(Ordering::Relaxed))
+            .collect();
+        if subscribers.is_empty() {
+            last = None;
+            continue;
+        }
+        let Some(state) = view.state().await else { continue };
+        let due = match last {
+            None => true,
+            Some((peers, at)) => peers != state.peers || at.elapsed() >= HEALTH_EVERY,
+        };
+        if !due {
+            continue;
+        }
+        last = Some((state.peers, std::time::Instant::now()));
+        let others = unl_size.saturating_sub(1);
+        let weakly = others > 0 && (state.peers as usize) * 10 < others * 7;
+        let event = Outgoing::new("health_event")
+            .str("event", "connectivity")
+            .u64("peer_count", u64::from(state.peers))
+            .bool("weakly_connected", weakly);
+        for handle in &subscribers {
+            if let Some(protocol) = handle.hotpocket {
+                let _ = handle.outbox.push(event.encode(protocol));
+            }
+        }
+    }
+}
 
 /// Announces new ledgers (`seen`, the newest ledger consensusd reported) until `shutdown`.
 pub async fn announce(
