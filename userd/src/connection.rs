@@ -98,24 +98,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let deadline = Instant::now() + shared.settings.handshake_timeout;
-    let upgrade = tokio_tungstenite::accept_async_with_config(
-        Metered::new(stream, PRE_AUTH_BUDGET),
-        Some(shared.settings.websocket),
-    );
-    let mut ws = tokio::select! {
-        _ = shutdown.cancelled() => return,
-        upgraded = timeout_at(deadline, upgrade) => match upgraded {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "websocket upgrade failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "websocket upgrade timed out");
-                return;
-            }
-        },
-    };
+    let stream = Metered::new(stream, PRE_AUTH_BUDGET);
+    let Some(mut ws) = upgrade(stream, shared.settings.websocket, deadline, peer, &shutdown).await else { return };
     let user = match handshake(&mut ws, deadline, &shared.settings, &shutdown).await {
         Ok(user) => user,
         Err(Refusal::Silent) => return,
@@ -136,6 +120,35 @@ where
     ws.get_mut().lift();
     binary_mode(ws, user, peer, &shared, &shutdown).await;
     drop::<SignedIn>(signed_in);
+}
+
+/// The websocket upgrade of an accepted connection, by `deadline`; `None` (logged) when it
+/// fails, times out or the node stops first. Shared by the seed and the HotPocket ports.
+pub async fn upgrade<S>(
+    stream: S,
+    config: WebSocketConfig,
+    deadline: Instant,
+    peer: SocketAddr,
+    shutdown: &CancellationToken,
+) -> Option<WebSocketStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(config));
+    tokio::select! {
+        _ = shutdown.cancelled() => None,
+        upgraded = timeout_at(deadline, upgrade) => match upgraded {
+            Ok(Ok(ws)) => Some(ws),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "websocket upgrade failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "websocket upgrade timed out");
+                None
+            }
+        },
+    }
 }
 
 enum Refusal {

@@ -94,17 +94,9 @@ async fn upgraded<S>(
 ) where
     S: AsyncRead + AsyncWrite + Lift + Unpin + Send + 'static,
 {
-    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(shared.connection.websocket));
-    let mut ws = tokio::select! {
-        _ = shutdown.cancelled() => return,
-        upgraded = timeout_at(deadline, upgrade) => match upgraded {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "websocket upgrade failed");
-                return;
-            }
-            Err(_) => return,
-        },
+    let Some(mut ws) = crate::connection::upgrade(stream, shared.connection.websocket, deadline, peer, shutdown).await
+    else {
+        return;
     };
     let signed_in = match handshake(&mut ws, shared, deadline, shutdown).await {
         Ok(signed_in) => signed_in,
