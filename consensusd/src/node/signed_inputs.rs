@@ -102,16 +102,22 @@ impl Node {
                 gone.push((*id, why));
             }
         }
-        // Below the user's nonce: checked against the store for the inputs still pending.
+        // Below the user's nonce: only the users with signed inputs in this ledger have a new
+        // one, so only their pending inputs are checked against the store.
+        let moved: std::collections::HashSet<[u8; 32]> =
+            ledger.inputs.iter().filter(|i| i.user_signed.is_some()).map(|i| i.user).collect();
         let pending: Vec<Input> = self
             .mempool
             .user_signed()
             .filter(|(id, _)| !gone.iter().any(|(g, _)| g == *id))
-            .filter_map(|(id, _)| self.mempool.get(id).cloned())
+            .filter_map(|(id, _)| self.mempool.get(id))
+            .filter(|input| moved.contains(&input.user))
+            .cloned()
             .collect();
+        let mut nonces: HashMap<[u8; 32], Option<u64>> = HashMap::new();
         for input in pending {
-            if let Some(Ok(opened)) = self.mempool.opened(&input.id)
-                && let Ok(Some(stored)) = self.store.user_nonce(&input.user)
+            let stored = *nonces.entry(input.user).or_insert_with(|| self.store.user_nonce(&input.user).ok().flatten());
+            if let (Some(Ok(opened)), Some(stored)) = (self.mempool.opened(&input.id), stored)
                 && opened.nonce <= stored
             {
                 let why = if opened.nonce == stored { Rejection::AlreadySubmitted } else { Rejection::NonceExpired };
