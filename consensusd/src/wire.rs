@@ -18,13 +18,9 @@ pub enum PeerMessage {
     Inputs(InputBatch, Vec<Option<Result<Opened, Rejection>>>),
     Proposal(Proposal<Ledger>),
     Vote(Vote),
-    Result(ResultVote),
-    /// The sending peer's signature over ledger `height`'s output root; checked by the node
-    /// against the root of the agreed outcome.
-    OutputRootSig {
-        height: u64,
-        signature: [u8; 64],
-    },
+    /// A result vote, with the voter's signature over that ledger's output root if it sent one
+    /// (checked by the node against the root of the agreed outcome).
+    Result(ResultVote, Option<Box<[u8; 64]>>),
     Status(PeerStatus),
     LedgerRequest {
         request_id: u64,
@@ -162,7 +158,11 @@ pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Re
                 signature: sig64("ResultVote", &r.signature)?,
             };
             vote.verify(network, unl).map_err(|_| WireError::Signature { message: "ResultVote" })?;
-            Ok(PeerMessage::Result(vote))
+            let root_sig = match r.output_root_sig.len() {
+                0 => None,
+                _ => Some(Box::new(sig64("ResultVote", &r.output_root_sig)?.to_bytes())),
+            };
+            Ok(PeerMessage::Result(vote, root_sig))
         }
         Kind::Status(s) => Ok(PeerMessage::Status(PeerStatus {
             lcl_seq: s.lcl_seq,
@@ -209,10 +209,6 @@ pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Re
             };
             Ok(PeerMessage::OutcomeReply { seq: r.seq, outcome })
         }
-        Kind::OutputRootSig(r) => Ok(PeerMessage::OutputRootSig {
-            height: r.height,
-            signature: sig64("OutputRootSig", &r.signature)?.to_bytes(),
-        }),
         // The link layer consumes heartbeats ([`is_heartbeat`]); one this far is out of place.
         Kind::Heartbeat(_) => Err(WireError::Empty),
     }
@@ -265,12 +261,18 @@ pub fn vote(v: &Vote) -> pb::Frame {
 }
 
 pub fn result(r: &ResultVote) -> pb::Frame {
+    result_with_root(r, None)
+}
+
+/// A result vote with the voter's signature over the ledger's output root.
+pub fn result_with_root(r: &ResultVote, root_sig: Option<&[u8; 64]>) -> pb::Frame {
     frame(Kind::Result(pb::ResultVote {
         height: r.height,
         state_hash: Bytes::copy_from_slice(&r.state_hash),
         outputs_hash: Bytes::copy_from_slice(&r.outputs_hash),
         validator: r.validator as u32,
         signature: Bytes::copy_from_slice(&r.signature.to_bytes()),
+        output_root_sig: root_sig.map(|s| Bytes::copy_from_slice(s)).unwrap_or_default(),
     }))
 }
 
@@ -300,10 +302,6 @@ pub fn outcome_request(seq: u64) -> pb::Frame {
 }
 
 /// `outcome`: canonical bytes as stored, empty when not kept.
-pub fn output_root_sig(height: u64, signature: &[u8; 64]) -> pb::Frame {
-    frame(Kind::OutputRootSig(pb::OutputRootSig { height, signature: Bytes::copy_from_slice(signature) }))
-}
-
 pub fn outcome_reply(seq: u64, outcome: Vec<u8>) -> pb::Frame {
     frame(Kind::OutcomeReply(pb::OutcomeReply { seq, outcome: outcome.into() }))
 }

@@ -371,8 +371,12 @@ impl Node {
                 self.feed(Input::Proposal { proposal, valid });
             }
             PeerMessage::Vote(vote) => self.feed(Input::Vote(vote)),
-            PeerMessage::Result(vote) => self.on_result_vote(vote),
-            PeerMessage::OutputRootSig { height, signature } => self.on_output_root_sig(from, height, signature),
+            PeerMessage::Result(vote, root_sig) => {
+                if let Some(signature) = root_sig {
+                    self.on_output_root_sig(vote.validator, vote.height, *signature);
+                }
+                self.on_result_vote(vote)
+            }
             PeerMessage::Status(status) => self.on_peer_status(from, status),
             PeerMessage::LedgerRequest { request_id, from_seq, max_count } => {
                 self.offer_request(from, Request::Ledgers { request_id, from_seq, max_count })
@@ -437,11 +441,9 @@ impl Node {
                 hp_consensus::Message::Vote(v) => self.peers.send(validator, &wire::vote(&v)),
             }
         }
-        if let Some((seq, signature)) = self.own_root_sig() {
-            self.peers.send(validator, &wire::output_root_sig(seq, &signature));
-        }
         if let Some(vote) = self.own_result_vote() {
-            self.peers.send(validator, &wire::result(&vote));
+            let root_sig = self.own_root_sig().filter(|(seq, _)| *seq == vote.height).map(|(_, s)| s);
+            self.peers.send(validator, &wire::result_with_root(&vote, root_sig.as_ref()));
         }
     }
 

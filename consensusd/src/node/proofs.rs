@@ -1,12 +1,12 @@
 //! The UNL's signatures over each ledger's output root (HotPocket 0.6 proofs,
 //! `hp_ledger::output_proof`): this node signs the root of its own outcome and sends the
-//! signature just before its result vote; peers' signatures are kept per ledger, and when a
+//! signature in its result vote's frame (so whoever counts the vote holds it: a separate frame
+//! could arrive after the vote on another link); peers' signatures are kept per ledger, and when a
 //! ledger's outputs go to userd, the ones that verify against the root of the agreed outcome go
 //! with them, so a HotPocket client can check its outputs against the UNL.
 
 use super::Node;
 use crate::api::OutputsProof;
-use crate::wire;
 use ed25519_dalek::{Signature, Signer, Verifier};
 use hp_ledger::Outcome;
 use hp_ledger::output_proof::{leaves, outcome_root};
@@ -44,19 +44,19 @@ impl OutputProofs {
 }
 
 impl Node {
-    /// Signs the root of this node's own outcome of ledger `seq` and sends the signature to the
-    /// peers (before the result vote, so that it reaches each peer before the vote that may
-    /// complete the certificate). Nothing when no user has outputs.
-    pub(super) fn sign_output_root(&mut self, seq: u64, outcome: &Outcome) {
-        let Some(root) = outcome_root(outcome) else { return };
+    /// Signs the root of this node's own outcome of ledger `seq` and keeps the signature, which
+    /// goes out with the result vote. `None` when no user has outputs.
+    pub(super) fn sign_output_root(&mut self, seq: u64, outcome: &Outcome) -> Option<[u8; 64]> {
+        let root = outcome_root(outcome)?;
         let signature = self.cfg.key.sign(&root).to_bytes();
         self.proofs.insert(seq, self.cfg.me, signature, self.last.seq);
-        self.peers.broadcast(&wire::output_root_sig(seq, &signature));
+        Some(signature)
     }
 
-    /// A peer's signature over ledger `height`'s root; checked when the outputs go out.
-    pub(super) fn on_output_root_sig(&mut self, from: usize, height: u64, signature: [u8; 64]) {
-        self.proofs.insert(height, from, signature, self.last.seq);
+    /// A validator's signature over ledger `height`'s root, from its (verified) result vote;
+    /// checked against the root when the outputs go out.
+    pub(super) fn on_output_root_sig(&mut self, validator: usize, height: u64, signature: [u8; 64]) {
+        self.proofs.insert(height, validator, signature, self.last.seq);
     }
 
     /// This node's own root signature for the last ledger while its result is not certified

@@ -119,10 +119,8 @@ impl Node {
             &self.cfg.key,
         );
         let outcome = self.execution.uncertified.get(&seq).map(|done| done.outcome.clone());
-        if let Some(outcome) = outcome {
-            self.sign_output_root(seq, &outcome);
-        }
-        self.peers.broadcast(&wire::result(&vote));
+        let root_sig = outcome.and_then(|outcome| self.sign_output_root(seq, &outcome));
+        self.peers.broadcast(&wire::result_with_root(&vote, root_sig.as_ref()));
         let events = self.results.add(vote);
         self.on_result_events(events);
     }

@@ -129,7 +129,7 @@ impl Harness {
     /// Validator `from` (a peer) sends its result vote for ledger `seq`.
     fn peer_result_vote(&mut self, from: usize, seq: u64, run: &Run) {
         let vote = ResultVote::sign(&NETWORK, seq, run.state_hash, run.outcome.hash(), from, &self.keys[from]);
-        let message = PeerMessage::Result(vote);
+        let message = PeerMessage::Result(vote, None);
         self.node.handle(Event::Peer(PeerEvent::Message { validator: from, message }));
     }
 

@@ -62,9 +62,7 @@ impl Lane {
     fn of(frame: &Frame) -> Self {
         use hp_proto::v1::peer::frame::Kind;
         match frame.kind {
-            Some(Kind::Proposal(_) | Kind::Vote(_) | Kind::Result(_) | Kind::OutputRootSig(_) | Kind::Status(_)) => {
-                Lane::Consensus
-            }
+            Some(Kind::Proposal(_) | Kind::Vote(_) | Kind::Result(_) | Kind::Status(_)) => Lane::Consensus,
             _ => Lane::Bulk,
         }
     }

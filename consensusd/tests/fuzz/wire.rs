@@ -67,14 +67,10 @@ fn arbitrary_frame() -> impl Strategy<Value = pb::Frame> {
                 signature
             }))
             .boxed(),
-        (small_u64(), field_bytes(), field_bytes(), small_u32(), field_bytes())
-            .prop_map(|(height, state_hash, outputs_hash, validator, signature)| Kind::Result(pb::ResultVote {
-                height,
-                state_hash,
-                outputs_hash,
-                validator,
-                signature
-            }))
+        (small_u64(), field_bytes(), field_bytes(), small_u32(), field_bytes(), field_bytes())
+            .prop_map(|(height, state_hash, outputs_hash, validator, signature, output_root_sig)| {
+                Kind::Result(pb::ResultVote { height, state_hash, outputs_hash, validator, signature, output_root_sig })
+            })
             .boxed(),
         (small_u64(), field_bytes(), small_u64(), small_u32(), proptest::collection::vec(field_bytes(), 0..5))
             .prop_map(|(lcl_seq, lcl_hash, height, round, users)| Kind::Status(pb::Status {
@@ -135,7 +131,7 @@ fn signed_content(m: &PeerMessage) -> Option<String> {
             format!("proposal {} {} {:?} {:?}", p.height, p.round, p.valid_round, p.value.hash())
         }
         PeerMessage::Vote(v) => format!("vote {:?} {} {} {:?} {}", v.kind, v.height, v.round, v.value, v.validator),
-        PeerMessage::Result(r) => {
+        PeerMessage::Result(r, _) => {
             format!("result {} {:?} {:?} {}", r.height, r.state_hash, r.outputs_hash, r.validator)
         }
         _ => return None,
@@ -210,7 +206,7 @@ proptest! {
         let unl = unl(&keys());
         match wire::decode(frame, &NET, &unl) {
             // Random bytes are never a valid signature of a UNL key.
-            Ok(PeerMessage::Inputs(..) | PeerMessage::Proposal(_) | PeerMessage::Vote(_) | PeerMessage::Result(_)) => {
+            Ok(PeerMessage::Inputs(..) | PeerMessage::Proposal(_) | PeerMessage::Vote(_) | PeerMessage::Result(..)) => {
                 prop_assert!(false, "an unsigned frame was accepted");
             }
             Ok(PeerMessage::Status(s)) => prop_assert!(s.users.len() <= wire::MAX_USERS_PER_STATUS),

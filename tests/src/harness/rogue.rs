@@ -276,7 +276,7 @@ fn on_message(shared: &Arc<Shared>, from: usize, raw: pb::Frame, message: PeerMe
                 broadcast(shared, &wire::vote(&vote));
             }
         }
-        PeerMessage::Result(r) => {
+        PeerMessage::Result(r, _) => {
             let first = shared.memory.lock().unwrap_or_else(|e| e.into_inner()).result_voted.insert(r.height);
             if first && b.help {
                 let vote =
