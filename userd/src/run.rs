@@ -206,7 +206,6 @@ impl Userd {
                 unl: hp.unl,
                 peers: hp.peers,
                 roundtime_ms: hp.roundtime_ms,
-                connection: shared.settings.clone(),
                 view: view.clone(),
                 tls,
                 seed: shared.clone(),

@@ -62,7 +62,7 @@ pub async fn serve(
     tls: bool,
     shutdown: CancellationToken,
 ) {
-    let deadline = Instant::now() + shared.connection.handshake_timeout;
+    let deadline = Instant::now() + shared.seed.settings.handshake_timeout;
     let metered = Metered::new(socket, PRE_AUTH_BUDGET + if tls { TLS_BUDGET } else { 0 });
     match (&shared.tls, tls) {
         (Some(acceptor), true) => {
@@ -94,7 +94,8 @@ async fn upgraded<S>(
 ) where
     S: AsyncRead + AsyncWrite + Lift + Unpin + Send + 'static,
 {
-    let Some(mut ws) = crate::connection::upgrade(stream, shared.connection.websocket, deadline, peer, shutdown).await
+    let Some(mut ws) =
+        crate::connection::upgrade(stream, shared.seed.settings.websocket, deadline, peer, shutdown).await
     else {
         return;
     };
@@ -189,7 +190,7 @@ async fn requests<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let settings = &shared.connection;
+    let settings = &shared.seed.settings;
     let protocol = signed_in.protocol;
     let user = hp_cfg::PublicKeyHex(signed_in.user);
     let kill = CancellationToken::new();
@@ -213,14 +214,7 @@ async fn requests<S>(
     }
     shared.seed.session.user_changed(user).await;
     tracing::info!(%user, %peer, ?protocol, "HotPocket user connected");
-    let mut session = Session {
-        protocol,
-        user: signed_in.user,
-        bad_messages: 0,
-        subscriptions: Default::default(),
-        ledger_events,
-        health_events,
-    };
+    let mut session = Session { protocol, user: signed_in.user, bad_messages: 0, ledger_events, health_events };
     // Signed inputs waiting for their fate; at most `max_in_flight`, then reading pauses.
     let mut waiting: FuturesUnordered<BoxFuture<'static, Option<Outgoing>>> = FuturesUnordered::new();
     let mut last_heard = Instant::now();
@@ -298,24 +292,15 @@ async fn requests<S>(
     tracing::info!(%user, %peer, reason = end, "HotPocket user disconnected");
 }
 
-/// The notification channels a client can subscribe to.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Subscriptions {
-    pub unl_change: bool,
-    pub ledger_event: bool,
-    pub health_event: bool,
-}
-
 /// One signed-in client's state.
 #[derive(Debug)]
 struct Session {
     protocol: Protocol,
     user: [u8; 32],
     bad_messages: u32,
-    subscriptions: Subscriptions,
-    /// `subscriptions.ledger_event`, shared with the registry so the announcer finds it.
+    /// Subscribed to `ledger_event`; shared with the registry, where the announcer looks.
     ledger_events: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// `subscriptions.health_event`, likewise.
+    /// Subscribed to `health_event`, likewise.
     health_events: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -358,15 +343,10 @@ impl Session {
             "subscription" => {
                 let enabled = message.bool("enabled").unwrap_or(false);
                 match message.str("channel") {
-                    Some("unl_change") => self.subscriptions.unl_change = enabled,
-                    Some("ledger_event") => {
-                        self.subscriptions.ledger_event = enabled;
-                        self.ledger_events.store(enabled, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    Some("health_event") => {
-                        self.subscriptions.health_event = enabled;
-                        self.health_events.store(enabled, std::sync::atomic::Ordering::Relaxed);
-                    }
+                    // The UNL does not change (issue 19): nothing to note.
+                    Some("unl_change") => {}
+                    Some("ledger_event") => self.ledger_events.store(enabled, std::sync::atomic::Ordering::Relaxed),
+                    Some("health_event") => self.health_events.store(enabled, std::sync::atomic::Ordering::Relaxed),
                     _ => self.bad_messages += 1,
                 }
                 Handled::default()

@@ -25,8 +25,8 @@ pub const HEALTH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often a `connectivity` event goes out even when nothing changed.
 pub const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Sends `connectivity` health events until `shutdown`. `unl_size` decides "weakly connected"
-/// (fewer than 70 % of the other UNL members connected, hpcore's rule).
+/// Sends `connectivity` health events until `shutdown`; `unl_size` decides "weakly connected"
+/// ([`super::replies::weakly_connected`]).
 pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, shutdown: CancellationToken) {
     let mut last: Option<(u32, std::time::Instant)> = None;
     let mut tick = tokio::time::interval(HEALTH_POLL);
@@ -53,8 +53,7 @@ pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, sh
             continue;
         }
         last = Some((state.peers, std::time::Instant::now()));
-        let others = unl_size.saturating_sub(1);
-        let weakly = others > 0 && (state.peers as usize) * 10 < others * 7;
+        let weakly = super::replies::weakly_connected(state.peers, unl_size);
         let event = Outgoing::new("health_event")
             .str("event", "connectivity")
             .u64("peer_count", u64::from(state.peers))

@@ -22,7 +22,6 @@ pub mod statuses;
 pub mod tls;
 
 use crate::admission::Admission;
-use crate::connection::ConnSettings;
 use ed25519_dalek::SigningKey;
 use node_view::NodeView;
 use std::net::SocketAddr;
@@ -53,7 +52,6 @@ pub struct HotPocketShared {
     /// The configured peer addresses, shown in `stat`.
     pub peers: Vec<String>,
     pub roundtime_ms: u64,
-    pub connection: ConnSettings,
     pub view: Arc<NodeView>,
     /// Loaded when `hpport` is served.
     pub tls: Option<TlsAcceptor>,

@@ -10,9 +10,7 @@ use hp_proto::v1::OutputsProof;
 
 /// `stat_response`: the node's version, last closed ledger, UNL and peers.
 pub fn stat(shared: &HotPocketShared, state: &NodeState) -> Outgoing {
-    let others = shared.unl.len().saturating_sub(1);
-    // hpcore's rule: fewer than 70 % of the other UNL members connected.
-    let weakly_connected = others > 0 && (state.peers as usize) * 10 < others * 7;
+    let weakly_connected = weakly_connected(state.peers, shared.unl.len());
     Outgoing::new("stat_response")
         .str("hp_version", super::HP_VERSION)
         .u64("ledger_seq_no", state.lcl_seq)
@@ -25,6 +23,12 @@ pub fn stat(shared: &HotPocketShared, state: &NodeState) -> Outgoing {
         .bool("weakly_connected", weakly_connected)
         .keys("current_unl", &shared.unl)
         .strings("peers", &shared.peers)
+}
+
+/// hpcore's rule: fewer than 70 % of the other UNL members are connected.
+pub fn weakly_connected(peers: u32, unl_size: usize) -> bool {
+    let others = unl_size.saturating_sub(1);
+    others > 0 && (peers as usize) * 10 < others * 7
 }
 
 /// `lcl_response`: the last closed ledger.
