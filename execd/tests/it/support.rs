@@ -100,6 +100,7 @@ pub fn key(b: u8) -> [u8; 32] {
 pub fn request(seq: u64, users: Vec<([u8; 32], Vec<Vec<u8>>)>) -> ExecRequest {
     ExecRequest {
         seq,
+        ledger_hash: vec![0xcd; 32],
         prev_hash: vec![0xab; 32],
         time_ms: 1_700_000_000_123,
         users: users
