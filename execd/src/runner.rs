@@ -420,6 +420,8 @@ fn inputs_file(users: &[UserInput]) -> std::io::Result<OwnedFd> {
         }
         w.flush()?;
     }
+    // The contract may read it from the start as well as at offsets.
+    std::io::Seek::rewind(&mut file)?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     fcntl(&file, FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::from_bits_truncate(seals)))?;
     Ok(OwnedFd::from(file))

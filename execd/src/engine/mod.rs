@@ -405,6 +405,11 @@ impl Engine {
         self.last_ledger = Some((req.seq, req.ledger_hash.clone()));
         match &outcome.exit {
             ExitKind::Code(0) => {}
+            // hotpocket-nodejs-contract's `forceTerminate` ends the process with SIGINT: its
+            // way of exiting once done, not a failure.
+            ExitKind::Signal(libc::SIGINT) if self.cfg.stdinfmt == StdinFormat::Hotpocket => {
+                tracing::debug!(seq = req.seq, "the contract ended itself with SIGINT");
+            }
             exit => {
                 tracing::warn!(seq = req.seq, ?exit, spawn_error = ?outcome.spawn_error, "the contract did not exit cleanly")
             }

@@ -6,5 +6,6 @@ mod catchup;
 mod consensus;
 mod hotpocket;
 mod metrics;
+mod nodejs_contract;
 mod restarts;
 mod single_node;
