@@ -7,8 +7,10 @@
 //                                 second output, {"op":"added","text":"..."}
 //   {"op": "npl"}                 every node sends its key over the node party line, waits for
 //                                 every UNL member's, and answers {"op":"npl","heard":<n>,
-//                                 "unl":<n>} — the same on every node
-//   anything else                 answers {"op":"error","error":"..."}
+//                                 "unl":<n>} and then {"op":"heard","members":[<keys, sorted>]}
+//                                 — the same on every node
+//   any other JSON                answers {"op":"error","error":"unknown op"}
+//   text that is not JSON         is added as a note, as {"op":"add","text":<the text>} would
 //
 // A read request (a read-only run) answers {"op":"read","count":<notes kept>,"readonly":true}
 // and changes nothing; whatever it writes to its copy of the state is thrown away.
@@ -42,7 +44,7 @@ async function heardFromEveryMember(ctx) {
     });
     await ctx.unl.send(`hello from ${ctx.publicKey} at ${ctx.lclHash}`);
     await everyone;
-    return heard.size;
+    return [...heard].sort();
 }
 
 async function contract(ctx) {
@@ -63,8 +65,7 @@ async function contract(ctx) {
             try {
                 req = JSON.parse(raw);
             } catch {
-                await user.send({ op: "error", error: "input is not JSON" });
-                continue;
+                req = { op: "add", text: raw };
             }
             if (req.op === "add" && typeof req.text === "string") {
                 notes.push(req.text);
@@ -79,9 +80,10 @@ async function contract(ctx) {
     }
     fs.writeFileSync(NOTES, JSON.stringify(notes));
     if (wantsNpl.length > 0) {
-        const heard = await heardFromEveryMember(ctx);
+        const members = await heardFromEveryMember(ctx);
         for (const user of wantsNpl) {
-            await user.send({ op: "npl", heard, unl: ctx.unl.count() });
+            await user.send({ op: "npl", heard: members.length, unl: ctx.unl.count() });
+            await user.send({ op: "heard", members });
         }
     }
 }

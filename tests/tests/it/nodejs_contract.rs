@@ -54,8 +54,8 @@ fn the_library_contract_answers_keeps_its_state_on_every_node_hears_every_member
             {"op": "input", "input": "{\"op\":\"add\",\"text\":\"second\"}"},
             {"op": "input", "input": "{\"op\":\"npl\"}"},
             {"op": "read", "request": "how many?"},
-            // Two messages per `add` and one per `npl`, from each of the 3 nodes.
-            {"op": "outputs", "count": 15, "timeout_ms": 30000},
+            // Two messages per input, from each of the 3 nodes.
+            {"op": "outputs", "count": 18, "timeout_ms": 30000},
         ],
     });
     let results = js::run(&spec, CLIENT_TIMEOUT);
@@ -65,7 +65,7 @@ fn the_library_contract_answers_keeps_its_state_on_every_node_hears_every_member
 
     // Every output the client shows passed its own check against the UNL's signatures.
     let outputs = step(&results, "outputs")["outputs"].as_array().cloned().unwrap_or_default();
-    assert_eq!(outputs.len(), 15, "{outputs:?}");
+    assert_eq!(outputs.len(), 18, "{outputs:?}");
     let first_ledger = accepted[0]["ledgerSeqNo"].as_u64();
     let of_first: Vec<Value> = outputs
         .iter()
@@ -90,6 +90,11 @@ fn the_library_contract_answers_keeps_its_state_on_every_node_hears_every_member
     let npl: Vec<Value> =
         outputs.iter().map(|o| parse(o["output"].as_str().unwrap_or_default())).filter(|o| o["op"] == "npl").collect();
     assert_eq!(npl, vec![json!({"op": "npl", "heard": 3, "unl": 3}); 3], "{npl:?}");
+    let mut members = unl.clone();
+    members.sort();
+    let heard: Vec<Value> =
+        outputs.iter().map(|o| parse(o["output"].as_str().unwrap_or_default())).filter(|o| o["op"] == "heard").collect();
+    assert_eq!(heard, vec![json!({"op": "heard", "members": members}); 3], "every member, by its key");
 
     // The read-only run saw the state of two notes; what it wrote was thrown away.
     let replies = step(&results, "read")["replies"].as_array().cloned().unwrap_or_default();
