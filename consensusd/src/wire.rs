@@ -339,6 +339,10 @@ pub fn outcome_request(seq: u64) -> pb::Frame {
 }
 
 /// This node's NPL message, signed with its key.
+///
+/// ```text
+/// signed := SHA-256( u32 len(tag) | "hotpocket/npl/v1" | network id | u64 seq | [32] lcl_hash | data )
+/// ```
 pub fn npl(message: &NplMessage, key: &ed25519_dalek::SigningKey, network: &NetworkId) -> pb::Frame {
     use ed25519_dalek::Signer;
     let signature = key.sign(&message.signing_hash(network));
@@ -354,4 +358,49 @@ pub fn npl(message: &NplMessage, key: &ed25519_dalek::SigningKey, network: &Netw
 /// `outcome`: canonical bytes as stored, empty when not kept.
 pub fn outcome_reply(seq: u64, outcome: Vec<u8>) -> pb::Frame {
     frame(Kind::OutcomeReply(pb::OutcomeReply { seq, outcome: outcome.into() }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn keys() -> (Vec<SigningKey>, Vec<VerifyingKey>) {
+        let signing: Vec<SigningKey> = (1..=3u8).map(|b| SigningKey::from_bytes(&[b; 32])).collect();
+        let verifying = signing.iter().map(SigningKey::verifying_key).collect();
+        (signing, verifying)
+    }
+
+    fn message(sender: &SigningKey) -> NplMessage {
+        NplMessage {
+            seq: 7,
+            lcl_hash: [5; 32],
+            sender: sender.verifying_key().to_bytes(),
+            data: Bytes::from_static(b"hello"),
+        }
+    }
+
+    #[test]
+    fn an_npl_message_decodes_only_with_its_senders_signature_in_this_network_and_within_the_size() {
+        let (signing, unl) = keys();
+        let network = NetworkId([9; 32]);
+        let good = npl(&message(&signing[0]), &signing[0], &network);
+        assert!(matches!(decode(good.clone(), &network, &unl), Ok(PeerMessage::Npl(m)) if m == message(&signing[0])));
+        // Another network's, another member's signature under this one's name, a stranger's.
+        assert!(decode(good, &NetworkId([8; 32]), &unl).is_err());
+        let forged = npl(&message(&signing[0]), &signing[1], &network);
+        assert!(matches!(decode(forged, &network, &unl), Err(WireError::Signature { .. })));
+        let stranger = SigningKey::from_bytes(&[42; 32]);
+        assert!(decode(npl(&message(&stranger), &stranger, &network), &network, &unl).is_err());
+        // A signed message for one round is not one for another.
+        let mut moved = npl(&message(&signing[0]), &signing[0], &network);
+        if let Some(Kind::Npl(m)) = moved.kind.as_mut() {
+            m.seq += 1;
+        }
+        assert!(decode(moved, &network, &unl).is_err());
+        let mut big = message(&signing[0]);
+        big.data = Bytes::from(vec![0; hp_cfg::config::MAX_NPL_MESSAGE + 1]);
+        assert!(decode(npl(&big, &signing[0], &network), &network, &unl).is_err());
+    }
 }

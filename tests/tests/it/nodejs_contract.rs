@@ -92,8 +92,11 @@ fn the_library_contract_answers_keeps_its_state_on_every_node_hears_every_member
     assert_eq!(npl, vec![json!({"op": "npl", "heard": 3, "unl": 3}); 3], "{npl:?}");
     let mut members = unl.clone();
     members.sort();
-    let heard: Vec<Value> =
-        outputs.iter().map(|o| parse(o["output"].as_str().unwrap_or_default())).filter(|o| o["op"] == "heard").collect();
+    let heard: Vec<Value> = outputs
+        .iter()
+        .map(|o| parse(o["output"].as_str().unwrap_or_default()))
+        .filter(|o| o["op"] == "heard")
+        .collect();
     assert_eq!(heard, vec![json!({"op": "heard", "members": members}); 3], "every member, by its key");
 
     // The read-only run saw the state of two notes; what it wrote was thrown away.
