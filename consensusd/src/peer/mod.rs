@@ -743,4 +743,31 @@ mod tests {
         assert_eq!(net.stats().refused_handshakes.load(Ordering::Relaxed), 1);
         shutdown.cancel();
     }
+
+    #[tokio::test]
+    async fn a_peer_changeset_makes_the_node_dial_an_address_and_stop_dialing_it() {
+        #![allow(clippy::unwrap_used)]
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let (events, _rx) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let config = PeerConfig {
+            unl: vec![key.verifying_key().to_bytes()],
+            key,
+            network_id: [0; 32],
+            listen: Vec::new(),
+            peers: Vec::new(),
+            npl: None,
+        };
+        let net = PeerNet::start(config, events, shutdown.clone()).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        net.change_peers(std::slice::from_ref(&addr), &[]);
+        net.change_peers(std::slice::from_ref(&addr), &[]);
+        assert_eq!(net.dialed(), vec![addr.clone()], "an address is dialed once");
+        let dialed = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await;
+        assert!(matches!(dialed, Ok(Ok(_))), "the added address was not dialed");
+        net.change_peers(&[], std::slice::from_ref(&addr));
+        assert!(net.dialed().is_empty());
+        shutdown.cancel();
+    }
 }
