@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hp_consensus::{NetworkId, Proposal, ResultVote, Vote, VoteKind};
-use hp_ledger::user_signed::{Opened, Rejection, open_input};
+use hp_ledger::user_signed::{Opened, Rejection, open_inputs};
 use hp_ledger::{InputBatch, Ledger, LedgerRecord, Outcome};
 use hp_proto::v1::peer::{self as pb, frame::Kind};
 
@@ -128,7 +128,7 @@ pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Re
             }
             let batch = InputBatch::decode_verified(network, &origin, &b.inputs, &b.signature)
                 .map_err(|e| WireError::Decode { message: "InputBatch", problem: e.to_string() })?;
-            let opened = batch.inputs.iter().map(open_input).collect();
+            let opened = open_inputs(&batch.inputs);
             Ok(PeerMessage::Inputs(batch, opened))
         }
         Kind::Proposal(p) => {

@@ -129,8 +129,9 @@ pub fn verify_chain(
     for record in iter {
         verify_next(&record, &prev, prev_result.as_ref(), network, &keys, quorum)?;
         let seq = record.ledger.seq;
-        for input in &record.ledger.inputs {
-            let Some(opened) = crate::user_signed::open_input(input) else { continue };
+        let opened_all = crate::user_signed::open_inputs(&record.ledger.inputs);
+        for (input, opened) in record.ledger.inputs.iter().zip(opened_all) {
+            let Some(opened) = opened else { continue };
             let name = || format!("user-signed input {}/{}", hex::encode(input.id.origin), input.id.nonce);
             let problem = match opened {
                 Err(why) => Some(format!("{}: {why}", name())),

@@ -174,13 +174,23 @@ impl Input {
 /// Checks the origin signatures of `inputs`; names the first input that does not verify.
 /// Strict verification, one by one, as for every other signature: batch verification is faster
 /// but randomized and laxer, and nodes must agree exactly on which inputs are valid.
+/// An origin's key is decoded once for a run of its inputs (a batch has one origin; a ledger's
+/// inputs come grouped by origin), not once per input.
 pub fn verify_origins(network: &NetworkId, inputs: &[&Input]) -> Result<(), InputSignatureError> {
+    let mut decoded: Option<([u8; 32], VerifyingKey)> = None;
     for input in inputs {
         let name = || (hex::encode(input.id.origin), input.id.nonce);
-        let key = VerifyingKey::from_bytes(&input.id.origin).map_err(|_| {
-            let (origin, nonce) = name();
-            InputSignatureError::BadOrigin { origin, nonce }
-        })?;
+        let key = match decoded {
+            Some((origin, key)) if origin == input.id.origin => key,
+            _ => {
+                let key = VerifyingKey::from_bytes(&input.id.origin).map_err(|_| {
+                    let (origin, nonce) = name();
+                    InputSignatureError::BadOrigin { origin, nonce }
+                })?;
+                decoded = Some((input.id.origin, key));
+                key
+            }
+        };
         let digest = Input::signed_digest(network, &input.id, &input.user, &input.data, input.user_signed.as_ref());
         if key.verify_strict(&digest, &input.signature).is_err() {
             let (origin, nonce) = name();

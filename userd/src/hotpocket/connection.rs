@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use hp_ledger::Framing;
-use hp_ledger::user_signed::{ContainerFormat, UserSigned, check_window};
+use hp_ledger::user_signed::{ContainerFormat, UserKey, UserSigned, check_window};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -215,7 +215,14 @@ async fn requests<S>(
     }
     shared.seed.session.user_changed(user).await;
     tracing::info!(%user, %peer, ?protocol, "HotPocket user connected");
-    let mut session = Session { protocol, user: signed_in.user, bad_messages: 0, ledger_events, health_events };
+    let mut session = Session {
+        protocol,
+        user: signed_in.user,
+        user_key: UserKey::new(&signed_in.user),
+        bad_messages: 0,
+        ledger_events,
+        health_events,
+    };
     // Signed inputs waiting for their fate; at most `max_in_flight`, then reading pauses.
     let mut waiting: FuturesUnordered<BoxFuture<'static, Option<Outgoing>>> = FuturesUnordered::new();
     let mut last_heard = Instant::now();
@@ -298,6 +305,9 @@ async fn requests<S>(
 struct Session {
     protocol: Protocol,
     user: [u8; 32],
+    /// The user's key decoded once, for checking each of its inputs; `None` for bytes that are
+    /// no key (the handshake has checked a signature of it, so never in practice).
+    user_key: Option<UserKey>,
     bad_messages: u32,
     /// Subscribed to `ledger_event`; shared with the registry, where the announcer looks.
     ledger_events: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -438,7 +448,8 @@ impl Session {
             Protocol::Bson => ContainerFormat::Bson,
         };
         let signed = UserSigned { format, container: container.into(), signature };
-        let opened = match signed.open(&self.user) {
+        let Some(key) = &self.user_key else { return rejected("bad_sig") };
+        let opened = match signed.open_with(key) {
             Ok(opened) => opened,
             Err(why) => return rejected(&why.to_string()),
         };
