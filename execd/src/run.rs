@@ -1,8 +1,9 @@
 //! Running hp-execd for one contract directory: the process set-up a contract runner needs
-//! (descriptor limit, subreaper), the engine on its thread, and the `Exec` service on
+//! (descriptor limit, subreaper, the contract's sandbox), the engine on its thread, and the `Exec` service on
 //! `run/execd.sock` until shutdown. `main.rs` only hands this to the shared daemon entry.
 
 use crate::engine::{self, Engine, EngineConfig, EngineError};
+use crate::sandbox::Sandbox;
 use crate::{process, service};
 use hp_cfg::{Config, ContractDir};
 use hp_daemon::{CancellationToken, ipc};
@@ -20,6 +21,8 @@ pub enum RunError {
     Subreaper(nix::Error),
     #[error("the contract: {0}")]
     Contract(std::io::Error),
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("cannot start the engine thread: {0}")]
@@ -50,6 +53,8 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     process::become_subreaper().map_err(RunError::Subreaper)?;
     let mut engine_cfg = EngineConfig::new(dir.root(), &cfg).map_err(RunError::Contract)?;
     engine_cfg.reap_strays = true;
+    let sandbox = Sandbox::start(&engine_cfg.dir, &cfg, &engine_cfg.contract.program)?;
+    engine_cfg.contract.sandbox = sandbox.map(std::sync::Arc::new);
     let socket = engine_cfg.dir.socket("execd");
     let engine = Engine::open(engine_cfg)?;
     let (handle, thread) = engine::handle::spawn(engine, shutdown.clone()).map_err(RunError::Thread)?;

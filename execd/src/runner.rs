@@ -1,7 +1,8 @@
 //! Running the contract once (docs/contract-interface.md): pipes, a clean start, concurrent I/O, the timeout,
-//! and killing and reaping everything it started (with the helpers of [`crate::process`]). The
-//! only module with `unsafe`: the code that runs in the forked child before `exec`, and nothing
-//! else.
+//! and killing and reaping everything it started (with the helpers of [`crate::process`]). With
+//! [`crate::sandbox`], the only module with `unsafe`: the code that runs in the forked child
+//! before `exec`, and nothing else. The sandbox is prepared before the fork and entered in the
+//! child with one call, after the fds are in place.
 //!
 //! One run:
 //! 1. Two pipes per user (all `O_CLOEXEC`), one for stdin, stdout and stderr. Each input pipe
@@ -71,6 +72,9 @@ pub struct Contract {
     /// Absolute path of `state/`.
     pub cwd: PathBuf,
     pub timeout: Duration,
+    /// The sandbox every run gets ([`crate::sandbox`]); `cwd` is the folder it may write.
+    /// `None` only with `sandbox: false` (and in tests that run without one).
+    pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
 }
 
 /// What one run produced.
@@ -96,6 +100,8 @@ pub enum RunError {
     Pipes { users: usize, source: std::io::Error },
     #[error("execd is shutting down; the contract was killed")]
     Cancelled,
+    #[error("cannot prepare the contract's sandbox: {0}")]
+    Sandbox(#[from] crate::sandbox::SandboxError),
 }
 
 /// A pipe end being filled: the parent's write end and what is left to write.
@@ -147,7 +153,8 @@ pub async fn run(
         });
     }
 
-    // 2. Spawn.
+    // 2. Spawn, in the sandbox.
+    let sandbox = contract.sandbox.as_ref().map(|s| s.prepare(&contract.cwd, users.len())).transpose()?;
     let moves: Vec<(RawFd, RawFd)> =
         child_ends.iter().enumerate().map(|(k, fd)| (fd.as_raw_fd(), FIRST_USER_FD + k as RawFd)).collect();
     // Filled in the child; allocated here because the child must not allocate.
@@ -163,9 +170,13 @@ pub async fn run(
         .stderr(Stdio::from(stderr_w))
         .kill_on_drop(true);
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // system calls on plain integers it owns (see `child_setup`); it allocates nothing.
+    // system calls on plain integers it owns (see `child_setup`) and on values prepared before
+    // the fork (`Prepared::enter`); it allocates nothing.
     unsafe {
-        cmd.pre_exec(move || child_setup(&moves, &mut parked, parent));
+        cmd.pre_exec(move || {
+            child_setup(&moves, &mut parked, parent)?;
+            sandbox.as_ref().map_or(Ok(()), crate::sandbox::Prepared::enter)
+        });
     }
     let started = Instant::now();
     let spawned = cmd.spawn();

@@ -7,4 +7,5 @@ mod consensus;
 mod hotpocket;
 mod metrics;
 mod restarts;
+mod sandbox;
 mod single_node;
