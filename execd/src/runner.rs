@@ -154,7 +154,14 @@ pub async fn run(
     }
 
     // 2. Spawn, in the sandbox.
-    let sandbox = contract.sandbox.as_ref().map(|s| s.prepare(&contract.cwd, users.len())).transpose()?;
+    let sandbox = match &contract.sandbox {
+        Some(s) => {
+            let ends = [&stdin_r, &stdout_w, &stderr_w].into_iter().chain(&child_ends);
+            s.own_pipes(ends.map(std::os::fd::AsFd::as_fd))?;
+            Some(s.prepare(&contract.cwd, users.len())?)
+        }
+        None => None,
+    };
     let moves: Vec<(RawFd, RawFd)> =
         child_ends.iter().enumerate().map(|(k, fd)| (fd.as_raw_fd(), FIRST_USER_FD + k as RawFd)).collect();
     // Filled in the child; allocated here because the child must not allocate.

@@ -189,6 +189,29 @@ impl Sandbox {
         }
     }
 
+    /// Gives the pipes execd hands the contract to its own user, if it has one: a pipe is an
+    /// inode owned by its creator (mode 0600), and a contract that reopens its fd by name
+    /// (`/proc/self/fd/3`, `/dev/stdin`, as the default contract does) is checked against it.
+    pub fn own_pipes<'a>(
+        &self,
+        fds: impl IntoIterator<Item = std::os::fd::BorrowedFd<'a>>,
+    ) -> Result<(), SandboxError> {
+        let Some(ids) = &self.ids else { return Ok(()) };
+        for fd in fds {
+            nix::unistd::fchown(
+                fd,
+                Some(nix::unistd::Uid::from_raw(ids.uid)),
+                Some(nix::unistd::Gid::from_raw(ids.gid)),
+            )
+            .map_err(|e| SandboxError::Io {
+                what: "cannot give a pipe to the contract's user",
+                path: PathBuf::from("(pipe)"),
+                source: e.into(),
+            })?;
+        }
+        Ok(())
+    }
+
     /// The sandbox of one run that may write `writable` (and nothing else but the extra files)
     /// and hands `users` users their fds.
     pub fn prepare(&self, writable: &Path, users: usize) -> Result<Prepared, SandboxError> {

@@ -9,6 +9,7 @@ mod headers;
 mod io;
 mod overhead;
 mod process;
+mod sandbox;
 mod state_hash;
 mod state_sync;
 mod support;
