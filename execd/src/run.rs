@@ -33,6 +33,31 @@ pub enum RunError {
     Serve(#[from] tonic::transport::Error),
 }
 
+/// `hp-execd --check-sandbox <dir>`: whether the contract's sandbox can be set up as the config
+/// asks (exit 0), or why not (on stderr, exit [`hp_daemon::exit::CONFIG`]: like a bad config,
+/// the node refuses to start and a restart will not help).
+pub fn check_sandbox(root: &std::path::Path) -> std::process::ExitCode {
+    let code = |c: i32| std::process::ExitCode::from(u8::try_from(c).unwrap_or(1));
+    let dir = ContractDir::new(root);
+    let cfg = match Config::load(&dir.config_file()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("hp-execd: {e}");
+            return code(hp_daemon::exit::CONFIG);
+        }
+    };
+    let checked = EngineConfig::new(dir.root(), &cfg)
+        .map_err(|e| format!("the contract: {e}"))
+        .and_then(|engine| Sandbox::start(&engine.dir, &cfg, &engine.contract.program).map_err(|e| e.to_string()));
+    match checked {
+        Ok(_) => code(hp_daemon::exit::OK),
+        Err(e) => {
+            eprintln!("hp-execd: {e}");
+            code(hp_daemon::exit::CONFIG)
+        }
+    }
+}
+
 /// Runs execd for the contract directory until `shutdown`.
 pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let limit = process::raise_nofile_limit().map_err(RunError::FileLimit)?;

@@ -59,6 +59,18 @@ pub enum SandboxError {
     Seccomp(String),
 }
 
+/// The refusal for the protections in `missing` (each with why) that `allowed` does not list.
+fn refuse_missing(missing: &[(Protection, &str)], allowed: &[Protection]) -> Result<(), SandboxError> {
+    let refused: Vec<&(Protection, &str)> = missing.iter().filter(|(p, _)| !allowed.contains(p)).collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(SandboxError::Missing {
+        missing: refused.iter().map(|(p, _)| *p).collect(),
+        reasons: refused.iter().map(|(p, why)| format!("`{p}`: {why}")).collect(),
+    })
+}
+
 fn names(list: &[Protection]) -> String {
     list.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
 }
@@ -134,14 +146,7 @@ impl Sandbox {
                 ));
             }
         }
-        let refused: Vec<&(Protection, &str)> =
-            missing.iter().filter(|(p, _)| !cfg.sandbox_allow_missing.contains(p)).collect();
-        if !refused.is_empty() {
-            return Err(SandboxError::Missing {
-                missing: refused.iter().map(|(p, _)| *p).collect(),
-                reasons: refused.iter().map(|(p, why)| format!("`{p}`: {why}")).collect(),
-            });
-        }
+        refuse_missing(&missing, &cfg.sandbox_allow_missing)?;
         for (p, why) in &missing {
             tracing::warn!(protection = %p, why, "the contract runs without this protection (allowed by sandbox_allow_missing)");
         }
@@ -168,6 +173,12 @@ impl Sandbox {
             landlock_fs,
             missing,
         }))
+    }
+
+    /// Lets every run also write `file` (besides its folder): the hook for `patch.cfg` (issue
+    /// 14). The file must exist when a run is prepared.
+    pub fn allow_writing(&mut self, file: PathBuf) {
+        self.extra_writable.push(file);
     }
 
     /// The protections this node runs without (each allowed by the config).
@@ -259,5 +270,24 @@ impl Prepared {
             filter.apply()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_protection_is_refused_unless_allowed_and_the_message_names_it_and_the_field() {
+        let missing = [(Protection::Filesystem, "no landlock"), (Protection::OwnUser, "not root")];
+        let Err(err) = refuse_missing(&missing, &[Protection::OwnUser]) else {
+            panic!("a missing `filesystem` was not refused");
+        };
+        let text = err.to_string();
+        assert!(text.contains("`filesystem`") && text.contains("no landlock"), "{text}");
+        assert!(!text.contains("own_user"), "an allowed protection is not a reason: {text}");
+        assert!(text.contains("sandbox_allow_missing"), "{text}");
+        assert!(refuse_missing(&missing, &[Protection::OwnUser, Protection::Filesystem]).is_ok());
+        assert!(refuse_missing(&[], &[]).is_ok());
     }
 }
