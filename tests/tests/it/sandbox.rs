@@ -107,3 +107,43 @@ fn without_the_sandbox_the_same_probe_escapes() {
         assert!(escaped.iter().any(|e| e == expected), "{expected} did not escape without the sandbox: {escaped:?}");
     }
 }
+
+/// Not root: the node runs as an ordinary user (here `nobody`, through `setpriv`), so the
+/// contract shares it (`sandbox_allow_missing: ["own_user"]`, as `hotpocket new` writes for such
+/// a user). Landlock and seccomp still stop every escape but one: the process limit counts per
+/// uid and so is not enforced, which is what `own_user` being missing means.
+#[test]
+fn as_an_ordinary_user_the_node_still_stops_every_escape_but_the_process_limit() {
+    use hp_localnet::cluster::Host;
+    const NOBODY: u32 = 65534;
+    let prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+    let mut cluster = hp_localnet::Cluster::create(ClusterOptions {
+        nodes: 1,
+        contract: Some(compile("escape")),
+        hosts: Some(vec![Host { exec_prefix: prefix.map(String::from).to_vec(), ..Host::localhost() }]),
+        edit: Some(Box::new(|_, c| {
+            c.contract_user = None;
+            c.sandbox_allow_missing = vec![hp_cfg::Protection::OwnUser];
+        })),
+        ..Default::default()
+    })
+    .or_panic();
+    fn give(path: &std::path::Path) {
+        std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+        if path.is_dir() && !path.is_symlink() {
+            for entry in std::fs::read_dir(path).unwrap() {
+                give(&entry.unwrap().path());
+            }
+        }
+    }
+    give(cluster.root());
+    cluster.node(0).start().or_panic();
+    cluster.node(0).wait_ready(LONG).or_panic();
+    let node = &cluster.nodes[0];
+    let log = node.log();
+    assert!(log.contains("contract sandbox ready") && log.contains("own_user"), "{log}");
+    let answer = send_one(&node.url(), format!("probe {}", node.peerport).as_bytes(), LONG);
+    let escaped: Vec<String> = parse(&answer).into_iter().filter(|(_, e)| *e).map(|(n, _)| n).collect();
+    assert_eq!(escaped, ["fork_bomb"], "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(send_one(&node.url(), b"still here", LONG), b"still here");
+}
