@@ -64,11 +64,15 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CreateError> {
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_err(path))
 }
 
-/// Creates the folders of a contract directory, with `run/` private to the node (0700).
+/// Creates the folders of a contract directory, with `run/` private to the node (0700) and
+/// `bin/` open to the contract's user (0755).
 pub fn make_folders(dir: &ContractDir) -> Result<(), CreateError> {
     for folder in [dir.root().join("cfg"), dir.bin(), dir.state(), dir.hist(), dir.log()] {
         fs::create_dir_all(&folder).map_err(io_err(&folder))?;
     }
+    // The contract may run as a user of its own, which must reach its binary whatever the umask.
+    let bin = dir.bin();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).map_err(io_err(&bin))?;
     let run = dir.run();
     fs::create_dir_all(&run).map_err(io_err(&run))?;
     fs::set_permissions(&run, fs::Permissions::from_mode(0o700)).map_err(io_err(&run))?;

@@ -11,7 +11,9 @@
 //!    contract runs. The header goes into stdin the same way, then EOF.
 //! 2. The child starts a new session (so its own process group), asks for `SIGKILL` when execd
 //!    dies, moves the user pipe ends to the fixed fds of [`crate::header`] and marks every
-//!    other fd close-on-exec. Environment: `PATH` and `TZ` only. Cwd: `state/`.
+//!    other fd close-on-exec, then enters the sandbox prepared before the fork
+//!    ([`crate::sandbox`]; the fds handed to it become its user's). Environment: `PATH` and `TZ`
+//!    only. Cwd: `state/`.
 //! 3. Outputs are read by one task per user while the contract runs; stdout and stderr go to
 //!    the log line by line, tagged with `seq` and `stream`.
 //! 4. At the timeout (or on shutdown) the whole process group gets `SIGKILL`. When the main
@@ -154,14 +156,8 @@ pub async fn run(
     }
 
     // 2. Spawn, in the sandbox.
-    let sandbox = match &contract.sandbox {
-        Some(s) => {
-            let ends = [&stdin_r, &stdout_w, &stderr_w].into_iter().chain(&child_ends);
-            s.own_pipes(ends.map(std::os::fd::AsFd::as_fd))?;
-            Some(s.prepare(&contract.cwd, users.len())?)
-        }
-        None => None,
-    };
+    let handed = [&stdin_r, &stdout_w, &stderr_w].into_iter().chain(&child_ends).map(std::os::fd::AsFd::as_fd);
+    let sandbox = contract.sandbox.as_ref().map(|s| s.prepare(&contract.cwd, users.len(), handed)).transpose()?;
     let moves: Vec<(RawFd, RawFd)> =
         child_ends.iter().enumerate().map(|(k, fd)| (fd.as_raw_fd(), FIRST_USER_FD + k as RawFd)).collect();
     // Filled in the child; allocated here because the child must not allocate.

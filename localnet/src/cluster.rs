@@ -332,6 +332,10 @@ fn install_contract(dir: &ContractDir, contract: Option<&Path>) -> Result<String
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "contract".into());
             let target = dir.bin().join(&name);
             fs::copy(path, &target).map_err(LocalnetError::io("cannot copy the contract to", &target))?;
+            // Executable by the contract's own user whatever the umask it was built under.
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+                .map_err(LocalnetError::io("cannot make executable", &target))?;
             Ok(format!("bin/{name}"))
         }
         None => {

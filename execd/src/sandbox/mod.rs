@@ -203,10 +203,7 @@ impl Sandbox {
     /// Gives the pipes execd hands the contract to its own user, if it has one: a pipe is an
     /// inode owned by its creator (mode 0600), and a contract that reopens its fd by name
     /// (`/proc/self/fd/3`, `/dev/stdin`, as the default contract does) is checked against it.
-    pub fn own_pipes<'a>(
-        &self,
-        fds: impl IntoIterator<Item = std::os::fd::BorrowedFd<'a>>,
-    ) -> Result<(), SandboxError> {
+    fn own_pipes<'a>(&self, fds: impl IntoIterator<Item = std::os::fd::BorrowedFd<'a>>) -> Result<(), SandboxError> {
         let Some(ids) = &self.ids else { return Ok(()) };
         for fd in fds {
             nix::unistd::fchown(
@@ -224,8 +221,15 @@ impl Sandbox {
     }
 
     /// The sandbox of one run that may write `writable` (and nothing else but the extra files)
-    /// and hands `users` users their fds.
-    pub fn prepare(&self, writable: &Path, users: usize) -> Result<Prepared, SandboxError> {
+    /// and hands `users` users their fds; `handed` are the pipe ends (or other fds) the
+    /// contract gets, which become its user's.
+    pub fn prepare<'a>(
+        &self,
+        writable: &Path,
+        users: usize,
+        handed: impl IntoIterator<Item = std::os::fd::BorrowedFd<'a>>,
+    ) -> Result<Prepared, SandboxError> {
+        self.own_pipes(handed)?;
         let ruleset = if self.landlock_fs {
             fs::ruleset(&self.read, writable, &self.extra_writable)?
         } else {
