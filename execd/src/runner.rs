@@ -156,10 +156,11 @@ pub async fn run(
     }
 
     // 2. Spawn, in the sandbox.
-    let handed = [&stdin_r, &stdout_w, &stderr_w].into_iter().chain(&child_ends).map(std::os::fd::AsFd::as_fd);
-    let sandbox = contract.sandbox.as_ref().map(|s| s.prepare(&contract.cwd, users.len(), handed)).transpose()?;
     let moves: Vec<(RawFd, RawFd)> =
         child_ends.iter().enumerate().map(|(k, fd)| (fd.as_raw_fd(), FIRST_USER_FD + k as RawFd)).collect();
+    let first_free = moves.iter().map(|(_, to)| to + 1).max().unwrap_or(FIRST_USER_FD);
+    let handed = [&stdin_r, &stdout_w, &stderr_w].into_iter().chain(&child_ends).map(std::os::fd::AsFd::as_fd);
+    let sandbox = contract.sandbox.as_ref().map(|s| s.prepare(&contract.cwd, first_free, handed)).transpose()?;
     // Filled in the child; allocated here because the child must not allocate.
     let mut parked: Vec<RawFd> = vec![-1; moves.len()];
     let parent = nix::unistd::getpid().as_raw();

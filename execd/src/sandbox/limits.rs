@@ -21,8 +21,10 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(cfg: &ContractLimits, users: usize, own_user: bool) -> Self {
-        let fds = FIRST_USER_FD as u64 + 2 * users as u64;
+    /// `handed_fds`: the fds execd hands the contract are all below this number (for the user
+    /// pipes, 3 + 2 × users).
+    pub fn new(cfg: &ContractLimits, handed_fds: u64, own_user: bool) -> Self {
+        let fds = handed_fds.max(FIRST_USER_FD as u64);
         let mut items = [
             (Resource::RLIMIT_DATA, cfg.memory_mb.saturating_mul(MIB)),
             (Resource::RLIMIT_NOFILE, fds.saturating_add(cfg.open_files)),

@@ -27,7 +27,7 @@ pub mod net;
 pub mod user;
 
 use hp_cfg::{Config, ContractDir, Protection};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -220,13 +220,14 @@ impl Sandbox {
         Ok(())
     }
 
-    /// The sandbox of one run that may write `writable` (and nothing else but the extra files)
-    /// and hands `users` users their fds; `handed` are the pipe ends (or other fds) the
-    /// contract gets, which become its user's.
+    /// The sandbox of one run that may write `writable` (and nothing else but the extra files).
+    /// `handed` are the pipe ends (or other fds) the contract gets, which become its user's;
+    /// in the contract they are all below `first_free_fd` (the open-file limit leaves room
+    /// for them: `contract_open_files` counts only what the contract opens itself).
     pub fn prepare<'a>(
         &self,
         writable: &Path,
-        users: usize,
+        first_free_fd: RawFd,
         handed: impl IntoIterator<Item = std::os::fd::BorrowedFd<'a>>,
     ) -> Result<Prepared, SandboxError> {
         self.own_pipes(handed)?;
@@ -239,7 +240,7 @@ impl Sandbox {
         };
         Ok(Prepared {
             ruleset,
-            limits: limits::Limits::new(&self.limits, users, self.ids.is_some()),
+            limits: limits::Limits::new(&self.limits, u64::try_from(first_free_fd).unwrap_or(0), self.ids.is_some()),
             ids: self.ids,
             filter: self.filter.clone(),
             parent: nix::unistd::getpid().as_raw(),
