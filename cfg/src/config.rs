@@ -20,6 +20,10 @@ const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 pub const MAX_LEDGER_USERS_LIMIT: u64 = 1_000_000;
 /// The highest `max_ledger_inputs` allowed.
 pub const MAX_LEDGER_INPUTS_LIMIT: u64 = 10_000_000;
+/// The largest `npl_output_bytes`: what one node may make every peer hold for one round.
+pub const MAX_NPL_OUTPUT_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest NPL message, as the contract library's `MAX_SEQ_PACKET_SIZE`.
+pub const MAX_NPL_MESSAGE: usize = 128 * 1024;
 
 /// Why a config could not be used. Every variant names the file or field.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,27 @@ fn field_error(field: &str, problem: impl Into<String>) -> ConfigError {
 pub enum StdinFormat {
     Text,
     Json,
+    /// HotPocket 0.6's contract ABI (`hotpocket-nodejs-contract`): a JSON document naming an
+    /// inputs file, one output descriptor per user, the NPL and control sockets.
+    Hotpocket,
+}
+
+impl StdinFormat {
+    /// The config's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StdinFormat::Text => "text",
+            StdinFormat::Json => "json",
+            StdinFormat::Hotpocket => "hotpocket",
+        }
+    }
+
+    /// Whether a user's output of one round is a sequence of messages, each written as a 4-byte
+    /// big-endian length and the message (the HotPocket ABI), rather than one message of
+    /// whatever the contract wrote.
+    pub fn length_prefixed_outputs(self) -> bool {
+        matches!(self, StdinFormat::Hotpocket)
+    }
 }
 
 /// How the processes write their logs to stderr.
@@ -178,6 +203,14 @@ pub struct Config {
     pub pubmaxcpm: u64,
     pub stdinfmt: StdinFormat,
     pub contract_timeout_ms: u64,
+    /// Whether a `hotpocket`-format contract is told the node's secret key (`private_key`), as
+    /// hpcore does. Off by default: a contract that can sign as the node can forge its votes.
+    pub contract_gets_secret_key: bool,
+    /// Most bytes of node-party-line (NPL) messages the contract may send in one round, and
+    /// the most this node takes from one peer for one round.
+    pub npl_output_bytes: u64,
+    /// Most NPL messages per round, sent or taken from one peer, likewise.
+    pub npl_messages_per_round: u64,
     /// Fraction of the UNL whose signatures close a ledger.
     pub threshold: f64,
     /// Most signed-in users at once.
@@ -246,6 +279,9 @@ impl Config {
             pubmaxcpm: 6000,
             stdinfmt: StdinFormat::Text,
             contract_timeout_ms: 10_000,
+            contract_gets_secret_key: false,
+            npl_output_bytes: 1024 * 1024,
+            npl_messages_per_round: 256,
             threshold: 0.8,
             max_connections: 1024,
             max_connections_per_ip: 64,
@@ -368,10 +404,19 @@ impl Config {
         let stdinfmt = match f.string("stdinfmt")?.as_deref() {
             None | Some("text") => StdinFormat::Text,
             Some("json") => StdinFormat::Json,
-            Some(other) => return Err(field_error("stdinfmt", format!("`{other}` is not one of text, json"))),
+            Some("hotpocket") => StdinFormat::Hotpocket,
+            Some(other) => {
+                return Err(field_error("stdinfmt", format!("`{other}` is not one of text, json, hotpocket")));
+            }
         };
         let contract_timeout_ms =
             f.number("contract_timeout_ms", 1, 24 * 3_600_000)?.unwrap_or(defaults.contract_timeout_ms);
+        let contract_gets_secret_key =
+            f.boolean("contract_gets_secret_key")?.unwrap_or(defaults.contract_gets_secret_key);
+        let npl_output_bytes =
+            f.number("npl_output_bytes", 1024, MAX_NPL_OUTPUT_BYTES)?.unwrap_or(defaults.npl_output_bytes);
+        let npl_messages_per_round =
+            f.number("npl_messages_per_round", 1, 65_536)?.unwrap_or(defaults.npl_messages_per_round);
         let threshold = f.fraction("threshold")?.unwrap_or(defaults.threshold);
         check_threshold(threshold, unl.len())?;
         let max_connections = f.number("max_connections", 1, 1_000_000)?.unwrap_or(defaults.max_connections);
@@ -455,6 +500,9 @@ impl Config {
             pubmaxcpm,
             stdinfmt,
             contract_timeout_ms,
+            contract_gets_secret_key,
+            npl_output_bytes,
+            npl_messages_per_round,
             threshold,
             max_connections,
             max_connections_per_ip,
@@ -519,8 +567,11 @@ impl Config {
             "roundtime": self.roundtime_ms,
             "pubmaxsize": self.pubmaxsize,
             "pubmaxcpm": self.pubmaxcpm,
-            "stdinfmt": match self.stdinfmt { StdinFormat::Text => "text", StdinFormat::Json => "json" },
+            "stdinfmt": self.stdinfmt.as_str(),
             "contract_timeout_ms": self.contract_timeout_ms,
+            "contract_gets_secret_key": self.contract_gets_secret_key,
+            "npl_output_bytes": self.npl_output_bytes,
+            "npl_messages_per_round": self.npl_messages_per_round,
             "threshold": self.threshold,
             "max_connections": self.max_connections,
             "max_connections_per_ip": self.max_connections_per_ip,
@@ -660,7 +711,8 @@ fn validate_contract_user(user: &str) -> Result<(), String> {
     }
 }
 
-fn validate_peer_address(peer: &str) -> Result<(), String> {
+/// Checks a `host:port` peer address (`peers`, a contract's `peer_changeset`).
+pub fn validate_peer_address(peer: &str) -> Result<(), String> {
     let Some((host, port)) = peer.rsplit_once(':') else {
         return Err(format!("`{peer}` is not host:port"));
     };
@@ -688,15 +740,6 @@ impl Fields<'_> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
             Some(other) => Err(field_error(name, format!("must be a string, found {}", kind(&other)))),
-        }
-    }
-
-    fn boolean(&mut self, name: &str) -> Result<Option<bool>, ConfigError> {
-        match self.take(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
-            Some(other) => Err(field_error(name, format!("must be true or false, found {}", kind(&other)))),
         }
     }
 
@@ -744,6 +787,14 @@ impl Fields<'_> {
             return Err(field_error(name, format!("must be from {min} to {max}, found {value}")));
         }
         Ok(Some(value))
+    }
+
+    fn boolean(&mut self, name: &str) -> Result<Option<bool>, ConfigError> {
+        match self.take(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(other) => Err(field_error(name, format!("must be true or false, found {}", kind(&other)))),
+        }
     }
 
     /// An IP address; absent, `""` or `"localhost"` mean localhost (`None`).

@@ -68,7 +68,7 @@ pub enum ToUserd {
     Ack { request_id: u64, verdict: Result<(), String> },
     /// The certified outputs of ledger `seq` for the users connected to this userd: one batch
     /// per released ledger, in order, empty when none is for them.
-    Outputs { seq: u64, outputs: Vec<(UserKey, Bytes)>, proof: Option<OutputsProof> },
+    Outputs { seq: u64, outputs: Vec<(UserKey, Bytes)>, proof: Option<OutputsProof>, framing: hp_ledger::Framing },
     /// What became of a user-signed input this node accepted: in ledger `(seq, hash)`, or
     /// given up with hpcore's reason.
     InputStatus { input_hash: [u8; 32], fate: Result<(u64, [u8; 32]), String> },

@@ -3,12 +3,13 @@
 //! read while the loop writes).
 
 use hp_ledger::user_signed::parse_container;
-use hp_ledger::{Outcome, Store};
+use hp_ledger::{Framing, Outcome, Store};
 use hp_proto::v1 as pb;
 use std::path::Path;
 
-/// The reply for ledger `query.seq`; `found: false` when this node does not hold it.
-pub fn answer(store_path: &Path, query: &pb::LedgerQuery) -> Result<pb::LedgerQueryReply, String> {
+/// The reply for ledger `query.seq`; `found: false` when this node does not hold it. `framing`
+/// says how its outputs divide into messages.
+pub fn answer(store_path: &Path, query: &pb::LedgerQuery, framing: Framing) -> Result<pb::LedgerQueryReply, String> {
     let store = Store::open_read_only(store_path).map_err(|e| e.to_string())?;
     let Some(record) = store.get(query.seq).map_err(|e| e.to_string())? else {
         return Ok(pb::LedgerQueryReply::default());
@@ -66,5 +67,6 @@ pub fn answer(store_path: &Path, query: &pb::LedgerQuery) -> Result<pb::LedgerQu
         inputs,
         outputs,
         outputs_kept,
+        length_prefixed: framing == Framing::LengthPrefixed,
     })
 }

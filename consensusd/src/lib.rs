@@ -21,6 +21,7 @@ pub mod executor;
 pub mod ledger_query;
 pub mod metrics;
 pub mod node;
+pub mod npl;
 pub mod peer;
 pub mod service;
 pub mod serving;
@@ -38,6 +39,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
+
+/// Peers' NPL messages waiting for the NPL task before new ones are dropped.
+const NPL_QUEUE: usize = 4096;
 
 /// The peer listen addresses for a config: its `ip`, or IPv4 and IPv6 localhost.
 pub fn listen_addrs(cfg: &Config, port: u16) -> Vec<SocketAddr> {
@@ -94,6 +98,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
 
     let (events_tx, events_rx) = mpsc::channel::<Event>(65_536);
     let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(65_536);
+    let (npl_tx, npl_rx) = mpsc::channel(NPL_QUEUE);
     let peers = PeerNet::start(
         PeerConfig {
             key: cfg.key.signing_key().clone(),
@@ -101,6 +106,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
             network_id: network.0,
             listen: listen_addrs(&cfg, cfg.peerport),
             peers: cfg.peers.clone(),
+            npl: Some(npl_tx),
         },
         peer_tx,
         shutdown.clone(),
@@ -123,16 +129,31 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         Duration::from_millis(cfg.contract_timeout_ms),
         events_tx.clone(),
     );
+    npl::spawn(
+        executor.execd(),
+        peers.clone(),
+        cfg.key.signing_key().clone(),
+        network,
+        npl::NplLimits { messages: cfg.npl_messages_per_round, bytes: cfg.npl_output_bytes },
+        npl_rx,
+        shutdown.clone(),
+    );
 
     let socket = dir.socket("consensusd");
     let incoming = hp_daemon::ipc::bind(&socket)?;
     let _guard = hp_daemon::ipc::SocketGuard(socket.clone());
     let mut registry = hp_daemon::metrics::registry();
     let metrics = metrics::NodeMetrics::register(&mut registry);
+    let output_framing = if cfg.stdinfmt.length_prefixed_outputs() {
+        hp_ledger::Framing::LengthPrefixed
+    } else {
+        hp_ledger::Framing::Whole
+    };
     let service = hp_proto::v1::consensus_server::ConsensusServer::new(service::ConsensusService::new(
         events_tx.clone(),
         cfg.pubmaxsize as usize,
         dir.ledger_db(),
+        output_framing,
         service::MetricsSource { registry: std::sync::Arc::new(registry), node: metrics.clone() },
     ))
     .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE)
@@ -162,6 +183,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         max_pending_input_bytes: usize::try_from(cfg.max_pending_input_bytes).unwrap_or(usize::MAX),
         recovery_path: dir.hist().join("consensus.state"),
         max_input_ledger_offset: cfg.max_input_ledger_offset,
+        output_framing,
     };
     let parts = NodeParts { store, core, peers, executor, store_path: dir.ledger_db(), events: events_tx, metrics };
     let node = Node::new(node_cfg, parts)?;

@@ -35,6 +35,8 @@ pub struct ConsensusService<E> {
     max_input_bytes: usize,
     /// The ledger store, read for ledger queries.
     store_path: std::path::PathBuf,
+    /// How the outputs a ledger query returns divide into messages.
+    output_framing: hp_ledger::Framing,
     /// Ledger queries answered at once; more wait (each holds a read-only store connection).
     queries: std::sync::Arc<tokio::sync::Semaphore>,
     metrics: MetricsSource,
@@ -48,6 +50,7 @@ impl<E: From<ApiEvent>> ConsensusService<E> {
         events: mpsc::Sender<E>,
         max_input_bytes: usize,
         store_path: std::path::PathBuf,
+        output_framing: hp_ledger::Framing,
         metrics: MetricsSource,
     ) -> Self {
         Self {
@@ -55,6 +58,7 @@ impl<E: From<ApiEvent>> ConsensusService<E> {
             next_session: AtomicU64::new(1),
             max_input_bytes,
             store_path,
+            output_framing,
             queries: std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
             metrics,
         }
@@ -126,8 +130,9 @@ pub fn to_proto(message: ToUserd) -> pb::ConsensusMessage {
             },
             Err(why) => pb::InputStatus { input_hash: input_hash.to_vec().into(), rejected: why, ..Default::default() },
         }),
-        ToUserd::Outputs { seq, outputs, proof } => Out::Outputs(pb::OutputBatch {
+        ToUserd::Outputs { seq, outputs, proof, framing } => Out::Outputs(pb::OutputBatch {
             seq,
+            length_prefixed: framing == hp_ledger::Framing::LengthPrefixed,
             outputs: outputs
                 .into_iter()
                 .map(|(user, data)| pb::UserOutput { pubkey: user.to_vec().into(), data })
@@ -190,8 +195,8 @@ impl<E: From<ApiEvent> + Send + 'static> Consensus for ConsensusService<E> {
 
     async fn ledger(&self, request: Request<pb::LedgerQuery>) -> Result<Response<pb::LedgerQueryReply>, Status> {
         let _slot = self.queries.acquire().await.map_err(shutting_down)?;
-        let (path, query) = (self.store_path.clone(), request.into_inner());
-        let reply = tokio::task::spawn_blocking(move || crate::ledger_query::answer(&path, &query))
+        let (path, query, framing) = (self.store_path.clone(), request.into_inner(), self.output_framing);
+        let reply = tokio::task::spawn_blocking(move || crate::ledger_query::answer(&path, &query, framing))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(Status::internal)?;

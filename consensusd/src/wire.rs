@@ -43,6 +43,28 @@ pub enum PeerMessage {
         seq: u64,
         outcome: Option<Outcome>,
     },
+    /// A node party line message, its signature checked (never reaches the consensus loop).
+    Npl(NplMessage),
+}
+
+/// What a UNL member's contract wrote to its node party line during round `seq`, signed by
+/// that member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NplMessage {
+    pub seq: u64,
+    pub lcl_hash: [u8; 32],
+    pub sender: [u8; 32],
+    pub data: Bytes,
+}
+
+const NPL_TAG: &[u8] = b"hotpocket/npl/v1";
+
+impl NplMessage {
+    /// What the sender signs: network, round, previous ledger and the data, under their own
+    /// tag (no other signed message can be taken for one).
+    fn signing_hash(&self, network: &NetworkId) -> [u8; 32] {
+        hp_ledger::tagged_hash(NPL_TAG, &[&network.0, &self.seq.to_be_bytes(), &self.lcl_hash, &self.data])
+    }
 }
 
 /// Where a peer stands.
@@ -209,6 +231,21 @@ pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Re
             };
             Ok(PeerMessage::OutcomeReply { seq: r.seq, outcome })
         }
+        Kind::Npl(m) => {
+            if m.data.len() > hp_cfg::config::MAX_NPL_MESSAGE {
+                return Err(field("Npl", "data", format!("{} bytes, more than the limit", m.data.len())));
+            }
+            let sender = hash32("Npl", "sender", &m.sender)?;
+            let key = unl
+                .iter()
+                .find(|k| k.to_bytes() == sender)
+                .ok_or_else(|| field("Npl", "sender", "is not in the UNL"))?;
+            let message =
+                NplMessage { seq: m.seq, lcl_hash: hash32("Npl", "lcl_hash", &m.lcl_hash)?, sender, data: m.data };
+            key.verify_strict(&message.signing_hash(network), &sig64("Npl", &m.signature)?)
+                .map_err(|_| WireError::Signature { message: "Npl" })?;
+            Ok(PeerMessage::Npl(message))
+        }
         // The link layer consumes heartbeats ([`is_heartbeat`]); one this far is out of place.
         Kind::Heartbeat(_) => Err(WireError::Empty),
     }
@@ -301,7 +338,69 @@ pub fn outcome_request(seq: u64) -> pb::Frame {
     frame(Kind::OutcomeRequest(pb::OutcomeRequest { seq }))
 }
 
+/// This node's NPL message, signed with its key.
+///
+/// ```text
+/// signed := SHA-256( u32 len(tag) | "hotpocket/npl/v1" | network id | u64 seq | [32] lcl_hash | data )
+/// ```
+pub fn npl(message: &NplMessage, key: &ed25519_dalek::SigningKey, network: &NetworkId) -> pb::Frame {
+    use ed25519_dalek::Signer;
+    let signature = key.sign(&message.signing_hash(network));
+    frame(Kind::Npl(pb::Npl {
+        seq: message.seq,
+        lcl_hash: Bytes::copy_from_slice(&message.lcl_hash),
+        data: message.data.clone(),
+        sender: Bytes::copy_from_slice(&message.sender),
+        signature: Bytes::copy_from_slice(&signature.to_bytes()),
+    }))
+}
+
 /// `outcome`: canonical bytes as stored, empty when not kept.
 pub fn outcome_reply(seq: u64, outcome: Vec<u8>) -> pb::Frame {
     frame(Kind::OutcomeReply(pb::OutcomeReply { seq, outcome: outcome.into() }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn keys() -> (Vec<SigningKey>, Vec<VerifyingKey>) {
+        let signing: Vec<SigningKey> = (1..=3u8).map(|b| SigningKey::from_bytes(&[b; 32])).collect();
+        let verifying = signing.iter().map(SigningKey::verifying_key).collect();
+        (signing, verifying)
+    }
+
+    fn message(sender: &SigningKey) -> NplMessage {
+        NplMessage {
+            seq: 7,
+            lcl_hash: [5; 32],
+            sender: sender.verifying_key().to_bytes(),
+            data: Bytes::from_static(b"hello"),
+        }
+    }
+
+    #[test]
+    fn an_npl_message_decodes_only_with_its_senders_signature_in_this_network_and_within_the_size() {
+        let (signing, unl) = keys();
+        let network = NetworkId([9; 32]);
+        let good = npl(&message(&signing[0]), &signing[0], &network);
+        assert!(matches!(decode(good.clone(), &network, &unl), Ok(PeerMessage::Npl(m)) if m == message(&signing[0])));
+        // Another network's, another member's signature under this one's name, a stranger's.
+        assert!(decode(good, &NetworkId([8; 32]), &unl).is_err());
+        let forged = npl(&message(&signing[0]), &signing[1], &network);
+        assert!(matches!(decode(forged, &network, &unl), Err(WireError::Signature { .. })));
+        let stranger = SigningKey::from_bytes(&[42; 32]);
+        assert!(decode(npl(&message(&stranger), &stranger, &network), &network, &unl).is_err());
+        // A signed message for one round is not one for another.
+        let mut moved = npl(&message(&signing[0]), &signing[0], &network);
+        if let Some(Kind::Npl(m)) = moved.kind.as_mut() {
+            m.seq += 1;
+        }
+        assert!(decode(moved, &network, &unl).is_err());
+        let mut big = message(&signing[0]);
+        big.data = Bytes::from(vec![0; hp_cfg::config::MAX_NPL_MESSAGE + 1]);
+        assert!(decode(npl(&big, &signing[0], &network), &network, &unl).is_err());
+    }
 }

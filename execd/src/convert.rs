@@ -27,7 +27,13 @@ pub fn execute_request(req: v1::ExecuteRequest) -> Result<ExecRequest, String> {
             Ok(UserInput { pubkey: pubkey(&u.pubkey, &format!("ExecuteRequest.users[{i}].pubkey"))?, inputs: u.inputs })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    Ok(ExecRequest { seq: req.seq, prev_hash: req.prev_hash.to_vec(), time_ms: req.time_ms, users })
+    Ok(ExecRequest {
+        seq: req.seq,
+        ledger_hash: req.ledger_hash.to_vec(),
+        prev_hash: req.prev_hash.to_vec(),
+        time_ms: req.time_ms,
+        users,
+    })
 }
 
 /// A round's result → `ExecuteReply` (the same message as the recorded result).

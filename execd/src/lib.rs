@@ -11,13 +11,15 @@
 //!   that use it. How the contract ended is the ledger's `hp_ledger::ExitKind`.
 //! - [`recorded_result`]: the bytes of a round's recorded result in `hist/exec/record`.
 //! - [`awake`]: timers that do not count the time this process was stopped.
-//! - [`runner`]: spawning the contract with per-user pipes, timeout, kill and reap (with
-//!   [`sandbox`], the only `unsafe`).
+//! - [`runner`]: spawning the contract with per-user pipes (or the HotPocket ABI's file and
+//!   sockets), timeout, kill and reap (with [`sandbox`], the only `unsafe`).
 //! - [`sandbox`]: what the contract may do: its file-system view (landlock), no sockets
 //!   (seccomp), its own user, resource limits; applied by the runner in the child.
 //! - [`process`]: killing and reaping process groups and sessions, `/proc` scanning, and the
 //!   process setup of `hp-execd` (subreaper, open-file limit, standard fds, parent death).
-//! - [`header`]: the stdin header, text or JSON, byte-exact.
+//! - [`header`]: the stdin header, text, JSON or HotPocket's, byte-exact.
+//! - [`npl`]: the node party line and control channel of `hotpocket`-format runs, between
+//!   the runner and consensusd's `Npl` stream.
 //! - [`state_hash`]: the state hash, its byte layout and incremental re-hashing.
 //! - [`snapshot`]: the committed copy, its `record`, the marker and the journal; tree diff and copy.
 //! - [`sync`]: state sync paths, staging and building the target tree.
@@ -29,6 +31,7 @@ pub mod convert;
 pub mod engine;
 pub mod header;
 pub mod metrics;
+pub mod npl;
 pub mod process;
 pub mod read;
 pub mod recorded_result;

@@ -11,7 +11,7 @@ use crate::engine::EngineError;
 use crate::engine::handle::{EngineGone, EngineHandle};
 use crate::header::{self, RoundInfo};
 use crate::round::UserInput;
-use crate::runner::{self, Contract, RunError};
+use crate::runner::{self, Abi, Contract, HotPocketRun, RunError};
 use bytes::Bytes;
 use hp_cfg::StdinFormat;
 use hp_daemon::CancellationToken;
@@ -33,6 +33,8 @@ pub struct Prepared {
 pub struct ReadResult {
     pub output: Vec<u8>,
     pub exit: ExitKind,
+    /// `output` is length-prefixed messages (a `hotpocket`-format contract).
+    pub length_prefixed: bool,
 }
 
 /// Why a read could not run.
@@ -66,11 +68,16 @@ pub async fn run(
     let scratch = tempfile::Builder::new().prefix("read-").tempdir_in(scratch_in).map_err(ReadError::Scratch)?;
     let dst = scratch.path().join("state");
     let prepared = engine.call(move |engine, _| engine.prepare_read(&dst)).await??;
-    let head = header::build_read(prepared.format, &prepared.round, &user);
+    let head = header::build_read(prepared.format, &prepared.round, &user, request.len());
     let users = [UserInput { pubkey: user, inputs: vec![request] }];
-    let outcome = runner::run(&prepared.contract, 0, head, &users, cancel, &mut |_| {}).await?;
+    // No NPL, and the control channel is not listened to: a read is no round.
+    let abi = match prepared.format {
+        StdinFormat::Text | StdinFormat::Json => Abi::Pipes,
+        StdinFormat::Hotpocket => Abi::HotPocket(HotPocketRun::default()),
+    };
+    let outcome = runner::run(&prepared.contract, 0, head, &users, abi, cancel, &mut |_| {}).await?;
     let output = outcome.outputs.into_iter().find(|(u, _)| *u == user).map(|(_, o)| o).unwrap_or_default();
-    Ok(ReadResult { output, exit: outcome.exit })
+    Ok(ReadResult { output, exit: outcome.exit, length_prefixed: prepared.format.length_prefixed_outputs() })
 }
 
 /// Copies a folder tree (files with their permission bits, folders; symbolic links are not

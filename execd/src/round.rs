@@ -11,6 +11,8 @@ use hp_ledger::ExitKind;
 #[derive(Debug, Clone)]
 pub struct ExecRequest {
     pub seq: u64,
+    /// This ledger's hash.
+    pub ledger_hash: Vec<u8>,
     pub prev_hash: Vec<u8>,
     pub time_ms: u64,
     /// Every listed user with its inputs; sorted by the engine.

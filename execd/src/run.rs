@@ -81,6 +81,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     let sandbox = Sandbox::start(&engine_cfg.dir, &cfg, &engine_cfg.contract.program)?;
     engine_cfg.contract.sandbox = sandbox.map(std::sync::Arc::new);
     let socket = engine_cfg.dir.socket("execd");
+    let npl = engine_cfg.npl.clone();
     let engine = Engine::open(engine_cfg)?;
     let (handle, thread) = engine::handle::spawn(engine, shutdown.clone()).map_err(RunError::Thread)?;
     let incoming = ipc::bind(&socket)?;
@@ -90,7 +91,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     // Copies left by reads a crash cut short.
     let _ = std::fs::remove_dir_all(&scratch);
     let reads = service::Reads::new(scratch, shutdown.clone());
-    let served = service::serve(incoming, handle, reads, shutdown.clone().cancelled_owned()).await;
+    let served = service::serve(incoming, handle, reads, npl, shutdown.clone().cancelled_owned()).await;
     shutdown.cancel();
     let deadline = Instant::now() + ENGINE_STOP_WAIT;
     while !thread.is_finished() && Instant::now() < deadline {

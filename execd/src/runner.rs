@@ -8,7 +8,12 @@
 //! 1. Two pipes per user (all `O_CLOEXEC`), one for stdin, stdout and stderr. Each input pipe
 //!    is filled before the contract starts when its inputs fit (the pipe is enlarged up to
 //!    [`MAX_PREFILL_PIPE`] when that helps); what does not fit is written by a task while the
-//!    contract runs. The header goes into stdin the same way, then EOF.
+//!    contract runs. The header goes into stdin the same way, then EOF. Under the HotPocket
+//!    ABI ([`Abi::HotPocket`]) the inputs are instead one sealed memory file the contract
+//!    reads at offsets, each user has only an output pipe, and two `SOCK_SEQPACKET` sockets
+//!    carry the NPL ([`crate::npl`]) and control messages; the contract closing its control
+//!    socket ends the run as its exit does (after [`CONTROL_CLOSE_GRACE`]), and each user's
+//!    output keeps only whole length-prefixed messages.
 //! 2. The child starts a new session (so its own process group), asks for `SIGKILL` when execd
 //!    dies, moves the user pipe ends to the fixed fds of [`crate::header`] and marks every
 //!    other fd close-on-exec, then enters the sandbox prepared before the fork
@@ -38,11 +43,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 
 use crate::awake;
-use crate::header::FIRST_USER_FD;
+use crate::header::{FIRST_USER_FD, HP_CONTROL_FD, HP_NPL_FD, HP_USER_IN_FD, hp_out_fd};
+use crate::npl::{NplHub, RoundNpl};
 use crate::process;
 use crate::round::UserInput;
+use hp_cfg::config::MAX_NPL_MESSAGE;
 use hp_daemon::CancellationToken;
 use hp_ledger::ExitKind;
+use tokio_seqpacket::UnixSeqpacket;
 
 /// The environment the contract gets: nothing of execd's own leaks in, and `TZ` is fixed so that
 /// time formatting is the same on every node.
@@ -64,6 +72,32 @@ const DRAIN_GRACE: Duration = Duration::from_millis(500);
 const MAX_LOG_LINE: usize = 4096;
 /// Lines logged per stream per round; the rest is drained silently (one warning says so).
 const MAX_LOG_LINES: u64 = 2000;
+
+/// After the contract closed its control socket, how long it has to exit by itself before its
+/// process group is killed.
+pub const CONTROL_CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Control messages read from one run; more are read and dropped (a contract cannot fill the
+/// log or consensusd's queue).
+const MAX_CONTROL_MESSAGES: usize = 64;
+
+/// How the contract gets its inputs and hands back its outputs.
+pub enum Abi {
+    /// `text`/`json`: user `i` reads its inputs from fd `3 + 2i` and writes to `4 + 2i`.
+    Pipes,
+    /// `hotpocket`: fd 3 the inputs file, 4 the NPL socket, 5 the control socket, `6 + i`
+    /// user `i`'s output ([`crate::header`]).
+    HotPocket(HotPocketRun),
+}
+
+/// What a HotPocket-ABI run is connected to.
+#[derive(Default)]
+pub struct HotPocketRun {
+    /// The round's NPL; `None` (a read-only run): what the contract writes there is dropped
+    /// and nothing arrives.
+    pub npl: Option<RoundNpl>,
+    /// Where `peer_changeset`s go; `None` (a read-only run): they are ignored.
+    pub control: Option<Arc<NplHub>>,
+}
 
 /// How to start the contract.
 #[derive(Debug, Clone)]
@@ -119,24 +153,46 @@ pub async fn run(
     seq: u64,
     header: Vec<u8>,
     users: &[UserInput],
+    abi: Abi,
     cancel: &CancellationToken,
     on_spawn: &mut (dyn FnMut(i32) + Send),
 ) -> Result<RunOutcome, RunError> {
     let pipes_err = |source| RunError::Pipes { users: users.len(), source };
-    // 1. Pipes, filled as far as they take.
-    let mut child_ends: Vec<OwnedFd> = Vec::with_capacity(users.len() * 2);
+    // 1. Pipes (or the HotPocket ABI's file and sockets), filled as far as they take. Each
+    // child end is listed with the fd the contract sees it as.
+    let mut child_ends: Vec<(OwnedFd, RawFd)> = Vec::with_capacity(users.len() * 2 + 3);
     let mut feeds: Vec<Feed> = Vec::new();
     let mut out_ends: Vec<OwnedFd> = Vec::with_capacity(users.len());
-    for user in users {
-        let (in_r, in_w) = cloexec_pipe().map_err(pipes_err)?;
-        let (out_r, out_w) = cloexec_pipe().map_err(pipes_err)?;
-        child_ends.push(in_r);
-        child_ends.push(out_w);
-        out_ends.push(out_r);
-        if let Some(feed) = prefill(in_w, &user.inputs).map_err(pipes_err)? {
-            feeds.push(feed);
+    let mut sockets = None;
+    let hotpocket = match abi {
+        Abi::Pipes => {
+            for (i, user) in users.iter().enumerate() {
+                let (in_r, in_w) = cloexec_pipe().map_err(pipes_err)?;
+                let (out_r, out_w) = cloexec_pipe().map_err(pipes_err)?;
+                child_ends.push((in_r, FIRST_USER_FD + 2 * i as RawFd));
+                child_ends.push((out_w, FIRST_USER_FD + 2 * i as RawFd + 1));
+                out_ends.push(out_r);
+                if let Some(feed) = prefill(in_w, &user.inputs).map_err(pipes_err)? {
+                    feeds.push(feed);
+                }
+            }
+            None
         }
-    }
+        Abi::HotPocket(io) => {
+            child_ends.push((inputs_file(users).map_err(pipes_err)?, HP_USER_IN_FD));
+            let (npl_ours, npl_theirs) = packet_pair().map_err(pipes_err)?;
+            let (control_ours, control_theirs) = packet_pair().map_err(pipes_err)?;
+            child_ends.push((npl_theirs, HP_NPL_FD));
+            child_ends.push((control_theirs, HP_CONTROL_FD));
+            for i in 0..users.len() {
+                let (out_r, out_w) = cloexec_pipe().map_err(pipes_err)?;
+                child_ends.push((out_w, hp_out_fd(i)));
+                out_ends.push(out_r);
+            }
+            sockets = Some((npl_ours, control_ours));
+            Some(io)
+        }
+    };
     let (stdin_r, stdin_w) = cloexec_pipe().map_err(pipes_err)?;
     if let Some(feed) = prefill(stdin_w, &[Bytes::from(header)]).map_err(pipes_err)? {
         feeds.push(feed);
@@ -156,10 +212,12 @@ pub async fn run(
     }
 
     // 2. Spawn, in the sandbox.
-    let moves: Vec<(RawFd, RawFd)> =
-        child_ends.iter().enumerate().map(|(k, fd)| (fd.as_raw_fd(), FIRST_USER_FD + k as RawFd)).collect();
+    let moves: Vec<(RawFd, RawFd)> = child_ends.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)).collect();
     let first_free = moves.iter().map(|(_, to)| to + 1).max().unwrap_or(FIRST_USER_FD);
-    let handed = [&stdin_r, &stdout_w, &stderr_w].into_iter().chain(&child_ends).map(std::os::fd::AsFd::as_fd);
+    let handed = [&stdin_r, &stdout_w, &stderr_w]
+        .into_iter()
+        .chain(child_ends.iter().map(|(fd, _)| fd))
+        .map(std::os::fd::AsFd::as_fd);
     let sandbox = contract.sandbox.as_ref().map(|s| s.prepare(&contract.cwd, first_free, handed)).transpose()?;
     // Filled in the child; allocated here because the child must not allocate.
     let mut parked: Vec<RawFd> = vec![-1; moves.len()];
@@ -205,6 +263,19 @@ pub async fn run(
 
     // 3. Concurrent I/O.
     let stop_reading = CancellationToken::new();
+    let control_closed = CancellationToken::new();
+    let mut packet_tasks = Vec::new();
+    if let (Some(io), Some((npl, control))) = (hotpocket, sockets) {
+        packet_tasks.extend(npl_tasks(npl, io.npl, seq, stop_reading.clone()));
+        packet_tasks.push(tokio::spawn(control_task(
+            control,
+            io.control,
+            seq,
+            control_closed.clone(),
+            stop_reading.clone(),
+        )));
+    }
+    let length_prefixed = !packet_tasks.is_empty();
     let mut writers = Vec::with_capacity(feeds.len());
     for feed in feeds {
         writers.push(tokio::spawn(stream_rest(feed)));
@@ -225,17 +296,38 @@ pub async fn run(
         Exited(std::io::Result<std::process::ExitStatus>),
         TimedOut,
         Cancelled,
+        ControlClosed,
     }
     // Biased: a contract that has exited did not time out, even if this process was stopped
     // meanwhile and the timer is overdue too when it resumes.
-    let ended = tokio::select! {
+    let timeout = awake::sleep(contract.timeout);
+    tokio::pin!(timeout);
+    let mut ended = tokio::select! {
         biased;
         status = child.wait() => Ended::Exited(status),
         () = cancel.cancelled() => Ended::Cancelled,
-        () = awake::sleep(contract.timeout) => Ended::TimedOut,
+        () = &mut timeout => Ended::TimedOut,
+        () = control_closed.cancelled() => Ended::ControlClosed,
     };
+    if matches!(ended, Ended::ControlClosed) {
+        // The contract said it is done; it has a moment to exit by itself, then its group is
+        // killed (a deterministic contract does the same on every node).
+        ended = tokio::select! {
+            biased;
+            status = child.wait() => Ended::Exited(status),
+            () = cancel.cancelled() => Ended::Cancelled,
+            () = &mut timeout => Ended::TimedOut,
+            () = awake::sleep(CONTROL_CLOSE_GRACE) => {
+                tracing::info!(seq, "the contract closed its control channel but did not exit; ending it");
+                process::kill_group(pgid);
+                Ended::Exited(child.wait().await)
+            }
+        };
+    }
     let (status, timed_out, cancelled) = match ended {
         Ended::Exited(status) => (status, false, false),
+        // Replaced by what came after it, above.
+        Ended::ControlClosed => (child.wait().await, false, false),
         Ended::TimedOut => {
             process::kill_group(pgid);
             (child.wait().await, true, false)
@@ -283,6 +375,10 @@ pub async fn run(
     for logger in loggers {
         let _ = logger.await;
     }
+    for task in packet_tasks {
+        task.abort();
+        let _ = task.await;
+    }
     if cancelled {
         return Err(RunError::Cancelled);
     }
@@ -304,13 +400,164 @@ pub async fn run(
         );
         Vec::new()
     } else {
-        users.iter().zip(outputs).filter(|(_, out)| !out.is_empty()).map(|(u, out)| (u.pubkey, out)).collect()
+        users
+            .iter()
+            .zip(outputs)
+            .map(|(u, mut out)| {
+                if length_prefixed {
+                    let whole = hp_ledger::outputs::complete_frames_len(&out);
+                    if whole < out.len() {
+                        tracing::warn!(seq, user = %hex::encode(u.pubkey), dropped = out.len() - whole, "the contract's output ends in an incomplete message; that message is dropped");
+                        out.truncate(whole);
+                    }
+                }
+                (u.pubkey, out)
+            })
+            .filter(|(_, out)| !out.is_empty())
+            .collect()
     };
     Ok(RunOutcome { outputs, exit, spawn_error, run_time, pgid: Some(pgid), outputs_dropped })
 }
 
 fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
+}
+
+/// The HotPocket ABI's inputs file: every user's inputs one after the other (users in the
+/// given order, each user's in ledger order), in a memory file sealed against any change, so
+/// the contract can only read it.
+fn inputs_file(users: &[UserInput]) -> std::io::Result<OwnedFd> {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let fd = memfd_create("hotpocket-inputs", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+    let mut file = std::fs::File::from(fd);
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(&mut file);
+        for input in users.iter().flat_map(|u| &u.inputs) {
+            w.write_all(input)?;
+        }
+        w.flush()?;
+    }
+    // The contract may read it from the start as well as at offsets.
+    std::io::Seek::rewind(&mut file)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    fcntl(&file, FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::from_bits_truncate(seals)))?;
+    Ok(OwnedFd::from(file))
+}
+
+/// A connected `SOCK_SEQPACKET` pair: execd's end, registered with the runtime, and the
+/// contract's, blocking (its readers expect blocking reads).
+fn packet_pair() -> std::io::Result<(UnixSeqpacket, OwnedFd)> {
+    let (ours, theirs) = UnixSeqpacket::pair()?;
+    // SAFETY: `into_raw_fd` hands over the only owner of a valid descriptor.
+    let theirs = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(theirs.into_raw_fd()) };
+    let flags = OFlag::from_bits_truncate(fcntl(&theirs, FcntlArg::F_GETFL)?);
+    fcntl(&theirs, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    Ok((ours, theirs))
+}
+
+/// The NPL socket's two directions: what the contract writes goes to the round's NPL (or
+/// nowhere, read-only); what arrives for the round is written to it as two packets, the
+/// sender's key and the data, in the order it arrived.
+fn npl_tasks(
+    socket: UnixSeqpacket,
+    npl: Option<RoundNpl>,
+    seq: u64,
+    stop: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let socket = Arc::new(socket);
+    let mut npl = npl;
+    let incoming = npl.as_mut().and_then(RoundNpl::take_incoming);
+    let mut tasks = Vec::with_capacity(2);
+    if let Some(mut incoming) = incoming {
+        let (socket, stop) = (socket.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let (sender, data) = tokio::select! {
+                    m = incoming.recv() => match m { Some(m) => m, None => return },
+                    () = stop.cancelled() => return,
+                };
+                let sent = async {
+                    socket.send(sender.as_bytes()).await?;
+                    socket.send(&data).await
+                };
+                let ok = tokio::select! {
+                    r = sent => r.is_ok(),
+                    () = stop.cancelled() => return,
+                };
+                if !ok {
+                    return; // the contract closed its end
+                }
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(async move {
+        let mut buf = vec![0u8; MAX_NPL_MESSAGE + 1];
+        let mut warned = false;
+        loop {
+            let n = tokio::select! {
+                r = socket.recv(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
+                () = stop.cancelled() => break,
+            };
+            let Some(npl) = npl.as_mut() else { continue };
+            let sent = n <= MAX_NPL_MESSAGE && npl.send(Bytes::copy_from_slice(&buf[..n]));
+            if !sent && !warned {
+                warned = true;
+                tracing::warn!(
+                    seq,
+                    limit = MAX_NPL_MESSAGE,
+                    "an NPL message over the size or the round's limits was dropped (more may follow)"
+                );
+            }
+        }
+        // The round's NPL ends with the run, not when the contract stops writing.
+        stop.cancelled().await;
+        drop(npl);
+    }));
+    tasks
+}
+
+/// A control message of the HotPocket ABI.
+#[derive(serde::Deserialize)]
+struct ControlMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+/// Reads the control socket: `peer_changeset`s go to `hub` (none for a read-only run); any
+/// other message is logged and ignored; the contract closing its end sets `closed`.
+async fn control_task(
+    socket: UnixSeqpacket,
+    hub: Option<Arc<NplHub>>,
+    seq: u64,
+    closed: CancellationToken,
+    stop: CancellationToken,
+) {
+    let mut buf = vec![0u8; MAX_NPL_MESSAGE + 1];
+    let mut seen = 0usize;
+    loop {
+        let n = tokio::select! {
+            r = socket.recv(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
+            () = stop.cancelled() => return,
+        };
+        seen += 1;
+        if seen > MAX_CONTROL_MESSAGES {
+            continue;
+        }
+        match serde_json::from_slice::<ControlMessage>(&buf[..n.min(MAX_NPL_MESSAGE)]) {
+            Ok(m) if m.kind == "peer_changeset" => match &hub {
+                Some(hub) => hub.peer_changeset(m.add, m.remove),
+                None => tracing::info!(seq, "peer_changeset from a read-only run ignored"),
+            },
+            Ok(m) => tracing::info!(seq, kind = %m.kind, "unknown control message ignored"),
+            Err(e) => tracing::info!(seq, error = %e, "unreadable control message ignored"),
+        }
+    }
+    closed.cancel();
 }
 
 /// Writes as much of `chunks` into the pipe as it takes without blocking, enlarging the pipe
@@ -438,7 +685,7 @@ fn check_executable(program: &Path) -> Result<(), String> {
 /// descriptor is overwritten and no move clobbers a later source), then moved to its target.
 fn child_setup(moves: &[(RawFd, RawFd)], parked: &mut [RawFd], parent: libc::pid_t) -> std::io::Result<()> {
     let check = |r: libc::c_int| if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r) };
-    let first_unlisted = FIRST_USER_FD + moves.len() as RawFd;
+    let first_unlisted = moves.iter().map(|(_, to)| *to + 1).fold(FIRST_USER_FD, RawFd::max);
     // SAFETY: plain system calls on integers; all are async-signal-safe and valid in the child
     // between fork and exec. Every fd named is one this child holds (inherited or made here).
     unsafe {

@@ -15,19 +15,27 @@ use crate::convert;
 use crate::engine::handle::{EngineGone, EngineHandle};
 use crate::engine::{EngineError, MAX_CHUNK};
 use crate::metrics::ExecMetrics;
+use crate::npl::NplHub;
 use crate::runner::RunError;
 use crate::sync::SyncError;
 use hp_proto::v1;
 use hp_proto::v1::exec_server::{Exec, ExecServer};
 use std::future::Future;
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::{Request, Response, Status};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+/// What this node's contract says on its NPL and control channel, to consensusd.
+type NplEvents = Pin<Box<dyn Stream<Item = Result<v1::NplEvent, Status>> + Send>>;
 
 /// The `Exec` service over an engine.
 pub struct ExecService {
     engine: EngineHandle,
     metrics: ExecMetrics,
     reads: Reads,
+    npl: Arc<NplHub>,
 }
 
 /// Where read-only runs take their scratch copies, and what stops them.
@@ -47,8 +55,8 @@ impl Reads {
 }
 
 impl ExecService {
-    pub fn new(engine: EngineHandle, reads: Reads) -> Self {
-        Self { engine, metrics: ExecMetrics::default(), reads }
+    pub fn new(engine: EngineHandle, reads: Reads, npl: Arc<NplHub>) -> Self {
+        Self { engine, metrics: ExecMetrics::default(), reads, npl }
     }
 
     /// The tonic server for this service, with the local message size limits.
@@ -64,10 +72,11 @@ pub async fn serve(
     incoming: UnixListenerStream,
     engine: EngineHandle,
     reads: Reads,
+    npl: Arc<NplHub>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
-        .add_service(ExecService::new(engine, reads).into_server())
+        .add_service(ExecService::new(engine, reads, npl).into_server())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
@@ -134,7 +143,27 @@ impl Exec for ExecService {
                 other => Status::internal(other.to_string()),
             })?;
         let exit = crate::recorded_result::exit_status(&result.exit, None);
-        Ok(Response::new(v1::ReadReply { output: result.output.into(), exit: Some(exit) }))
+        Ok(Response::new(v1::ReadReply {
+            output: result.output.into(),
+            exit: Some(exit),
+            length_prefixed: result.length_prefixed,
+        }))
+    }
+
+    type NplStream = NplEvents;
+
+    /// consensusd's NPL stream: peers' messages in, this contract's out (the newest stream
+    /// replaces any older one).
+    async fn npl(&self, request: Request<Streaming<v1::NplDelivery>>) -> Result<Response<NplEvents>, Status> {
+        let mut deliveries = request.into_inner();
+        let hub = self.npl.clone();
+        let events = hub.subscribe();
+        tokio::spawn(async move {
+            while let Ok(Some(delivery)) = deliveries.message().await {
+                hub.deliver(delivery);
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(events).map(Ok))))
     }
 
     async fn metrics(&self, _: Request<v1::MetricsRequest>) -> Result<Response<v1::MetricsReply>, Status> {

@@ -16,6 +16,8 @@
 //! over the bare 32-byte root cannot be mistaken for any other signature a node makes, all of
 //! which cover a domain tag.
 
+use crate::outputs::Framing;
+
 /// Children per tree node.
 pub const FAN_OUT: usize = 16;
 
@@ -97,17 +99,20 @@ pub fn tree_for(leaves: &[[u8; 32]], index: usize) -> Option<Vec<TreeNode>> {
 }
 
 /// The users of an outcome with their output hashes, sorted by user: the tree's leaves. A
-/// user's outputs of one ledger are the one message their descriptor carried.
-pub fn leaves(outcome: &crate::Outcome) -> Vec<([u8; 32], [u8; 32])> {
-    let mut leaves: Vec<([u8; 32], [u8; 32])> =
-        outcome.outputs.iter().map(|(user, data)| (*user, output_hash(user, &[data.as_ref()]))).collect();
+/// user's outputs of one ledger are the messages its output divides into under `framing`.
+pub fn leaves(outcome: &crate::Outcome, framing: Framing) -> Vec<([u8; 32], [u8; 32])> {
+    let mut leaves: Vec<([u8; 32], [u8; 32])> = outcome
+        .outputs
+        .iter()
+        .map(|(user, data)| (*user, output_hash(user, &crate::outputs::messages(framing, data))))
+        .collect();
     leaves.sort_by_key(|(user, _)| *user);
     leaves
 }
 
 /// The root of an outcome's tree; `None` when no user has outputs.
-pub fn outcome_root(outcome: &crate::Outcome) -> Option<[u8; 32]> {
-    root(&leaves(outcome).iter().map(|(_, h)| *h).collect::<Vec<_>>())
+pub fn outcome_root(outcome: &crate::Outcome, framing: Framing) -> Option<[u8; 32]> {
+    root(&leaves(outcome, framing).iter().map(|(_, h)| *h).collect::<Vec<_>>())
 }
 
 #[cfg(test)]

@@ -87,6 +87,56 @@ impl Outcome {
     }
 }
 
+/// How one user's output of a round divides into the messages users receive. The agreed bytes
+/// are always what the contract wrote; the framing only says how to read them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// The seed's contracts (`text`, `json`): everything written is one message.
+    Whole,
+    /// The HotPocket ABI: each message is written as a 4-byte big-endian length, then the
+    /// message. execd keeps only whole messages ([`complete_frames_len`]).
+    LengthPrefixed,
+}
+
+/// The messages of one user's output. A trailing partial frame (which execd never records) is
+/// left out; an empty output has no messages.
+pub fn messages(framing: Framing, output: &[u8]) -> Vec<&[u8]> {
+    match framing {
+        Framing::Whole if output.is_empty() => Vec::new(),
+        Framing::Whole => vec![output],
+        Framing::LengthPrefixed => {
+            let mut out = Vec::new();
+            let mut rest = output;
+            while let Some((len, after)) = rest.split_first_chunk::<4>() {
+                let len = u32::from_be_bytes(*len) as usize;
+                if after.len() < len {
+                    break;
+                }
+                let (message, tail) = after.split_at(len);
+                out.push(message);
+                rest = tail;
+            }
+            out
+        }
+    }
+}
+
+/// How many leading bytes of a length-prefixed output are whole frames: what execd records of
+/// a contract that stopped in the middle of a message.
+pub fn complete_frames_len(output: &[u8]) -> usize {
+    let mut used = 0;
+    let mut rest = output;
+    while let Some((len, after)) = rest.split_first_chunk::<4>() {
+        let len = u32::from_be_bytes(*len) as usize;
+        if after.len() < len {
+            break;
+        }
+        used += 4 + len;
+        rest = &after[len..];
+    }
+    used
+}
+
 /// Each user's output of one round, as kept for delivery: `u32 n | ([32] user | u32 len | data)*`.
 pub type UserOutputs = Vec<([u8; 32], Bytes)>;
 
@@ -182,6 +232,26 @@ mod tests {
         for (exit, bytes) in cases {
             assert_eq!(hex::encode(Outcome { exit, outputs: vec![] }.encode()), bytes);
         }
+    }
+
+    #[test]
+    fn length_prefixed_outputs_split_into_their_messages_and_a_partial_tail_is_not_one() {
+        let mut framed = Vec::new();
+        for m in [&b"one"[..], b"", b"three"] {
+            framed.extend_from_slice(&(m.len() as u32).to_be_bytes());
+            framed.extend_from_slice(m);
+        }
+        let whole = framed.len();
+        assert_eq!(messages(Framing::LengthPrefixed, &framed), vec![&b"one"[..], b"", b"three"]);
+        assert_eq!(complete_frames_len(&framed), whole);
+        framed.extend_from_slice(&[0, 0, 0, 9, b'x']);
+        assert_eq!(messages(Framing::LengthPrefixed, &framed).len(), 3);
+        assert_eq!(complete_frames_len(&framed), whole);
+        assert_eq!(complete_frames_len(&[0, 0]), 0);
+        let huge = [0xff, 0xff, 0xff, 0xff, 1];
+        assert!(messages(Framing::LengthPrefixed, &huge).is_empty());
+        assert_eq!(messages(Framing::Whole, b"raw"), vec![&b"raw"[..]]);
+        assert!(messages(Framing::Whole, b"").is_empty());
     }
 
     #[test]

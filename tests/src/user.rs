@@ -39,6 +39,31 @@ fn send_one_as(url: &str, from: Option<std::net::IpAddr>, input: &[u8], timeout:
     })
 }
 
+/// Connects with a fresh key, sends `input`, and returns the first `count` outputs (panics on
+/// an error frame or after `timeout`).
+pub fn send_and_collect(url: &str, input: &[u8], count: usize, timeout: Duration) -> Vec<Vec<u8>> {
+    runtime().block_on(async {
+        let key = hp_client::generate_key();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let client = tokio::time::timeout_at(deadline, Client::connect(url, &key))
+            .await
+            .unwrap_or_else(|_| panic!("no handshake with {url} within {timeout:?}"))
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        let (mut tx, mut rx) = client.split();
+        let first = hp_localnet::load::round_trip(&mut tx, &mut rx, input, deadline)
+            .await
+            .unwrap_or_else(|e| panic!("input {:?}: {e}", String::from_utf8_lossy(input)));
+        let mut outputs = vec![first.to_vec()];
+        while outputs.len() < count {
+            match tokio::time::timeout_at(deadline, rx.next_output()).await {
+                Ok(Ok(Some(Output::Data(data)))) => outputs.push(data.to_vec()),
+                other => panic!("expected output {} of {count}, got {other:?}", outputs.len() + 1),
+            }
+        }
+        outputs
+    })
+}
+
 /// Connects one user per input to the given nodes (round robin) and sends each its input;
 /// returns each user's first output, in input order.
 pub fn send_many(urls: &[String], inputs: &[Vec<u8>], timeout: Duration) -> Vec<Vec<u8>> {

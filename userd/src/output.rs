@@ -1,9 +1,13 @@
 //! Output frames (docs/user-protocol.md step 4): each certified output consensusd streams goes to its
-//! user, if connected here, as one binary frame carrying the contract's bytes unchanged — or, for
-//! a HotPocket 0.6 connection, as a `contract_output` with its proof (docs/hotpocket-protocol.md).
+//! user, if connected here, as one binary frame per message carrying the contract's bytes
+//! unchanged — or, for a HotPocket 0.6 connection, as one `contract_output` listing the
+//! ledger's messages for that user, with its proof (docs/hotpocket-protocol.md). A message is
+//! all the contract wrote, or, for a `hotpocket`-format contract, one length-prefixed message.
 
 use crate::registry::Registry;
 use hp_cfg::PublicKeyHex;
+use hp_ledger::Framing;
+use hp_ledger::outputs::messages;
 use hp_proto::v1::OutputBatch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -24,6 +28,7 @@ pub struct Delivery {
 /// dropped (see [`crate::outbox`]), so one slow reader cannot hold up the others.
 pub fn deliver(registry: &Registry, batch: OutputBatch) -> Delivery {
     let mut delivery = Delivery::default();
+    let framing = if batch.length_prefixed { Framing::LengthPrefixed } else { Framing::Whole };
     for output in batch.outputs {
         let Ok(key) = <[u8; 32]>::try_from(output.pubkey.as_ref()) else {
             tracing::warn!(seq = batch.seq, len = output.pubkey.len(), "output for a malformed public key ignored");
@@ -39,18 +44,25 @@ pub fn deliver(registry: &Registry, batch: OutputBatch) -> Delivery {
             delivery.absent += 1;
             continue;
         };
-        let frame = match handle.hotpocket {
-            None => Message::Binary(output.data),
+        let messages = messages(framing, &output.data);
+        let frames: Vec<Message> = match handle.hotpocket {
+            None if framing == Framing::Whole => vec![Message::Binary(output.data.clone())],
+            None => messages.iter().map(|m| Message::Binary(output.data.slice_ref(m))).collect(),
             Some(protocol) => {
-                crate::hotpocket::replies::contract_output(batch.seq, &key, &output.data, batch.proof.as_ref())
-                    .encode(protocol)
+                vec![
+                    crate::hotpocket::replies::contract_output(batch.seq, &key, &messages, batch.proof.as_ref())
+                        .encode(protocol),
+                ]
             }
         };
-        match handle.outbox.push(frame) {
-            Ok(()) => delivery.sent += 1,
-            Err(_) => {
-                tracing::warn!(%user, seq = batch.seq, "user is not reading outputs; connection dropped");
-                delivery.dropped += 1;
+        for frame in frames {
+            match handle.outbox.push(frame) {
+                Ok(()) => delivery.sent += 1,
+                Err(_) => {
+                    tracing::warn!(%user, seq = batch.seq, "user is not reading outputs; connection dropped");
+                    delivery.dropped += 1;
+                    break;
+                }
             }
         }
     }

@@ -154,6 +154,7 @@ impl FakeConsensus {
             seq,
             outputs: vec![UserOutput { pubkey: Bytes::copy_from_slice(&pubkey), data }],
             proof: None,
+            length_prefixed: false,
         };
         let current = self.seen.current.lock().unwrap_or_else(|p| p.into_inner());
         current.as_ref().is_some_and(|tx| tx.send(Ok(ConsensusMessage { kind: Some(ToUserd::Outputs(batch)) })).is_ok())
@@ -205,7 +206,7 @@ impl Consensus for FakeService {
                 if !refused && seen.echo.load(Ordering::SeqCst) {
                     let seq = seen.seq.fetch_add(1, Ordering::SeqCst) + 1;
                     let output = UserOutput { pubkey: input.pubkey, data: input.data };
-                    let batch = OutputBatch { seq, outputs: vec![output], proof: None };
+                    let batch = OutputBatch { seq, outputs: vec![output], proof: None, length_prefixed: false };
                     if tx.send(Ok(ConsensusMessage { kind: Some(ToUserd::Outputs(batch)) })).is_err() {
                         break;
                     }

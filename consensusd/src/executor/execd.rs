@@ -115,6 +115,15 @@ impl Execd {
         execution(reply).map_err(ExecdError::BadReply)
     }
 
+    /// Opens the NPL stream ([`crate::npl`]): `deliveries` go to execd, its events come back.
+    pub async fn npl(
+        &mut self,
+        deliveries: tokio::sync::mpsc::Receiver<pb::NplDelivery>,
+    ) -> Result<tonic::Streaming<pb::NplEvent>, ExecdError> {
+        let stream = tokio_stream::wrappers::ReceiverStream::new(deliveries);
+        Ok(self.client.npl(stream).await?.into_inner())
+    }
+
     pub async fn state(&mut self) -> Result<ExecdState, ExecdError> {
         let mut req = tonic::Request::new(pb::StateInfoRequest {});
         req.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);

@@ -281,6 +281,13 @@ mod tests {
         async fn read(&self, _: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
             Err(Status::unimplemented("not in this test"))
         }
+        type NplStream = tokio_stream::Empty<Result<pb::NplEvent, Status>>;
+        async fn npl(
+            &self,
+            _: Request<tonic::Streaming<pb::NplDelivery>>,
+        ) -> Result<Response<Self::NplStream>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
         async fn state_manifest(
             &self,
             _: Request<pb::StateManifestRequest>,

@@ -101,6 +101,9 @@ pub struct NodeConfig {
     pub recovery_path: PathBuf,
     /// `max_input_ledger_offset`: the window of user-signed inputs, shared by all nodes.
     pub max_input_ledger_offset: u64,
+    /// How each user's output divides into messages (`stdinfmt`): what the output proofs hash
+    /// and userd delivers.
+    pub output_framing: hp_ledger::Framing,
 }
 
 /// What the node loop drives, built by [`crate::run`].
@@ -393,6 +396,8 @@ impl Node {
             }
             PeerMessage::OutcomeRequest { seq } => self.offer_request(from, Request::Outcome { seq }),
             PeerMessage::OutcomeReply { seq, outcome } => self.on_outcome_reply(from, seq, outcome),
+            // The peer layer hands NPL to its own task ([`crate::npl`]); it never gets here.
+            PeerMessage::Npl(_) => {}
         }
     }
 

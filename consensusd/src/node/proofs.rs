@@ -47,7 +47,7 @@ impl Node {
     /// Signs the root of this node's own outcome of ledger `seq` and keeps the signature, which
     /// goes out with the result vote. `None` when no user has outputs.
     pub(super) fn sign_output_root(&mut self, seq: u64, outcome: &Outcome) -> Option<[u8; 64]> {
-        let root = outcome_root(outcome)?;
+        let root = outcome_root(outcome, self.cfg.output_framing)?;
         let signature = self.cfg.key.sign(&root).to_bytes();
         self.proofs.insert(seq, self.cfg.me, signature, self.last.seq);
         Some(signature)
@@ -75,7 +75,7 @@ impl Node {
             _ => return None,
         };
         let ledger_hash = self.store.hash_at(seq).ok().flatten()?;
-        let leaves = leaves(&outcome);
+        let leaves = leaves(&outcome, self.cfg.output_framing);
         let root = hp_ledger::output_proof::root(&leaves.iter().map(|(_, h)| *h).collect::<Vec<_>>())?;
         let signatures = self
             .proofs

@@ -311,7 +311,7 @@ impl Node {
     fn hand_over(&mut self, seq: u64, outputs: UserOutputs) {
         let outputs: Vec<_> = outputs.into_iter().filter(|(user, _)| self.users.local.contains(user)).collect();
         let proof = if outputs.is_empty() { None } else { self.outputs_proof(seq) };
-        self.send_to_session(ToUserd::Outputs { seq, outputs, proof });
+        self.send_to_session(ToUserd::Outputs { seq, outputs, proof, framing: self.cfg.output_framing });
         self.delivery.handed_up_to = seq;
     }
 

@@ -67,6 +67,7 @@ impl Harness {
                 network_id: network.0,
                 listen: Vec::new(),
                 peers: Vec::new(),
+                npl: None,
             },
             peer_tx,
             shutdown.clone(),
@@ -89,6 +90,7 @@ impl Harness {
             max_pending_input_bytes: 1 << 20,
             recovery_path: dir.path().join("consensus.state"),
             max_input_ledger_offset: 10,
+            output_framing: hp_ledger::Framing::Whole,
         };
         let parts = NodeParts { store, core, peers, executor, store_path, events, metrics: Default::default() };
         let mut node = Node::new(cfg, parts).expect("node");

@@ -20,7 +20,7 @@
 pub mod codec;
 pub mod handshake;
 
-use crate::wire::{self, PeerMessage};
+use crate::wire::{self, NplMessage, PeerMessage};
 use bytes::Bytes;
 use codec::{FrameError, MAX_FRAME, read_frame};
 use ed25519_dalek::SigningKey;
@@ -208,6 +208,10 @@ struct Inner {
     handshakes_per_ip: Mutex<HashMap<IpAddr, usize>>,
     epoch: Instant,
     shutdown: CancellationToken,
+    /// Where peers' NPL messages go (never to the node loop); `None`: they are dropped.
+    npl: Option<mpsc::Sender<NplMessage>>,
+    /// The dial loop of each address this node dials, to stop one the contract removed.
+    dials: Mutex<HashMap<String, CancellationToken>>,
 }
 
 impl Inner {
@@ -231,7 +235,12 @@ pub struct PeerConfig {
     pub network_id: [u8; 32],
     pub listen: Vec<SocketAddr>,
     pub peers: Vec<String>,
+    /// Where peers' NPL messages go ([`crate::npl`]); `None`: they are dropped.
+    pub npl: Option<mpsc::Sender<NplMessage>>,
 }
+
+/// Most addresses a node dials at once, those of `peers` and those a contract added.
+pub const MAX_DIALED: usize = 256;
 
 impl PeerNet {
     /// Binds the peer port(s) and starts dialing. Fails only if no listen address could be bound.
@@ -259,6 +268,8 @@ impl PeerNet {
             handshakes_per_ip: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
             shutdown,
+            npl: config.npl,
+            dials: Mutex::new(HashMap::new()),
         });
         let net = Self { inner };
         let mut bound = 0;
@@ -280,10 +291,42 @@ impl PeerNet {
         if bound == 0 && !config.listen.is_empty() {
             return Err(last_err.unwrap_or_else(|| std::io::Error::other("no peer address")));
         }
-        for peer in config.peers {
-            tokio::spawn(net.clone().dial_loop(peer));
-        }
+        net.change_peers(&config.peers, &[]);
         Ok(net)
+    }
+
+    /// Starts dialing the addresses of `add` not dialed yet and stops dialing those of
+    /// `remove` (a contract's `peer_changeset`; `peers` at start). A link to a removed address
+    /// stays up until it breaks: it is still a UNL member's. Past [`MAX_DIALED`] addresses,
+    /// more are refused with a warning.
+    pub fn change_peers(&self, add: &[String], remove: &[String]) {
+        let mut dials = self.inner.dials.lock().unwrap_or_else(|e| e.into_inner());
+        for peer in remove {
+            if let Some(stop) = dials.remove(peer) {
+                info!(%peer, "no longer dialing peer");
+                stop.cancel();
+            }
+        }
+        for peer in add {
+            if dials.contains_key(peer) {
+                continue;
+            }
+            if dials.len() >= MAX_DIALED {
+                warn!(%peer, limit = MAX_DIALED, "too many peer addresses; not dialing this one");
+                continue;
+            }
+            let stop = self.inner.shutdown.child_token();
+            dials.insert(peer.clone(), stop.clone());
+            tokio::spawn(self.clone().dial_loop(peer.clone(), stop));
+        }
+    }
+
+    /// The addresses being dialed, sorted.
+    pub fn dialed(&self) -> Vec<String> {
+        let dials = self.inner.dials.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<String> = dials.keys().cloned().collect();
+        list.sort();
+        list
     }
 
     pub fn stats(&self) -> &PeerStats {
@@ -386,13 +429,16 @@ impl PeerNet {
         }
     }
 
-    async fn dial_loop(self, peer: String) {
+    async fn dial_loop(self, peer: String, stop: CancellationToken) {
         let mut backoff = Duration::from_millis(50);
         loop {
-            if self.inner.shutdown.is_cancelled() {
+            if stop.is_cancelled() {
                 return;
             }
-            let attempt = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(peer.as_str())).await;
+            let attempt = tokio::select! {
+                _ = stop.cancelled() => return,
+                a = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(peer.as_str())) => a,
+            };
             match attempt {
                 Ok(Ok(stream)) => {
                     backoff = Duration::from_millis(50);
@@ -404,7 +450,7 @@ impl PeerNet {
                 Err(_) => debug!(%peer, "peer connect timed out"),
             }
             tokio::select! {
-                _ = self.inner.shutdown.cancelled() => return,
+                _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -538,6 +584,19 @@ impl PeerNet {
                 Err(e) => Err(e.to_string()),
             };
             match decoded {
+                // The sender signed it; it must also be the peer on this link (NPL is not
+                // relayed), so one member cannot replay another's messages at a third.
+                Ok(PeerMessage::Npl(message)) if self.inner.unl.get(validator) == Some(&message.sender) => {
+                    if let Some(npl) = &self.inner.npl
+                        && npl.try_send(message).is_err()
+                    {
+                        debug!(peer = validator, "NPL queue full; message dropped");
+                    }
+                }
+                Ok(PeerMessage::Npl(_)) => {
+                    self.count_bad_frame();
+                    warn!(peer = validator, "NPL message relayed for another member; dropped");
+                }
                 Ok(message) => {
                     if self.inner.events.send(PeerEvent::Message { validator, message }).await.is_err() {
                         break Ok(());
@@ -665,6 +724,7 @@ mod tests {
             network_id: [0; 32],
             listen: vec![listen],
             peers: Vec::new(),
+            npl: None,
         };
         let net = PeerNet::start(config, events, shutdown.clone()).await.unwrap();
         // Strangers from one address open one silent connection more than its share: exactly

@@ -4,7 +4,8 @@
 
 pub mod handle;
 
-use crate::header::{self, RoundInfo};
+use crate::header::{self, ContractSecret, RoundInfo};
+use crate::npl::{NplHub, NplLimits};
 use crate::process;
 use crate::recorded_result;
 use crate::round::{ExecRequest, RoundResult, StateInfo};
@@ -19,6 +20,7 @@ use hp_ledger::ExitKind;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The largest chunk `ReadStateChunk` returns.
@@ -34,6 +36,13 @@ pub struct EngineConfig {
     pub stdinfmt: StdinFormat,
     pub node_pubkey: [u8; 32],
     pub unl: Vec<[u8; 32]>,
+    /// The network's contract id (the HotPocket header's `contract_id`).
+    pub contract_id: String,
+    /// The node's secret key for a `hotpocket`-format contract, only if the operator allows.
+    pub secret: Option<ContractSecret>,
+    /// The NPL and control channel of `hotpocket`-format runs; made for every engine, used
+    /// only by that format.
+    pub npl: Arc<NplHub>,
     /// After each round, reap zombie children adopted from escaped contract descendants. Only
     /// for the `hp-execd` process (a subreaper whose every child is a contract), never where
     /// the process has other children (tests).
@@ -59,6 +68,14 @@ impl EngineConfig {
             stdinfmt: cfg.stdinfmt,
             node_pubkey: cfg.key.public_bytes(),
             unl: cfg.unl.clone(),
+            contract_id: cfg.contract_id.clone(),
+            secret: cfg
+                .contract_gets_secret_key
+                .then(|| ContractSecret(format!("ed{}{}", cfg.key.secret_hex(), hex::encode(cfg.key.public_bytes())))),
+            npl: NplHub::new(
+                cfg.key.public_bytes(),
+                NplLimits { messages: cfg.npl_messages_per_round, bytes: cfg.npl_output_bytes },
+            ),
             reap_strays: false,
         })
     }
@@ -119,6 +136,10 @@ pub struct Engine {
     /// What hashing `state/` after the last run cost.
     last_scan: HashStats,
     boot_id: String,
+    /// The last ledger run here and its hash, since execd started: what a read-only run's
+    /// HotPocket header names as its `lcl` (not kept across restarts; the contract library
+    /// does not show a read-only run its `lcl`).
+    last_ledger: Option<(u64, Vec<u8>)>,
 }
 
 impl Engine {
@@ -143,6 +164,7 @@ impl Engine {
             data_loss: None,
             last_scan: HashStats::default(),
             boot_id: snapshot::boot_id(),
+            last_ledger: None,
             cfg,
             paths,
             rt,
@@ -270,15 +292,29 @@ impl Engine {
         let mut contract = self.cfg.contract.clone();
         contract.cwd = dst.to_path_buf();
         let round = RoundInfo {
-            prev_hash: Vec::new(),
-            time_secs: std::time::SystemTime::now()
+            prev_hash: match &self.last_ledger {
+                Some((seq, hash)) if Some(*seq) == self.seq => hash.clone(),
+                _ => Vec::new(),
+            },
+            prev_seq: self.seq.unwrap_or(0),
+            time_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
+                .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
-            node_pubkey: self.cfg.node_pubkey,
-            unl: self.cfg.unl.clone(),
+            ..self.round_info()
         };
         Ok(crate::read::Prepared { contract, round, format: self.cfg.stdinfmt })
+    }
+
+    /// What every header says about the node.
+    fn round_info(&self) -> RoundInfo {
+        RoundInfo {
+            node_pubkey: self.cfg.node_pubkey,
+            unl: self.cfg.unl.clone(),
+            contract_id: self.cfg.contract_id.clone(),
+            secret: self.cfg.secret.clone(),
+            ..RoundInfo::default()
+        }
     }
 
     /// Checks that `state/` equals the committed state and restores what differs if not.
@@ -356,12 +392,20 @@ impl Engine {
         self.marker.set(&marker)?;
         let round = RoundInfo {
             prev_hash: req.prev_hash.clone(),
-            time_secs: req.time_ms / 1000,
-            node_pubkey: self.cfg.node_pubkey,
-            unl: self.cfg.unl.clone(),
+            prev_seq: req.seq.saturating_sub(1),
+            time_ms: req.time_ms,
+            ..self.round_info()
         };
-        let pubkeys: Vec<[u8; 32]> = req.users.iter().map(|u| u.pubkey).collect();
-        let head = header::build(self.cfg.stdinfmt, &round, &pubkeys);
+        let users: Vec<header::HeaderUser> =
+            req.users.iter().map(|u| (u.pubkey, u.inputs.iter().map(Bytes::len).collect())).collect();
+        let head = header::build(self.cfg.stdinfmt, &round, &users);
+        let abi = match self.cfg.stdinfmt {
+            StdinFormat::Text | StdinFormat::Json => runner::Abi::Pipes,
+            StdinFormat::Hotpocket => runner::Abi::HotPocket(runner::HotPocketRun {
+                npl: Some(self.cfg.npl.begin(req.seq, &req.prev_hash)),
+                control: Some(self.cfg.npl.clone()),
+            }),
+        };
         let marker_file = &self.marker;
         let mut on_spawn = |sid: i32| {
             marker.sid = Some(sid);
@@ -370,9 +414,15 @@ impl Engine {
             }
         };
         let outcome =
-            self.rt.block_on(runner::run(&self.cfg.contract, req.seq, head, &req.users, cancel, &mut on_spawn))?;
+            self.rt.block_on(runner::run(&self.cfg.contract, req.seq, head, &req.users, abi, cancel, &mut on_spawn))?;
+        self.last_ledger = Some((req.seq, req.ledger_hash.clone()));
         match &outcome.exit {
             ExitKind::Code(0) => {}
+            // hotpocket-nodejs-contract's `forceTerminate` ends the process with SIGINT: its
+            // way of exiting once done, not a failure.
+            ExitKind::Signal(libc::SIGINT) if self.cfg.stdinfmt == StdinFormat::Hotpocket => {
+                tracing::debug!(seq = req.seq, "the contract ended itself with SIGINT");
+            }
             exit => {
                 tracing::warn!(seq = req.seq, ?exit, spawn_error = ?outcome.spawn_error, "the contract did not exit cleanly")
             }

@@ -6,6 +6,7 @@
 mod crash;
 mod docs;
 mod headers;
+mod hotpocket_abi;
 mod io;
 mod overhead;
 mod process;

@@ -128,6 +128,7 @@ fn a_read_only_run_may_write_its_copy_and_nothing_else() {
             0,
             b"HOTPOCKET 0.1\n".to_vec(),
             &users,
+            hp_execd::runner::Abi::Pipes,
             &hp_daemon::CancellationToken::new(),
             &mut |_| {},
         ))

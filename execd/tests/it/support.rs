@@ -12,23 +12,31 @@ use std::time::{Duration, Instant};
 /// The test contract, compiled once per test run.
 pub fn contract_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let ok = Command::new("cc").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
-        assert!(
-            ok.is_ok_and(|s| s.success()),
-            "these tests compile C contracts and need a C compiler as `cc` on PATH (apt-get install gcc)"
-        );
-        // Under the target folder (not /tmp, where it would outlive the run); compiled under a
-        // name of this process and renamed, so that two test runs never see half a binary.
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let out = dir.join("execd-test-contract");
-        let building = dir.join(format!("execd-test-contract.{}", std::process::id()));
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/contracts/contract.c");
-        let status = Command::new("cc").args(["-O0", "-o"]).arg(&building).arg(&src).status().unwrap();
-        assert!(status.success(), "cc failed on {}", src.display());
-        std::fs::rename(&building, &out).unwrap();
-        out
-    })
+    BIN.get_or_init(|| compile("contract"))
+}
+
+/// The HotPocket ABI's test contract (contracts/hotpocket.c), compiled once per test run.
+pub fn hotpocket_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| compile("hotpocket"))
+}
+
+fn compile(name: &str) -> PathBuf {
+    let ok = Command::new("cc").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(
+        ok.is_ok_and(|s| s.success()),
+        "these tests compile C contracts and need a C compiler as `cc` on PATH (apt-get install gcc)"
+    );
+    // Under the target folder (not /tmp, where it would outlive the run); compiled under a
+    // name of this process and renamed, so that two test runs never see half a binary.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let out = dir.join(format!("execd-test-{name}"));
+    let building = dir.join(format!("execd-test-{name}.{}", std::process::id()));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/it/contracts/{name}.c"));
+    let status = Command::new("cc").args(["-O0", "-o"]).arg(&building).arg(&src).status().unwrap();
+    assert!(status.success(), "cc failed on {}", src.display());
+    std::fs::rename(&building, &out).unwrap();
+    out
 }
 
 /// Process-wide setup: room for 1,000 users' pipes, and reaping the contracts' orphans.
@@ -62,14 +70,25 @@ impl Node {
         Self::in_dir(fast_tempdir(), binargs, |_| {})
     }
 
+    /// A contract directory running the HotPocket ABI's test contract with `binargs`.
+    pub fn hotpocket(binargs: &str) -> Self {
+        Self::in_dir_with(tempfile::tempdir().unwrap(), hotpocket_bin(), binargs, |c| {
+            c.stdinfmt = hp_cfg::StdinFormat::Hotpocket
+        })
+    }
+
     fn in_dir(tmp: tempfile::TempDir, binargs: &str, edit: impl FnOnce(&mut Config)) -> Self {
+        Self::in_dir_with(tmp, contract_bin(), binargs, edit)
+    }
+
+    fn in_dir_with(tmp: tempfile::TempDir, bin: &Path, binargs: &str, edit: impl FnOnce(&mut Config)) -> Self {
         init();
         // Run as root, the real hp-execd runs the contract as a user of its own, which must be
         // able to reach its binary under this folder.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let root = tmp.path().join("node");
-        let mut cfg = hp_cfg::create::new_contract_dir(&root, Some(contract_bin())).unwrap();
+        let mut cfg = hp_cfg::create::new_contract_dir(&root, Some(bin)).unwrap();
         cfg.binargs = binargs.split_whitespace().map(str::to_string).collect();
         cfg.contract_timeout_ms = 20_000;
         edit(&mut cfg);
@@ -127,6 +146,7 @@ pub fn key(b: u8) -> [u8; 32] {
 pub fn request(seq: u64, users: Vec<([u8; 32], Vec<Vec<u8>>)>) -> ExecRequest {
     ExecRequest {
         seq,
+        ledger_hash: vec![0xcd; 32],
         prev_hash: vec![0xab; 32],
         time_ms: 1_700_000_000_123,
         users: users

@@ -21,6 +21,12 @@
 //! - `forge_inputs`: in its turn proposes a ledger carrying an input under the first honest
 //!   node's name (origin), which that node never accepted nor signed;
 //! - `flood_requests`: asks every honest node for a batch of ledgers 2000 times a second.
+//! - `npl`: on the node party line of each round an honest node speaks on, says its own hello
+//!   as the example Node.js contract does (`hello from ed<key> at <lcl hex>`, so that honest
+//!   contracts waiting for every member finish), then floods twice [`NPL_FLOOD`] junk
+//!   messages of its own, relays the honest node's message to the other honest nodes, replays
+//!   every NPL frame it captured from older rounds, and last claims a message under the honest
+//!   node's name signed with its own key (which costs it its link).
 
 use bytes::Bytes;
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -52,7 +58,11 @@ pub struct Behaviour {
     pub lie_status: bool,
     pub flood_requests: bool,
     pub forge_inputs: bool,
+    pub npl: bool,
 }
+
+/// Junk NPL messages the `npl` behaviour sends per round, to each honest node.
+pub const NPL_FLOOD: u64 = 600;
 
 /// Counters of what the rogue did and saw.
 #[derive(Debug, Default)]
@@ -68,6 +78,11 @@ pub struct RogueStats {
     /// Ledger requests sent while flooding, and ledger replies received.
     pub requests_sent: AtomicU64,
     pub ledger_replies: AtomicU64,
+    /// NPL: rounds it spoke on, junk messages, relayed or replayed frames, forged ones.
+    pub npl_rounds: AtomicU64,
+    pub npl_junk_sent: AtomicU64,
+    pub npl_relayed: AtomicU64,
+    pub npl_forged: AtomicU64,
 }
 
 struct Shared {
@@ -99,6 +114,9 @@ struct Memory {
     captured: VecDeque<(u64, pb::Frame)>,
     requested: HashMap<u64, std::time::Instant>,
     next_request: u64,
+    /// NPL rounds it spoke on, and honest NPL frames seen (for relaying and replay).
+    npl_spoken: HashSet<u64>,
+    npl_captured: VecDeque<(u64, pb::Frame)>,
 }
 
 /// A UNL member played by the test.
@@ -291,6 +309,7 @@ fn on_message(shared: &Arc<Shared>, from: usize, raw: pb::Frame, message: PeerMe
             }
         }
         PeerMessage::Status(s) => on_status(shared, &b, from, s),
+        PeerMessage::Npl(m) if b.npl => on_npl(shared, from, raw, m),
         PeerMessage::LedgerReply { records, .. } => {
             shared.stats.ledger_replies.fetch_add(1, Ordering::Relaxed);
             let mut memory = shared.memory.lock().unwrap_or_else(|e| e.into_inner());
@@ -302,6 +321,57 @@ fn on_message(shared: &Arc<Shared>, from: usize, raw: pb::Frame, message: PeerMe
             }
         }
         _ => {}
+    }
+}
+
+fn on_npl(shared: &Shared, from: usize, raw: pb::Frame, message: wire::NplMessage) {
+    let (first, old) = {
+        let mut memory = shared.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let first = memory.npl_spoken.insert(message.seq);
+        let old: Vec<pb::Frame> =
+            memory.npl_captured.iter().filter(|(seq, _)| *seq < message.seq).map(|(_, f)| f.clone()).collect();
+        memory.npl_captured.push_back((message.seq, raw.clone()));
+        if memory.npl_captured.len() > 64 {
+            memory.npl_captured.pop_front();
+        }
+        (first, if first { old } else { Vec::new() })
+    };
+    let me = shared.unl[shared.me];
+    let npl = |data: Vec<u8>, sender: [u8; 32]| wire::NplMessage {
+        seq: message.seq,
+        lcl_hash: message.lcl_hash,
+        sender,
+        data: Bytes::from(data),
+    };
+    let honest: Vec<usize> = (0..shared.unl.len()).filter(|i| *i != shared.me).collect();
+    if first {
+        shared.stats.npl_rounds.fetch_add(1, Ordering::Relaxed);
+        let hello = format!("hello from ed{} at {}", hex::encode(me), hex::encode(message.lcl_hash));
+        broadcast(shared, &wire::npl(&npl(hello.into_bytes(), me), &shared.key, &shared.network));
+        for n in 0..NPL_FLOOD {
+            let junk = npl(format!("junk {n}").into_bytes(), me);
+            broadcast(shared, &wire::npl(&junk, &shared.key, &shared.network));
+        }
+        shared.stats.npl_junk_sent.fetch_add(NPL_FLOOD, Ordering::Relaxed);
+        for frame in old {
+            broadcast(shared, &frame);
+            shared.stats.npl_relayed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    // The honest node's own words, passed to the others: not from the member on the link.
+    for peer in honest.iter().filter(|p| **p != from) {
+        send(shared, *peer, &raw);
+        shared.stats.npl_relayed.fetch_add(1, Ordering::Relaxed);
+    }
+    if first {
+        // Last, for it breaks the link: a hello under the honest node's name, signed by the rogue.
+        let claimed = shared.unl[from];
+        let text = format!("hello from ed{} at {}", hex::encode(claimed), hex::encode(message.lcl_hash));
+        let forged = wire::npl(&npl(text.into_bytes(), claimed), &shared.key, &shared.network);
+        for peer in honest.iter().filter(|p| **p != from) {
+            send(shared, *peer, &forged);
+        }
+        shared.stats.npl_forged.fetch_add(1, Ordering::Relaxed);
     }
 }
 

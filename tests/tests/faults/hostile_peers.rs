@@ -251,3 +251,98 @@ fn a_restarted_node_reconnects_within_seconds_despite_idle_strangers() {
     drop(flood);
     s.finish();
 }
+
+/// The node party line under a lying member: node 4, played by the test, speaks on every NPL
+/// round honest nodes speak on — its own hello (so honest contracts that wait for every member
+/// finish), a flood of junk, the honest nodes' own messages relayed to the others, frames of
+/// older rounds replayed, and a hello under an honest node's name signed with its own key.
+/// Every honest node's contract still hears exactly the four members, once each, and answers
+/// its user the same; ledgers keep closing.
+#[test]
+fn a_unl_member_flooding_relaying_replaying_and_forging_npl_messages_changes_no_contracts_answer() {
+    use hp_tests::{Cluster, ClusterOptions, js};
+    use serde_json::{Value, json};
+    let mut cluster = Cluster::create(ClusterOptions {
+        nodes: 4,
+        hotpocket: true,
+        contract: Some(hp_tests::contracts::nodejs()),
+        roundtime_ms: 1000,
+        edit: Some(Box::new(|_, cfg: &mut Config| {
+            cfg.stdinfmt = hp_cfg::StdinFormat::Hotpocket;
+            cfg.threshold = 0.75;
+        })),
+        ..Default::default()
+    })
+    .or_panic();
+    for i in 0..3 {
+        cluster.node(i).start().or_panic();
+    }
+    cluster.wait_all_at(1, RECOVER).or_panic();
+    let cfg = Config::load(&cluster.nodes[3].dir.join("cfg").join("hp.cfg")).unwrap();
+    let peers = (0..3).map(|i| (i, SocketAddr::from(([127, 0, 0, 1], cluster.nodes[i].peerport)))).collect();
+    let rogue = Rogue::start(
+        cfg.key.signing_key().clone(),
+        cfg.unl.clone(),
+        cfg.network_id(),
+        peers,
+        Behaviour { help: true, npl: true, ..Default::default() },
+    );
+    hp_tests::wait_until("the rogue to connect to the honest nodes", RECOVER, || {
+        (rogue.connected() == 3).then_some(())
+    });
+
+    let servers: Vec<String> =
+        cluster.nodes[..3].iter().filter_map(|n| n.hotpocket_urls()).map(|(tls, _)| tls).collect();
+    let mut members: Vec<String> = cfg.unl.iter().map(|k| format!("ed{}", hex::encode(k))).collect();
+    members.sort();
+    // Two NPL rounds; before the second, the rogue is back on the links its forged messages
+    // cost it (a member that misses some nodes in a round is one that stays silent to them:
+    // their contracts wait for it until their timeout).
+    for round in 1..=2 {
+        let connects = rogue.stats().connects.load(Ordering::Relaxed);
+        let spec = json!({
+            "servers": servers,
+            "trusted": null,
+            "protocol": "json",
+            "required": 3,
+            "ops": [
+                {"op": "input", "input": "{\"op\":\"npl\"}"},
+                {"op": "outputs", "count": 6, "timeout_ms": 60000},
+            ],
+        });
+        let results = js::run(&spec, Duration::from_secs(120));
+        let outputs: Vec<Value> = results
+            .iter()
+            .find(|r| r["op"] == "outputs")
+            .and_then(|r| r["outputs"].as_array().cloned())
+            .unwrap_or_else(|| panic!("round {round}: no outputs: {results:?}"))
+            .iter()
+            .map(|o| serde_json::from_str(o["output"].as_str().unwrap_or_default()).unwrap_or(Value::Null))
+            .collect();
+        let npl: Vec<&Value> = outputs.iter().filter(|o| o["op"] == "npl").collect();
+        assert_eq!(npl.len(), 3, "round {round}: each honest node answered: {outputs:?}");
+        assert!(npl.iter().all(|o| **o == json!({"op": "npl", "heard": 4, "unl": 4})), "round {round}: {npl:?}");
+        let heard: Vec<&Value> = outputs.iter().filter(|o| o["op"] == "heard").collect();
+        assert!(heard.iter().all(|o| **o == json!({"op": "heard", "members": members})), "round {round}: {heard:?}");
+        hp_tests::wait_until("the rogue to reconnect to every honest node", RECOVER, || {
+            (rogue.stats().connects.load(Ordering::Relaxed) >= connects + 2 && rogue.connected() == 3).then_some(())
+        });
+    }
+
+    let stats = rogue.stats();
+    assert!(stats.npl_rounds.load(Ordering::Relaxed) >= 2, "{stats:?}");
+    assert!(stats.npl_junk_sent.load(Ordering::Relaxed) > 0, "{stats:?}");
+    assert!(stats.npl_relayed.load(Ordering::Relaxed) > 0, "{stats:?}");
+    assert!(stats.npl_forged.load(Ordering::Relaxed) > 0, "{stats:?}");
+    let logs: String = cluster.nodes[..3].iter().map(|n| n.log_tail(100_000)).collect();
+    assert!(logs.contains("NPL message relayed for another member"), "no honest node refused a relayed message");
+    assert!(logs.contains("Npl: signature does not verify"), "no honest node refused the forged message");
+    // Ledgers kept closing, and the honest chains agree.
+    let at = cluster.nodes[0].lcl_seq() + 3;
+    cluster.wait_all_at(at, RECOVER).or_panic();
+    let chains: Vec<Vec<Value>> = cluster.nodes[..3].iter().map(|n| n.ledgers().or_panic()).collect();
+    for chain in &chains[1..] {
+        let hash = |c: &[Value]| c.iter().find(|l| l["seq"] == at).map(|l| l["hash"].clone());
+        assert_eq!(hash(chain), hash(&chains[0]), "the honest nodes disagree on ledger {at}");
+    }
+}

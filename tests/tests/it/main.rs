@@ -6,6 +6,7 @@ mod catchup;
 mod consensus;
 mod hotpocket;
 mod metrics;
+mod nodejs_contract;
 mod restarts;
 mod sandbox;
 mod single_node;

@@ -12,6 +12,7 @@ use crate::outbox::{WriterEnd, outbox, write_loop};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
+use hp_ledger::Framing;
 use hp_ledger::user_signed::{ContainerFormat, UserSigned, check_window};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -379,7 +380,13 @@ impl Session {
             let mut call = tonic::Request::new(request);
             call.set_timeout(READ_TIMEOUT);
             match execd.read(call).await {
-                Ok(reply) => Some(super::replies::read_response(&id, &reply.into_inner().output)),
+                Ok(reply) => {
+                    let reply = reply.into_inner();
+                    // The client takes one answer per request: the first message.
+                    let framing = if reply.length_prefixed { Framing::LengthPrefixed } else { Framing::Whole };
+                    let first = hp_ledger::outputs::messages(framing, &reply.output).first().copied().unwrap_or(&[]);
+                    Some(super::replies::read_response(&id, first))
+                }
                 Err(status) => {
                     tracing::debug!(error = %status.message(), "a read request failed");
                     None

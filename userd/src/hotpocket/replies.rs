@@ -5,6 +5,7 @@ use super::HotPocketShared;
 use super::message::{self, Outgoing};
 use super::node_view::NodeState;
 use bson::Bson;
+use hp_ledger::Framing;
 use hp_ledger::output_proof::{TreeNode, output_hash, tree_for};
 use hp_proto::v1::OutputsProof;
 
@@ -57,8 +58,8 @@ pub fn input_rejected(input_hash: &[u8; 32], reason: &str) -> Outgoing {
 /// hash, the tree from it to the root, and the UNL's signatures over the root. Without a proof
 /// (consensusd had none) the tree is the user's leaf alone and no signature: a client that
 /// checks proofs refuses it, as it should.
-pub fn contract_output(seq: u64, user: &[u8; 32], output: &[u8], proof: Option<&OutputsProof>) -> Outgoing {
-    let own = output_hash(user, &[output]);
+pub fn contract_output(seq: u64, user: &[u8; 32], outputs: &[&[u8]], proof: Option<&OutputsProof>) -> Outgoing {
+    let own = output_hash(user, outputs);
     let mut ledger_hash: &[u8] = &[];
     let mut tree = vec![TreeNode::Own];
     let mut signatures = Vec::new();
@@ -81,7 +82,7 @@ pub fn contract_output(seq: u64, user: &[u8; 32], output: &[u8], proof: Option<&
     Outgoing::new("contract_output")
         .u64("ledger_seq_no", seq)
         .bytes("ledger_hash", ledger_hash)
-        .value("outputs", Bson::Array(vec![message::payload(output)]))
+        .value("outputs", Bson::Array(outputs.iter().map(|o| message::payload(o)).collect()))
         .bytes("output_hash", &own)
         .value("hash_tree", tree_bson(&tree))
         .value("unl_sig", Bson::Array(signatures))
@@ -144,12 +145,14 @@ pub fn ledger_document(reply: &hp_proto::v1::LedgerQueryReply) -> bson::Document
         ledger.insert("inputs", Bson::Array(inputs.collect()));
     }
     if !reply.outputs.is_empty() {
+        let framing = if reply.length_prefixed { Framing::LengthPrefixed } else { Framing::Whole };
         let outputs = reply.outputs.iter().filter_map(|o| {
             let user = <[u8; 32]>::try_from(o.pubkey.as_ref()).ok()?;
+            let messages = hp_ledger::outputs::messages(framing, &o.data);
             let mut d = bson::Document::new();
             d.insert("pubkey", message::key(&user));
-            d.insert("hash", message::bytes(&output_hash(&user, &[o.data.as_ref()])));
-            d.insert("blobs", Bson::Array(vec![message::payload(&o.data)]));
+            d.insert("hash", message::bytes(&output_hash(&user, &messages)));
+            d.insert("blobs", Bson::Array(messages.iter().map(|m| message::payload(m)).collect()));
             Some(Bson::Document(d))
         });
         ledger.insert("outputs", Bson::Array(outputs.collect()));

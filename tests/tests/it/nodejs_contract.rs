@@ -1,0 +1,136 @@
+//! The HotPocket 0.6 contract ABI with the published contract library (issue 18): the example
+//! contract `contracts/nodejs`, written with hotpocket-nodejs-contract 0.7.4 unchanged, on a
+//! real 3-node cluster with `stdinfmt: "hotpocket"`, driven by the published client
+//! (hotpocket-js-client 0.5.7) and by a seed-protocol user.
+
+use hp_tests::js;
+use hp_tests::{Cluster, ClusterOptions, OrPanic};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn nodejs_cluster() -> Cluster {
+    let cluster = Cluster::start(ClusterOptions {
+        nodes: 3,
+        hotpocket: true,
+        contract: Some(hp_tests::contracts::nodejs()),
+        // Node.js takes tens of milliseconds to start: fewer idle rounds on a small machine.
+        roundtime_ms: 1000,
+        edit: Some(Box::new(|_, cfg| {
+            cfg.stdinfmt = hp_cfg::StdinFormat::Hotpocket;
+            // The contract's script and its node_modules stay in the repository (issue 20).
+            cfg.sandbox_read_paths = vec![hp_tests::contracts::nodejs_dir()];
+        })),
+        ..Default::default()
+    })
+    .or_panic();
+    cluster.wait_all_at(1, Duration::from_secs(60)).or_panic();
+    cluster
+}
+
+fn step<'a>(results: &'a [Value], op: &str) -> &'a Value {
+    results.iter().find(|r| r["op"] == op).unwrap_or_else(|| panic!("no `{op}` result in {results:?}"))
+}
+
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn notes(cluster: &Cluster, node: usize) -> Value {
+    let path = cluster.nodes[node].dir.join("state").join("notes.json");
+    parse(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+#[test]
+fn the_library_contract_answers_keeps_its_state_on_every_node_hears_every_member_over_npl_and_reads_read_only() {
+    let cluster = nodejs_cluster();
+    let unl: Vec<String> = cluster.nodes.iter().map(|n| format!("ed{}", n.pubkey)).collect();
+    let servers: Vec<String> = cluster.nodes.iter().filter_map(|n| n.hotpocket_urls()).map(|(tls, _)| tls).collect();
+    let spec = json!({
+        "servers": servers,
+        "trusted": unl,
+        "protocol": "json",
+        "required": 3,
+        "ops": [
+            {"op": "input", "input": "{\"op\":\"add\",\"text\":\"first\"}"},
+            {"op": "input", "input": "{\"op\":\"add\",\"text\":\"second\"}"},
+            {"op": "input", "input": "{\"op\":\"npl\"}"},
+            {"op": "read", "request": "how many?"},
+            // Two messages per input, from each of the 3 nodes.
+            {"op": "outputs", "count": 18, "timeout_ms": 30000},
+        ],
+    });
+    let results = js::run(&spec, CLIENT_TIMEOUT);
+    assert_eq!(step(&results, "connect")["connected"], true, "{results:?}");
+    let accepted: Vec<&Value> = results.iter().filter(|r| r["op"] == "input").collect();
+    assert!(accepted.iter().all(|r| r["status"] == "accepted"), "{accepted:?}");
+
+    // Every output the client shows passed its own check against the UNL's signatures.
+    let outputs = step(&results, "outputs")["outputs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(outputs.len(), 18, "{outputs:?}");
+    let first_ledger = accepted[0]["ledgerSeqNo"].as_u64();
+    let of_first: Vec<Value> = outputs
+        .iter()
+        .filter(|o| o["ledgerSeqNo"].as_u64() == first_ledger)
+        .map(|o| parse(o["output"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(of_first.len(), 6, "two messages from each node: {of_first:?}");
+    for pair in of_first.chunks(2) {
+        assert_eq!(pair[0]["op"], "add", "each node's messages in the order written: {pair:?}");
+        assert_eq!(pair[0]["count"], 1);
+        assert_eq!(pair[1], json!({"op": "added", "text": "first"}));
+    }
+    let counts: BTreeSet<String> = outputs
+        .iter()
+        .map(|o| parse(o["output"].as_str().unwrap_or_default()))
+        .filter(|o| o["op"] == "add")
+        .map(|o| o["count"].to_string())
+        .collect();
+    assert_eq!(counts, BTreeSet::from(["1".to_string(), "2".to_string()]), "the state carried to the next round");
+
+    // NPL: each node's run heard all three members' messages for that round.
+    let npl: Vec<Value> =
+        outputs.iter().map(|o| parse(o["output"].as_str().unwrap_or_default())).filter(|o| o["op"] == "npl").collect();
+    assert_eq!(npl, vec![json!({"op": "npl", "heard": 3, "unl": 3}); 3], "{npl:?}");
+    let mut members = unl.clone();
+    members.sort();
+    let heard: Vec<Value> = outputs
+        .iter()
+        .map(|o| parse(o["output"].as_str().unwrap_or_default()))
+        .filter(|o| o["op"] == "heard")
+        .collect();
+    assert_eq!(heard, vec![json!({"op": "heard", "members": members}); 3], "every member, by its key");
+
+    // The read-only run saw the state of two notes; what it wrote was thrown away.
+    let replies = step(&results, "read")["replies"].as_array().cloned().unwrap_or_default();
+    assert_eq!(replies.len(), 3, "{replies:?}");
+    for reply in &replies {
+        assert_eq!(parse(reply.as_str().unwrap_or_default()), json!({"op": "read", "count": 2, "readonly": true}));
+    }
+
+    // The same state on every node once all have closed the NPL ledger.
+    let npl_ledger = accepted[2]["ledgerSeqNo"].as_u64().unwrap_or(0);
+    cluster.wait_all_at(npl_ledger + 1, Duration::from_secs(60)).or_panic();
+    for node in 0..3 {
+        assert_eq!(notes(&cluster, node), json!(["first", "second"]), "node {}", node + 1);
+    }
+    let chain = cluster.nodes[0].ledgers().or_panic();
+    for node in &cluster.nodes[1..] {
+        let theirs = node.ledgers().or_panic();
+        let at = |chain: &[Value]| chain.iter().find(|l| l["seq"].as_u64() == Some(npl_ledger)).cloned();
+        assert_eq!(at(&chain), at(&theirs), "node {} has another ledger {npl_ledger}", node.index + 1);
+    }
+}
+
+#[test]
+fn a_seed_protocol_user_gets_each_message_of_a_library_contract_as_its_own_frame() {
+    let cluster = nodejs_cluster();
+    let frames =
+        hp_tests::user::send_and_collect(&cluster.nodes[0].url(), br#"{"op":"add","text":"seed"}"#, 2, CLIENT_TIMEOUT);
+    let frames: Vec<Value> = frames.iter().map(|f| parse(&String::from_utf8_lossy(f))).collect();
+    assert_eq!(frames[0]["op"], "add", "{frames:?}");
+    assert_eq!(frames[0]["count"], 1);
+    assert_eq!(frames[1], json!({"op": "added", "text": "seed"}));
+}
