@@ -27,6 +27,10 @@ impl WorkDir {
             .prefix("hp-bench-")
             .tempdir()
             .map_err(BenchError::io("cannot create a folder in", std::env::temp_dir()))?;
+        // The contract may run as a user of its own (the sandbox), which must reach its `bin/`.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(BenchError::io("cannot open up", tmp.path()))?;
         Ok(if keep { Self::Kept(tmp.keep()) } else { Self::Temp(tmp) })
     }
 
@@ -48,6 +52,7 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
         pubmaxsize: options.size,
         loglevel: options.loglevel.clone(),
         users: options.clients,
+        sandbox: !options.no_sandbox,
     };
     let running = spec.running()?;
     let bin_dir = hp_localnet::bins::find(options.bin_dir.as_deref())?;

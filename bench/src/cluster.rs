@@ -32,6 +32,8 @@ pub struct ClusterSpec {
     /// How many users will connect, all from 127.0.0.1: the user port's per-address caps are
     /// raised to let them all in at once.
     pub users: u64,
+    /// The contract sandbox (`false`: `"sandbox": false`, to measure what it costs).
+    pub sandbox: bool,
 }
 
 impl ClusterSpec {
@@ -49,6 +51,7 @@ impl ClusterSpec {
     /// stopped cleanly also when dropped (errors, Ctrl-C).
     pub fn options(&self, root: &Path, bin_dir: &Path, hotpocket: bool) -> ClusterOptions {
         let (pubmaxsize, users, loglevel) = (self.pubmaxsize, self.users.max(1), self.loglevel.clone());
+        let sandbox = self.sandbox;
         ClusterOptions {
             nodes: self.nodes,
             contract: Some(self.contract.clone()),
@@ -62,6 +65,7 @@ impl ClusterSpec {
                 cfg.max_unauth_per_ip = cfg.max_unauth_connections;
                 cfg.loglevel = loglevel.clone();
                 cfg.max_input_ledger_offset = HOTPOCKET_OFFSET;
+                cfg.sandbox = sandbox;
             })),
             hosts: None,
             root: Some(root.to_path_buf()),

@@ -42,6 +42,9 @@ pub struct Options {
     /// signed inputs, outputs verified against the UNL by every user).
     #[arg(long, default_value = "seed", value_parser = ["seed", "hotpocket"])]
     pub protocol: String,
+    /// Run the contract without its sandbox (`"sandbox": false`), to measure what it costs.
+    #[arg(long)]
+    pub no_sandbox: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -99,6 +99,66 @@ pub enum LogFormat {
     Json,
 }
 
+/// Resource limits of one contract run, each applied to every process the contract starts
+/// (`setrlimit`). All nodes of a network must share them: a contract past one is killed or sees
+/// a call fail, and that must happen on every node alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContractLimits {
+    /// Writable private memory per process (`RLIMIT_DATA`), MiB.
+    pub memory_mb: u64,
+    /// Processes and threads of the contract's user (`RLIMIT_NPROC`); only with its own user.
+    pub processes: u64,
+    /// Files a process may open besides the fds execd hands it (`RLIMIT_NOFILE`).
+    pub open_files: u64,
+    /// The largest file a process may write (`RLIMIT_FSIZE`), MiB.
+    pub file_size_mb: u64,
+    /// CPU time per process (`RLIMIT_CPU`), seconds.
+    pub cpu_seconds: u64,
+}
+
+impl Default for ContractLimits {
+    fn default() -> Self {
+        Self { memory_mb: 2048, processes: 256, open_files: 1024, file_size_mb: 1024, cpu_seconds: 60 }
+    }
+}
+
+/// A protection of the contract sandbox that a node can be allowed to run without
+/// (`sandbox_allow_missing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protection {
+    /// The file-system view: only the writable folder, system folders and `bin/` (landlock).
+    Filesystem,
+    /// No sockets: no network and no connecting to the node's sockets (seccomp).
+    Network,
+    /// The contract runs as its own user (`contract_user`; needs the node to run as root), and
+    /// so its process limit is its own.
+    OwnUser,
+    /// The contract cannot signal or trace the node's processes: its own user, or landlock
+    /// scopes (Linux 6.12) when it shares the node's user.
+    Signals,
+}
+
+impl Protection {
+    pub const ALL: [Protection; 4] =
+        [Protection::Filesystem, Protection::Network, Protection::OwnUser, Protection::Signals];
+
+    /// The name used in `sandbox_allow_missing` and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protection::Filesystem => "filesystem",
+            Protection::Network => "network",
+            Protection::OwnUser => "own_user",
+            Protection::Signals => "signals",
+        }
+    }
+}
+
+impl std::fmt::Display for Protection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A validated node config.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -178,6 +238,17 @@ pub struct Config {
     /// How many ledgers past the last closed one a user-signed input (HotPocket 0.6) may name
     /// as its last (`max_ledger_seq_no`); all nodes must share it.
     pub max_input_ledger_offset: u64,
+    /// Who the contract runs as when the node runs as root: a user name, `uid` or `uid:gid`
+    /// (numbers need no entry in /etc/passwd). `None`: the node's own user (refused as root).
+    pub contract_user: Option<String>,
+    /// What one contract run may use (docs/contract-interface.md, "The sandbox").
+    pub contract_limits: ContractLimits,
+    /// `false` turns the whole sandbox off (limits included): for measurements only.
+    pub sandbox: bool,
+    /// Protections the node may run without where the kernel or its user cannot give them.
+    pub sandbox_allow_missing: Vec<Protection>,
+    /// Extra folders or files the contract may read and execute (e.g. an interpreter's tree).
+    pub sandbox_read_paths: Vec<PathBuf>,
     /// `tracing` filter, e.g. "info" or "hp_consensusd=debug,info".
     pub loglevel: String,
     pub logformat: LogFormat,
@@ -222,6 +293,11 @@ impl Config {
             max_ledger_inputs: 100_000,
             max_pending_input_bytes: 256 * 1024 * 1024,
             max_input_ledger_offset: 10,
+            contract_user: None,
+            contract_limits: ContractLimits::default(),
+            sandbox: true,
+            sandbox_allow_missing: Vec::new(),
+            sandbox_read_paths: Vec::new(),
             loglevel: "info".into(),
             logformat: LogFormat::Text,
         }
@@ -362,6 +438,38 @@ impl Config {
             .unwrap_or(defaults.max_pending_input_bytes);
         let max_input_ledger_offset =
             f.number("max_input_ledger_offset", 1, 100_000)?.unwrap_or(defaults.max_input_ledger_offset);
+        let contract_user = f.string("contract_user")?.filter(|u| !u.trim().is_empty());
+        if let Some(user) = &contract_user {
+            validate_contract_user(user).map_err(|p| field_error("contract_user", p))?;
+        }
+        let d = defaults.contract_limits;
+        let contract_limits = ContractLimits {
+            memory_mb: f.number("contract_memory_mb", 16, 16 * 1024 * 1024)?.unwrap_or(d.memory_mb),
+            processes: f.number("contract_processes", 1, 1_000_000)?.unwrap_or(d.processes),
+            open_files: f.number("contract_open_files", 16, 1_048_576)?.unwrap_or(d.open_files),
+            file_size_mb: f.number("contract_file_size_mb", 1, 1024 * 1024 * 1024)?.unwrap_or(d.file_size_mb),
+            cpu_seconds: f.number("contract_cpu_seconds", 1, 7 * 24 * 3600)?.unwrap_or(d.cpu_seconds),
+        };
+        let sandbox = f.boolean("sandbox")?.unwrap_or(defaults.sandbox);
+        let allowed = f.string_list("sandbox_allow_missing")?.unwrap_or_default();
+        let mut sandbox_allow_missing = Vec::with_capacity(allowed.len());
+        for (i, name) in allowed.iter().enumerate() {
+            let protection = Protection::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
+                let names: Vec<&str> = Protection::ALL.iter().map(|p| p.name()).collect();
+                field_error(
+                    &format!("sandbox_allow_missing[{i}]"),
+                    format!("`{name}` is not one of {}", names.join(", ")),
+                )
+            })?;
+            if !sandbox_allow_missing.contains(&protection) {
+                sandbox_allow_missing.push(protection);
+            }
+        }
+        let sandbox_read_paths: Vec<PathBuf> =
+            f.string_list("sandbox_read_paths")?.unwrap_or_default().into_iter().map(PathBuf::from).collect();
+        if let Some(i) = sandbox_read_paths.iter().position(|p| !p.is_absolute()) {
+            return Err(field_error(&format!("sandbox_read_paths[{i}]"), "must be an absolute path"));
+        }
         let loglevel = f.string("loglevel")?.unwrap_or(defaults.loglevel);
         let logformat = match f.string("logformat")?.as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -406,6 +514,11 @@ impl Config {
             max_ledger_inputs,
             max_pending_input_bytes,
             max_input_ledger_offset,
+            contract_user,
+            contract_limits,
+            sandbox,
+            sandbox_allow_missing,
+            sandbox_read_paths,
             loglevel,
             logformat,
         })
@@ -413,6 +526,26 @@ impl Config {
 
     /// The config as JSON, in the prototype's field names.
     pub fn to_json(&self) -> Value {
+        let mut value = self.base_json();
+        let sandbox = json!({
+            "contract_user": self.contract_user,
+            "contract_memory_mb": self.contract_limits.memory_mb,
+            "contract_processes": self.contract_limits.processes,
+            "contract_open_files": self.contract_limits.open_files,
+            "contract_file_size_mb": self.contract_limits.file_size_mb,
+            "contract_cpu_seconds": self.contract_limits.cpu_seconds,
+            "sandbox": self.sandbox,
+            "sandbox_allow_missing": self.sandbox_allow_missing.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            "sandbox_read_paths": self.sandbox_read_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        });
+        if let (Value::Object(map), Value::Object(extra)) = (&mut value, sandbox) {
+            map.extend(extra);
+        }
+        value
+    }
+
+    /// Every field but the sandbox's (one `json!` for all would pass the macro's recursion limit).
+    fn base_json(&self) -> Value {
         json!({
             "hotpocket": self.hotpocket,
             "contract_id": self.contract_id,
@@ -557,6 +690,25 @@ pub fn quorum(threshold: f64, n: usize) -> usize {
 
 fn check_threshold(threshold: f64, n: usize) -> Result<(), ConfigError> {
     hp_consensus::quorum_for(n, threshold).map(drop).map_err(|e| field_error("threshold", e.to_string()))
+}
+
+/// A user name (as `useradd` allows), `uid` or `uid:gid`; root (0) is refused.
+fn validate_contract_user(user: &str) -> Result<(), String> {
+    let numbers: Option<Vec<u32>> = user.split(':').map(|p| p.parse::<u32>().ok()).collect();
+    match numbers.as_deref() {
+        Some([0, ..]) | Some([_, 0]) => Err("must not be root (uid or gid 0)".into()),
+        Some([_]) | Some([_, _]) => Ok(()),
+        Some(_) => Err(format!("`{user}` is not a name, `uid` or `uid:gid`")),
+        None if user == "root" => Err("must not be root".into()),
+        None if !user.is_empty()
+            && user.len() <= 32
+            && user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && !user.starts_with('-') =>
+        {
+            Ok(())
+        }
+        None => Err(format!("`{user}` is not a name, `uid` or `uid:gid`")),
+    }
 }
 
 /// Checks a `host:port` peer address (`peers`, a contract's `peer_changeset`).

@@ -64,11 +64,15 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CreateError> {
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_err(path))
 }
 
-/// Creates the folders of a contract directory, with `run/` private to the node (0700).
+/// Creates the folders of a contract directory, with `run/` private to the node (0700) and
+/// `bin/` open to the contract's user (0755).
 pub fn make_folders(dir: &ContractDir) -> Result<(), CreateError> {
     for folder in [dir.root().join("cfg"), dir.bin(), dir.state(), dir.hist(), dir.log()] {
         fs::create_dir_all(&folder).map_err(io_err(&folder))?;
     }
+    // The contract may run as a user of its own, which must reach its binary whatever the umask.
+    let bin = dir.bin();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).map_err(io_err(&bin))?;
     let run = dir.run();
     fs::create_dir_all(&run).map_err(io_err(&run))?;
     fs::set_permissions(&run, fs::Permissions::from_mode(0o700)).map_err(io_err(&run))?;
@@ -104,6 +108,29 @@ fn install_contract(dir: &ContractDir, contract: Option<&Path>) -> Result<String
     Ok(format!("bin/{name}"))
 }
 
+/// The first of the ids a new node running as root gives its contract: systemd's range for
+/// dynamic users (61184–65519), which no distribution hands to ordinary accounts.
+pub const CONTRACT_ID_BASE: u32 = 61184;
+/// How many ids that range holds.
+pub const CONTRACT_ID_COUNT: u32 = 65519 - 61184 + 1;
+
+/// The sandbox settings a new node gets (docs/config.md): run as root, its contract gets a
+/// `uid:gid` of its own, derived from the node's key (so the nodes of a local cluster differ,
+/// and each contract's process limit counts only its own processes); run as another user,
+/// `sandbox_allow_missing` says that the contract shares that user (landlock then keeps it
+/// from the node's files and processes).
+pub fn sandbox_defaults(cfg: &mut Config) {
+    if nix::unistd::geteuid().is_root() {
+        let key = cfg.key.public_bytes();
+        let id = CONTRACT_ID_BASE + u32::from(u16::from_le_bytes([key[0], key[1]])) % CONTRACT_ID_COUNT;
+        cfg.contract_user = Some(format!("{id}:{id}"));
+        cfg.sandbox_allow_missing.clear();
+    } else {
+        cfg.contract_user = None;
+        cfg.sandbox_allow_missing = vec![crate::config::Protection::OwnUser];
+    }
+}
+
 /// `hotpocket new <dir>`: fresh keys, a UNL of itself, default ports, the default contract.
 pub fn new_contract_dir(root: &Path, contract: Option<&Path>) -> Result<Config, CreateError> {
     refuse_non_empty(root)?;
@@ -111,6 +138,7 @@ pub fn new_contract_dir(root: &Path, contract: Option<&Path>) -> Result<Config, 
     make_folders(&dir)?;
     ensure_tls_cert(&dir)?;
     let mut cfg = Config::new_single(NodeKey::generate());
+    sandbox_defaults(&mut cfg);
     cfg.binary = install_contract(&dir, contract)?;
     cfg.hpport = Some(8443);
     cfg.save(&dir.config_file())?;
@@ -153,6 +181,7 @@ pub fn new_cluster(
         make_folders(&dir)?;
         ensure_tls_cert(&dir)?;
         let mut cfg = Config::new_single(key);
+        sandbox_defaults(&mut cfg);
         cfg.binary = install_contract(&dir, contract)?;
         cfg.unl = unl.clone();
         cfg.contract_id = contract_id.clone();

@@ -15,6 +15,6 @@ pub mod create;
 pub mod keys;
 pub mod layout;
 
-pub use config::{Config, ConfigError, LogFormat, StdinFormat};
+pub use config::{Config, ConfigError, ContractLimits, LogFormat, Protection, StdinFormat};
 pub use keys::{KeyError, NodeKey, PublicKeyHex};
 pub use layout::ContractDir;

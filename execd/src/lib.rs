@@ -12,7 +12,9 @@
 //! - [`recorded_result`]: the bytes of a round's recorded result in `hist/exec/record`.
 //! - [`awake`]: timers that do not count the time this process was stopped.
 //! - [`runner`]: spawning the contract with per-user pipes (or the HotPocket ABI's file and
-//!   sockets), timeout, kill and reap (the only `unsafe`).
+//!   sockets), timeout, kill and reap (with [`sandbox`], the only `unsafe`).
+//! - [`sandbox`]: what the contract may do: its file-system view (landlock), no sockets
+//!   (seccomp), its own user, resource limits; applied by the runner in the child.
 //! - [`process`]: killing and reaping process groups and sessions, `/proc` scanning, and the
 //!   process setup of `hp-execd` (subreaper, open-file limit, standard fds, parent death).
 //! - [`header`]: the stdin header, text, JSON or HotPocket's, byte-exact.
@@ -36,6 +38,7 @@ pub mod recorded_result;
 pub mod round;
 pub mod run;
 pub mod runner;
+pub mod sandbox;
 pub mod service;
 pub mod snapshot;
 pub mod state_hash;

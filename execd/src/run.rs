@@ -1,8 +1,9 @@
 //! Running hp-execd for one contract directory: the process set-up a contract runner needs
-//! (descriptor limit, subreaper), the engine on its thread, and the `Exec` service on
+//! (descriptor limit, subreaper, the contract's sandbox), the engine on its thread, and the `Exec` service on
 //! `run/execd.sock` until shutdown. `main.rs` only hands this to the shared daemon entry.
 
 use crate::engine::{self, Engine, EngineConfig, EngineError};
+use crate::sandbox::Sandbox;
 use crate::{process, service};
 use hp_cfg::{Config, ContractDir};
 use hp_daemon::{CancellationToken, ipc};
@@ -21,6 +22,8 @@ pub enum RunError {
     #[error("the contract: {0}")]
     Contract(std::io::Error),
     #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("cannot start the engine thread: {0}")]
     Thread(std::io::Error),
@@ -28,6 +31,31 @@ pub enum RunError {
     Socket(#[from] ipc::IpcError),
     #[error("the execd service failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+}
+
+/// `hp-execd --check-sandbox <dir>`: whether the contract's sandbox can be set up as the config
+/// asks (exit 0), or why not (on stderr, exit [`hp_daemon::exit::CONFIG`]: like a bad config,
+/// the node refuses to start and a restart will not help).
+pub fn check_sandbox(root: &std::path::Path) -> std::process::ExitCode {
+    let code = |c: i32| std::process::ExitCode::from(u8::try_from(c).unwrap_or(1));
+    let dir = ContractDir::new(root);
+    let cfg = match Config::load(&dir.config_file()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("hp-execd: {e}");
+            return code(hp_daemon::exit::CONFIG);
+        }
+    };
+    let checked = EngineConfig::new(dir.root(), &cfg)
+        .map_err(|e| format!("the contract: {e}"))
+        .and_then(|engine| Sandbox::start(&engine.dir, &cfg, &engine.contract.program).map_err(|e| e.to_string()));
+    match checked {
+        Ok(_) => code(hp_daemon::exit::OK),
+        Err(e) => {
+            eprintln!("hp-execd: {e}");
+            code(hp_daemon::exit::CONFIG)
+        }
+    }
 }
 
 /// Runs execd for the contract directory until `shutdown`.
@@ -50,6 +78,8 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     process::become_subreaper().map_err(RunError::Subreaper)?;
     let mut engine_cfg = EngineConfig::new(dir.root(), &cfg).map_err(RunError::Contract)?;
     engine_cfg.reap_strays = true;
+    let sandbox = Sandbox::start(&engine_cfg.dir, &cfg, &engine_cfg.contract.program)?;
+    engine_cfg.contract.sandbox = sandbox.map(std::sync::Arc::new);
     let socket = engine_cfg.dir.socket("execd");
     let npl = engine_cfg.npl.clone();
     let engine = Engine::open(engine_cfg)?;

@@ -1,7 +1,8 @@
 //! Running the contract once (docs/contract-interface.md): pipes, a clean start, concurrent I/O, the timeout,
-//! and killing and reaping everything it started (with the helpers of [`crate::process`]). The
-//! only module with `unsafe`: the code that runs in the forked child before `exec`, and nothing
-//! else.
+//! and killing and reaping everything it started (with the helpers of [`crate::process`]). With
+//! [`crate::sandbox`], the only module with `unsafe`: the code that runs in the forked child
+//! before `exec`, and nothing else. The sandbox is prepared before the fork and entered in the
+//! child with one call, after the fds are in place.
 //!
 //! One run:
 //! 1. Two pipes per user (all `O_CLOEXEC`), one for stdin, stdout and stderr. Each input pipe
@@ -15,7 +16,9 @@
 //!    output keeps only whole length-prefixed messages.
 //! 2. The child starts a new session (so its own process group), asks for `SIGKILL` when execd
 //!    dies, moves the user pipe ends to the fixed fds of [`crate::header`] and marks every
-//!    other fd close-on-exec. Environment: `PATH` and `TZ` only. Cwd: `state/`.
+//!    other fd close-on-exec, then enters the sandbox prepared before the fork
+//!    ([`crate::sandbox`]; the fds handed to it become its user's). Environment: `PATH` and `TZ`
+//!    only. Cwd: `state/`.
 //! 3. Outputs are read by one task per user while the contract runs; stdout and stderr go to
 //!    the log line by line, tagged with `seq` and `stream`.
 //! 4. At the timeout (or on shutdown) the whole process group gets `SIGKILL`. When the main
@@ -105,6 +108,9 @@ pub struct Contract {
     /// Absolute path of `state/`.
     pub cwd: PathBuf,
     pub timeout: Duration,
+    /// The sandbox every run gets ([`crate::sandbox`]); `cwd` is the folder it may write.
+    /// `None` only with `sandbox: false` (and in tests that run without one).
+    pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
 }
 
 /// What one run produced.
@@ -130,6 +136,8 @@ pub enum RunError {
     Pipes { users: usize, source: std::io::Error },
     #[error("execd is shutting down; the contract was killed")]
     Cancelled,
+    #[error("cannot prepare the contract's sandbox: {0}")]
+    Sandbox(#[from] crate::sandbox::SandboxError),
 }
 
 /// A pipe end being filled: the parent's write end and what is left to write.
@@ -203,8 +211,14 @@ pub async fn run(
         });
     }
 
-    // 2. Spawn.
+    // 2. Spawn, in the sandbox.
     let moves: Vec<(RawFd, RawFd)> = child_ends.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)).collect();
+    let first_free = moves.iter().map(|(_, to)| to + 1).max().unwrap_or(FIRST_USER_FD);
+    let handed = [&stdin_r, &stdout_w, &stderr_w]
+        .into_iter()
+        .chain(child_ends.iter().map(|(fd, _)| fd))
+        .map(std::os::fd::AsFd::as_fd);
+    let sandbox = contract.sandbox.as_ref().map(|s| s.prepare(&contract.cwd, first_free, handed)).transpose()?;
     // Filled in the child; allocated here because the child must not allocate.
     let mut parked: Vec<RawFd> = vec![-1; moves.len()];
     let parent = nix::unistd::getpid().as_raw();
@@ -218,9 +232,13 @@ pub async fn run(
         .stderr(Stdio::from(stderr_w))
         .kill_on_drop(true);
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // system calls on plain integers it owns (see `child_setup`); it allocates nothing.
+    // system calls on plain integers it owns (see `child_setup`) and on values prepared before
+    // the fork (`Prepared::enter`); it allocates nothing.
     unsafe {
-        cmd.pre_exec(move || child_setup(&moves, &mut parked, parent));
+        cmd.pre_exec(move || {
+            child_setup(&moves, &mut parked, parent)?;
+            sandbox.as_ref().map_or(Ok(()), crate::sandbox::Prepared::enter)
+        });
     }
     let started = Instant::now();
     let spawned = cmd.spawn();

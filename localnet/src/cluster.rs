@@ -140,6 +140,10 @@ impl Cluster {
                     .prefix("hp-cluster-")
                     .tempdir()
                     .map_err(LocalnetError::io("cannot create a folder in", std::env::temp_dir()))?;
+                // The contract may run as a user of its own, which must reach its `bin/`.
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755))
+                    .map_err(LocalnetError::io("cannot open up", tmp.path()))?;
                 (tmp.path().to_path_buf(), Some(tmp))
             }
         };
@@ -189,6 +193,12 @@ impl Cluster {
             cfg.pubmaxcpm = 0; // no per-user rate limit: tests and benchmarks send as they need
             // HP_NODE_LOGLEVEL (a tracing filter) to chase a rare failure with more detail.
             cfg.loglevel = std::env::var("HP_NODE_LOGLEVEL").unwrap_or_else(|_| "info".into());
+            hp_cfg::create::sandbox_defaults(&mut cfg);
+            if cfg.contract_user.is_some() {
+                // Nodes on one machine get contract users of their own (their peer ports differ).
+                let id = hp_cfg::create::CONTRACT_ID_BASE + u32::from(peerport) % hp_cfg::create::CONTRACT_ID_COUNT;
+                cfg.contract_user = Some(format!("{id}:{id}"));
+            }
             if let Some(edit) = &options.edit {
                 edit(i, &mut cfg);
             }
@@ -322,6 +332,10 @@ fn install_contract(dir: &ContractDir, contract: Option<&Path>) -> Result<String
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "contract".into());
             let target = dir.bin().join(&name);
             fs::copy(path, &target).map_err(LocalnetError::io("cannot copy the contract to", &target))?;
+            // Executable by the contract's own user whatever the umask it was built under.
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+                .map_err(LocalnetError::io("cannot make executable", &target))?;
             Ok(format!("bin/{name}"))
         }
         None => {

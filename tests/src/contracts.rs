@@ -21,6 +21,13 @@ pub fn compile(name: &str) -> PathBuf {
     out
 }
 
+/// The Node.js example contract's folder (`contracts/nodejs`, with its `node_modules`), which
+/// its launcher runs from: the sandbox must let the contract read it (`sandbox_read_paths`).
+pub fn nodejs_dir() -> PathBuf {
+    let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/nodejs");
+    contract.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", contract.display()))
+}
+
 /// A launcher for the Node.js example contract (`contracts/nodejs`, written with the published
 /// `hotpocket-nodejs-contract`): a script that runs `node contracts/nodejs/index.js`. Panics
 /// (naming the fix) when the library is not installed.

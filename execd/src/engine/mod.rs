@@ -62,6 +62,7 @@ impl EngineConfig {
                 args: cfg.binargs.clone(),
                 cwd: dir.state(),
                 timeout: Duration::from_millis(cfg.contract_timeout_ms),
+                sandbox: None,
             },
             dir,
             stdinfmt: cfg.stdinfmt,
@@ -169,7 +170,16 @@ impl Engine {
             rt,
         };
         engine.recover()?;
+        engine.give_to_contract(&engine.paths.state)?;
         Ok(engine)
+    }
+
+    /// Gives a folder execd wrote to the contract's own user, if it has one ([`crate::sandbox`]).
+    fn give_to_contract(&self, dir: &Path) -> Result<(), EngineError> {
+        match &self.cfg.contract.sandbox {
+            Some(sandbox) => sandbox.own(dir).map_err(|e| EngineError::Run(RunError::Sandbox(e))),
+            None => Ok(()),
+        }
     }
 
     fn recover(&mut self) -> Result<(), EngineError> {
@@ -278,6 +288,7 @@ impl Engine {
         self.healthy()?;
         crate::read::copy_tree(&self.paths.committed, dst)
             .map_err(|e| EngineError::Invalid(format!("cannot copy the state for a read: {e}")))?;
+        self.give_to_contract(dst)?;
         let mut contract = self.cfg.contract.clone();
         contract.cwd = dst.to_path_buf();
         let round = RoundInfo {
@@ -313,6 +324,7 @@ impl Engine {
             tracing::error!(path = %self.paths.state.display(), "state/ is missing or not a folder; recreating it");
             snapshot::remove_any(&self.paths.state).map_err(SnapshotError::io("cannot remove", &self.paths.state))?;
             fs::create_dir(&self.paths.state).map_err(SnapshotError::io("cannot create", &self.paths.state))?;
+            self.give_to_contract(&self.paths.state)?;
         }
         let current = self.state.scan()?;
         if current.root == self.state_hash {
@@ -338,6 +350,7 @@ impl Engine {
         }
         self.committed = committed;
         let stats = snapshot::sync_tree(&self.paths.committed, &self.committed, &self.paths.state, &current, false)?;
+        self.give_to_contract(&self.paths.state)?;
         let after = self.state.scan()?;
         if after.root != self.state_hash {
             return Err(EngineError::RestoreFailed {

@@ -10,6 +10,7 @@ mod hotpocket_abi;
 mod io;
 mod overhead;
 mod process;
+mod sandbox;
 mod state_hash;
 mod state_sync;
 mod support;

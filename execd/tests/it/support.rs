@@ -83,6 +83,10 @@ impl Node {
 
     fn in_dir_with(tmp: tempfile::TempDir, bin: &Path, binargs: &str, edit: impl FnOnce(&mut Config)) -> Self {
         init();
+        // Run as root, the real hp-execd runs the contract as a user of its own, which must be
+        // able to reach its binary under this folder.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let root = tmp.path().join("node");
         let mut cfg = hp_cfg::create::new_contract_dir(&root, Some(bin)).unwrap();
         cfg.binargs = binargs.split_whitespace().map(str::to_string).collect();
@@ -102,6 +106,29 @@ impl Node {
 
     pub fn engine(&self) -> Engine {
         Engine::open(EngineConfig::new(&self.root, &self.cfg).unwrap()).unwrap()
+    }
+
+    /// The engine with the contract in its sandbox, as the real hp-execd runs it.
+    pub fn sandboxed_engine(&self) -> Engine {
+        Engine::open(self.sandboxed_config()).unwrap()
+    }
+
+    pub fn sandboxed_config(&self) -> EngineConfig {
+        let mut cfg = EngineConfig::new(&self.root, &self.cfg).unwrap();
+        let sandbox = hp_execd::sandbox::Sandbox::start(&cfg.dir, &self.cfg, &cfg.contract.program).unwrap();
+        cfg.contract.sandbox = sandbox.map(std::sync::Arc::new);
+        cfg
+    }
+
+    /// Installs a shell script as the contract (`bin/contract.sh`, 0755).
+    pub fn script(&mut self, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.root.join("bin/contract.sh");
+        std::fs::write(&path, format!("#!/bin/sh\n{text}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        self.cfg.binary = "bin/contract.sh".into();
+        self.cfg.binargs.clear();
+        self.cfg.save(&self.dir().config_file()).unwrap();
     }
 }
 

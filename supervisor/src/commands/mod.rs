@@ -36,6 +36,10 @@ pub enum CommandError {
     Io { what: String, source: std::io::Error },
     #[error("the process that started `hotpocket run` has already exited ({var}=1)")]
     ParentGone { var: &'static str },
+    /// `hp-execd --check-sandbox` refused: a protection the config does not allow to be missing
+    /// is missing, or `contract_user` cannot be used (docs/contract-interface.md, §5).
+    #[error("the node cannot start: {0}")]
+    Sandbox(String),
 }
 
 impl CommandError {
@@ -43,7 +47,9 @@ impl CommandError {
     /// [`exit::FAILURE`] (docs/command-line.md fixes 1 for "node not running").
     pub fn exit_code(&self) -> i32 {
         match self {
-            CommandError::Config(_) | CommandError::Create(CreateError::Config(_)) => exit::CONFIG,
+            CommandError::Config(_) | CommandError::Create(CreateError::Config(_)) | CommandError::Sandbox(_) => {
+                exit::CONFIG
+            }
             _ => exit::FAILURE,
         }
     }

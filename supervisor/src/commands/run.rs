@@ -1,5 +1,6 @@
-//! `hotpocket run <dir> [--log-format json|text]`: validates the config, prepares `run/` and
-//! runs the supervisor until SIGTERM/SIGINT.
+//! `hotpocket run <dir> [--log-format json|text]`: validates the config, checks that the
+//! contract's sandbox can be set up (`hp-execd --check-sandbox`), prepares `run/` and runs the
+//! supervisor until SIGTERM/SIGINT.
 //!
 //! With `HP_EXIT_WITH_PARENT=1` it also stops (as on SIGTERM) when the process that started it
 //! exits: for launchers other than systemd, and for test kits, whose nodes must not outlive a
@@ -34,6 +35,7 @@ pub async fn run(args: &RunArgs) -> Result<(), CommandError> {
     let bin_dir = spawn::default_bin_dir()
         .map_err(|source| CommandError::Io { what: "cannot find the daemons' folder".into(), source })?;
     let binaries = spawn::Binaries::locate(&bin_dir)?;
+    check_sandbox(&binaries, &dir)?;
     let _run_dir = rundir::prepare(&dir)?;
     let http = config.metrics_port.map(|port| supervisor::http::HttpSettings {
         ip: config.metrics_ip,
@@ -49,4 +51,51 @@ pub async fn run(args: &RunArgs) -> Result<(), CommandError> {
     let options = Options { dir, binaries, log_format, timing: Timing::default(), http };
     supervisor::run(options, shutdown).await?;
     Ok(())
+}
+
+/// Asks `hp-execd --check-sandbox` whether the contract's sandbox can be set up, before
+/// anything starts: a node that cannot sandbox its contract (as its config asks) refuses to
+/// start with execd's reason and exit status 3, instead of restarting execd in a loop.
+fn check_sandbox(binaries: &spawn::Binaries, dir: &ContractDir) -> Result<(), CommandError> {
+    use std::time::{Duration, Instant};
+    const CHECK_WAIT: Duration = Duration::from_secs(30);
+    let execd = binaries.path(crate::supervisor::Component::Execd);
+    let io = |what: &str| {
+        let what = format!("{what} {}", execd.display());
+        move |source| CommandError::Io { what, source }
+    };
+    let mut child = std::process::Command::new(&execd)
+        .arg("--check-sandbox")
+        .arg(dir.root())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(io("cannot run"))?;
+    let deadline = Instant::now() + CHECK_WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(io("cannot wait for"))? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(CommandError::Sandbox(format!(
+                "`{} --check-sandbox` did not answer within {CHECK_WAIT:?}",
+                execd.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        use std::io::Read;
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let why = stderr.trim().trim_start_matches("hp-execd: ").to_string();
+    tracing::error!(reason = %why, "the contract sandbox cannot be set up; not starting");
+    Err(CommandError::Sandbox(why))
 }

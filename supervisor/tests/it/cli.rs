@@ -196,3 +196,22 @@ fn restart_refuses_an_unknown_component() {
     let out = t.hotpocket(&["restart", t.root().to_str().unwrap(), "supervisor"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Run as root, a node must give its contract a user of its own (issue 20): without
+/// `contract_user`, `hotpocket run` refuses before starting anything, with code 3 and the field.
+#[test]
+fn as_root_a_node_without_contract_user_stops_run_with_code_3_naming_the_field() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = TestDir::new();
+    let mut cfg = t.config();
+    cfg.contract_user = None;
+    cfg.save(&t.dir.config_file()).unwrap();
+    let out = t.hotpocket(&["run", t.root().to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("contract_user"), "{stderr}");
+    assert!(!t.dir.socket("supervisor").exists(), "nothing was started");
+}

@@ -270,6 +270,8 @@ fn a_unl_member_flooding_relaying_replaying_and_forging_npl_messages_changes_no_
         edit: Some(Box::new(|_, cfg: &mut Config| {
             cfg.stdinfmt = hp_cfg::StdinFormat::Hotpocket;
             cfg.threshold = 0.75;
+            // The contract's script and its node_modules stay in the repository (issue 20).
+            cfg.sandbox_read_paths = vec![hp_tests::contracts::nodejs_dir()];
         })),
         ..Default::default()
     })

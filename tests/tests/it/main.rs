@@ -8,4 +8,5 @@ mod hotpocket;
 mod metrics;
 mod nodejs_contract;
 mod restarts;
+mod sandbox;
 mod single_node;

@@ -18,7 +18,11 @@ fn nodejs_cluster() -> Cluster {
         contract: Some(hp_tests::contracts::nodejs()),
         // Node.js takes tens of milliseconds to start: fewer idle rounds on a small machine.
         roundtime_ms: 1000,
-        edit: Some(Box::new(|_, cfg| cfg.stdinfmt = hp_cfg::StdinFormat::Hotpocket)),
+        edit: Some(Box::new(|_, cfg| {
+            cfg.stdinfmt = hp_cfg::StdinFormat::Hotpocket;
+            // The contract's script and its node_modules stay in the repository (issue 20).
+            cfg.sandbox_read_paths = vec![hp_tests::contracts::nodejs_dir()];
+        })),
         ..Default::default()
     })
     .or_panic();
