@@ -65,9 +65,35 @@ impl<E: From<ApiEvent>> ConsensusService<E> {
     }
 }
 
+/// Messages taken from userd's stream at once, as far as they are already there: their users'
+/// signatures are checked as one batch.
+const USERD_CHUNK: usize = 256;
+
+/// The checked forms of messages that came together; the users' signatures of their inputs are
+/// checked as one batch first, and one by one only if the batch fails.
+pub fn from_protos(messages: Vec<pb::UserdMessage>, max_input_bytes: usize) -> Vec<FromUserd> {
+    let signed: Vec<([u8; 32], UserSigned)> = messages
+        .iter()
+        .filter_map(|m| match &m.kind {
+            Some(In::Input(input)) => {
+                Some((<[u8; 32]>::try_from(input.pubkey.as_ref()).ok()?, signed_part(input).ok()??))
+            }
+            _ => None,
+        })
+        .collect();
+    let checked = hp_ledger::user_signed::all_signed(&signed.iter().map(|(u, s)| (u, s)).collect::<Vec<_>>());
+    messages.into_iter().filter_map(|m| from_proto_checked(m, max_input_bytes, checked)).collect()
+}
+
 /// The checked form of one userd message; `None` for one that says nothing (no kind, or a
 /// user event with a malformed key).
 pub fn from_proto(message: pb::UserdMessage, max_input_bytes: usize) -> Option<FromUserd> {
+    from_proto_checked(message, max_input_bytes, false)
+}
+
+/// [`from_proto`]; with `signature_checked`, the user's signature of an input is known to be
+/// good (a batch check of it passed).
+fn from_proto_checked(message: pb::UserdMessage, max_input_bytes: usize, signature_checked: bool) -> Option<FromUserd> {
     let key = |b: &[u8]| -> Option<UserKey> { b.try_into().ok() };
     Some(match message.kind? {
         In::Snapshot(s) => FromUserd::Snapshot {
@@ -81,7 +107,7 @@ pub fn from_proto(message: pb::UserdMessage, max_input_bytes: usize) -> Option<F
             Some(_) if input.data.len() > max_input_bytes => {
                 FromUserd::Refused { request_id: input.request_id, reason: "input exceeds pubmaxsize" }
             }
-            Some(user) => match user_signed(&input, &user) {
+            Some(user) => match user_signed(&input, &user, signature_checked) {
                 Ok(signed) => {
                     let (signed, opened) = signed.map_or((None, None), |(s, o)| (Some(s), Some(o)));
                     FromUserd::Input { request_id: input.request_id, user, data: input.data, signed, opened }
@@ -92,16 +118,31 @@ pub fn from_proto(message: pb::UserdMessage, max_input_bytes: usize) -> Option<F
     })
 }
 
-/// What the user signed, checked: the signature over the container, and that `data` is the
-/// container's input. `None` for a seed-protocol input.
-fn user_signed(input: &pb::SubmitInput, user: &UserKey) -> Result<Option<(UserSigned, Opened)>, &'static str> {
+/// What the user signed, as sent; `None` for a seed-protocol input.
+fn signed_part(input: &pb::SubmitInput) -> Result<Option<UserSigned>, &'static str> {
     if input.signed_format == 0 {
         return Ok(None);
     }
     let format = u8::try_from(input.signed_format).ok().and_then(ContainerFormat::from_code).ok_or("bad_msg_format")?;
     let signature: [u8; 64] = input.user_sig.as_ref().try_into().map_err(|_| "bad_sig")?;
-    let signed = UserSigned { format, container: input.signed_container.clone(), signature };
-    let container = signed.open(user).map_err(|why| match why {
+    Ok(Some(UserSigned { format, container: input.signed_container.clone(), signature }))
+}
+
+/// What the user signed, checked: the signature over the container (unless `signature_checked`
+/// says a batch check has passed), and that `data` is the container's input. `None` for a
+/// seed-protocol input.
+fn user_signed(
+    input: &pb::SubmitInput,
+    user: &UserKey,
+    signature_checked: bool,
+) -> Result<Option<(UserSigned, Opened)>, &'static str> {
+    let Some(signed) = signed_part(input)? else { return Ok(None) };
+    let opened = if signature_checked {
+        hp_ledger::user_signed::parse_container(signed.format, &signed.container)
+    } else {
+        signed.open(user)
+    };
+    let container = opened.map_err(|why| match why {
         Rejection::BadSignature => "bad_sig",
         _ => "bad_msg_format",
     })?;
@@ -178,13 +219,21 @@ impl<E: From<ApiEvent> + Send + 'static> Consensus for ConsensusService<E> {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (to_userd, rx) = mpsc::channel(SESSION_QUEUE);
         self.events.send(ApiEvent::SessionOpened { session, to_userd }.into()).await.map_err(shutting_down)?;
-        let mut inbound = request.into_inner();
+        let inbound = request.into_inner();
         let events = self.events.clone();
         let max_input_bytes = self.max_input_bytes;
         tokio::spawn(async move {
-            while let Some(Ok(message)) = inbound.next().await {
-                let Some(message) = from_proto(message, max_input_bytes) else { continue };
-                if events.send(ApiEvent::FromUserd { session, message }.into()).await.is_err() {
+            let mut chunks = futures::StreamExt::ready_chunks(inbound, USERD_CHUNK);
+            'session: while let Some(chunk) = chunks.next().await {
+                // Up to the first error, as one message at a time would have.
+                let ended = chunk.iter().any(Result::is_err);
+                let messages: Vec<pb::UserdMessage> = chunk.into_iter().map_while(Result::ok).collect();
+                for message in from_protos(messages, max_input_bytes) {
+                    if events.send(ApiEvent::FromUserd { session, message }.into()).await.is_err() {
+                        break 'session;
+                    }
+                }
+                if ended {
                     break;
                 }
             }
@@ -267,5 +316,38 @@ mod tests {
         };
         assert_eq!(from_proto(snapshot, 4), Some(FromUserd::Snapshot { users: vec![[2; 32]], delivered_through: 7 }));
         assert_eq!(from_proto(pb::UserdMessage { kind: None }, 4), None);
+    }
+
+    fn signed_input(key: &ed25519_dalek::SigningKey, text: &str, nonce: u64) -> pb::UserdMessage {
+        use ed25519_dalek::Signer;
+        let container = format!(r#"{{"input":"{text}","nonce":{nonce},"max_ledger_seq_no":9}}"#);
+        pb::UserdMessage {
+            kind: Some(In::Input(pb::SubmitInput {
+                request_id: nonce,
+                pubkey: Bytes::copy_from_slice(&key.verifying_key().to_bytes()),
+                data: Bytes::copy_from_slice(text.as_bytes()),
+                signed_format: ContainerFormat::Json.code() as u32,
+                user_sig: Bytes::copy_from_slice(&key.sign(container.as_bytes()).to_bytes()),
+                signed_container: Bytes::from(container.into_bytes()),
+            })),
+        }
+    }
+
+    #[test]
+    fn messages_that_came_together_get_the_verdicts_each_would_get_alone() {
+        let (a, b) = (ed25519_dalek::SigningKey::from_bytes(&[1; 32]), ed25519_dalek::SigningKey::from_bytes(&[2; 32]));
+        let good = vec![signed_input(&a, "one", 1), input(&[5; 32], b"seed"), signed_input(&b, "two", 1)];
+        let alone: Vec<FromUserd> = good.iter().cloned().filter_map(|m| from_proto(m, 100)).collect();
+        assert_eq!(from_protos(good.clone(), 100), alone);
+        assert!(alone.iter().all(|m| matches!(m, FromUserd::Input { .. })));
+        // One signature by another user among them: only that one is refused.
+        let mut forged = signed_input(&a, "three", 2);
+        if let Some(In::Input(i)) = forged.kind.as_mut() {
+            i.pubkey = Bytes::copy_from_slice(&b.verifying_key().to_bytes());
+        }
+        let mixed = vec![good[0].clone(), forged, good[2].clone()];
+        let together = from_protos(mixed.clone(), 100);
+        assert_eq!(together, mixed.into_iter().filter_map(|m| from_proto(m, 100)).collect::<Vec<_>>());
+        assert_eq!(together[1], FromUserd::Refused { request_id: 2, reason: "bad_sig" });
     }
 }

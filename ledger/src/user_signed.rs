@@ -108,6 +108,16 @@ impl UserSigned {
     }
 }
 
+/// Whether every one of `signed` is its user's signature (ZIP 215), checked as one batch. `false`
+/// says only that at least one is not (or a key is no key): check them one by one to see which.
+pub fn all_signed(signed: &[(&[u8; 32], &UserSigned)]) -> bool {
+    let mut batch = ed25519_zebra::batch::Verifier::new();
+    for (user, s) in signed {
+        batch.queue((VerificationKeyBytes::from(**user), Signature::from_bytes(&s.signature), s.container.as_ref()));
+    }
+    !signed.is_empty() && batch.verify(rand::rngs::OsRng).is_ok()
+}
+
 /// A user's public key, decoded once for checking many of its signatures.
 #[derive(Clone, Copy, Debug)]
 pub struct UserKey(VerificationKey);
@@ -124,16 +134,9 @@ impl UserKey {
 /// are exactly [`open_input`]'s (ZIP 215). The batch's random coefficients only make a forged
 /// signature fail to hide in it; they change no verdict.
 pub fn open_inputs(inputs: &[crate::Input]) -> Vec<Option<Result<Opened, Rejection>>> {
-    let mut batch = ed25519_zebra::batch::Verifier::new();
-    let mut queued = 0usize;
-    for input in inputs {
-        if let Some(signed) = &input.user_signed {
-            let signature = Signature::from_bytes(&signed.signature);
-            batch.queue((VerificationKeyBytes::from(input.user), signature, signed.container.as_ref()));
-            queued += 1;
-        }
-    }
-    let all_valid = queued > 0 && batch.verify(rand::rngs::OsRng).is_ok();
+    let signed: Vec<(&[u8; 32], &UserSigned)> =
+        inputs.iter().filter_map(|i| i.user_signed.as_ref().map(|s| (&i.user, s))).collect();
+    let all_valid = all_signed(&signed);
     inputs
         .iter()
         .map(|input| {

@@ -706,6 +706,25 @@ mod tests {
         assert!(lane.half_empty());
     }
 
+    /// A network of one node listening on `listen`, dialing nobody, with the receiver of its
+    /// events; cancel the token to stop it.
+    async fn lone_node(listen: Vec<SocketAddr>) -> (PeerNet, CancellationToken, mpsc::Receiver<PeerEvent>) {
+        #![allow(clippy::unwrap_used)]
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let (events, rx) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let config = PeerConfig {
+            unl: vec![key.verifying_key().to_bytes()],
+            key,
+            network_id: [0; 32],
+            listen,
+            peers: Vec::new(),
+            npl: None,
+        };
+        let net = PeerNet::start(config, events, shutdown.clone()).await.unwrap();
+        (net, shutdown, rx)
+    }
+
     /// Well under the handshake timeout: a refused connection is closed at once.
     const HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
 
@@ -713,20 +732,9 @@ mod tests {
     async fn one_source_address_holds_at_most_its_share_of_handshake_slots() {
         #![allow(clippy::unwrap_used)]
         use tokio::io::AsyncReadExt;
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let listen: SocketAddr = ([127, 0, 0, 1], port).into();
-        let (events, _rx) = mpsc::channel(16);
-        let shutdown = CancellationToken::new();
-        let config = PeerConfig {
-            unl: vec![key.verifying_key().to_bytes()],
-            key,
-            network_id: [0; 32],
-            listen: vec![listen],
-            peers: Vec::new(),
-            npl: None,
-        };
-        let net = PeerNet::start(config, events, shutdown.clone()).await.unwrap();
+        let (net, shutdown, _events) = lone_node(vec![listen]).await;
         // Strangers from one address open one silent connection more than its share: exactly
         // one is closed at once, long before the handshake timeout; the others wait in theirs.
         let mut strangers = Vec::new();
@@ -747,18 +755,7 @@ mod tests {
     #[tokio::test]
     async fn a_peer_changeset_makes_the_node_dial_an_address_and_stop_dialing_it() {
         #![allow(clippy::unwrap_used)]
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        let (events, _rx) = mpsc::channel(16);
-        let shutdown = CancellationToken::new();
-        let config = PeerConfig {
-            unl: vec![key.verifying_key().to_bytes()],
-            key,
-            network_id: [0; 32],
-            listen: Vec::new(),
-            peers: Vec::new(),
-            npl: None,
-        };
-        let net = PeerNet::start(config, events, shutdown.clone()).await.unwrap();
+        let (net, shutdown, _events) = lone_node(Vec::new()).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         net.change_peers(std::slice::from_ref(&addr), &[]);
