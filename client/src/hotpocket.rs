@@ -27,11 +27,26 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// The share of the trusted keys whose signatures an output needs (the JS client's).
 pub const PASS_THRESHOLD: f64 = 0.8;
 
+/// The keys an output's proof is checked against (the UNL of a trusted node), decoded once.
+#[derive(Default)]
+struct Trusted {
+    keys: std::collections::HashMap<[u8; 32], VerifyingKey>,
+    /// Every key the node listed, decodable or not: what the threshold counts.
+    count: usize,
+}
+
+impl Trusted {
+    fn new(unl: &[[u8; 32]]) -> Self {
+        let keys = unl.iter().filter_map(|k| Some((*k, VerifyingKey::from_bytes(k).ok()?))).collect();
+        Self { keys, count: unl.len() }
+    }
+}
+
 /// A signed-in HotPocket user.
 pub struct HpClient {
     ws: Ws,
     key: SigningKey,
-    trusted: Arc<Vec<[u8; 32]>>,
+    trusted: Arc<Trusted>,
     lcl: Arc<AtomicU64>,
     offset: u64,
 }
@@ -115,7 +130,7 @@ impl HpClient {
         }
         let unl: Vec<[u8; 32]> =
             proof["unl"].as_array().into_iter().flatten().filter_map(|k| k.as_str().and_then(parse_ed)).collect();
-        let trusted = Arc::new(if trusted.is_some() { unl } else { Vec::new() });
+        let trusted = Arc::new(if trusted.is_some() { Trusted::new(&unl) } else { Trusted::default() });
         let lcl = Arc::new(AtomicU64::new(0));
         ws.send(Message::text(json!({"type": "lcl"}).to_string())).await?;
         loop {
@@ -181,7 +196,7 @@ impl HpSender {
 pub struct HpReceiver {
     stream: SplitStream<Ws>,
     user: [u8; 32],
-    trusted: Arc<Vec<[u8; 32]>>,
+    trusted: Arc<Trusted>,
     lcl: Arc<AtomicU64>,
 }
 
@@ -202,49 +217,50 @@ impl HpReceiver {
                 Some("contract_input_status") if message["status"] == "rejected" => {
                     return Some(Output::Error(message["reason"].as_str().unwrap_or("rejected").to_string()));
                 }
-                Some("contract_output") => return Some(self.checked(&message)),
+                Some("contract_output") => return Some(checked(&self.user, &self.trusted, &message)),
                 _ => continue,
             }
         }
     }
+}
 
-    /// The output if its proof holds against the trusted keys (any output when none are set).
-    fn checked(&self, message: &Value) -> Output {
-        let outputs: Vec<&str> =
-            message["outputs"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        let data = Bytes::from(outputs.concat());
-        if self.trusted.is_empty() {
-            return Output::Data(data);
-        }
-        let own = output_hash(&self.user, &outputs.iter().map(|o| o.as_bytes()).collect::<Vec<_>>());
-        let claimed = message["output_hash"].as_str().and_then(|h| hex::decode(h).ok());
-        if claimed.as_deref() != Some(own.as_slice()) {
-            return Output::Error("an output whose hash does not match it".into());
-        }
-        let Some(root) = tree_root(&message["hash_tree"], &own) else {
-            return Output::Error("an output whose hash tree is malformed".into());
-        };
-        let mut passed = std::collections::HashSet::new();
-        for pair in message["unl_sig"].as_array().into_iter().flatten() {
-            let (Some(key), Some(sig)) = (pair[0].as_str().and_then(parse_ed), pair[1].as_str()) else { continue };
-            let mut signature = [0u8; 64];
-            if !self.trusted.contains(&key) || hex::decode_to_slice(sig, &mut signature).is_err() {
-                continue;
-            }
-            let key_ok = VerifyingKey::from_bytes(&key);
-            if key_ok.is_ok_and(|k| k.verify(&root, &Signature::from_bytes(&signature)).is_ok()) {
-                passed.insert(key);
-            }
-        }
-        if (passed.len() as f64) / (self.trusted.len() as f64) < PASS_THRESHOLD {
-            return Output::Error(format!(
-                "an output signed by {} of {} trusted keys",
-                passed.len(),
-                self.trusted.len()
-            ));
-        }
-        Output::Data(data)
+/// The output of `user` if its proof holds against the trusted keys (any output when none are
+/// set).
+fn checked(user: &[u8; 32], trusted: &Trusted, message: &Value) -> Output {
+    let outputs: Vec<&str> = message["outputs"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let data = Bytes::from(outputs.concat());
+    if trusted.count == 0 {
+        return Output::Data(data);
     }
+    let own = output_hash(user, &outputs.iter().map(|o| o.as_bytes()).collect::<Vec<_>>());
+    let claimed = message["output_hash"].as_str().and_then(|h| hex::decode(h).ok());
+    if claimed.as_deref() != Some(own.as_slice()) {
+        return Output::Error("an output whose hash does not match it".into());
+    }
+    let Some(root) = tree_root(&message["hash_tree"], &own) else {
+        return Output::Error("an output whose hash tree is malformed".into());
+    };
+    // One signature per trusted key, checked together; one by one only if that fails.
+    let mut claimed: std::collections::HashMap<[u8; 32], (VerifyingKey, Signature)> = Default::default();
+    for pair in message["unl_sig"].as_array().into_iter().flatten() {
+        let (Some(key), Some(sig)) = (pair[0].as_str().and_then(parse_ed), pair[1].as_str()) else { continue };
+        let mut signature = [0u8; 64];
+        let Some(verifying) = trusted.keys.get(&key) else { continue };
+        if hex::decode_to_slice(sig, &mut signature).is_ok() {
+            claimed.entry(key).or_insert((*verifying, Signature::from_bytes(&signature)));
+        }
+    }
+    let (keys, signatures): (Vec<VerifyingKey>, Vec<Signature>) = claimed.values().copied().unzip();
+    let messages = vec![root.as_slice(); keys.len()];
+    let passed = if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+        keys.len()
+    } else {
+        claimed.values().filter(|(k, s)| k.verify(&root, s).is_ok()).count()
+    };
+    if (passed as f64) / (trusted.count as f64) < PASS_THRESHOLD {
+        return Output::Error(format!("an output signed by {passed} of {} trusted keys", trusted.count));
+    }
+    Output::Data(data)
 }
 
 /// The root of a received tree, its one `null` standing for the user's own hash.
@@ -268,4 +284,47 @@ fn tree_root(tree: &Value, own: &[u8; 32]) -> Option<[u8; 32]> {
     let mut found = false;
     let root = walk(tree, own, &mut found)?;
     found.then_some(root)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ed25519_dalek::Signer;
+
+    /// A `contract_output` for `user` alone in its ledger, signed over its root by `signers`.
+    fn message(user: &[u8; 32], text: &str, signers: &[&SigningKey]) -> Value {
+        let own = output_hash(user, &[text.as_bytes()]);
+        let root = node(&[own]);
+        let sigs: Vec<Value> = signers
+            .iter()
+            .map(|k| json!([ed_hex(&k.verifying_key().to_bytes()), hex::encode(k.sign(&root).to_bytes())]))
+            .collect();
+        json!({"outputs": [text], "output_hash": hex::encode(own), "hash_tree": [null], "unl_sig": sigs})
+    }
+
+    #[test]
+    fn an_output_passes_with_signatures_from_80_percent_of_the_trusted_keys_and_not_otherwise() {
+        let keys: Vec<SigningKey> = (1..=5u8).map(|b| SigningKey::from_bytes(&[b; 32])).collect();
+        let unl: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+        let trusted = Trusted::new(&unl);
+        let user = [9; 32];
+        let all: Vec<&SigningKey> = keys.iter().collect();
+        assert!(matches!(checked(&user, &trusted, &message(&user, "hi", &all)), Output::Data(d) if d == "hi"));
+        assert!(matches!(checked(&user, &trusted, &message(&user, "hi", &all[..4])), Output::Data(_)), "4 of 5");
+        assert!(matches!(checked(&user, &trusted, &message(&user, "hi", &all[..3])), Output::Error(_)), "3 of 5");
+        // One signature over something else among five: 4 of 5 still verify, one by one.
+        let mut one_bad = message(&user, "hi", &all);
+        one_bad["unl_sig"][0][1] = json!(hex::encode(keys[0].sign(b"another root").to_bytes()));
+        assert!(matches!(checked(&user, &trusted, &one_bad), Output::Data(_)));
+        one_bad["unl_sig"][1][1] = json!(hex::encode(keys[1].sign(b"another root").to_bytes()));
+        assert!(matches!(checked(&user, &trusted, &one_bad), Output::Error(_)), "3 of 5 verify");
+        // Signers outside the trusted keys count for nothing; a changed output fails its hash.
+        let strangers: Vec<SigningKey> = (10..=14u8).map(|b| SigningKey::from_bytes(&[b; 32])).collect();
+        let strangers: Vec<&SigningKey> = strangers.iter().collect();
+        assert!(matches!(checked(&user, &trusted, &message(&user, "hi", &strangers)), Output::Error(_)));
+        let mut changed = message(&user, "hi", &all);
+        changed["outputs"] = json!(["ho"]);
+        assert!(matches!(checked(&user, &trusted, &changed), Output::Error(_)));
+    }
 }
