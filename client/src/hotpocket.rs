@@ -176,11 +176,18 @@ pub struct HpSender {
 impl HpSender {
     /// Signs and sends one input; JSON containers carry text, so its bytes must be UTF-8.
     pub async fn send(&mut self, input: &[u8]) -> Result<(), ClientError> {
+        let key = self.key.clone();
+        self.send_signed_by(input, &key).await
+    }
+
+    /// Sends one input as [`Self::send`] does but signed with `signer`: with another key than
+    /// the user's, a forgery, for testing that nodes refuse it.
+    pub async fn send_signed_by(&mut self, input: &[u8], signer: &SigningKey) -> Result<(), ClientError> {
         let text = std::str::from_utf8(input).map_err(|_| ClientError::Protocol("JSON inputs must be text".into()))?;
         self.nonce += 1;
         let max_ledger = self.lcl.load(Ordering::Relaxed) + self.offset;
         let container = json!({"input": text, "nonce": self.nonce, "max_ledger_seq_no": max_ledger}).to_string();
-        let sig = self.key.sign(container.as_bytes()).to_bytes();
+        let sig = signer.sign(container.as_bytes()).to_bytes();
         let message = json!({"type": "contract_input", "input_container": container, "sig": hex::encode(sig)});
         self.sink.send(Message::text(message.to_string())).await?;
         Ok(())

@@ -96,14 +96,8 @@ impl UserSigned {
 
     /// Checks the user's signature (ZIP 215) and reads the container.
     pub fn open(&self, user: &[u8; 32]) -> Result<Container, Rejection> {
-        let key = UserKey::new(user).ok_or(Rejection::BadSignature)?;
-        self.open_with(&key)
-    }
-
-    /// [`Self::open`] with the user's key already decoded (a connection that checks many
-    /// inputs of one user decodes it once).
-    pub fn open_with(&self, key: &UserKey) -> Result<Container, Rejection> {
-        key.0.verify(&Signature::from_bytes(&self.signature), &self.container).map_err(|_| Rejection::BadSignature)?;
+        let key = VerificationKey::try_from(*user).map_err(|_| Rejection::BadSignature)?;
+        key.verify(&Signature::from_bytes(&self.signature), &self.container).map_err(|_| Rejection::BadSignature)?;
         parse_container(self.format, &self.container)
     }
 }
@@ -116,17 +110,6 @@ pub fn all_signed(signed: &[(&[u8; 32], &UserSigned)]) -> bool {
         batch.queue((VerificationKeyBytes::from(**user), Signature::from_bytes(&s.signature), s.container.as_ref()));
     }
     !signed.is_empty() && batch.verify(rand::rngs::OsRng).is_ok()
-}
-
-/// A user's public key, decoded once for checking many of its signatures.
-#[derive(Clone, Copy, Debug)]
-pub struct UserKey(VerificationKey);
-
-impl UserKey {
-    /// `None` for bytes that are no point of the curve (no signature of such a key is valid).
-    pub fn new(user: &[u8; 32]) -> Option<Self> {
-        VerificationKey::try_from(*user).ok().map(UserKey)
-    }
 }
 
 /// Opens many inputs as [`open_input`] does each, with the users' signatures checked as one

@@ -450,3 +450,24 @@ fn a_subscribed_client_hears_how_well_the_node_is_connected() {
     let first = events.first().unwrap_or_else(|| panic!("no health event"));
     assert_eq!((first["peerCount"].as_u64(), first["weaklyConnected"].as_bool()), (Some(0), Some(true)), "{first}");
 }
+
+#[test]
+fn an_input_signed_with_another_key_is_refused_as_bad_sig_and_the_users_own_then_runs() {
+    use hp_client::Output;
+    use hp_client::hotpocket::HpClient;
+    let cluster = cluster(3);
+    let (_, plain) = cluster.nodes[0].hotpocket_urls().expect("the cluster serves HotPocket 0.6");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().or_panic();
+    rt.block_on(async {
+        let key = hp_client::generate_key();
+        let client = HpClient::connect(&plain, &key, None, 5).await.or_panic();
+        let (mut tx, mut rx) = client.split();
+        let stranger = hp_client::generate_key();
+        tx.send_signed_by(b"forged", &stranger).await.or_panic();
+        let first = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.or_panic();
+        assert!(matches!(&first, Some(Output::Error(reason)) if reason == "bad_sig"), "{first:?}");
+        tx.send(b"genuine").await.or_panic();
+        let second = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.or_panic();
+        assert!(matches!(&second, Some(Output::Data(d)) if d.as_ref() == b"GENUINE"), "{second:?}");
+    });
+}

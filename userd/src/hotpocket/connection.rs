@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use hp_ledger::Framing;
-use hp_ledger::user_signed::{ContainerFormat, UserKey, UserSigned, check_window};
+use hp_ledger::user_signed::{ContainerFormat, UserSigned, check_window, parse_container};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -215,14 +215,7 @@ async fn requests<S>(
     }
     shared.seed.session.user_changed(user).await;
     tracing::info!(%user, %peer, ?protocol, "HotPocket user connected");
-    let mut session = Session {
-        protocol,
-        user: signed_in.user,
-        user_key: UserKey::new(&signed_in.user),
-        bad_messages: 0,
-        ledger_events,
-        health_events,
-    };
+    let mut session = Session { protocol, user: signed_in.user, bad_messages: 0, ledger_events, health_events };
     // Signed inputs waiting for their fate; at most `max_in_flight`, then reading pauses.
     let mut waiting: FuturesUnordered<BoxFuture<'static, Option<Outgoing>>> = FuturesUnordered::new();
     let mut last_heard = Instant::now();
@@ -305,9 +298,6 @@ async fn requests<S>(
 struct Session {
     protocol: Protocol,
     user: [u8; 32],
-    /// The user's key decoded once, for checking each of its inputs; `None` for bytes that are
-    /// no key (the handshake has checked a signature of it, so never in practice).
-    user_key: Option<UserKey>,
     bad_messages: u32,
     /// Subscribed to `ledger_event`; shared with the registry, where the announcer looks.
     ledger_events: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -432,9 +422,11 @@ impl Session {
         vec![super::replies::ledger_query_result(&id, reply.as_ref())].into()
     }
 
-    /// `contract_input`: the user's signature over the container, the container, its window
-    /// against the last closed ledger and the input limits here; then consensusd takes it, and
-    /// its fate (in which ledger, or why not) is the `contract_input_status` that follows.
+    /// `contract_input`: the container, its window against the last closed ledger and the input
+    /// limits here; then consensusd checks the user's signature over the container (with the
+    /// other inputs that came with it, as one batch: the node's one check of it, as every
+    /// other node makes its own) and takes it, and its fate (`bad_sig`, in which ledger, or why
+    /// not) is the `contract_input_status` that follows.
     async fn contract_input(&mut self, message: &Incoming, shared: &HotPocketShared) -> Handled {
         let (Some(container), Some(sig)) = (message.payload("input_container"), message.bytes("sig")) else {
             self.bad_messages += 1;
@@ -448,8 +440,7 @@ impl Session {
             Protocol::Bson => ContainerFormat::Bson,
         };
         let signed = UserSigned { format, container: container.into(), signature };
-        let Some(key) = &self.user_key else { return rejected("bad_sig") };
-        let opened = match signed.open_with(key) {
+        let opened = match parse_container(format, &signed.container) {
             Ok(opened) => opened,
             Err(why) => return rejected(&why.to_string()),
         };
