@@ -40,9 +40,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-/// Peers' NPL messages waiting for the NPL task before new ones are dropped.
-const NPL_QUEUE: usize = 4096;
-
 /// The peer listen addresses for a config: its `ip`, or IPv4 and IPv6 localhost.
 pub fn listen_addrs(cfg: &Config, port: u16) -> Vec<SocketAddr> {
     match cfg.ip {
@@ -98,7 +95,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
 
     let (events_tx, events_rx) = mpsc::channel::<Event>(65_536);
     let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(65_536);
-    let (npl_tx, npl_rx) = mpsc::channel(NPL_QUEUE);
+    let (npl_tx, npl_rx) = npl::inbox();
     let peers = PeerNet::start(
         PeerConfig {
             key: cfg.key.signing_key().clone(),

@@ -9,7 +9,7 @@
 //! `npl_messages_per_round` messages and `npl_output_bytes` bytes per round, for the few
 //! newest rounds it sent for: a member that floods, or names far-away rounds, costs a bounded
 //! amount and reaches execd no more than an honest one. execd then delivers each message only
-//! to the run of its round ([`hp_execd`'s `npl` module]); this node's own messages are looped
+//! to the run of its round (`execd/src/npl.rs`); this node's own messages are looped
 //! back there, not here.
 
 use crate::executor::execd::Execd;
@@ -20,6 +20,8 @@ use ed25519_dalek::SigningKey;
 use hp_consensus::NetworkId;
 use hp_proto::v1 as pb;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +29,60 @@ use tracing::{debug, info, warn};
 
 /// Rounds per sender whose counts are kept; a message for an older round than those is dropped.
 const ROUNDS_KEPT: usize = 4;
+/// Peers' messages waiting for this task, in messages and in bytes, before the peer links drop
+/// new ones: what a flooding member can make this node hold before its budget is applied.
+const INBOX_MESSAGES: usize = 4096;
+const INBOX_BYTES: usize = 8 * 1024 * 1024;
+
+/// Where the peer links hand over NPL messages: bounded in messages and in bytes.
+#[derive(Clone)]
+pub struct NplInbox {
+    tx: mpsc::Sender<NplMessage>,
+    bytes: Arc<AtomicUsize>,
+}
+
+/// The task's end of the [`NplInbox`].
+pub struct NplReceiver {
+    rx: mpsc::Receiver<NplMessage>,
+    bytes: Arc<AtomicUsize>,
+}
+
+/// A new inbox and its receiver.
+pub fn inbox() -> (NplInbox, NplReceiver) {
+    let (tx, rx) = mpsc::channel(INBOX_MESSAGES);
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (NplInbox { tx, bytes: bytes.clone() }, NplReceiver { rx, bytes })
+}
+
+impl NplInbox {
+    /// Queues `message`; `false` (dropped) when the inbox is full.
+    pub fn push(&self, message: NplMessage) -> bool {
+        let len = message.data.len();
+        if self.bytes.fetch_add(len, Ordering::Relaxed) + len > INBOX_BYTES {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        if self.tx.try_send(message).is_err() {
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+impl NplReceiver {
+    async fn recv(&mut self) -> Option<NplMessage> {
+        let message = self.rx.recv().await?;
+        self.bytes.fetch_sub(message.data.len(), Ordering::Relaxed);
+        Some(message)
+    }
+
+    fn try_recv(&mut self) -> Option<NplMessage> {
+        let message = self.rx.try_recv().ok()?;
+        self.bytes.fetch_sub(message.data.len(), Ordering::Relaxed);
+        Some(message)
+    }
+}
 /// Deliveries waiting for execd's stream before new ones are dropped.
 const DELIVERY_QUEUE: usize = 4096;
 
@@ -76,7 +132,7 @@ pub fn spawn(
     key: SigningKey,
     network: NetworkId,
     limits: NplLimits,
-    from_peers: mpsc::Receiver<NplMessage>,
+    from_peers: NplReceiver,
     shutdown: CancellationToken,
 ) {
     tokio::spawn(run(execd, peers, key, network, limits, from_peers, shutdown));
@@ -88,7 +144,7 @@ async fn run(
     key: SigningKey,
     network: NetworkId,
     limits: NplLimits,
-    mut from_peers: mpsc::Receiver<NplMessage>,
+    mut from_peers: NplReceiver,
     shutdown: CancellationToken,
 ) {
     let me = key.verifying_key().to_bytes();
@@ -114,7 +170,7 @@ async fn run(
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 // What peers said meanwhile has no run to go to.
-                while from_peers.try_recv().is_ok() {}
+                while from_peers.try_recv().is_some() {}
                 continue;
             }
         };
@@ -182,6 +238,16 @@ mod tests {
 
     fn message(sender: u8, seq: u64, len: usize) -> NplMessage {
         NplMessage { seq, lcl_hash: [0; 32], sender: [sender; 32], data: Bytes::from(vec![0; len]) }
+    }
+
+    #[test]
+    fn the_inbox_holds_a_bounded_number_of_bytes() {
+        let (inbox, mut receiver) = inbox();
+        let big = |seq| NplMessage { seq, lcl_hash: [0; 32], sender: [1; 32], data: Bytes::from(vec![0; 128 * 1024]) };
+        let taken = (0..100).filter(|s| inbox.push(big(*s))).count();
+        assert_eq!(taken, INBOX_BYTES / (128 * 1024), "a flood stops at the byte bound");
+        assert!(receiver.try_recv().is_some());
+        assert!(inbox.push(big(100)), "room again once one is taken");
     }
 
     #[test]

@@ -193,6 +193,7 @@ pub async fn run(
             Some(io)
         }
     };
+    let length_prefixed = hotpocket.is_some();
     let (stdin_r, stdin_w) = cloexec_pipe().map_err(pipes_err)?;
     if let Some(feed) = prefill(stdin_w, &[Bytes::from(header)]).map_err(pipes_err)? {
         feeds.push(feed);
@@ -275,7 +276,6 @@ pub async fn run(
             stop_reading.clone(),
         )));
     }
-    let length_prefixed = !packet_tasks.is_empty();
     let mut writers = Vec::with_capacity(feeds.len());
     for feed in feeds {
         writers.push(tokio::spawn(stream_rest(feed)));

@@ -20,7 +20,7 @@
 pub mod codec;
 pub mod handshake;
 
-use crate::wire::{self, NplMessage, PeerMessage};
+use crate::wire::{self, PeerMessage};
 use bytes::Bytes;
 use codec::{FrameError, MAX_FRAME, read_frame};
 use ed25519_dalek::SigningKey;
@@ -209,7 +209,7 @@ struct Inner {
     epoch: Instant,
     shutdown: CancellationToken,
     /// Where peers' NPL messages go (never to the node loop); `None`: they are dropped.
-    npl: Option<mpsc::Sender<NplMessage>>,
+    npl: Option<crate::npl::NplInbox>,
     /// The dial loop of each address this node dials, to stop one the contract removed.
     dials: Mutex<HashMap<String, CancellationToken>>,
 }
@@ -236,7 +236,7 @@ pub struct PeerConfig {
     pub listen: Vec<SocketAddr>,
     pub peers: Vec<String>,
     /// Where peers' NPL messages go ([`crate::npl`]); `None`: they are dropped.
-    pub npl: Option<mpsc::Sender<NplMessage>>,
+    pub npl: Option<crate::npl::NplInbox>,
 }
 
 /// Most addresses a node dials at once, those of `peers` and those a contract added.
@@ -588,7 +588,7 @@ impl PeerNet {
                 // relayed), so one member cannot replay another's messages at a third.
                 Ok(PeerMessage::Npl(message)) if self.inner.unl.get(validator) == Some(&message.sender) => {
                     if let Some(npl) = &self.inner.npl
-                        && npl.try_send(message).is_err()
+                        && !npl.push(message)
                     {
                         debug!(peer = validator, "NPL queue full; message dropped");
                     }
