@@ -15,6 +15,8 @@
 //! - [`state_sync`]: copying the contract state from a peer.
 //! - [`serving`]: answering peers' requests for ledgers, outcomes and state, off the node loop
 //!   and within a budget per peer.
+//! - [`npl`]: the contract's node party line and control channel between execd and the peers,
+//!   off the node loop and outside consensus.
 
 pub mod api;
 pub mod executor;
