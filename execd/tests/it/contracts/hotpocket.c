@@ -8,30 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static char *read_all(int fd, size_t *len) {
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap + 1);
-    for (;;) {
-        if (n == cap) { cap *= 2; buf = realloc(buf, cap + 1); }
-        ssize_t got = read(fd, buf + n, cap - n);
-        if (got < 0) { if (errno == EINTR) continue; break; }
-        if (got == 0) break;
-        n += (size_t)got;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
-static void write_all(int fd, const void *data, size_t n) {
-    const char *p = data;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) { if (errno == EINTR) continue; return; }
-        p += w;
-        n -= (size_t)w;
-    }
-}
+#include "io.h"
 
 /* One message as the contract library writes it: 4-byte big-endian length, then the bytes. */
 static void message(const void *data, size_t n) {
