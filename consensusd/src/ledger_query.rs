@@ -67,6 +67,6 @@ pub fn answer(store_path: &Path, query: &pb::LedgerQuery, framing: Framing) -> R
         inputs,
         outputs,
         outputs_kept,
-        length_prefixed: framing == Framing::LengthPrefixed,
+        length_prefixed: framing.flag(),
     })
 }

@@ -143,11 +143,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     let _guard = hp_daemon::ipc::SocketGuard(socket.clone());
     let mut registry = hp_daemon::metrics::registry();
     let metrics = metrics::NodeMetrics::register(&mut registry);
-    let output_framing = if cfg.stdinfmt.length_prefixed_outputs() {
-        hp_ledger::Framing::LengthPrefixed
-    } else {
-        hp_ledger::Framing::Whole
-    };
+    let output_framing = hp_ledger::Framing::from_flag(cfg.stdinfmt.length_prefixed_outputs());
     let service = hp_proto::v1::consensus_server::ConsensusServer::new(service::ConsensusService::new(
         events_tx.clone(),
         cfg.pubmaxsize as usize,

@@ -173,7 +173,7 @@ pub fn to_proto(message: ToUserd) -> pb::ConsensusMessage {
         }),
         ToUserd::Outputs { seq, outputs, proof, framing } => Out::Outputs(pb::OutputBatch {
             seq,
-            length_prefixed: framing == hp_ledger::Framing::LengthPrefixed,
+            length_prefixed: framing.flag(),
             outputs: outputs
                 .into_iter()
                 .map(|(user, data)| pb::UserOutput { pubkey: user.to_vec().into(), data })

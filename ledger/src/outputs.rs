@@ -98,6 +98,18 @@ pub enum Framing {
     LengthPrefixed,
 }
 
+impl Framing {
+    /// From the wire's `length_prefixed` flag (`OutputBatch`, `LedgerQueryReply`, `ReadReply`).
+    pub fn from_flag(length_prefixed: bool) -> Self {
+        if length_prefixed { Framing::LengthPrefixed } else { Framing::Whole }
+    }
+
+    /// The wire's `length_prefixed` flag.
+    pub fn flag(self) -> bool {
+        self == Framing::LengthPrefixed
+    }
+}
+
 /// The messages of one user's output. A trailing partial frame (which execd never records) is
 /// left out; an empty output has no messages.
 pub fn messages(framing: Framing, output: &[u8]) -> Vec<&[u8]> {

@@ -28,7 +28,7 @@ pub struct Delivery {
 /// dropped (see [`crate::outbox`]), so one slow reader cannot hold up the others.
 pub fn deliver(registry: &Registry, batch: OutputBatch) -> Delivery {
     let mut delivery = Delivery::default();
-    let framing = if batch.length_prefixed { Framing::LengthPrefixed } else { Framing::Whole };
+    let framing = Framing::from_flag(batch.length_prefixed);
     for output in batch.outputs {
         let Ok(key) = <[u8; 32]>::try_from(output.pubkey.as_ref()) else {
             tracing::warn!(seq = batch.seq, len = output.pubkey.len(), "output for a malformed public key ignored");

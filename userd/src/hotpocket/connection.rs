@@ -383,7 +383,7 @@ impl Session {
                 Ok(reply) => {
                     let reply = reply.into_inner();
                     // The client takes one answer per request: the first message.
-                    let framing = if reply.length_prefixed { Framing::LengthPrefixed } else { Framing::Whole };
+                    let framing = Framing::from_flag(reply.length_prefixed);
                     let first = hp_ledger::outputs::messages(framing, &reply.output).first().copied().unwrap_or(&[]);
                     Some(super::replies::read_response(&id, first))
                 }

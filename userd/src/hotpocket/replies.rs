@@ -145,7 +145,7 @@ pub fn ledger_document(reply: &hp_proto::v1::LedgerQueryReply) -> bson::Document
         ledger.insert("inputs", Bson::Array(inputs.collect()));
     }
     if !reply.outputs.is_empty() {
-        let framing = if reply.length_prefixed { Framing::LengthPrefixed } else { Framing::Whole };
+        let framing = Framing::from_flag(reply.length_prefixed);
         let outputs = reply.outputs.iter().filter_map(|o| {
             let user = <[u8; 32]>::try_from(o.pubkey.as_ref()).ok()?;
             let messages = hp_ledger::outputs::messages(framing, &o.data);
