@@ -296,38 +296,31 @@ pub async fn run(
         Exited(std::io::Result<std::process::ExitStatus>),
         TimedOut,
         Cancelled,
-        ControlClosed,
+        /// The contract closed its control channel and did not exit within the grace.
+        Lingered,
     }
     // Biased: a contract that has exited did not time out, even if this process was stopped
     // meanwhile and the timer is overdue too when it resumes.
-    let timeout = awake::sleep(contract.timeout);
-    tokio::pin!(timeout);
-    let mut ended = tokio::select! {
+    // A contract that closed its control channel said it is done: it has a moment to exit by
+    // itself, then its group is killed (a deterministic contract does the same on every node).
+    let lingered = async {
+        control_closed.cancelled().await;
+        awake::sleep(CONTROL_CLOSE_GRACE).await;
+    };
+    let ended = tokio::select! {
         biased;
         status = child.wait() => Ended::Exited(status),
         () = cancel.cancelled() => Ended::Cancelled,
-        () = &mut timeout => Ended::TimedOut,
-        () = control_closed.cancelled() => Ended::ControlClosed,
+        () = awake::sleep(contract.timeout) => Ended::TimedOut,
+        () = lingered => Ended::Lingered,
     };
-    if matches!(ended, Ended::ControlClosed) {
-        // The contract said it is done; it has a moment to exit by itself, then its group is
-        // killed (a deterministic contract does the same on every node).
-        ended = tokio::select! {
-            biased;
-            status = child.wait() => Ended::Exited(status),
-            () = cancel.cancelled() => Ended::Cancelled,
-            () = &mut timeout => Ended::TimedOut,
-            () = awake::sleep(CONTROL_CLOSE_GRACE) => {
-                tracing::info!(seq, "the contract closed its control channel but did not exit; ending it");
-                process::kill_group(pgid);
-                Ended::Exited(child.wait().await)
-            }
-        };
-    }
     let (status, timed_out, cancelled) = match ended {
         Ended::Exited(status) => (status, false, false),
-        // Replaced by what came after it, above.
-        Ended::ControlClosed => (child.wait().await, false, false),
+        Ended::Lingered => {
+            tracing::info!(seq, "the contract closed its control channel but did not exit; ending it");
+            process::kill_group(pgid);
+            (child.wait().await, false, false)
+        }
         Ended::TimedOut => {
             process::kill_group(pgid);
             (child.wait().await, true, false)
