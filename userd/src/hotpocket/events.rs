@@ -11,10 +11,10 @@
 
 use super::message::Outgoing;
 use super::node_view::NodeView;
-use crate::registry::Registry;
+use crate::registry::{ConnHandle, Registry};
 use bson::Bson;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -35,11 +35,7 @@ pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, sh
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let subscribers: Vec<_> = registry
-            .handles()
-            .into_iter()
-            .filter(|h| h.hotpocket.is_some() && h.health_events.load(Ordering::Relaxed))
-            .collect();
+        let subscribers = subscribed(&registry, |h| &h.health_events);
         if subscribers.is_empty() {
             last = None;
             continue;
@@ -66,6 +62,11 @@ pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, sh
     }
 }
 
+/// The HotPocket connections whose subscription flag `flag` picks is on.
+fn subscribed(registry: &Registry, flag: impl Fn(&ConnHandle) -> &AtomicBool) -> Vec<ConnHandle> {
+    registry.handles().into_iter().filter(|h| h.hotpocket.is_some() && flag(h).load(Ordering::Relaxed)).collect()
+}
+
 /// Announces new ledgers (`seen`, the newest ledger consensusd reported) until `shutdown`.
 pub async fn announce(
     registry: Registry,
@@ -80,11 +81,7 @@ pub async fn announce(
             changed = seen.changed() => if changed.is_err() { return },
         }
         let newest = *seen.borrow();
-        let subscribers: Vec<_> = registry
-            .handles()
-            .into_iter()
-            .filter(|h| h.hotpocket.is_some() && h.ledger_events.load(Ordering::Relaxed))
-            .collect();
+        let subscribers = subscribed(&registry, |h| &h.ledger_events);
         if subscribers.is_empty() {
             announced = newest;
             continue;
