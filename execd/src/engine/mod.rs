@@ -14,10 +14,12 @@ use crate::snapshot::{self, Marker, MarkerFile, Paths, Record, SnapshotError};
 use crate::state_hash::{self, Entry, Hash, HashError, HashStats, Kind, Scan, StateHasher};
 use crate::sync::{self, SyncError, WireEntry};
 use bytes::Bytes;
+use hp_cfg::patch::{ContractPatch, MAX_PATCH_BYTES, PATCH_FILE_IN_STATE, PATCH_LINK};
 use hp_cfg::{Config, ContractDir, StdinFormat};
 use hp_daemon::CancellationToken;
 use hp_ledger::ExitKind;
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,6 +49,8 @@ pub struct EngineConfig {
     /// for the `hp-execd` process (a subreaper whose every child is a contract), never where
     /// the process has other children (tests).
     pub reap_strays: bool,
+    /// The agreed config a new network starts with (`patch.cfg` at genesis): hp.cfg's.
+    pub genesis_patch: ContractPatch,
 }
 
 impl EngineConfig {
@@ -77,6 +81,7 @@ impl EngineConfig {
                 NplLimits { messages: cfg.npl_messages_per_round, bytes: cfg.npl_output_bytes },
             ),
             reap_strays: false,
+            genesis_patch: ContractPatch::from_config(cfg),
         })
     }
 }
@@ -140,6 +145,8 @@ pub struct Engine {
     /// HotPocket header names as its `lcl` (not kept across restarts; the contract library
     /// does not show a read-only run its `lcl`).
     last_ledger: Option<(u64, Vec<u8>)>,
+    /// The agreed config in force after the last round: what `state/.patch.cfg` holds.
+    patch: ContractPatch,
 }
 
 impl Engine {
@@ -165,12 +172,15 @@ impl Engine {
             last_scan: HashStats::default(),
             boot_id: snapshot::boot_id(),
             last_ledger: None,
+            patch: cfg.genesis_patch.clone(),
             cfg,
             paths,
             rt,
         };
         engine.recover()?;
         engine.give_to_contract(&engine.paths.state)?;
+        engine.load_patch();
+        link_patch(engine.paths.state.parent(), &engine.paths.state);
         Ok(engine)
     }
 
@@ -242,6 +252,7 @@ impl Engine {
         for stale in [&self.paths.committed, &self.paths.pending, &self.paths.incoming] {
             snapshot::remove_any(stale).map_err(SnapshotError::io("cannot remove", stale))?;
         }
+        self.write_patch(&self.cfg.genesis_patch.to_bytes())?;
         let state = self.state.scan()?;
         snapshot::sync_tree(&self.paths.state, &state, &self.paths.committed, &Scan::empty(), true)?;
         let record = Record { seq: None, state_hash: state.root, reply: None };
@@ -289,6 +300,7 @@ impl Engine {
         crate::read::copy_tree(&self.paths.committed, dst)
             .map_err(|e| EngineError::Invalid(format!("cannot copy the state for a read: {e}")))?;
         self.give_to_contract(dst)?;
+        link_patch(dst.parent(), dst);
         let mut contract = self.cfg.contract.clone();
         contract.cwd = dst.to_path_buf();
         let round = RoundInfo {
@@ -362,6 +374,75 @@ impl Engine {
         Ok(())
     }
 
+    /// The agreed config in force after the last round (or at genesis).
+    pub fn patch(&self) -> &ContractPatch {
+        &self.patch
+    }
+
+    /// Takes the committed `patch.cfg` as the config in force; one that is missing (a
+    /// directory from before `patch.cfg`) or unreadable leaves hp.cfg's, and the next round
+    /// writes it.
+    fn load_patch(&mut self) {
+        let path = self.paths.state.join(PATCH_FILE_IN_STATE);
+        match read_patch(&path).map(|bytes| ContractPatch::parse(&bytes)) {
+            Ok(Ok(patch)) => self.patch = patch,
+            Ok(Err(e)) => {
+                tracing::error!(path = %path.display(), error = %e, "the committed patch.cfg is invalid; using hp.cfg's")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot read the committed patch.cfg; using hp.cfg's")
+            }
+        }
+    }
+
+    /// After a round: judges what the contract left in `patch.cfg` and leaves the file in its
+    /// canonical form, of the patch taken or, if it was refused, of the config in force. The
+    /// same bytes give the same verdict on every node, so the state hash agrees either way.
+    fn settle_patch(&mut self, seq: u64) -> Result<(), EngineError> {
+        link_patch(self.paths.state.parent(), &self.paths.state);
+        let path = self.paths.state.join(PATCH_FILE_IN_STATE);
+        let current = self.patch.to_bytes();
+        let written = read_patch(&path);
+        if written.as_ref().is_ok_and(|bytes| *bytes == current) {
+            return Ok(());
+        }
+        let verdict = match &written {
+            Ok(bytes) => ContractPatch::parse(bytes).map_err(|e| e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("patch.cfg was removed".to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(e.to_string()),
+            Err(e) => Err(format!("patch.cfg cannot be read: {e}")),
+        };
+        match verdict {
+            Ok(patch) => {
+                if patch != self.patch {
+                    tracing::info!(
+                        seq,
+                        unl = patch.unl.len(),
+                        threshold = patch.consensus.threshold,
+                        roundtime = patch.consensus.roundtime,
+                        "the contract changed patch.cfg; the new config is agreed with the state"
+                    );
+                }
+                self.patch = patch;
+            }
+            Err(why) => tracing::warn!(seq, reason = %why, "patch.cfg refused; the config in force stays"),
+        }
+        let canonical = self.patch.to_bytes();
+        if written.is_ok_and(|bytes| bytes == canonical) {
+            return Ok(());
+        }
+        self.write_patch(&canonical)
+    }
+
+    /// Replaces `state/.patch.cfg` (whatever it is now) with `bytes`, the contract's to change.
+    fn write_patch(&self, bytes: &[u8]) -> Result<(), EngineError> {
+        let path = self.paths.state.join(PATCH_FILE_IN_STATE);
+        snapshot::remove_any(&path).map_err(SnapshotError::io("cannot remove", &path))?;
+        fs::write(&path, bytes).map_err(SnapshotError::io("cannot write", &path))?;
+        self.give_to_contract(&path)
+    }
+
     /// The committed seq and state hash.
     pub fn state_info(&self) -> Result<StateInfo, EngineError> {
         self.healthy()?;
@@ -430,6 +511,7 @@ impl Engine {
         if self.cfg.reap_strays {
             process::reap_adopted_zombies();
         }
+        self.settle_patch(req.seq)?;
         let scan = self.state.scan()?;
         self.last_scan = scan.stats;
         let run_micros = outcome.run_time.as_micros() as u64;
@@ -575,7 +657,9 @@ impl Engine {
             snapshot::remove_any(done).map_err(SnapshotError::io("cannot remove", done))?;
         }
         tracing::info!(seq, state_hash = %hex::encode(state_hash), "state applied from peers");
-        self.ensure_state(true)
+        self.ensure_state(true)?;
+        self.load_patch();
+        Ok(())
     }
 
     /// The paths this engine uses.
@@ -600,4 +684,45 @@ fn swap_dirs(a: &Path, b: &Path) -> Result<(), SnapshotError> {
         path: PathBuf::from(b),
         source: e.into(),
     })
+}
+
+/// The bytes of a patch file: a regular file of at most [`MAX_PATCH_BYTES`], else
+/// `InvalidData` (a link, a folder or a larger file is never read).
+fn read_patch(path: &Path) -> std::io::Result<Vec<u8>> {
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "patch.cfg is not a regular file"));
+    }
+    if meta.len() > MAX_PATCH_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("patch.cfg is larger than {MAX_PATCH_BYTES} bytes"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    fs::File::open(path)?.take(MAX_PATCH_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PATCH_BYTES {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "patch.cfg grew while read"));
+    }
+    Ok(bytes)
+}
+
+/// Links `<parent>/patch.cfg` to `<state>/.patch.cfg`, where HotPocket contracts look for it
+/// (`../patch.cfg` from their working folder). Something else already there is left alone.
+fn link_patch(parent: Option<&Path>, state: &Path) {
+    let (Some(parent), Some(name)) = (parent, state.file_name()) else { return };
+    let link = parent.join(PATCH_LINK);
+    let target = Path::new(name).join(PATCH_FILE_IN_STATE);
+    match fs::symlink_metadata(&link) {
+        Ok(meta) if !meta.is_symlink() => {
+            tracing::warn!(path = %link.display(), "patch.cfg beside state/ is not execd's link; contracts will not find the config there");
+        }
+        Ok(_) if fs::read_link(&link).is_ok_and(|existing| existing == target) => {}
+        _ => {
+            let _ = fs::remove_file(&link);
+            if let Err(e) = std::os::unix::fs::symlink(&target, &link) {
+                tracing::warn!(path = %link.display(), error = %e, "cannot link patch.cfg beside state/");
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ mod headers;
 mod hotpocket_abi;
 mod io;
 mod overhead;
+mod patch;
 mod process;
 mod sandbox;
 mod state_hash;

@@ -1,0 +1,106 @@
+//! `patch.cfg`: the agreed config in the state. The contract writes `../patch.cfg`; execd takes
+//! a valid patch, refuses an invalid one the same way every time (the file goes back to the
+//! config in force, so the state hash is as if nothing was written), and keeps what it took
+//! across restarts.
+
+use crate::support::*;
+use hp_cfg::ContractPatch;
+use hp_cfg::patch::PATCH_FILE_IN_STATE;
+
+/// A script contract that writes `text` to `../patch.cfg`, as HotPocket's library does.
+fn writing_patch(node: &mut Node, text: &str) {
+    node.script(&format!("cat > ../patch.cfg <<'PATCH'\n{text}\nPATCH"));
+}
+
+fn patched(node: &Node, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut json = serde_json::to_value(ContractPatch::from_config(&node.cfg)).unwrap();
+    edit(&mut json);
+    serde_json::to_string(&json).unwrap()
+}
+
+#[test]
+fn a_new_directory_shows_the_contract_hp_cfgs_config_at_dot_dot_patch_cfg() {
+    init();
+    let node = Node::new("echo");
+    let engine = node.engine();
+    let through_link = std::fs::read(node.root.join("patch.cfg")).unwrap();
+    let expected = ContractPatch::from_config(&node.cfg);
+    assert_eq!(ContractPatch::parse(&through_link).unwrap(), expected);
+    assert_eq!(through_link, expected.to_bytes());
+    assert_eq!(engine.patch(), &expected);
+}
+
+#[test]
+fn a_valid_patch_is_taken_made_canonical_and_kept_across_a_restart() {
+    init();
+    let mut node = Node::new("echo");
+    let newcomer = format!("ed{}", hex::encode(hp_cfg::NodeKey::generate().public_bytes()));
+    let text = patched(&node, |j| {
+        j["consensus"]["roundtime"] = 2500.into();
+        j["unl"].as_array_mut().unwrap().push(newcomer.clone().into());
+    });
+    writing_patch(&mut node, &text);
+    let mut engine = node.engine();
+    let before = engine.state_info().unwrap().state_hash;
+    let result = execute(&mut engine, one(1, "x"));
+    assert_ne!(result.state_hash, before, "the patch is part of the state");
+    let taken = engine.patch().clone();
+    assert_eq!(taken.consensus.roundtime, 2500);
+    assert_eq!(taken.unl.last(), Some(&newcomer));
+    assert_eq!(std::fs::read(node.state().join(PATCH_FILE_IN_STATE)).unwrap(), taken.to_bytes());
+    drop(engine);
+    let reopened = node.engine();
+    assert_eq!(reopened.patch(), &taken);
+    assert_eq!(reopened.state_info().unwrap().state_hash, result.state_hash);
+}
+
+#[test]
+fn an_invalid_patch_is_refused_and_leaves_the_state_as_if_nothing_was_written() {
+    init();
+    // The same round with a contract that writes nothing: the state every node must reach.
+    let mut quiet = Node::new("echo");
+    quiet.script("true");
+    let untouched = execute(&mut quiet.engine(), one(1, "x")).state_hash;
+    let cases = [
+        ("not json", "{ this is not json".to_string()),
+        ("empty unl", patched(&quiet, |j| j["unl"] = serde_json::json!([]))),
+        ("threshold", patched(&quiet, |j| j["consensus"]["threshold"] = 0.into())),
+        ("unknown field", patched(&quiet, |j| j["roundtime"] = 5.into())),
+    ];
+    for (what, text) in cases {
+        let mut node = Node::new("echo");
+        // The same genesis config as `quiet` (UNL, binary), only the script differs.
+        node.cfg = quiet.cfg.clone();
+        writing_patch(&mut node, &text);
+        let mut engine = node.engine();
+        let result = execute(&mut engine, one(1, "x"));
+        assert_eq!(engine.patch(), &ContractPatch::from_config(&quiet.cfg), "{what}");
+        assert_eq!(result.state_hash, untouched, "{what}: the refused patch is undone");
+    }
+}
+
+#[test]
+fn a_removed_patch_file_or_link_comes_back() {
+    init();
+    let mut node = Node::new("echo");
+    node.script("rm -f ../patch.cfg .patch.cfg");
+    let mut engine = node.engine();
+    let genesis = engine.state_info().unwrap().state_hash;
+    let result = execute(&mut engine, one(1, "x"));
+    assert_eq!(result.state_hash, genesis);
+    assert!(std::fs::symlink_metadata(node.root.join("patch.cfg")).unwrap().is_symlink());
+    let result = execute(&mut engine, one(2, "x"));
+    assert_eq!(result.state_hash, genesis, "the file is written again after each round");
+    assert!(std::fs::symlink_metadata(node.root.join("patch.cfg")).unwrap().is_symlink());
+}
+
+#[test]
+fn a_sandboxed_contract_can_write_its_patch_through_the_link() {
+    init();
+    let mut node = Node::new("echo");
+    let text = patched(&node, |j| j["version"] = "2.0".into());
+    writing_patch(&mut node, &text);
+    let mut engine = node.sandboxed_engine();
+    execute(&mut engine, one(1, "x"));
+    assert_eq!(engine.patch().version, "2.0");
+}
