@@ -260,6 +260,7 @@ fn mode(name: &'static str, value: &str) -> Result<(), PatchError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::keys::NodeKey;
 
@@ -293,7 +294,8 @@ mod tests {
     #[test]
     fn bad_patches_are_refused_naming_the_field() {
         let good = patch(3);
-        let cases: Vec<(&str, Box<dyn Fn(&mut ContractPatch)>)> = vec![
+        type Edit = Box<dyn Fn(&mut ContractPatch)>;
+        let cases: Vec<(&str, Edit)> = vec![
             ("unl", Box::new(|p| p.unl.clear())),
             ("unl", Box::new(|p| p.unl[1] = p.unl[0].clone())),
             ("unl", Box::new(|p| p.unl[0] = "ed1234".into())),
