@@ -1,6 +1,7 @@
 //! Checking ledgers against the UNL, offline: what `hotpocket verify` runs over a whole store
 //! and what a catching-up node runs over every ledger a peer sends before storing it.
 
+use crate::membership::Membership;
 use crate::record::LedgerRecord;
 use crate::{Hash, Ledger};
 use ed25519_dalek::VerifyingKey;
@@ -36,26 +37,38 @@ pub enum ChainError {
     DuplicateInput { seq: u64, origin: String, nonce: u64, first_seq: u64 },
     #[error("ledger {seq}: {problem}")]
     BadInput { seq: u64, problem: String },
-    #[error("a UNL key is not a valid public key")]
-    BadUnl,
+    #[error("the genesis UNL and quorum: {0}")]
+    BadUnl(String),
+    #[error(
+        "ledger {seq}: names config {named}, but the membership the chain hands it is {expected} \
+         (a UNL change this chain did not record)"
+    )]
+    WrongMembership { seq: u64, named: String, expected: String },
 }
 
 /// Parses the UNL's keys for signature checks.
 pub fn unl_keys(unl: &[[u8; 32]]) -> Result<Vec<VerifyingKey>, ChainError> {
-    unl.iter().map(|k| VerifyingKey::from_bytes(k).map_err(|_| ChainError::BadUnl)).collect()
+    unl.iter().map(|k| VerifyingKey::from_bytes(k).map_err(|_| ChainError::BadUnl(hex::encode(k)))).collect()
+}
+
+/// The membership ledger 1 is closed under: the genesis UNL (hp.cfg's) and its quorum.
+pub fn genesis_members(unl: &[[u8; 32]], quorum: usize) -> Result<Membership, ChainError> {
+    Membership::new(unl.to_vec(), quorum).map_err(|e| ChainError::BadUnl(e.to_string()))
 }
 
 /// Checks one record on its own and its link to the ledger before it (`prev`: hash and time
-/// of ledger `seq - 1`, and its result summary if certified): the certificates, signed in
-/// `network`, and that every input was signed by its origin, a UNL member, in `network`.
+/// of ledger `seq - 1`, and its result summary if certified): that it names `members` (the
+/// membership the chain hands it, [`Membership::after`] the previous ledger), its certificates
+/// by those members, signed in `network`, and that every input was signed by its origin, one
+/// of them, in `network`.
 pub fn verify_next(
     record: &LedgerRecord,
     prev: &Ledger,
     prev_result: Option<&crate::ResultSummary>,
     network: &NetworkId,
-    unl: &[VerifyingKey],
-    quorum: usize,
+    members: &Membership,
 ) -> Result<(), ChainError> {
+    let (unl, quorum) = (members.keys(), members.quorum());
     let ledger = &record.ledger;
     let seq = ledger.seq;
     if seq != prev.seq + 1 {
@@ -66,6 +79,13 @@ pub fn verify_next(
     }
     if seq > 1 && ledger.time_ms <= prev.time_ms {
         return Err(ChainError::TimeNotIncreasing { seq, time_ms: ledger.time_ms, prev_time_ms: prev.time_ms });
+    }
+    if ledger.config_hash != members.hash() {
+        return Err(ChainError::WrongMembership {
+            seq,
+            named: hex::encode(ledger.config_hash),
+            expected: hex::encode(members.hash()),
+        });
     }
     let commit = record.commit.as_ref().ok_or(ChainError::MissingCommit { seq })?;
     if commit.height != seq {
@@ -99,8 +119,9 @@ pub fn verify_next(
     Ok(())
 }
 
-/// Verifies a whole chain of network `network` from genesis: the genesis ledger is the
-/// network's, every link, every certificate (signed in `network`), every input's origin
+/// Verifies a whole chain of network `network` from genesis, following every hand-over of
+/// membership from `genesis` (hp.cfg's UNL and quorum): the genesis ledger is the
+/// network's, every link, every certificate (by that ledger's members, signed in `network`), every input's origin
 /// signature, that no input instance appears twice, and for user-signed inputs the user's
 /// signature, their bytes, their window's end and their growing nonces (the window's other end
 /// depends on `max_input_ledger_offset`, which the chain does not record). Returns the hash of
@@ -108,11 +129,10 @@ pub fn verify_next(
 pub fn verify_chain(
     records: impl IntoIterator<Item = LedgerRecord>,
     network: &NetworkId,
-    unl: &[[u8; 32]],
-    quorum: usize,
+    genesis_members: &Membership,
 ) -> Result<(u64, Hash), ChainError> {
-    let keys = unl_keys(unl)?;
-    let genesis = Ledger::genesis(unl, network);
+    let mut members = genesis_members.clone();
+    let genesis = Ledger::genesis(members.unl(), network);
     let mut iter = records.into_iter();
     let Some(first) = iter.next() else {
         return Ok((0, genesis.hash()));
@@ -127,7 +147,8 @@ pub fn verify_chain(
     // The highest nonce of each user's signed inputs so far (crate::user_signed).
     let mut user_nonces: std::collections::HashMap<[u8; 32], u64> = std::collections::HashMap::new();
     for record in iter {
-        verify_next(&record, &prev, prev_result.as_ref(), network, &keys, quorum)?;
+        verify_next(&record, &prev, prev_result.as_ref(), network, &members)?;
+        members = members.after(&record.ledger);
         let seq = record.ledger.seq;
         let opened_all = crate::user_signed::open_inputs(&record.ledger.inputs);
         for (input, opened) in record.ledger.inputs.iter().zip(opened_all) {

@@ -3,11 +3,13 @@
 //! Canonical bytes (all integers big-endian):
 //!
 //! ```text
-//! ledger := u8 version (1) | u64 seq | [32] prev_hash | u64 time_ms
+//! ledger := u8 version (2) | u64 seq | [32] prev_hash | u64 time_ms
 //!         | u32 n_inputs | input*
 //!         | u32 n_users  | [32] user*        (connected users, sorted, distinct)
 //!         | u8 has_prev_result | ([32] state_hash | [32] outputs_hash)?
-//! hash   := SHA-256( u32 len(tag) | tag "hotpocket/ledger/v1" | ledger )
+//!         | [32] config_hash                 (the membership that closes this ledger)
+//!         | u8 has_next_membership | membership?   (it hands over from the next ledger on)
+//! hash   := SHA-256( u32 len(tag) | tag "hotpocket/ledger/v2" | ledger )
 //! input  := [32] origin | u64 nonce | [32] user | [64] origin_sig | u32 len | data
 //!         | u8 kind                          (0: the seed protocol's; 1 JSON, 2 BSON: user-signed)
 //!         | ([64] user_sig | u32 len | container)?   (kind 1 and 2: what the user signed)
@@ -18,22 +20,26 @@
 //! the network id and the UNL alone, so every node of a network computes the same one and no
 //! ledger of one network links into another's chain:
 //!
+//! `membership` and its hash are in [`crate::membership`]. The genesis ledger's `config_hash` is
+//! zero: it is derived, not closed.
+//!
 //! ```text
-//! genesis := ledger { seq 0, time_ms 0, no inputs, users or result,
+//! genesis := ledger { seq 0, time_ms 0, no inputs, users, result or hand-over,
 //!                     prev_hash SHA-256( u32 len(tag) | tag "hotpocket/genesis/v2" | [32] network_id
 //!                                      | u32 n_keys | [32] key* ) }
 //! ```
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::input::{Input, MIN_INPUT_SIZE};
+use crate::membership::Membership;
 use crate::{Hash, tagged_hash};
 use hp_consensus::NetworkId;
 use std::ops::Deref;
 use std::sync::Arc;
 
-const LEDGER_TAG: &[u8] = b"hotpocket/ledger/v1";
+const LEDGER_TAG: &[u8] = b"hotpocket/ledger/v2";
 const GENESIS_TAG: &[u8] = b"hotpocket/genesis/v2";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// The most inputs and users one ledger may list.
 pub const MAX_LEDGER_ITEMS: usize = 1 << 22;
 
@@ -56,6 +62,11 @@ pub struct LedgerBody {
     /// Users connected to any node at the round, sorted and distinct.
     pub users: Vec<[u8; 32]>,
     pub prev_result: Option<ResultSummary>,
+    /// [`Membership::hash`] of the UNL and quorum whose commit certificate closes this ledger.
+    pub config_hash: Hash,
+    /// The membership that closes ledgers from the next one on, when it changes here (a
+    /// `patch.cfg` the network agreed on).
+    pub next_membership: Option<Membership>,
 }
 
 /// An immutable ledger with its hash computed once. Cloning is cheap.
@@ -92,7 +103,16 @@ impl Ledger {
             w.fixed(key);
         }
         let prev_hash = tagged_hash(GENESIS_TAG, &[network.as_bytes(), &w.finish()]);
-        Self::new(LedgerBody { seq: 0, prev_hash, time_ms: 0, inputs: vec![], users: vec![], prev_result: None })
+        Self::new(LedgerBody {
+            seq: 0,
+            prev_hash,
+            time_ms: 0,
+            inputs: vec![],
+            users: vec![],
+            prev_result: None,
+            config_hash: [0; 32],
+            next_membership: None,
+        })
     }
 
     pub fn hash(&self) -> Hash {
@@ -142,9 +162,17 @@ impl Ledger {
                 return Err(DecodeError::Invalid { what: "ledger prev_result flag", problem: format!("{other}") });
             }
         };
+        let config_hash = r.array::<32>("ledger config_hash")?;
+        let next_membership = match r.u8("ledger next_membership flag")? {
+            0 => None,
+            1 => Some(Membership::decode_from(&mut r)?),
+            other => {
+                return Err(DecodeError::Invalid { what: "ledger next_membership flag", problem: format!("{other}") });
+            }
+        };
         r.finish()?;
         let hash = tagged_hash(LEDGER_TAG, &[bytes]);
-        let body = LedgerBody { seq, prev_hash, time_ms, inputs, users, prev_result };
+        let body = LedgerBody { seq, prev_hash, time_ms, inputs, users, prev_result, config_hash, next_membership };
         Ok(Self { inner: Arc::new((body, hash, bytes.len())) })
     }
 
@@ -160,8 +188,17 @@ impl Ledger {
 }
 
 fn encode_body(body: &LedgerBody) -> Vec<u8> {
-    let size =
-        1 + 8 + 32 + 8 + 4 + body.inputs.iter().map(Input::encoded_len).sum::<usize>() + 4 + 32 * body.users.len() + 65;
+    let size = 1
+        + 8
+        + 32
+        + 8
+        + 4
+        + body.inputs.iter().map(Input::encoded_len).sum::<usize>()
+        + 4
+        + 32 * body.users.len()
+        + 65
+        + 33
+        + body.next_membership.as_ref().map_or(0, Membership::encoded_len);
     let mut w = Writer::with_capacity(size);
     w.u8(VERSION).u64(body.seq).fixed(&body.prev_hash).u64(body.time_ms);
     w.u32(body.inputs.len() as u32);
@@ -178,6 +215,16 @@ fn encode_body(body: &LedgerBody) -> Vec<u8> {
         }
         Some(r) => {
             w.u8(1).fixed(&r.state_hash).fixed(&r.outputs_hash);
+        }
+    }
+    w.fixed(&body.config_hash);
+    match &body.next_membership {
+        None => {
+            w.u8(0);
+        }
+        Some(m) => {
+            w.u8(1);
+            m.encode_into(&mut w);
         }
     }
     w.finish()
@@ -205,7 +252,13 @@ mod tests {
             }],
             users: vec![[3; 32], [4; 32]],
             prev_result: Some(ResultSummary { state_hash: [5; 32], outputs_hash: [6; 32] }),
+            config_hash: [8; 32],
+            next_membership: None,
         })
+    }
+
+    fn member(seed: u8) -> [u8; 32] {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key().to_bytes()
     }
 
     #[test]
@@ -225,6 +278,26 @@ mod tests {
         let mut body = (*base).clone();
         body.prev_result = None;
         assert_ne!(Ledger::new(body).hash(), base.hash());
+        let mut body = (*base).clone();
+        body.config_hash[0] ^= 1;
+        assert_ne!(Ledger::new(body).hash(), base.hash());
+        let mut body = (*base).clone();
+        body.next_membership = Some(Membership::new(vec![member(1)], 1).unwrap());
+        assert_ne!(Ledger::new(body).hash(), base.hash());
+    }
+
+    #[test]
+    fn a_hand_over_round_trips_and_an_unsafe_one_is_refused() {
+        let mut body = (*sample()).clone();
+        body.next_membership = Some(Membership::new(vec![member(1), member(2), member(3)], 2).unwrap());
+        let ledger = Ledger::new(body);
+        let back = Ledger::decode(&ledger.encode()).unwrap();
+        assert_eq!(back, ledger);
+        // Quorum 2 of 3 re-encoded as 1 of 3: two quorums need not overlap.
+        let mut bytes = ledger.encode();
+        let at = bytes.len() - (8 + 3 * 32);
+        bytes[at..at + 4].copy_from_slice(&1u32.to_be_bytes());
+        assert!(Ledger::decode(&bytes).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`codec`]: the bounded big-endian reader and writer under every encoding here.
 //! - [`input`]: user inputs, their node-assigned identity, and signed input batches.
 //! - [`ledger`]: the ledger, its hash, the genesis ledger.
+//! - [`membership`]: the UNL and quorum a ledger was closed under, and hand-overs.
 //! - [`output_proof`]: the Merkle tree and root HotPocket 0.6 clients check outputs against.
 //! - [`outputs`]: a round's outcome (outputs + exit status) and its hash.
 //! - [`record`]: a stored ledger with its commit and result certificates.
@@ -21,6 +22,7 @@ pub mod chain;
 pub mod codec;
 pub mod input;
 pub mod ledger;
+pub mod membership;
 pub mod output_proof;
 pub mod outputs;
 pub mod record;
@@ -30,6 +32,7 @@ pub mod user_signed;
 pub use hp_consensus::{Hash, NetworkId};
 pub use input::{Input, InputBatch, InputId};
 pub use ledger::{Ledger, LedgerBody, ResultSummary};
+pub use membership::{Membership, MembershipError};
 pub use outputs::{ExitKind, Framing, Outcome, UserOutputs, decode_outputs, encode_outputs};
 pub use record::LedgerRecord;
 pub use store::{NewInput, Store, StoreError};

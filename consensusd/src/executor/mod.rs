@@ -337,6 +337,8 @@ mod tests {
             inputs: Vec::new(),
             users: Vec::new(),
             prev_result: None,
+            config_hash: [0; 32],
+            next_membership: None,
         });
         let (events, mut reports) = mpsc::channel::<ExecReport>(16);
         let executor = spawn(socket, store_path, Duration::from_secs(1), events);

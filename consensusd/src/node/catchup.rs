@@ -9,7 +9,7 @@ use hp_ledger::LedgerRecord;
 use hp_ledger::chain::verify_next;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Ledgers asked for at once.
 const BATCH: u32 = crate::serving::LEDGER_BATCH;
@@ -184,16 +184,17 @@ impl Node {
                 // Cannot check the next ledger's carried result yet.
                 break;
             }
-            if let Err(e) = verify_next(
-                &record,
-                &self.last,
-                self.last_result.as_ref(),
-                &self.cfg.network,
-                &self.cfg.unl_keys,
-                self.cfg.quorum,
-            ) {
+            if let Err(e) =
+                verify_next(&record, &self.last, self.last_result.as_ref(), &self.cfg.network, &self.members)
+            {
                 warn!(peer = from, seq, error = %e, "peer sent a ledger that does not verify; avoiding it");
                 self.avoid(from);
+                return;
+            }
+            if record.ledger.next_membership.is_some() {
+                // Certified by the members in force, so the network's decision; following it
+                // needs the consensus core to change members, which this node cannot do yet.
+                error!(seq, "the network handed over to another UNL at this ledger; this node cannot follow it");
                 return;
             }
             if let Some(wanted) = self.catchup.wanted

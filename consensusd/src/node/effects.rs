@@ -174,6 +174,8 @@ impl Node {
             inputs,
             users,
             prev_result: self.last_result,
+            config_hash: self.members.hash(),
+            next_membership: None,
         });
         (ledger, given_up)
     }
@@ -198,6 +200,12 @@ impl Node {
         }
         if ledger.prev_result != self.last_result {
             return reject("carries a result other than the certified one");
+        }
+        if ledger.config_hash != self.members.hash() {
+            return reject("names a membership other than the one in force");
+        }
+        if ledger.next_membership.is_some() {
+            return reject("hands over to another membership, which this node does not do yet");
         }
         // The bounds every node shares (docs/config.md): a ledger past them is never run.
         let bounds = self.cfg.ledger_bounds;

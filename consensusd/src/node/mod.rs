@@ -79,6 +79,12 @@ pub enum StartError {
     Params(#[from] hp_consensus::ParamsError),
     #[error("the recovery file or the serving thread: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the genesis UNL: {0}")]
+    Unl(#[from] hp_ledger::chain::ChainError),
+    #[error(
+        "the last stored ledger ({seq}) was closed by another UNL than hp.cfg's, which this node cannot follow yet"
+    )]
+    Membership { seq: u64 },
 }
 
 /// The node's fixed parameters.
@@ -153,6 +159,9 @@ pub struct Node {
     events: mpsc::Sender<Event>,
     store_path: PathBuf,
 
+    /// The UNL and quorum that close the next ledger (the genesis ones: hand-overs are not
+    /// made yet).
+    members: hp_ledger::Membership,
     /// The last closed ledger (lcl) and, once certified, its result.
     last: Ledger,
     last_result: Option<ResultSummary>,
@@ -195,6 +204,10 @@ impl Node {
             mempool.insert(input);
         }
         let results = ResultCollector::new(cfg.unl.len(), cfg.quorum, Some(cfg.me), record.ledger.seq.max(1))?;
+        let members = hp_ledger::chain::genesis_members(&cfg.unl, cfg.quorum)?;
+        if record.ledger.seq > 0 && record.ledger.config_hash != members.hash() {
+            return Err(StartError::Membership { seq: record.ledger.seq });
+        }
         let delivery = results::Delivery::at_start(&store, &record.ledger, last_result.is_some());
         let recovery = recovery::Recovery::open(&cfg.recovery_path, &cfg.network, &cfg.unl_keys)?;
         let server = Server::start(store_path.clone(), executor.execd(), peers.clone())?;
@@ -207,6 +220,7 @@ impl Node {
             proofs: proofs::OutputProofs::default(),
             server,
             store_path,
+            members,
             last: record.ledger,
             last_result,
             cfg,

@@ -111,6 +111,8 @@ impl Harness {
             inputs: Vec::new(),
             users: vec![USER],
             prev_result,
+            config_hash: self.node.members.hash(),
+            next_membership: None,
         });
         self.node.on_decide(LedgerRecord { ledger: ledger.clone(), commit: None, result: None });
         let asked = self.to_run.try_recv().expect("the node asks to run a decided ledger");
@@ -217,6 +219,8 @@ async fn a_proposal_with_an_input_its_origin_did_not_sign_is_refused() {
             inputs,
             users: vec![USER],
             prev_result: None,
+            config_hash: h.node.members.hash(),
+            next_membership: None,
         })
     };
     let real = hp_ledger::Input::sign(&NETWORK, 77, USER, Bytes::from_static(b"pay 10"), &h.keys[2]);
@@ -316,7 +320,25 @@ fn proposal_on_genesis(h: &Harness, inputs: Vec<hp_ledger::Input>, users: Vec<[u
         inputs,
         users,
         prev_result: None,
+        config_hash: h.node.members.hash(),
+        next_membership: None,
     })
+}
+
+/// Issue 19: a ledger names the members that close it, and this node makes no hand-over yet:
+/// a proposal naming other members, or handing over to any, gets no vote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_naming_other_members_or_handing_over_is_refused() {
+    let h = Harness::new().await;
+    let good = proposal_on_genesis(&h, vec![], vec![USER]);
+    assert!(h.node.validate(&good), "a proposal naming the members in force is refused");
+    let mut body = (*good).clone();
+    body.config_hash[0] ^= 1;
+    assert!(!h.node.validate(&Ledger::new(body)), "a proposal naming other members was accepted");
+    let mut body = (*good).clone();
+    let fewer = h.node.members.unl()[..1].to_vec();
+    body.next_membership = Some(hp_ledger::Membership::new(fewer, 1).expect("membership"));
+    assert!(!h.node.validate(&Ledger::new(body)), "a hand-over this node did not agree to was accepted");
 }
 
 /// Issue 16: no poison ledger. A proposal past the bounds every node shares — inputs, users
@@ -447,6 +469,8 @@ async fn a_proposal_with_a_forged_stale_or_replayed_user_signed_input_is_refused
         inputs: vec![good.clone()],
         users: vec![USER],
         prev_result: None,
+        config_hash: h.node.members.hash(),
+        next_membership: None,
     });
     h.node.on_decide(LedgerRecord { ledger: ledger1.clone(), commit: None, result: None });
     let replay = user_signed_input(&h, &user, 2, 6, ("pay 10", 5, 3));
@@ -458,6 +482,8 @@ async fn a_proposal_with_a_forged_stale_or_replayed_user_signed_input_is_refused
             inputs,
             users: vec![USER],
             prev_result: None,
+            config_hash: h.node.members.hash(),
+            next_membership: None,
         })
     };
     assert_eq!(h.node.store.user_nonce(&user.verifying_key().to_bytes()).expect("store"), Some(5));

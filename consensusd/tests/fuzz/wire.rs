@@ -110,6 +110,8 @@ fn signed_frames() -> Vec<pb::Frame> {
         inputs: vec![Input::sign(&NET, 42, [9; 32], Bytes::from_static(b"hello"), &keys[1])],
         users: vec![[9; 32]],
         prev_result: Some(ResultSummary { state_hash: [4; 32], outputs_hash: [5; 32] }),
+        config_hash: [6; 32],
+        next_membership: None,
     });
     let batch = InputBatch::sign(&NET, ledger.inputs.clone(), &keys[1]);
     vec![

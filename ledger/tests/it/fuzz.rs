@@ -54,6 +54,8 @@ fn body() -> impl Strategy<Value = LedgerBody> {
             inputs,
             users: users.into_iter().collect(),
             prev_result: prev.map(|(s, o)| hp_ledger::ResultSummary { state_hash: s, outputs_hash: o }),
+            config_hash: [3; 32],
+            next_membership: None,
         })
 }
 

@@ -32,6 +32,12 @@ impl Network {
         Self { keys: self.keys.clone(), id }
     }
 
+    /// The genesis members: every key, at the default threshold (0.8) for its quorum.
+    pub fn members(&self) -> hp_ledger::Membership {
+        let n = self.keys.len();
+        hp_ledger::Membership::new(self.unl(), hp_consensus::quorum_for(n, 0.8).unwrap()).unwrap()
+    }
+
     pub fn unl(&self) -> Vec<[u8; 32]> {
         self.keys.iter().map(|k| k.verifying_key().to_bytes()).collect()
     }
@@ -70,6 +76,8 @@ impl Network {
                 inputs: vec![Input::sign(&self.id, seq, [9; 32], Bytes::from(format!("input {seq}")), &self.keys[0])],
                 users: vec![[9; 32]],
                 prev_result: prev.result_summary(),
+                config_hash: self.members().hash(),
+                next_membership: None,
             });
             let q = self.keys.len();
             let commit = self.commit(&ledger, q);

@@ -31,7 +31,7 @@ fn appended_ledgers_survive_reopening_and_verify() {
     let store = Store::open_read_only(&path).unwrap();
     assert_eq!(store.last().unwrap().ledger.seq, 4);
     assert_eq!(store.all().unwrap(), chain);
-    verify_chain(store.all().unwrap(), &net.id, &net.unl(), 3).unwrap();
+    verify_chain(store.all().unwrap(), &net.id, &net.members()).unwrap();
     let lines = store.summaries(2).unwrap();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0].seq, 2);
@@ -94,6 +94,8 @@ fn accepted_inputs_are_durable_until_a_ledger_carries_them() {
         inputs: vec![accepted[0].clone()],
         users: vec![],
         prev_result: None,
+        config_hash: [0; 32],
+        next_membership: None,
     });
     let commit = net.commit(&ledger, 3);
     store.append(&LedgerRecord { ledger, commit: Some(commit), result: None }).unwrap();

@@ -1,12 +1,13 @@
 //! `hotpocket verify <dir>`: checks the whole stored chain offline — the genesis ledger of the
 //! network `hp.cfg` names (its `contract_id`), every hash link, every commit and result
-//! certificate against the UNL of `hp.cfg` and signed in that network, no input instance twice.
+//! certificate against the members of its ledger (from hp.cfg's UNL, following every hand-over
+//! the chain records) and signed in that network, no input instance twice.
 //! Exit 0 with a summary when sound; exit 1 naming the first fault.
 
 use super::CommandError;
 use crate::cli::DirArgs;
 use hp_cfg::{Config, ContractDir};
-use hp_ledger::chain::{ChainError, verify_chain};
+use hp_ledger::chain::{ChainError, genesis_members, verify_chain};
 use hp_ledger::{NetworkId, Store};
 
 pub fn run(args: &DirArgs) -> Result<(), CommandError> {
@@ -20,7 +21,9 @@ pub fn run(args: &DirArgs) -> Result<(), CommandError> {
     let records = store.all().map_err(|e| CommandError::Control(format!("chain is damaged: {e}")))?;
     let count = records.len();
     let network = NetworkId(cfg.network_id());
-    let (seq, hash) = verify_chain(records, &network, &cfg.unl, cfg.quorum()).map_err(|e| match e {
+    let genesis = genesis_members(&cfg.unl, cfg.quorum())
+        .map_err(|e| CommandError::Control(format!("hp.cfg's UNL cannot start a chain: {e}")))?;
+    let (seq, hash) = verify_chain(records, &network, &genesis).map_err(|e| match e {
         ChainError::BadGenesis { .. } => CommandError::Control(format!(
             "chain is invalid: {e}; hp.cfg's contract_id {} names network {network}",
             cfg.contract_id

@@ -1,0 +1,161 @@
+//! Who closes a ledger: the UNL and its quorum, as the chain records them.
+//!
+//! Each ledger names the membership it was closed under ([`crate::LedgerBody::config_hash`])
+//! and may hand over to another from the next ledger on ([`crate::LedgerBody::next_membership`]).
+//! A hand-over is decided by the old members (it is part of a ledger they commit), so a chain
+//! can be checked from its genesis UNL alone: each ledger's certificates against the members
+//! the chain itself has named so far ([`crate::chain::Members`]).
+//!
+//! ```text
+//! membership := u32 quorum | u32 n_keys | [32] key*      (keys distinct, in UNL order)
+//! hash       := SHA-256( u32 len(tag) | tag "hotpocket/membership/v1" | membership )
+//! ```
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::{Hash, Ledger, tagged_hash};
+use ed25519_dalek::VerifyingKey;
+
+const MEMBERSHIP_TAG: &[u8] = b"hotpocket/membership/v1";
+/// Most validators one membership may name.
+pub const MAX_MEMBERS: usize = 256;
+
+/// A UNL and the number of its signatures that decide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    unl: Vec<[u8; 32]>,
+    quorum: u32,
+    /// `unl` parsed, for signature checks.
+    keys: Vec<VerifyingKey>,
+    hash: Hash,
+}
+
+/// Why a membership cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    #[error("a UNL of {0} keys (1 to {MAX_MEMBERS})")]
+    Size(usize),
+    #[error("key {0} is not an Ed25519 public key")]
+    BadKey(String),
+    #[error("key {0} is listed twice")]
+    Duplicate(String),
+    #[error("{0}")]
+    Quorum(String),
+}
+
+impl Membership {
+    /// Checks the UNL (1 to [`MAX_MEMBERS`] distinct Ed25519 keys) and that `quorum` is safe
+    /// for it (at most `n`, and two quorums always overlap).
+    pub fn new(unl: Vec<[u8; 32]>, quorum: usize) -> Result<Self, MembershipError> {
+        if unl.is_empty() || unl.len() > MAX_MEMBERS {
+            return Err(MembershipError::Size(unl.len()));
+        }
+        let mut keys = Vec::with_capacity(unl.len());
+        for (i, key) in unl.iter().enumerate() {
+            keys.push(VerifyingKey::from_bytes(key).map_err(|_| MembershipError::BadKey(hex::encode(key)))?);
+            if unl[..i].contains(key) {
+                return Err(MembershipError::Duplicate(hex::encode(key)));
+            }
+        }
+        hp_consensus::quorum::check_quorum(unl.len(), quorum).map_err(|e| MembershipError::Quorum(e.to_string()))?;
+        let mut membership = Self { unl, quorum: quorum as u32, keys, hash: [0; 32] };
+        membership.hash = tagged_hash(MEMBERSHIP_TAG, &[&membership.encode()]);
+        Ok(membership)
+    }
+
+    /// The validators' keys parsed, in UNL order.
+    pub fn keys(&self) -> &[VerifyingKey] {
+        &self.keys
+    }
+
+    /// Whether `key` is a validator here.
+    pub fn contains(&self, key: &[u8; 32]) -> bool {
+        self.unl.contains(key)
+    }
+
+    /// The membership that closes the ledger after `ledger`, which this one closed: the one
+    /// `ledger` hands over to, or this one.
+    pub fn after(&self, ledger: &Ledger) -> Membership {
+        ledger.next_membership.clone().unwrap_or_else(|| self.clone())
+    }
+
+    /// The validators' keys, in UNL order.
+    pub fn unl(&self) -> &[[u8; 32]] {
+        &self.unl
+    }
+
+    /// Signatures that decide.
+    pub fn quorum(&self) -> usize {
+        self.quorum as usize
+    }
+
+    /// What a ledger names as its config hash.
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(8 + 32 * self.unl.len());
+        self.encode_into(&mut w);
+        w.finish()
+    }
+
+    pub(crate) fn encode_into(&self, w: &mut Writer) {
+        w.u32(self.quorum).u32(self.unl.len() as u32);
+        for key in &self.unl {
+            w.fixed(key);
+        }
+    }
+
+    pub(crate) fn encoded_len(&self) -> usize {
+        8 + 32 * self.unl.len()
+    }
+
+    pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let quorum = r.u32("membership quorum")? as usize;
+        let n = r.count("membership keys", 32, MAX_MEMBERS)?;
+        let mut unl = Vec::with_capacity(n);
+        for _ in 0..n {
+            unl.push(r.array::<32>("membership key")?);
+        }
+        Membership::new(unl, quorum).map_err(|e| DecodeError::Invalid { what: "membership", problem: e.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn keys(n: u8) -> Vec<[u8; 32]> {
+        (1..=n).map(|i| SigningKey::from_bytes(&[i; 32]).verifying_key().to_bytes()).collect()
+    }
+
+    #[test]
+    fn a_membership_round_trips_and_its_hash_covers_keys_order_and_quorum() {
+        let m = Membership::new(keys(4), 3).unwrap();
+        let bytes = m.encode();
+        let mut r = Reader::new(&bytes);
+        assert_eq!(Membership::decode_from(&mut r).unwrap(), m);
+        let mut reversed = keys(4);
+        reversed.reverse();
+        assert_ne!(Membership::new(reversed, 3).unwrap().hash(), m.hash());
+        assert_ne!(Membership::new(keys(4), 4).unwrap().hash(), m.hash());
+    }
+
+    #[test]
+    fn unsafe_or_malformed_memberships_are_refused() {
+        assert!(matches!(Membership::new(vec![], 1), Err(MembershipError::Size(0))));
+        assert!(matches!(Membership::new(keys(4), 2), Err(MembershipError::Quorum(_))));
+        assert!(matches!(Membership::new(keys(3), 4), Err(MembershipError::Quorum(_))));
+        let mut twice = keys(3);
+        twice[2] = twice[0];
+        assert!(matches!(Membership::new(twice, 3), Err(MembershipError::Duplicate(_))));
+        let not_a_point = (0..=255u8).map(|b| [b; 32]).find(|k| VerifyingKey::from_bytes(k).is_err()).unwrap();
+        assert!(matches!(Membership::new(vec![not_a_point], 1), Err(MembershipError::BadKey(_))));
+        let mut w = Writer::new();
+        w.u32(1).u32(1).fixed(&not_a_point);
+        let bytes = w.finish();
+        assert!(Membership::decode_from(&mut Reader::new(&bytes)).is_err());
+    }
+}
