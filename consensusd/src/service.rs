@@ -199,6 +199,10 @@ fn status_to_proto(s: NodeStatus) -> pb::ConsensusStatus {
         users: u32::try_from(s.users).unwrap_or(u32::MAX),
         in_sync: s.in_sync,
         since_close_ms: u64::try_from(s.since_close.as_millis()).unwrap_or(u64::MAX),
+        unl: s.members.unl().iter().map(|k| k.to_vec().into()).collect(),
+        quorum: u32::try_from(s.members.quorum()).unwrap_or(u32::MAX),
+        config_hash: s.members.hash().to_vec().into(),
+        role: if s.validator { "validator" } else { "observer" }.into(),
     }
 }
 

@@ -48,7 +48,8 @@ impl Endpoints {
     }
 }
 
-/// `{"lcl_seq":N,"lcl_hash":"hex","state_hash":"hex","peers":K,"users":U,"endpoints":{...},"components":{...}}`.
+/// `{"lcl_seq":N,"lcl_hash":"hex","state_hash":"hex","peers":K,"users":U,"role":"validator",
+/// "unl":["ed…"],"quorum":Q,"config_hash":"hex","endpoints":{...},"components":{...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusView {
     pub lcl_seq: u64,
@@ -56,6 +57,13 @@ pub struct StatusView {
     pub state_hash: String,
     pub peers: u32,
     pub users: u32,
+    /// `validator` or `observer`; empty while consensusd does not answer.
+    pub role: String,
+    /// The UNL that closes the next ledger, `ed`-prefixed hex, in order.
+    pub unl: Vec<String>,
+    pub quorum: u32,
+    /// The hash the next ledger names as its `config_hash`.
+    pub config_hash: String,
     pub endpoints: Endpoints,
     pub components: Components,
 }
@@ -79,6 +87,10 @@ impl TryFrom<NodeStatus> for StatusView {
             state_hash: hex::encode(&s.state_hash),
             peers: s.peers,
             users: s.users,
+            role: s.role,
+            unl: s.unl.iter().map(|k| format!("ed{}", hex::encode(k))).collect(),
+            quorum: s.quorum,
+            config_hash: hex::encode(&s.config_hash),
             endpoints: Endpoints::default(),
             components: Components {
                 userd: component(&s.components, "userd")?,
@@ -104,6 +116,12 @@ impl StatusView {
         let _ = writeln!(out, "state hash          {}", or_none(&self.state_hash));
         let _ = writeln!(out, "peers               {}", self.peers);
         let _ = writeln!(out, "users               {}", self.users);
+        let _ = writeln!(out, "role                {}", or_none(&self.role));
+        let _ = writeln!(out, "unl (quorum {:>3})    {}", self.quorum, self.unl.first().map_or("-", String::as_str));
+        for key in self.unl.iter().skip(1) {
+            let _ = writeln!(out, "                    {key}");
+        }
+        let _ = writeln!(out, "config hash         {}", or_none(&self.config_hash));
         let e = &self.endpoints;
         for (name, url) in [("seed", &e.seed), ("hotpocket", &e.hotpocket), ("hotpocket plain", &e.hotpocket_plain)] {
             if let Some(url) = url {
@@ -135,6 +153,10 @@ mod tests {
             peers: 2,
             users: 3,
             components: vec![comp("execd", 30), comp("userd", 10), comp("consensusd", 20)],
+            unl: vec![vec![0x11; 32].into(), vec![0x22; 32].into()],
+            quorum: 2,
+            config_hash: vec![0xcd].into(),
+            role: "validator".into(),
         }
     }
 
@@ -143,14 +165,14 @@ mod tests {
         let view = StatusView::try_from(sample()).unwrap();
         assert_eq!(
             view.to_json(),
-            r#"{"lcl_seq":7,"lcl_hash":"ab01","state_hash":"ff","peers":2,"users":3,"endpoints":{"seed":null,"hotpocket":null,"hotpocket_plain":null},"components":{"userd":{"pid":10,"state":"running","restarts":1},"consensusd":{"pid":20,"state":"running","restarts":1},"execd":{"pid":30,"state":"running","restarts":1}}}"#
+            r#"{"lcl_seq":7,"lcl_hash":"ab01","state_hash":"ff","peers":2,"users":3,"role":"validator","unl":["ed1111111111111111111111111111111111111111111111111111111111111111","ed2222222222222222222222222222222222222222222222222222222222222222"],"quorum":2,"config_hash":"cd","endpoints":{"seed":null,"hotpocket":null,"hotpocket_plain":null},"components":{"userd":{"pid":10,"state":"running","restarts":1},"consensusd":{"pid":20,"state":"running","restarts":1},"execd":{"pid":30,"state":"running","restarts":1}}}"#
         );
     }
 
     #[test]
     fn text_lists_every_component() {
         let text = StatusView::try_from(sample()).unwrap().to_text();
-        for word in ["userd", "consensusd", "execd", "ab01", "running"] {
+        for word in ["userd", "consensusd", "execd", "ab01", "running", "validator", "ed2222", "quorum   2"] {
             assert!(text.contains(word), "{text}");
         }
     }

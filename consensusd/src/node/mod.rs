@@ -503,6 +503,8 @@ impl Node {
             users: self.users.local.len(),
             in_sync: !self.catchup.behind(self.last.seq),
             since_close: self.metrics.since_close(),
+            validator: self.members.contains(&self.me_bytes()),
+            members: self.members.clone(),
         }
     }
 }

@@ -68,6 +68,10 @@ impl Gathered {
             status.lcl_hash = c.lcl_hash.clone();
             status.state_hash = c.state_hash.clone();
             status.peers = c.peers;
+            status.unl = c.unl.clone();
+            status.quorum = c.quorum;
+            status.config_hash = c.config_hash.clone();
+            status.role = c.role.clone();
         }
         status
     }

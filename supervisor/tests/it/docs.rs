@@ -46,6 +46,10 @@ fn the_documented_status_json_is_what_the_status_command_prints() {
         state_hash: "2c".repeat(32),
         peers: 2,
         users: 1,
+        role: "validator".into(),
+        unl: vec![format!("ed{}", "a1".repeat(32)), format!("ed{}", "b2".repeat(32)), format!("ed{}", "c3".repeat(32))],
+        quorum: 3,
+        config_hash: "d4".repeat(32),
         endpoints: Endpoints {
             seed: Some("ws://localhost:8080".into()),
             hotpocket: Some("wss://localhost:8443".into()),

@@ -49,8 +49,21 @@ fn three_nodes_agree_on_every_ledger_and_run_inputs_from_any_node() {
     assert_eq!(carried, 9);
     assert!(ledgers.iter().skip(1).all(|l| l["signers"].as_u64() == Some(3)));
     // The state each node reports is the same.
-    let states: Vec<Value> = cluster.nodes.iter().map(|n| n.status().unwrap()["state_hash"].clone()).collect();
+    let statuses: Vec<Value> = cluster.nodes.iter().map(|n| n.status().unwrap()).collect();
+    let states: Vec<&Value> = statuses.iter().map(|s| &s["state_hash"]).collect();
     assert!(states.windows(2).all(|w| w[0] == w[1]), "{states:?}");
+    // Each node shows the UNL in force (the three of them), its quorum and its own role.
+    let mut keys: Vec<String> = cluster.nodes.iter().map(|n| format!("ed{}", n.pubkey)).collect();
+    keys.sort();
+    for status in &statuses {
+        let mut unl: Vec<String> =
+            status["unl"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+        unl.sort();
+        assert_eq!(unl, keys, "{status}");
+        assert_eq!((status["quorum"].as_u64(), status["role"].as_str()), (Some(3), Some("validator")), "{status}");
+        assert_eq!(status["config_hash"], statuses[0]["config_hash"]);
+        assert_eq!(status["config_hash"].as_str().map(str::len), Some(64));
+    }
     for node in &cluster.nodes {
         let (code, text) = node.verify().or_panic();
         assert_eq!(code, 0, "{text}");
