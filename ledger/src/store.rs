@@ -58,6 +58,10 @@ pub struct LedgerSummary {
     pub state_hash: Option<[u8; 32]>,
     pub outputs_hash: Option<[u8; 32]>,
     pub signers: u64,
+    /// The members that closed it ([`crate::Membership::hash`]).
+    pub config_hash: [u8; 32],
+    /// The members it hands over to from the next ledger on, if it does.
+    pub next_membership: Option<crate::Membership>,
 }
 
 /// How many recent ledgers' outcomes and delivered outputs the store keeps, for handing over
@@ -314,7 +318,7 @@ impl Store {
     pub fn summaries(&self, from: u64) -> Result<Vec<LedgerSummary>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT seq, hash, prev_hash, time_ms, n_inputs, commit_cert, result_cert FROM ledgers WHERE seq >= ?1 ORDER BY seq")
+            .prepare("SELECT seq, hash, prev_hash, time_ms, n_inputs, commit_cert, result_cert, ledger FROM ledgers WHERE seq >= ?1 ORDER BY seq")
             .map_err(sql("list ledgers"))?;
         let rows = stmt
             .query_map(params![from as i64], |r| {
@@ -326,17 +330,19 @@ impl Store {
                     r.get::<_, i64>(4)?,
                     r.get::<_, Option<Vec<u8>>>(5)?,
                     r.get::<_, Option<Vec<u8>>>(6)?,
+                    r.get::<_, Vec<u8>>(7)?,
                 ))
             })
             .map_err(sql("list ledgers"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, hash, prev_hash, time_ms, n_inputs, commit, result) = row.map_err(sql("list ledgers"))?;
+            let (seq, hash, prev_hash, time_ms, n_inputs, commit, result, ledger) = row.map_err(sql("list ledgers"))?;
             let seq = seq as u64;
             let corrupt = |e: crate::codec::DecodeError| StoreError::Corrupt { seq, problem: e.to_string() };
             let signers =
                 commit.map(|c| record::commit_from_bytes(&c)).transpose().map_err(corrupt)?.map(|c| c.signatures.len());
             let result = result.map(|c| record::result_from_bytes(&c)).transpose().map_err(corrupt)?;
+            let ledger = Ledger::decode(&ledger).map_err(corrupt)?;
             out.push(LedgerSummary {
                 seq,
                 hash: arr32(hash, seq, "hash")?,
@@ -346,6 +352,8 @@ impl Store {
                 state_hash: result.as_ref().map(|r| r.state_hash),
                 outputs_hash: result.as_ref().map(|r| r.outputs_hash),
                 signers: signers.unwrap_or(0) as u64,
+                config_hash: ledger.config_hash,
+                next_membership: ledger.next_membership.clone(),
             });
         }
         Ok(out)

@@ -23,6 +23,12 @@ pub fn summary_json(s: &LedgerSummary) -> serde_json::Value {
         "inputs": s.inputs,
         "outputs_hash": hex_or_empty(s.outputs_hash),
         "signers": s.signers,
+        "config_hash": hex::encode(s.config_hash),
+        "unl_change": s.next_membership.as_ref().map(|m| serde_json::json!({
+            "unl": m.unl().iter().map(|k| format!("ed{}", hex::encode(k))).collect::<Vec<_>>(),
+            "quorum": m.quorum(),
+            "config_hash": hex::encode(m.hash()),
+        })),
     })
 }
 
@@ -63,6 +69,18 @@ pub fn run(args: &LedgerArgs) -> Result<(), CommandError> {
                 s.signers
             )
             .map_err(io)?;
+            if let Some(m) = &s.next_membership {
+                writeln!(
+                    out,
+                    "{:>8}  UNL changes from ledger {}: {} keys, quorum {}, config {}",
+                    "",
+                    s.seq + 1,
+                    m.unl().len(),
+                    m.quorum(),
+                    short(&hex::encode(m.hash()))
+                )
+                .map_err(io)?;
+            }
         }
     }
     Ok(())

@@ -48,6 +48,8 @@ fn three_nodes_agree_on_every_ledger_and_run_inputs_from_any_node() {
     let carried: u64 = ledgers.iter().map(|l| l["inputs"].as_u64().unwrap_or(0)).sum();
     assert_eq!(carried, 9);
     assert!(ledgers.iter().skip(1).all(|l| l["signers"].as_u64() == Some(3)));
+    // Every ledger was closed by the same members, named by their hash; none hands over.
+    assert!(ledgers.iter().skip(1).all(|l| l["config_hash"] == ledgers[1]["config_hash"] && l["unl_change"].is_null()));
     // The state each node reports is the same.
     let statuses: Vec<Value> = cluster.nodes.iter().map(|n| n.status().unwrap()).collect();
     let states: Vec<&Value> = statuses.iter().map(|s| &s["state_hash"]).collect();
