@@ -68,5 +68,6 @@ pub fn answer(store_path: &Path, query: &pb::LedgerQuery, framing: Framing) -> R
         outputs,
         outputs_kept,
         length_prefixed: framing.flag(),
+        config_hash: ledger.config_hash.to_vec().into(),
     })
 }

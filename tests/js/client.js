@@ -42,7 +42,7 @@ async function main() {
     });
     const ledgerEvents = [];
     client.on(HotPocket.events.ledgerEvent, (ev) => {
-        if (ev.event === "ledger_created") ledgerEvents.push({ seqNo: Number(ev.ledger.seqNo), hash: hex(ev.ledger.hash), prevHash: hex(ev.ledger.prevHash) });
+        if (ev.event === "ledger_created") ledgerEvents.push({ seqNo: Number(ev.ledger.seqNo), hash: hex(ev.ledger.hash), prevHash: hex(ev.ledger.prevHash), configHash: hex(ev.ledger.configHash) });
     });
     const healthEvents = [];
     client.on(HotPocket.events.healthEvent, (ev) => healthEvents.push(ev));

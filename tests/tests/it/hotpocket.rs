@@ -379,6 +379,12 @@ fn a_subscribed_client_is_told_of_each_new_ledger_and_the_ledgers_link() {
         for event in &events {
             let stored = chain.iter().find(|l| l["seq"].as_u64() == event["seqNo"].as_u64());
             assert_eq!(stored.map(|l| l["hash"].clone()), Some(event["hash"].clone()), "{protocol}: {event}");
+            // The members that closed it, as the chain names them.
+            assert_eq!(
+                stored.map(|l| l["config_hash"].clone()),
+                Some(event["configHash"].clone()),
+                "{protocol}: {event}"
+            );
         }
         for pair in events.windows(2) {
             assert!(pair[0]["seqNo"].as_u64() < pair[1]["seqNo"].as_u64(), "{protocol}: in order: {events:?}");

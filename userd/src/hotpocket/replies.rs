@@ -127,11 +127,10 @@ pub fn ledger_document(reply: &hp_proto::v1::LedgerQueryReply) -> bson::Document
         ("output_hash", &reply.outputs_hash),
         ("user_hash", &reply.user_hash),
         ("input_hash", &reply.input_hash),
+        ("config_hash", &reply.config_hash),
     ] {
         ledger.insert(field, message::bytes(value));
     }
-    // The config is not hashed into ledgers here: all nodes of a network share it.
-    ledger.insert("config_hash", message::bytes(&[0u8; 32]));
     if !reply.inputs.is_empty() {
         let inputs = reply.inputs.iter().filter_map(|i| {
             let user = <[u8; 32]>::try_from(i.pubkey.as_ref()).ok()?;
