@@ -64,6 +64,10 @@ pub struct LedgerSummary {
     pub next_membership: Option<crate::Membership>,
 }
 
+/// A validator's key and its signature over a ledger's output root (HotPocket 0.6 proofs),
+/// kept with the outputs so that outputs handed over again after a restart keep their proof.
+pub type RootSignature = ([u8; 32], [u8; 64]);
+
 /// How many recent ledgers' outcomes and delivered outputs the store keeps, for handing over
 /// again and for peers that could not compute them.
 pub const KEPT_OUTPUTS: u64 = 256;
@@ -136,6 +140,10 @@ CREATE TABLE IF NOT EXISTS delivered_outputs (
     seq     INTEGER PRIMARY KEY,
     outputs BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS output_root_sigs (
+    seq  INTEGER PRIMARY KEY,
+    sigs BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS agreed_outcomes (
     seq     INTEGER PRIMARY KEY,
     outcome BLOB NOT NULL
@@ -160,8 +168,18 @@ fn keep_outcome(
     seq: u64,
     agreed: Option<&Outcome>,
     released: Option<&[([u8; 32], Bytes)]>,
+    root_sigs: &[RootSignature],
 ) -> Result<(), StoreError> {
     let seq = seq as i64;
+    if !root_sigs.is_empty() {
+        let mut bytes = Vec::with_capacity(root_sigs.len() * 96);
+        for (key, sig) in root_sigs {
+            bytes.extend_from_slice(key);
+            bytes.extend_from_slice(sig);
+        }
+        tx.execute("INSERT OR REPLACE INTO output_root_sigs (seq, sigs) VALUES (?1, ?2)", params![seq, bytes])
+            .map_err(sql("store root signatures"))?;
+    }
     if let Some(outcome) = agreed {
         tx.execute(
             "INSERT OR REPLACE INTO agreed_outcomes (seq, outcome) VALUES (?1, ?2)",
@@ -180,6 +198,8 @@ fn keep_outcome(
     let oldest_dropped = seq - KEPT_OUTPUTS as i64;
     tx.execute("DELETE FROM delivered_outputs WHERE seq <= ?1", params![oldest_dropped])
         .map_err(sql("drop old outputs"))?;
+    tx.execute("DELETE FROM output_root_sigs WHERE seq <= ?1", params![oldest_dropped])
+        .map_err(sql("drop old root signatures"))?;
     tx.execute("DELETE FROM agreed_outcomes WHERE seq <= ?1", params![oldest_dropped])
         .map_err(sql("drop old outcomes"))?;
     tx.execute("DELETE FROM wanted_outcomes WHERE seq <= ?1", params![oldest_dropped])
@@ -437,10 +457,11 @@ impl Store {
         cert: &ResultCertificate,
         agreed: Option<&Outcome>,
         released: Option<&[([u8; 32], Bytes)]>,
+        root_sigs: &[RootSignature],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(sql("begin result"))?;
         tx.execute(SET_RESULT, params![record::result_bytes(cert), cert.height as i64]).map_err(sql("store result"))?;
-        keep_outcome(&tx, cert.height, agreed, released)?;
+        keep_outcome(&tx, cert.height, agreed, released, root_sigs)?;
         tx.commit().map_err(sql("commit result"))?;
         Ok(())
     }
@@ -452,9 +473,10 @@ impl Store {
         seq: u64,
         agreed: &Outcome,
         released: &[([u8; 32], Bytes)],
+        root_sigs: &[RootSignature],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(sql("begin outcome"))?;
-        keep_outcome(&tx, seq, Some(agreed), Some(released))?;
+        keep_outcome(&tx, seq, Some(agreed), Some(released), root_sigs)?;
         tx.commit().map_err(sql("commit outcome"))?;
         Ok(())
     }
@@ -505,6 +527,26 @@ impl Store {
             .query_row(params![seq as i64], |r| r.get(0))
             .optional()
             .map_err(sql("read outcome"))
+    }
+
+    /// The root signatures stored with ledger `seq`'s outputs (unchecked: whoever uses them
+    /// verifies them against the root and the UNL); empty when none were kept.
+    pub fn output_root_sigs(&self, seq: u64) -> Result<Vec<RootSignature>, StoreError> {
+        let bytes: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT sigs FROM output_root_sigs WHERE seq = ?1")
+            .map_err(sql("read root signatures"))?
+            .query_row(params![seq as i64], |r| r.get(0))
+            .optional()
+            .map_err(sql("read root signatures"))?;
+        let bytes = bytes.unwrap_or_default();
+        if bytes.len() % 96 != 0 {
+            return Err(StoreError::Corrupt { seq, problem: "stored root signatures are cut".into() });
+        }
+        Ok(bytes
+            .chunks_exact(96)
+            .filter_map(|c| Some((<[u8; 32]>::try_from(&c[..32]).ok()?, <[u8; 64]>::try_from(&c[32..]).ok()?)))
+            .collect())
     }
 
     /// The outputs stored by [`Self::set_result_with_outcome`] and [`Self::keep_outcome`] for ledgers after `after` up to

@@ -177,7 +177,7 @@ impl Node {
         // one is released or still wanted (and holds this one back).
         self.delivery.delivered_up_to = self.delivery.delivered_up_to.max(seq);
         let released = self.releasable(seq, outcome.outputs.clone());
-        if let Err(e) = self.store.keep_outcome(seq, &outcome, &released) {
+        if let Err(e) = self.store.keep_outcome(seq, &outcome, &released, &self.root_sigs(seq)) {
             error!(seq, error = %e, "cannot keep the outputs fetched from a peer");
         }
         info!(seq, peer = from, outputs = released.len(), "agreed outputs fetched from a peer");

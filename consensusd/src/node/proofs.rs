@@ -66,9 +66,16 @@ impl Node {
         self.proofs.get(seq).find(|(v, _)| **v == self.cfg.me).map(|(_, s)| (seq, *s))
     }
 
+    /// The root signatures held for ledger `seq`, by key: stored with its outputs, so that
+    /// outputs handed over again after a restart still carry their proof.
+    pub(super) fn root_sigs(&self, seq: u64) -> Vec<hp_ledger::store::RootSignature> {
+        self.proofs.get(seq).filter_map(|(v, s)| Some((*self.cfg.unl.get(*v)?, *s))).collect()
+    }
+
     /// The proof for ledger `seq`'s outputs: every user's output hash of the agreed outcome and
-    /// the UNL signatures that verify over its root. `None` when the outcome or the ledger is
-    /// not at hand.
+    /// the UNL signatures that verify over its root, those held here and those stored with the
+    /// outputs (after a restart, only those). `None` when the outcome or the ledger is not at
+    /// hand.
     pub(super) fn outputs_proof(&self, seq: u64) -> Option<OutputsProof> {
         let outcome = match self.store.agreed_outcome(seq) {
             Ok(Some(bytes)) => Outcome::decode(&bytes).ok()?,
@@ -77,17 +84,22 @@ impl Node {
         let ledger_hash = self.store.hash_at(seq).ok().flatten()?;
         let leaves = leaves(&outcome, self.cfg.output_framing);
         let root = hp_ledger::output_proof::root(&leaves.iter().map(|(_, h)| *h).collect::<Vec<_>>())?;
-        let signatures = self
-            .proofs
-            .get(seq)
-            .filter(|(validator, signature)| {
-                self.cfg
-                    .unl_keys
-                    .get(**validator)
-                    .is_some_and(|key| key.verify(&root, &Signature::from_bytes(signature)).is_ok())
-            })
-            .map(|(validator, signature)| (self.cfg.unl[*validator], *signature))
-            .collect();
+        let stored = self.store.output_root_sigs(seq).unwrap_or_else(|e| {
+            tracing::warn!(seq, error = %e, "cannot read the stored root signatures");
+            Vec::new()
+        });
+        let mut signatures: Vec<([u8; 32], [u8; 64])> = Vec::new();
+        for (key, signature) in self.root_sigs(seq).into_iter().chain(stored) {
+            let Some(index) = self.cfg.unl.iter().position(|k| *k == key) else { continue };
+            let valid = self
+                .cfg
+                .unl_keys
+                .get(index)
+                .is_some_and(|k| k.verify(&root, &Signature::from_bytes(&signature)).is_ok());
+            if valid && !signatures.iter().any(|(k, _)| *k == key) {
+                signatures.push((key, signature));
+            }
+        }
         Some(OutputsProof { ledger_hash, leaves, signatures })
     }
 }

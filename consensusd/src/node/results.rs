@@ -208,7 +208,7 @@ impl Node {
         // that a restart right after can hand them over again (`hand_over_released`), and peers
         // that could not compute them can ask for them (`serve_outcome`).
         let stored = if agreed.is_some() || release.is_some() {
-            self.store.set_result_with_outcome(&cert, agreed.as_ref(), release.as_deref())
+            self.store.set_result_with_outcome(&cert, agreed.as_ref(), release.as_deref(), &self.root_sigs(seq))
         } else if differs && self.want_survives_restart(seq) {
             self.store.set_result_wanting_outcome(&cert)
         } else {

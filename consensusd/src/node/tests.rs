@@ -204,6 +204,41 @@ async fn a_result_certified_ahead_of_the_chain_does_not_drop_the_outputs_of_the_
     assert_eq!(stored.result.map(|c| c.height), Some(2), "ledger 2's certificate is stored with it");
 }
 
+/// A ledger's root signatures (HotPocket 0.6 proofs) are stored with its outputs: outputs handed
+/// over again after consensusd restarts carry the same verified proof, not an empty one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_output_proof_survives_losing_the_signatures_held_in_memory() {
+    use ed25519_dalek::Signer;
+    let mut h = Harness::new().await;
+    let genesis = h.genesis.clone();
+    let run1 = Run::of(1);
+    let ledger1 = h.decide(1, &genesis, None);
+    h.executed(&ledger1, &run1);
+    let root = hp_ledger::output_proof::outcome_root(&run1.outcome, hp_ledger::Framing::Whole).expect("a root");
+    for peer in 1..=2 {
+        let vote = ResultVote::sign(&NETWORK, 1, run1.state_hash, run1.outcome.hash(), peer, &h.keys[peer]);
+        let signature = Box::new(h.keys[peer].sign(&root).to_bytes());
+        let message = PeerMessage::Result(vote, Some(signature));
+        h.node.handle(Event::Peer(PeerEvent::Message { validator: peer, message }));
+    }
+    assert_eq!(h.batches_to_userd(), vec![(1, vec![Bytes::from("output of 1")])]);
+    let signers = |proof: &crate::api::OutputsProof| {
+        let mut keys: Vec<[u8; 32]> = proof.signatures.iter().map(|(k, _)| *k).collect();
+        keys.sort();
+        keys
+    };
+    let before = h.node.outputs_proof(1).expect("a proof");
+    assert_eq!(before.signatures.len(), 3, "own and two peers' signatures");
+    // What a restart loses: the signatures held in memory.
+    h.node.proofs = super::proofs::OutputProofs::default();
+    let after = h.node.outputs_proof(1).expect("a proof after the restart");
+    assert_eq!(signers(&after), signers(&before));
+    // A signature that does not verify over the root is not shown.
+    h.node.proofs.insert(1, 3, h.keys[3].sign(b"another root").to_bytes(), 1);
+    let shown = h.node.outputs_proof(1).expect("a proof");
+    assert_eq!(signers(&shown), signers(&before), "a bad signature was shown");
+}
+
 /// A faulty proposer puts an input under another node's name (or other bytes under a real
 /// input's identity): an honest node refuses to vote for the ledger, since the origin's signature
 /// does not cover it. The same input as its origin signed it is accepted.

@@ -122,7 +122,7 @@ fn outcomes_and_delivered_outputs_are_kept_with_the_result_for_recent_ledgers_on
             store.append(&without_result(record)).unwrap();
             let cert = record.result.as_ref().unwrap();
             store
-                .set_result_with_outcome(cert, Some(&outcome_of(cert.height)), Some(&outputs_of(cert.height)))
+                .set_result_with_outcome(cert, Some(&outcome_of(cert.height)), Some(&outputs_of(cert.height)), &[])
                 .unwrap();
         }
         // The certificate went in with the outputs.
@@ -139,13 +139,13 @@ fn outcomes_and_delivered_outputs_are_kept_with_the_result_for_recent_ledgers_on
     let mut store = Store::open(&path, &chain[0].ledger).unwrap();
     let mut far = chain[3].result.clone().unwrap();
     far.height = 3 + hp_ledger::store::KEPT_OUTPUTS;
-    store.set_result_with_outcome(&far, None, Some(&[])).unwrap();
+    store.set_result_with_outcome(&far, None, Some(&[]), &[]).unwrap();
     let kept: Vec<u64> = store.outputs_after(0, u64::MAX >> 1).unwrap().into_iter().map(|(seq, _)| seq).collect();
     assert_eq!(kept, vec![far.height]);
     assert_eq!(store.agreed_outcome(3).unwrap(), None, "old outcomes are dropped with old outputs");
 
     // An outcome fetched from a peer later is kept like an own one.
-    store.keep_outcome(far.height, &outcome_of(9), &outputs_of(9)).unwrap();
+    store.keep_outcome(far.height, &outcome_of(9), &outputs_of(9), &[]).unwrap();
     assert_eq!(store.agreed_outcome(far.height).unwrap(), Some(outcome_of(9).encode()));
     assert_eq!(store.outputs_after(far.height - 1, far.height).unwrap(), vec![(far.height, outputs_of(9))]);
 }
@@ -167,13 +167,13 @@ fn wanted_outcomes_survive_reopening_until_kept_forgotten_or_too_old() {
     let mut store = Store::open(&path, &chain[0].ledger).unwrap();
     assert_eq!(store.all().unwrap()[2], chain[2], "the certificate went in with the note");
     assert_eq!(store.wanted_outcomes().unwrap(), vec![1, 2, 3], "a restarted node asks again");
-    store.keep_outcome(2, &outcome, &outcome.outputs).unwrap();
+    store.keep_outcome(2, &outcome, &outcome.outputs, &[]).unwrap();
     store.forget_wanted_outcome(1).unwrap();
     assert_eq!(store.wanted_outcomes().unwrap(), vec![3]);
     // Outcomes peers no longer keep are not wanted any more.
     let mut far = chain[3].result.clone().unwrap();
     far.height = 3 + hp_ledger::store::KEPT_OUTPUTS;
-    store.set_result_with_outcome(&far, None, Some(&[])).unwrap();
+    store.set_result_with_outcome(&far, None, Some(&[]), &[]).unwrap();
     assert_eq!(store.wanted_outcomes().unwrap(), Vec::<u64>::new());
 }
 
