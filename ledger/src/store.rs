@@ -540,7 +540,7 @@ impl Store {
             .optional()
             .map_err(sql("read root signatures"))?;
         let bytes = bytes.unwrap_or_default();
-        if bytes.len() % 96 != 0 {
+        if !bytes.len().is_multiple_of(96) {
             return Err(StoreError::Corrupt { seq, problem: "stored root signatures are cut".into() });
         }
         Ok(bytes
