@@ -176,8 +176,12 @@ pub struct Config {
     pub binargs: Vec<String>,
     /// `host:port` of the other nodes.
     pub peers: Vec<String>,
-    /// Every validator's public key, this node's included, in the order all nodes share.
+    /// Every validator's public key, in the order all nodes share: the UNL the network starts
+    /// with (ledger 1's members; later ones come from the chain).
     pub unl: Vec<[u8; 32]>,
+    /// Keys of observers: nodes that follow the chain, run the contract and serve users but
+    /// do not vote. This node accepts their peer links; its own key is here if it is one.
+    pub observers: Vec<[u8; 32]>,
     /// Listen address of both ports; `None` means localhost (IPv4 and IPv6).
     pub ip: Option<IpAddr>,
     pub peerport: u16,
@@ -266,6 +270,7 @@ impl Config {
             binargs: Vec::new(),
             peers: Vec::new(),
             unl,
+            observers: Vec::new(),
             ip: None,
             peerport: 22860,
             pubport: Some(8080),
@@ -362,8 +367,21 @@ impl Config {
             }
             unl.push(key.to_bytes());
         }
-        if !unl.contains(&key.public_bytes()) {
-            return Err(field_error("unl", "must include this node's own `pubkey`"));
+        let observers_text = f.string_list("observers")?.unwrap_or_default();
+        let mut observers = Vec::with_capacity(observers_text.len());
+        for (i, k) in observers_text.iter().enumerate() {
+            let name = format!("observers[{i}]");
+            let key = keys::parse_public_key(k).map_err(|e| field_error(&name, e.to_string()))?;
+            if observers.contains(&key.to_bytes()) || unl.contains(&key.to_bytes()) {
+                return Err(field_error(&name, "is listed twice (or also in `unl`)"));
+            }
+            observers.push(key.to_bytes());
+        }
+        if !unl.contains(&key.public_bytes()) && !observers.contains(&key.public_bytes()) {
+            return Err(field_error(
+                "unl",
+                "must include this node's own `pubkey` (or `observers` must, for an observer)",
+            ));
         }
         let ip = f.ip("ip")?;
         let metrics_ip = f.ip("metrics_ip")?;
@@ -487,6 +505,7 @@ impl Config {
             binargs,
             peers,
             unl,
+            observers,
             ip,
             peerport,
             pubport,
@@ -556,6 +575,7 @@ impl Config {
             "binargs": self.binargs.join(" "),
             "peers": self.peers,
             "unl": self.unl.iter().map(hex::encode).collect::<Vec<_>>(),
+            "observers": self.observers.iter().map(hex::encode).collect::<Vec<_>>(),
             "ip": self.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "localhost".into()),
             "peerport": self.peerport,
             "pubport": self.pubport,
@@ -623,10 +643,16 @@ impl Config {
         network_id(&self.contract_id)
     }
 
-    /// This node's index in the UNL.
-    pub fn my_index(&self) -> usize {
+    /// This node's index in the UNL; `None` for an observer.
+    pub fn my_index(&self) -> Option<usize> {
         let me = self.key.public_bytes();
-        self.unl.iter().position(|k| *k == me).unwrap_or(0)
+        self.unl.iter().position(|k| *k == me)
+    }
+
+    /// The keys this node accepts peer links from: the UNL, then the observers, this node's
+    /// own included (a link's index is its key's place here).
+    pub fn peer_keys(&self) -> Vec<[u8; 32]> {
+        self.unl.iter().chain(&self.observers).copied().collect()
     }
 }
 

@@ -164,16 +164,20 @@ pub fn rekey(root: &Path) -> Result<(String, String), CreateError> {
 
 /// `hotpocket cluster new <dir> --nodes N`: N contract directories `<dir>/node1..N` whose peers
 /// and UNL are wired together, peer ports `base..`, user ports `base+100..`, HotPocket 0.6
-/// user ports (TLS) `base+200..`, metrics ports `base+300..`.
+/// user ports (TLS) `base+200..`, metrics ports `base+300..`. The last `observers` of them are
+/// observers: not in the UNL, listed in every config's `observers`.
 pub fn new_cluster(
     root: &Path,
-    nodes: usize,
+    validators: usize,
+    observers: usize,
     contract: Option<&Path>,
     base_port: u16,
 ) -> Result<Vec<Config>, CreateError> {
     refuse_non_empty(root)?;
+    let nodes = validators + observers;
     let keys: Vec<NodeKey> = (0..nodes).map(|_| NodeKey::generate()).collect();
-    let unl: Vec<[u8; 32]> = keys.iter().map(NodeKey::public_bytes).collect();
+    let all: Vec<[u8; 32]> = keys.iter().map(NodeKey::public_bytes).collect();
+    let (unl, observer_keys) = all.split_at(validators);
     let contract_id = crate::config::new_contract_id();
     let mut configs = Vec::with_capacity(nodes);
     for (i, key) in keys.into_iter().enumerate() {
@@ -183,7 +187,8 @@ pub fn new_cluster(
         let mut cfg = Config::new_single(key);
         sandbox_defaults(&mut cfg);
         cfg.binary = install_contract(&dir, contract)?;
-        cfg.unl = unl.clone();
+        cfg.unl = unl.to_vec();
+        cfg.observers = observer_keys.to_vec();
         cfg.contract_id = contract_id.clone();
         cfg.peerport = base_port + i as u16;
         cfg.pubport = Some(base_port + 100 + i as u16);
@@ -249,11 +254,13 @@ mod tests {
     #[test]
     fn cluster_wires_peers_and_unl() {
         let tmp = tempfile::tempdir().unwrap();
-        let configs = new_cluster(tmp.path(), 3, None, 30000).unwrap();
-        assert_eq!(configs.len(), 3);
+        let configs = new_cluster(tmp.path(), 3, 1, None, 30000).unwrap();
+        assert_eq!(configs.len(), 4);
         for (i, cfg) in configs.iter().enumerate() {
             assert_eq!(cfg.unl.len(), 3);
-            assert_eq!(cfg.peers.len(), 2);
+            assert_eq!(cfg.observers, vec![configs[3].key.public_bytes()]);
+            assert_eq!(cfg.my_index(), if i < 3 { Some(i) } else { None });
+            assert_eq!(cfg.peers.len(), 3);
             assert_eq!(cfg.peerport, 30000 + i as u16);
             assert_eq!(cfg.pubport, Some(30100 + i as u16));
             assert_eq!(cfg.metrics_port, Some(30300 + i as u16));

@@ -93,7 +93,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     let store = Store::open(&dir.ledger_db(), &genesis)?;
     let params =
         Params { unl: unl_keys.clone(), quorum, timeouts: timeouts(Duration::from_millis(cfg.roundtime_ms)), network };
-    let core = Consensus::new(params, Some(cfg.my_index()), cfg.key.signing_key().clone())?;
+    let core = Consensus::new(params, cfg.my_index(), cfg.key.signing_key().clone())?;
 
     let (events_tx, events_rx) = mpsc::channel::<Event>(65_536);
     let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(65_536);
@@ -101,7 +101,8 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     let peers = PeerNet::start(
         PeerConfig {
             key: cfg.key.signing_key().clone(),
-            unl: cfg.unl.clone(),
+            unl: cfg.peer_keys(),
+            validators: cfg.unl.len(),
             network_id: network.0,
             listen: listen_addrs(&cfg, cfg.peerport),
             peers: cfg.peers.clone(),
@@ -159,7 +160,8 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, async move { server_shutdown.cancelled().await }),
     );
-    info!(socket = %socket.display(), peerport = cfg.peerport, unl = cfg.unl.len(), quorum, "consensusd ready");
+    let role = if cfg.my_index().is_some() { "validator" } else { "observer" };
+    info!(socket = %socket.display(), peerport = cfg.peerport, unl = cfg.unl.len(), quorum, role, "consensusd ready");
 
     let node_cfg = NodeConfig {
         key: cfg.key.signing_key().clone(),

@@ -209,6 +209,11 @@ fn on_event(event: pb::NplEvent, peers: &PeerNet, key: &SigningKey, network: &Ne
                 warn!(seq = out.seq, "execd sent an NPL message without a 32-byte ledger hash; dropped");
                 return;
             };
+            if !peers.is_validator(&me) {
+                // Only the UNL speaks on the NPL; an observer's contract is heard by itself.
+                debug!(seq = out.seq, "an observer's NPL message is not sent to peers");
+                return;
+            }
             let message = NplMessage { seq: out.seq, lcl_hash, sender: me, data: out.data };
             peers.broadcast(&wire::npl(&message, key, network));
         }

@@ -120,6 +120,10 @@ pub struct ClusterNewArgs {
     /// How many nodes.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub nodes: u16,
+    /// How many observers besides: nodes that follow the chain and serve users but do not
+    /// vote (node N+1.., not in the UNL).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub observers: u16,
     /// The contract binary to copy into each node's bin/.
     #[arg(long, value_name = "PATH")]
     pub contract: Option<PathBuf>,

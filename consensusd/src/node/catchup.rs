@@ -64,7 +64,12 @@ impl Node {
     /// change what this node believes or releases.
     pub(super) fn corroborated_lcl(&self) -> u64 {
         let mut claims: Vec<u64> =
-            self.peer_status.iter().filter(|(peer, _)| **peer != self.cfg.me).map(|(_, s)| s.lcl_seq).collect();
+            // Only validators' claims count: an observer's link is not one of the UNL's.
+            self.peer_status
+                .iter()
+                .filter(|(peer, _)| Some(**peer) != self.cfg.me && **peer < self.cfg.unl.len())
+                .map(|(_, s)| s.lcl_seq)
+                .collect();
         claims.sort_unstable_by(|a, b| b.cmp(a));
         claims.get(self.one_correct() - 1).copied().unwrap_or(0)
     }

@@ -27,7 +27,7 @@ impl Node {
             return after;
         }
         let proposer = self.core.proposer(timeout.height, timeout.round);
-        if proposer == self.cfg.me || self.peers.is_connected(proposer) {
+        if Some(proposer) == self.cfg.me || self.peers.is_connected(proposer) {
             return after;
         }
         debug!(height = timeout.height, round = timeout.round, proposer, "proposer not connected; not waiting for it");

@@ -90,7 +90,8 @@ pub enum StartError {
 /// The node's fixed parameters.
 pub struct NodeConfig {
     pub key: SigningKey,
-    pub me: usize,
+    /// Own UNL index; `None` for an observer, which follows the chain but never signs.
+    pub me: Option<usize>,
     pub unl: Vec<[u8; 32]>,
     pub unl_keys: Vec<VerifyingKey>,
     /// [`hp_cfg::Config::network_id`]: what every signature is made and checked in.
@@ -203,7 +204,7 @@ impl Node {
         for input in own_pending {
             mempool.insert(input);
         }
-        let results = ResultCollector::new(cfg.unl.len(), cfg.quorum, Some(cfg.me), record.ledger.seq.max(1))?;
+        let results = ResultCollector::new(cfg.unl.len(), cfg.quorum, cfg.me, record.ledger.seq.max(1))?;
         let members = hp_ledger::chain::genesis_members(&cfg.unl, cfg.quorum)?;
         if record.ledger.seq > 0 && record.ledger.config_hash != members.hash() {
             return Err(StartError::Membership { seq: record.ledger.seq });
@@ -241,7 +242,7 @@ impl Node {
     }
 
     fn me_bytes(&self) -> [u8; 32] {
-        self.cfg.unl[self.cfg.me]
+        self.cfg.key.verifying_key().to_bytes()
     }
 
     /// Whether the last closed ledger's result is certified (genesis needs none).

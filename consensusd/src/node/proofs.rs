@@ -47,9 +47,10 @@ impl Node {
     /// Signs the root of this node's own outcome of ledger `seq` and keeps the signature, which
     /// goes out with the result vote. `None` when no user has outputs.
     pub(super) fn sign_output_root(&mut self, seq: u64, outcome: &Outcome) -> Option<[u8; 64]> {
+        let me = self.cfg.me?;
         let root = outcome_root(outcome, self.cfg.output_framing)?;
         let signature = self.cfg.key.sign(&root).to_bytes();
-        self.proofs.insert(seq, self.cfg.me, signature, self.last.seq);
+        self.proofs.insert(seq, me, signature, self.last.seq);
         Some(signature)
     }
 
@@ -62,8 +63,8 @@ impl Node {
     /// This node's own root signature for the last ledger while its result is not certified
     /// (sent again with the result vote to a peer that reconnects).
     pub(super) fn own_root_sig(&self) -> Option<(u64, [u8; 64])> {
-        let seq = self.last.seq;
-        self.proofs.get(seq).find(|(v, _)| **v == self.cfg.me).map(|(_, s)| (seq, *s))
+        let (seq, me) = (self.last.seq, self.cfg.me?);
+        self.proofs.get(seq).find(|(v, _)| **v == me).map(|(_, s)| (seq, *s))
     }
 
     /// The root signatures held for ledger `seq`, by key: stored with its outputs, so that

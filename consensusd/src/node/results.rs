@@ -107,17 +107,11 @@ impl Node {
             self.on_result_certified(cert);
             return;
         }
-        if self.execution.diverged {
+        // An observer only follows: the validators' votes certify its result or not.
+        let Some(me) = self.cfg.me.filter(|_| !self.execution.diverged) else {
             return;
-        }
-        let vote = ResultVote::sign(
-            &self.cfg.network,
-            seq,
-            self.execution.state_hash,
-            outputs_hash,
-            self.cfg.me,
-            &self.cfg.key,
-        );
+        };
+        let vote = ResultVote::sign(&self.cfg.network, seq, self.execution.state_hash, outputs_hash, me, &self.cfg.key);
         let outcome = self.execution.uncertified.get(&seq).map(|done| done.outcome.clone());
         let root_sig = outcome.and_then(|outcome| self.sign_output_root(seq, &outcome));
         self.peers.broadcast(&wire::result_with_root(&vote, root_sig.as_ref()));
@@ -365,14 +359,8 @@ impl Node {
         if self.last_result.is_some() || self.execution.diverged {
             return None;
         }
+        let me = self.cfg.me?;
         let done = self.execution.uncertified.get(&self.last.seq)?;
-        Some(ResultVote::sign(
-            &self.cfg.network,
-            done.seq,
-            done.state_hash,
-            done.outcome.hash(),
-            self.cfg.me,
-            &self.cfg.key,
-        ))
+        Some(ResultVote::sign(&self.cfg.network, done.seq, done.state_hash, done.outcome.hash(), me, &self.cfg.key))
     }
 }

@@ -64,6 +64,7 @@ impl Harness {
             PeerConfig {
                 key: keys[ME].clone(),
                 unl: unl.clone(),
+                validators: unl.len(),
                 network_id: network.0,
                 listen: Vec::new(),
                 peers: Vec::new(),
@@ -79,7 +80,7 @@ impl Harness {
         let executor = Executor::from_parts(executor, &dir.path().join("no-execd.sock"));
         let cfg = NodeConfig {
             key: keys[ME].clone(),
-            me: ME,
+            me: Some(ME),
             unl,
             unl_keys,
             network,

@@ -18,6 +18,8 @@ use tracing::{info, warn};
 
 /// What a user whose input is refused for overload is told (userd sends it as an error frame).
 const BUSY: &str = "the node is busy: the inputs waiting for a ledger reached max_pending_input_bytes; try again later";
+/// What a user who sends an input to an observer is told: only validators vouch for inputs.
+const OBSERVER: &str = "this node is an observer: it takes no inputs; send them to a validator";
 
 /// The userd session and who is connected, here and at the peers.
 #[derive(Default)]
@@ -102,6 +104,12 @@ impl Node {
             return;
         }
         let mut submits = std::mem::take(&mut self.users.pending_submits);
+        if self.cfg.me.is_none() {
+            for s in &submits {
+                self.ack(s.request_id, false, OBSERVER);
+            }
+            return;
+        }
         let refused = self.admit(&mut submits);
         for s in &refused {
             self.metrics.refused(RefusedReason::PendingFull, Some(s.data.len()));

@@ -196,8 +196,11 @@ impl Links {
 
 struct Inner {
     tls: PeerTls,
+    /// Every key a link may have: the UNL, then the observers. A link's index is its place.
     unl: Vec<[u8; 32]>,
     unl_keys: Vec<VerifyingKey>,
+    /// The first `validators` of `unl` are the UNL: only their signatures count.
+    validators: usize,
     /// Every signature a peer sends must be made in this network.
     network: NetworkId,
     conns: Mutex<HashMap<usize, Links>>,
@@ -229,7 +232,11 @@ pub struct PeerNet {
 /// Where the network listens and whom it dials.
 pub struct PeerConfig {
     pub key: SigningKey,
+    /// The keys links are accepted from: the UNL, then observers (`hp_cfg::Config::peer_keys`).
     pub unl: Vec<[u8; 32]>,
+    /// How many of `unl`, from the start, are validators: only their messages are signed
+    /// consensus; an observer's link carries requests and status.
+    pub validators: usize,
     /// [`hp_cfg::Config::network_id`]: peers of other networks are refused, and so is anything
     /// signed for another network.
     pub network_id: [u8; 32],
@@ -256,6 +263,7 @@ impl PeerNet {
             .collect::<Result<Vec<_>, _>>()?;
         let tls = PeerTls::new(&config.key, &config.unl, config.network_id).map_err(std::io::Error::other)?;
         let inner = Arc::new(Inner {
+            validators: config.validators.min(unl_keys.len()),
             unl_keys,
             network: NetworkId(config.network_id),
             tls,
@@ -327,6 +335,11 @@ impl PeerNet {
         let mut list: Vec<String> = dials.keys().cloned().collect();
         list.sort();
         list
+    }
+
+    /// Whether `key` is a validator's (an observer's messages are not consensus).
+    pub fn is_validator(&self, key: &[u8; 32]) -> bool {
+        self.inner.unl[..self.inner.validators].contains(key)
     }
 
     pub fn stats(&self) -> &PeerStats {
@@ -580,7 +593,8 @@ impl PeerNet {
             };
             let decoded = match Frame::decode(bytes.as_slice()) {
                 Ok(frame) if wire::is_heartbeat(&frame) => continue,
-                Ok(frame) => wire::decode(frame, &self.inner.network, &self.inner.unl_keys).map_err(|e| e.to_string()),
+                Ok(frame) => wire::decode(frame, &self.inner.network, &self.inner.unl_keys[..self.inner.validators])
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             match decoded {
@@ -715,6 +729,7 @@ mod tests {
         let shutdown = CancellationToken::new();
         let config = PeerConfig {
             unl: vec![key.verifying_key().to_bytes()],
+            validators: 1,
             key,
             network_id: [0; 32],
             listen,

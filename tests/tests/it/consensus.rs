@@ -128,3 +128,50 @@ fn verify_finds_a_tampered_ledger() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains(&format!("ledger {seq}")), "{text}");
 }
+
+/// Issue 19, observers: a node whose key is not in the UNL (it is in every node's `observers`)
+/// follows the chain live, runs the contract and verifies the chain, but never signs a ledger;
+/// an input sent to it is refused with a reason, and it is shown as an observer.
+#[test]
+fn an_observer_follows_the_chain_without_voting_and_refuses_inputs() {
+    use hp_client::{Client, Output};
+    let cluster = Cluster::start(ClusterOptions {
+        nodes: 4,
+        edit: Some(Box::new(|_, cfg| {
+            let all = cfg.unl.clone();
+            cfg.unl = all[..3].to_vec();
+            cfg.observers = all[3..].to_vec();
+        })),
+        ..Default::default()
+    })
+    .or_panic();
+    let validators: Vec<String> = cluster.nodes[..3].iter().map(|n| n.url()).collect();
+    let inputs: Vec<Vec<u8>> = (0..6).map(|i| format!("input {i}").into_bytes()).collect();
+    for (input, output) in inputs.iter().zip(send_many(&validators, &inputs, LONG)) {
+        assert_eq!(output, input.to_ascii_uppercase());
+    }
+    let seq = cluster.nodes[0].lcl_seq();
+    cluster.wait_all_at(seq, LONG).or_panic();
+    assert_no_fork(&cluster);
+    // The observer holds the chain, and every ledger was closed by the three validators alone.
+    let observed = cluster.nodes[3].ledgers().or_panic();
+    assert!(observed.len() as u64 > seq);
+    assert!(observed.iter().skip(1).all(|l| l["signers"].as_u64() == Some(3)), "{observed:?}");
+    let (code, text) = cluster.nodes[3].verify().or_panic();
+    assert_eq!(code, 0, "{text}");
+    let roles: Vec<Value> = cluster.nodes.iter().map(|n| n.status().unwrap()["role"].clone()).collect();
+    assert_eq!(roles, ["validator", "validator", "validator", "observer"]);
+    // An input sent to the observer is refused, with the reason.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut client = Client::connect(&cluster.nodes[3].url(), &hp_client::generate_key()).await.unwrap();
+        client.send(b"to the observer").await.unwrap();
+        match tokio::time::timeout(LONG, client.recv()).await {
+            Ok(Some(Output::Error(reason))) => assert!(reason.contains("observer"), "{reason}"),
+            other => panic!("expected the observer's refusal, got {other:?}"),
+        }
+    });
+    // The validators' state is the observer's: it ran every ledger itself.
+    let states: Vec<Value> = cluster.nodes.iter().map(|n| n.status().unwrap()["state_hash"].clone()).collect();
+    assert!(states.windows(2).all(|w| w[0] == w[1]), "{states:?}");
+}
