@@ -9,6 +9,12 @@
 //                                 every UNL member's, and answers {"op":"npl","heard":<n>,
 //                                 "unl":<n>} and then {"op":"heard","members":[<keys, sorted>]}
 //                                 — the same on every node
+//   {"op": "config"}              answers {"op":"config","version":<v>,"unl":<n>,"roundtime":<ms>}
+//                                 from ../patch.cfg (the library's getConfig)
+//   {"op": "version", "version": "..."}
+//                                 sets the contract's version in ../patch.cfg (the library's
+//                                 updateConfig; agreed with the state) and answers
+//                                 {"op":"version","version":"..."}
 //   any other JSON                answers {"op":"error","error":"unknown op"}
 //   text that is not JSON         is added as a note, as {"op":"add","text":<the text>} would
 //
@@ -73,6 +79,14 @@ async function contract(ctx) {
                 await user.send({ op: "added", text: req.text });
             } else if (req.op === "npl") {
                 wantsNpl.push(user);
+            } else if (req.op === "config") {
+                const config = await ctx.getConfig();
+                await user.send({ op: "config", version: config.version, unl: config.unl.length, roundtime: config.consensus.roundtime });
+            } else if (req.op === "version" && typeof req.version === "string") {
+                const config = await ctx.getConfig();
+                config.version = req.version;
+                await ctx.updateConfig(config);
+                await user.send({ op: "version", version: req.version });
             } else {
                 await user.send({ op: "error", error: "unknown op" });
             }

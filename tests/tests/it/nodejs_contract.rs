@@ -134,3 +134,22 @@ fn a_seed_protocol_user_gets_each_message_of_a_library_contract_as_its_own_frame
     assert_eq!(frames[0]["count"], 1);
     assert_eq!(frames[1], json!({"op": "added", "text": "seed"}));
 }
+
+/// Issue 19: the library's `getConfig` reads `../patch.cfg` (hp.cfg's values on a new network)
+/// and its `updateConfig` writes it; the written patch is agreed with the state, so a later
+/// round on another node reads it back.
+#[test]
+fn the_contract_library_reads_and_updates_patch_cfg_through_the_sandbox() {
+    let cluster = nodejs_cluster();
+    let ask = |node: usize, input: &[u8]| {
+        let frames = hp_tests::user::send_and_collect(&cluster.nodes[node].url(), input, 1, CLIENT_TIMEOUT);
+        parse(&String::from_utf8_lossy(&frames[0]))
+    };
+    let before = ask(0, br#"{"op":"config"}"#);
+    assert_eq!(before["unl"], 3, "{before}");
+    assert_eq!(before["version"], "1.0", "{before}");
+    assert_eq!(ask(1, br#"{"op":"version","version":"2.5"}"#), json!({"op": "version", "version": "2.5"}));
+    let after = ask(2, br#"{"op":"config"}"#);
+    assert_eq!(after["version"], "2.5", "the patch written on every node in one round: {after}");
+    assert_eq!(after["roundtime"], before["roundtime"]);
+}
