@@ -7,8 +7,9 @@
 //!
 //! The accepting node signs each input ([`Input::signature`], over [`Input::signed_digest`]),
 //! and the signature travels with the input into the ledger: every node checks it before it
-//! votes for a ledger, and anyone can check it offline, so a faulty proposer can neither make
-//! up inputs under another node's name nor put other bytes under a real input's identity.
+//! votes for a ledger (under ZIP 215's rules, as a batch: [`verify_origins`]), and anyone can
+//! check it offline, so a faulty proposer can neither make up inputs under another node's
+//! name nor put other bytes under a real input's identity.
 //! Nodes gossip their accepted inputs as an [`InputBatch`], itself signed by the accepting
 //! node, so any node may relay a batch and every receiver can still check where it came from.
 //! Both signatures cover the network id, so nothing of one network is accepted by another:
