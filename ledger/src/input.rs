@@ -334,15 +334,15 @@ mod tests {
         let name = |i: &Input| (hex::encode(i.id.origin), i.id.nonce);
         // Other bytes under a real signature, a signature by another key, no signature at all:
         // each alone makes the whole set fail, and the one at fault is named.
-        let forged = |i: &Input| Input { id: i.id, ..Input::sign(&NET, i.id.nonce, i.user, i.data.clone(), &key()) };
-        let bads: [fn(&Input, &dyn Fn(&Input) -> Input) -> Input; 3] = [
-            |i, _| Input { data: Bytes::from_static(b"pay 99"), ..i.clone() },
-            |i, forged| forged(i),
-            |i, _| Input { signature: Signature::from_bytes(&[0; 64]), ..i.clone() },
+        let target = &good[23];
+        let bads = [
+            Input { data: Bytes::from_static(b"pay 99"), ..target.clone() },
+            Input { id: target.id, ..Input::sign(&NET, target.id.nonce, target.user, target.data.clone(), &key()) },
+            Input { signature: Signature::from_bytes(&[0; 64]), ..target.clone() },
         ];
         for bad in bads {
             let mut inputs = good.clone();
-            inputs[23] = bad(&inputs[23], &forged);
+            inputs[23] = bad;
             let (origin, nonce) = name(&inputs[23]);
             assert_eq!(
                 verify_origins(&NET, &inputs.iter().collect::<Vec<_>>()),
