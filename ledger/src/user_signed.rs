@@ -18,7 +18,8 @@
 //! batch of signatures at once gives exactly the verdict of checking each alone: a node that
 //! receives a peer's batch of inputs checks their signatures together ([`open_inputs`]), at
 //! about half the cost, and still agrees with every node (and `hotpocket verify`) that checks
-//! them one by one. (The strict rules of the node's own signatures have no such batch.)
+//! them one by one. Inputs' origin signatures follow the same rules
+//! ([`crate::input::verify_origins`]).
 
 use bson::Bson;
 use bytes::Bytes;
