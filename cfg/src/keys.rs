@@ -13,6 +13,8 @@ pub enum KeyError {
     NotHex,
     #[error("is not a valid Ed25519 public key")]
     NotAPoint,
+    #[error("is a small-order (weak) Ed25519 key: signatures under it can be made without its secret")]
+    Weak,
     #[error("the public half of the secret key does not match its seed")]
     SeedMismatch,
 }
@@ -30,7 +32,13 @@ pub fn decode_hex_exact<const N: usize>(text: &str) -> Result<[u8; N], KeyError>
 /// Parses a 64-hex-character Ed25519 public key.
 pub fn parse_public_key(text: &str) -> Result<VerifyingKey, KeyError> {
     let bytes = decode_hex_exact::<32>(text)?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::NotAPoint)
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::NotAPoint)?;
+    // Signatures are checked under ZIP 215 (batchable), which a small-order key passes for
+    // any message: such a key can never be a node's.
+    if key.is_weak() {
+        return Err(KeyError::Weak);
+    }
+    Ok(key)
 }
 
 /// A public key shown as lowercase hex, for logs and messages.
@@ -139,6 +147,9 @@ mod tests {
         assert_eq!(decode_hex_exact::<2>("zz00"), Err(KeyError::NotHex));
         assert_eq!(decode_hex_exact::<2>("ABcd"), Ok([0xab, 0xcd]));
         assert!(parse_public_key(&"0".repeat(63)).is_err());
+        // The identity point: small order, a valid encoding.
+        let identity = format!("01{}", "0".repeat(62));
+        assert!(matches!(parse_public_key(&identity), Err(KeyError::Weak)));
     }
 
     #[test]

@@ -212,8 +212,11 @@ impl ContractPatch {
                 let mut key = [0u8; 32];
                 hex::decode_to_slice(hex_part, &mut key)
                     .map_err(|_| field("unl", format!("`{text}` is not `ed` and 64 hex digits")))?;
-                ed25519_dalek::VerifyingKey::from_bytes(&key)
+                let parsed = ed25519_dalek::VerifyingKey::from_bytes(&key)
                     .map_err(|_| field("unl", format!("`{text}` is not an Ed25519 public key")))?;
+                if parsed.is_weak() {
+                    return Err(field("unl", format!("`{text}` is a small-order (weak) key")));
+                }
                 Ok(key)
             })
             .collect()

@@ -34,7 +34,7 @@ pub struct Membership {
 pub enum MembershipError {
     #[error("a UNL of {0} keys (1 to {MAX_MEMBERS})")]
     Size(usize),
-    #[error("key {0} is not an Ed25519 public key")]
+    #[error("key {0} is not an Ed25519 public key, or a small-order one")]
     BadKey(String),
     #[error("key {0} is listed twice")]
     Duplicate(String),
@@ -51,7 +51,13 @@ impl Membership {
         }
         let mut keys = Vec::with_capacity(unl.len());
         for (i, key) in unl.iter().enumerate() {
-            keys.push(VerifyingKey::from_bytes(key).map_err(|_| MembershipError::BadKey(hex::encode(key)))?);
+            let parsed = VerifyingKey::from_bytes(key).map_err(|_| MembershipError::BadKey(hex::encode(key)))?;
+            // Signatures are checked under ZIP 215, which a small-order key passes for any
+            // message: such a member would let anyone sign as it.
+            if parsed.is_weak() {
+                return Err(MembershipError::BadKey(hex::encode(key)));
+            }
+            keys.push(parsed);
             if unl[..i].contains(key) {
                 return Err(MembershipError::Duplicate(hex::encode(key)));
             }
@@ -153,6 +159,9 @@ mod tests {
         assert!(matches!(Membership::new(twice, 3), Err(MembershipError::Duplicate(_))));
         let not_a_point = (0..=255u8).map(|b| [b; 32]).find(|k| VerifyingKey::from_bytes(k).is_err()).unwrap();
         assert!(matches!(Membership::new(vec![not_a_point], 1), Err(MembershipError::BadKey(_))));
+        let mut identity = [0u8; 32];
+        identity[0] = 1; // the identity point: small order, a valid encoding
+        assert!(matches!(Membership::new(vec![identity], 1), Err(MembershipError::BadKey(_))), "a weak key");
         let mut w = Writer::new();
         w.u32(1).u32(1).fixed(&not_a_point);
         let bytes = w.finish();
