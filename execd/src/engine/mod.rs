@@ -384,16 +384,19 @@ impl Engine {
     /// writes it.
     fn load_patch(&mut self) {
         let path = self.paths.state.join(PATCH_FILE_IN_STATE);
-        match read_patch(&path).map(|bytes| ContractPatch::parse(&bytes)) {
-            Ok(Ok(patch)) => self.patch = patch,
+        let committed = match read_patch(&path).map(|bytes| ContractPatch::parse(&bytes)) {
+            Ok(Ok(patch)) => Some(patch),
             Ok(Err(e)) => {
-                tracing::error!(path = %path.display(), error = %e, "the committed patch.cfg is invalid; using hp.cfg's")
+                tracing::error!(path = %path.display(), error = %e, "the committed patch.cfg is invalid; using hp.cfg's");
+                None
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "cannot read the committed patch.cfg; using hp.cfg's")
+                tracing::error!(path = %path.display(), error = %e, "cannot read the committed patch.cfg; using hp.cfg's");
+                None
             }
-        }
+        };
+        self.patch = committed.unwrap_or_else(|| self.cfg.genesis_patch.clone());
     }
 
     /// After a round: judges what the contract left in `patch.cfg` and leaves the file in its
@@ -468,6 +471,9 @@ impl Engine {
         }
         let interrupted = self.marker.read()?.is_some();
         self.ensure_state(interrupted)?;
+        // The config in force is the committed state's, also after a round that failed
+        // half-way: what a refused patch is undone to must be the same on every node.
+        self.load_patch();
 
         let mut marker = Marker { seq: req.seq, boot_id: self.boot_id.clone(), sid: None };
         self.marker.set(&marker)?;
