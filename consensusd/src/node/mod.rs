@@ -241,6 +241,12 @@ impl Node {
         })
     }
 
+    /// Connected peers that are UNL members (an observer's link is not one): what status,
+    /// health and `peers_connected` count.
+    fn validator_links(&self) -> usize {
+        self.peers.connected().into_iter().filter(|link| *link < self.cfg.unl.len()).count()
+    }
+
     fn me_bytes(&self) -> [u8; 32] {
         self.cfg.key.verifying_key().to_bytes()
     }
@@ -489,7 +495,7 @@ impl Node {
     fn update_gauges(&self) {
         let m = &self.metrics;
         let level = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        m.peers_connected.set(level(self.peers.connected().len()));
+        m.peers_connected.set(level(self.validator_links()));
         m.pending_inputs.set(level(self.mempool.len()));
         m.pending_input_bytes.set(level(self.mempool.bytes()));
         m.catchup_in_progress.set(i64::from(self.catchup.behind(self.last.seq)));
@@ -500,7 +506,7 @@ impl Node {
             lcl_seq: self.last.seq,
             lcl_hash: self.last.hash(),
             state_hash: self.execution.state_hash,
-            peers: self.peers.connected().len(),
+            peers: self.validator_links(),
             users: self.users.local.len(),
             in_sync: !self.catchup.behind(self.last.seq),
             since_close: self.metrics.since_close(),

@@ -161,6 +161,11 @@ fn an_observer_follows_the_chain_without_voting_and_refuses_inputs() {
     assert_eq!(code, 0, "{text}");
     let roles: Vec<Value> = cluster.nodes.iter().map(|n| n.status().unwrap()["role"].clone()).collect();
     assert_eq!(roles, ["validator", "validator", "validator", "observer"]);
+    // A validator counts only UNL members among its peers: never the observer's link.
+    for node in &cluster.nodes[..3] {
+        let peers = node.status().unwrap()["peers"].as_u64().unwrap();
+        assert!(peers <= 2, "node {} counts {peers} UNL peers of 2", node.index + 1);
+    }
     // An input sent to the observer is refused, with the reason.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
