@@ -203,21 +203,14 @@ impl ContractPatch {
         self.unl
             .iter()
             .map(|text| {
+                // `ed` in any case (the library's check), then a key as hp.cfg takes it.
                 let hex_part = text
-                    .strip_prefix("ed")
-                    .or_else(|| text.strip_prefix("ED"))
-                    .or_else(|| text.strip_prefix("Ed"))
-                    .or_else(|| text.strip_prefix("eD"))
+                    .get(..2)
+                    .filter(|prefix| prefix.eq_ignore_ascii_case("ed"))
+                    .map(|_| &text[2..])
                     .ok_or_else(|| field("unl", format!("`{text}` is not `ed` and 64 hex digits")))?;
-                let mut key = [0u8; 32];
-                hex::decode_to_slice(hex_part, &mut key)
-                    .map_err(|_| field("unl", format!("`{text}` is not `ed` and 64 hex digits")))?;
-                let parsed = ed25519_dalek::VerifyingKey::from_bytes(&key)
-                    .map_err(|_| field("unl", format!("`{text}` is not an Ed25519 public key")))?;
-                if parsed.is_weak() {
-                    return Err(field("unl", format!("`{text}` is a small-order (weak) key")));
-                }
-                Ok(key)
+                let key = crate::keys::parse_public_key(hex_part).map_err(|e| field("unl", format!("`{text}` {e}")))?;
+                Ok(key.to_bytes())
             })
             .collect()
     }

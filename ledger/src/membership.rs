@@ -4,7 +4,7 @@
 //! and may hand over to another from the next ledger on ([`crate::LedgerBody::next_membership`]).
 //! A hand-over is decided by the old members (it is part of a ledger they commit), so a chain
 //! can be checked from its genesis UNL alone: each ledger's certificates against the members
-//! the chain itself has named so far ([`crate::chain::Members`]).
+//! the chain itself has named so far ([`Membership::after`], [`crate::chain::verify_next`]).
 //!
 //! ```text
 //! membership := u32 quorum | u32 n_keys | [32] key*      (keys distinct, in UNL order)
