@@ -402,13 +402,14 @@ impl Engine {
     /// After a round: judges what the contract left in `patch.cfg` and leaves the file in its
     /// canonical form, of the patch taken or, if it was refused, of the config in force. The
     /// same bytes give the same verdict on every node, so the state hash agrees either way.
-    fn settle_patch(&mut self, seq: u64) -> Result<(), EngineError> {
+    /// Returns the config in force after the round, for the caller to take once committed.
+    fn settle_patch(&self, seq: u64) -> Result<ContractPatch, EngineError> {
         link_patch(self.paths.state.parent(), &self.paths.state);
         let path = self.paths.state.join(PATCH_FILE_IN_STATE);
         let current = self.patch.to_bytes();
         let written = read_patch(&path);
         if written.as_ref().is_ok_and(|bytes| *bytes == current) {
-            return Ok(());
+            return Ok(self.patch.clone());
         }
         let verdict = match &written {
             Ok(bytes) => ContractPatch::parse(bytes).map_err(|e| e.to_string()),
@@ -416,7 +417,7 @@ impl Engine {
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(e.to_string()),
             Err(e) => Err(format!("patch.cfg cannot be read: {e}")),
         };
-        match verdict {
+        let next = match verdict {
             Ok(patch) => {
                 if patch != self.patch {
                     tracing::info!(
@@ -427,15 +428,18 @@ impl Engine {
                         "the contract changed patch.cfg; the new config is agreed with the state"
                     );
                 }
-                self.patch = patch;
+                patch
             }
-            Err(why) => tracing::warn!(seq, reason = %why, "patch.cfg refused; the config in force stays"),
+            Err(why) => {
+                tracing::warn!(seq, reason = %why, "patch.cfg refused; the config in force stays");
+                self.patch.clone()
+            }
+        };
+        let canonical = next.to_bytes();
+        if !written.is_ok_and(|bytes| bytes == canonical) {
+            self.write_patch(&canonical)?;
         }
-        let canonical = self.patch.to_bytes();
-        if written.is_ok_and(|bytes| bytes == canonical) {
-            return Ok(());
-        }
-        self.write_patch(&canonical)
+        Ok(next)
     }
 
     /// Replaces `state/.patch.cfg` (whatever it is now) with `bytes`, the contract's to change.
@@ -471,9 +475,6 @@ impl Engine {
         }
         let interrupted = self.marker.read()?.is_some();
         self.ensure_state(interrupted)?;
-        // The config in force is the committed state's, also after a round that failed
-        // half-way: what a refused patch is undone to must be the same on every node.
-        self.load_patch();
 
         let mut marker = Marker { seq: req.seq, boot_id: self.boot_id.clone(), sid: None };
         self.marker.set(&marker)?;
@@ -517,7 +518,7 @@ impl Engine {
         if self.cfg.reap_strays {
             process::reap_adopted_zombies();
         }
-        self.settle_patch(req.seq)?;
+        let patch = self.settle_patch(req.seq)?;
         let scan = self.state.scan()?;
         self.last_scan = scan.stats;
         let run_micros = outcome.run_time.as_micros() as u64;
@@ -532,6 +533,9 @@ impl Engine {
         };
         result.overhead_micros = (started.elapsed().as_micros() as u64).saturating_sub(run_micros);
         self.commit(scan, &result)?;
+        // Only once committed: a round that failed half-way leaves the committed config in
+        // force, which is what a refused patch is undone to on every node.
+        self.patch = patch;
         Ok(result)
     }
 
