@@ -296,6 +296,13 @@ mod hand_over {
         (vec![genesis, r1, r2, r3, r4], old)
     }
 
+    /// `record`'s ledger with `edit` applied to its body; its certificates stay as they were.
+    fn rewrite(record: &mut LedgerRecord, edit: impl FnOnce(&mut LedgerBody)) {
+        let mut body: LedgerBody = (*record.ledger).clone();
+        edit(&mut body);
+        record.ledger = Ledger::new(body);
+    }
+
     #[test]
     fn a_chain_is_verified_across_a_hand_over_from_its_genesis_unl_alone() {
         let (records, genesis) = chain(|_, _, _| {});
@@ -315,9 +322,7 @@ mod hand_over {
     fn a_ledger_that_ignores_a_recorded_hand_over_is_refused() {
         // Ledger 3 claims the old members still close it.
         let (mut tampered, genesis) = chain(|_, _, _| {});
-        let mut body: LedgerBody = (*tampered[3].ledger).clone();
-        body.config_hash = genesis.hash();
-        tampered[3].ledger = Ledger::new(body);
+        rewrite(&mut tampered[3], |body| body.config_hash = genesis.hash());
         let err = verify_chain(tampered, &NET, &genesis).unwrap_err();
         assert!(matches!(err, ChainError::WrongMembership { seq: 3, .. }), "{err}");
         // And a chain whose ledger 3 names members nobody handed over to.
@@ -330,9 +335,9 @@ mod hand_over {
     fn a_hand_over_not_certified_by_the_members_in_force_is_refused() {
         let (mut records, genesis) = chain(|_, _, _| {});
         // Ledger 2's hand-over rewritten to another UNL: its commit no longer covers it.
-        let mut body: LedgerBody = (*records[2].ledger).clone();
-        body.next_membership = Some(Membership::new(genesis.unl()[..1].to_vec(), 1).unwrap());
-        records[2].ledger = Ledger::new(body);
+        rewrite(&mut records[2], |body| {
+            body.next_membership = Some(Membership::new(genesis.unl()[..1].to_vec(), 1).unwrap())
+        });
         let err = verify_chain(records, &NET, &genesis).unwrap_err();
         assert_eq!(err, ChainError::CommitForOtherLedger { seq: 2 });
     }
