@@ -215,6 +215,14 @@ impl ContractPatch {
             .collect()
     }
 
+    /// The UNL and the quorum its threshold gives: the membership this config hands over to.
+    pub fn membership(&self) -> Result<(Vec<[u8; 32]>, usize), PatchError> {
+        let unl = self.unl_keys()?;
+        let quorum = hp_consensus::quorum_for(unl.len(), self.threshold())
+            .map_err(|e| field("consensus.threshold", e.to_string()))?;
+        Ok((unl, quorum))
+    }
+
     /// `consensus.threshold` as the fraction hp.cfg uses.
     pub fn threshold(&self) -> f64 {
         self.consensus.threshold as f64 / 100.0

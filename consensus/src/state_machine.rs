@@ -61,6 +61,17 @@ impl<V: Value> Held<V> {
     }
 }
 
+/// Checks that `me`, if a member, is `key`'s place in `params`' UNL.
+fn check_member(params: &Params, me: Option<ValidatorIndex>, key: &SigningKey) -> Result<(), ParamsError> {
+    if let Some(me) = me {
+        let own = params.unl.get(me).ok_or(ParamsError::ValidatorOutOfRange { me, n: params.n() })?;
+        if *own != key.verifying_key() {
+            return Err(ParamsError::KeyMismatch { me });
+        }
+    }
+    Ok(())
+}
+
 /// One node's consensus state machine. Pure: no clock, no I/O, no randomness; the same inputs
 /// give the same effects, signatures included (Ed25519 is deterministic).
 #[derive(Debug)]
@@ -103,12 +114,7 @@ impl<V: Value> Consensus<V> {
     /// happens until the first [`Input::StartHeight`] or [`Input::Resume`].
     pub fn new(params: Params, me: Option<ValidatorIndex>, key: SigningKey) -> Result<Self, ParamsError> {
         params.validate()?;
-        if let Some(me) = me {
-            let own = params.unl.get(me).ok_or(ParamsError::ValidatorOutOfRange { me, n: params.n() })?;
-            if *own != key.verifying_key() {
-                return Err(ParamsError::KeyMismatch { me });
-            }
-        }
+        check_member(&params, me, &key)?;
         Ok(Consensus {
             params,
             me,
@@ -127,6 +133,19 @@ impl<V: Value> Consensus<V> {
             decision_round: None,
             new_precommit_rounds: BTreeSet::new(),
         })
+    }
+
+    /// Hands the machine to another membership: `params` and own index `me` from the next
+    /// height on. Called between heights, after `height` is decided and before the next one
+    /// starts. Messages buffered for the next height were checked against the old members, so
+    /// they are dropped: a signer's index means another validator under the new ones.
+    pub fn change_members(&mut self, params: Params, me: Option<ValidatorIndex>) -> Result<(), ParamsError> {
+        params.validate()?;
+        check_member(&params, me, &self.key)?;
+        self.params = params;
+        self.me = me;
+        self.next = VoteKeeper::new();
+        Ok(())
     }
 
     /// Current height `h_p`.

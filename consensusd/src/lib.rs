@@ -89,6 +89,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     let quorum = cfg.quorum();
     let network = NetworkId(cfg.network_id());
     let genesis = Ledger::genesis(&cfg.unl, &network);
+    let genesis_members = hp_ledger::chain::genesis_members(&cfg.unl, quorum)?;
     std::fs::create_dir_all(dir.hist()).map_err(|source| RunError::CreateDir { path: dir.hist(), source })?;
     let store = Store::open(&dir.ledger_db(), &genesis)?;
     let params =
@@ -102,7 +103,9 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         PeerConfig {
             key: cfg.key.signing_key().clone(),
             unl: cfg.peer_keys(),
-            validators: cfg.unl.len(),
+            // The node sets the chain's epochs before it reads any message.
+            epochs: hp_ledger::Epochs::new(genesis_members.clone()),
+            known_through: 0,
             network_id: network.0,
             listen: listen_addrs(&cfg, cfg.peerport),
             peers: cfg.peers.clone(),
@@ -165,11 +168,8 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
 
     let node_cfg = NodeConfig {
         key: cfg.key.signing_key().clone(),
-        me: cfg.my_index(),
-        unl: cfg.unl.clone(),
-        unl_keys,
+        genesis: genesis_members,
         network,
-        quorum,
         roundtime: Duration::from_millis(cfg.roundtime_ms),
         ledger_bounds: node::mempool::LedgerBounds {
             bytes: (cfg.max_ledger_input_bytes as usize).min(peer::codec::MAX_FRAME / 2),

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hp_consensus::{NetworkId, Proposal, ResultVote, Vote, VoteKind};
 use hp_ledger::user_signed::{Opened, Rejection, open_inputs};
-use hp_ledger::{InputBatch, Ledger, LedgerRecord, Outcome};
+use hp_ledger::{Epochs, InputBatch, Ledger, LedgerRecord, Outcome};
 use hp_proto::v1::peer::{self as pb, frame::Kind};
 
 /// A verified message from a peer.
@@ -89,6 +89,10 @@ pub enum WireError {
     Signature { message: &'static str },
     #[error("{message}: {problem}")]
     Decode { message: &'static str, problem: String },
+    #[error("{message} for height {height}: not signed by the members this node knows for it (not stored yet?)")]
+    Unverifiable { message: &'static str, height: u64 },
+    #[error("{message}: the sender is not a UNL member")]
+    NotMember { message: &'static str },
 }
 
 fn field(message: &'static str, field: &'static str, problem: impl Into<String>) -> WireError {
@@ -103,28 +107,88 @@ fn sig64(message: &'static str, b: &[u8]) -> Result<Signature, WireError> {
     Signature::from_slice(b).map_err(|_| field(message, "signature", "must be 64 bytes"))
 }
 
-fn validator(message: &'static str, v: u32, n: usize) -> Result<usize, WireError> {
-    let v = v as usize;
-    if v >= n {
-        return Err(field(message, "validator", format!("{v} is outside the UNL of {n}")));
-    }
-    Ok(v)
-}
-
 /// The most connected users one node may announce.
 pub const MAX_USERS_PER_STATUS: usize = 1_000_000;
 
 /// The most ledgers one catch-up reply may carry.
 pub const MAX_LEDGERS_PER_REPLY: usize = 256;
 
+/// Whose signatures count: the chain's epochs as this node knows them, and the last ledger
+/// whose members it knows for sure (the one after its last stored ledger). A message for a
+/// later height is checked against the latest members; if they did not sign it, it is
+/// [`WireError::Unverifiable`], not forged: the network may have handed over at a ledger this
+/// node has not stored yet.
+pub struct Signers<'a> {
+    pub epochs: &'a Epochs,
+    pub known_through: u64,
+}
+
+impl Signers<'_> {
+    /// The members' keys at `height`.
+    fn keys(&self, height: u64) -> &[VerifyingKey] {
+        self.epochs.members_at(height).keys()
+    }
+
+    /// The UNL keys messages that carry no height (inputs, NPL) are signed with: the latest.
+    fn current(&self) -> &[VerifyingKey] {
+        self.epochs.latest().members.keys()
+    }
+
+    /// A signer's index at `height`, checked to be in that height's UNL.
+    fn index(&self, message: &'static str, height: u64, v: u32) -> Result<usize, WireError> {
+        let n = self.keys(height).len();
+        if (v as usize) < n {
+            Ok(v as usize)
+        } else if height > self.known_through {
+            Err(WireError::Unverifiable { message, height })
+        } else {
+            Err(field(message, "validator", format!("{v} is outside the UNL of {n}")))
+        }
+    }
+
+    /// What a signature check at `height` means.
+    fn checked<E>(&self, message: &'static str, height: u64, verified: Result<(), E>) -> Result<(), WireError> {
+        match verified {
+            Ok(()) => Ok(()),
+            Err(_) if height > self.known_through => Err(WireError::Unverifiable { message, height }),
+            Err(_) => Err(WireError::Signature { message }),
+        }
+    }
+}
+
+impl WireError {
+    /// Whether the frame says nothing of the peer's honesty: signed by members this node does
+    /// not know yet, or sent by a peer that is no member (any more, or yet). Such a frame is
+    /// dropped and the link kept; any other bad frame closes the link.
+    pub fn is_about_membership(&self) -> bool {
+        matches!(self, WireError::Unverifiable { .. } | WireError::NotMember { .. })
+    }
+}
+
+/// The epoch (its first ledger) a consensus message was checked against; `None` for messages
+/// that carry no height. The node drops one checked against other members than those it
+/// holds for that height by the time it reads it.
+pub fn epoch_of(message: &PeerMessage, epochs: &Epochs) -> Option<u64> {
+    consensus_height(message).map(|height| epochs.at(height).first_seq)
+}
+
+/// The height a signed consensus message is about: its members' signatures count for it.
+pub fn consensus_height(message: &PeerMessage) -> Option<u64> {
+    match message {
+        PeerMessage::Proposal(p) => Some(p.height),
+        PeerMessage::Vote(v) => Some(v.height),
+        PeerMessage::Result(v, _) => Some(v.height),
+        _ => None,
+    }
+}
+
 /// Decodes and verifies a frame: every signature must be by a UNL key and made in `network`.
-pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Result<PeerMessage, WireError> {
-    let n = unl.len();
+pub fn decode(frame: pb::Frame, network: &NetworkId, signers: &Signers<'_>) -> Result<PeerMessage, WireError> {
     match frame.kind.ok_or(WireError::Empty)? {
         Kind::Inputs(b) => {
             let origin = hash32("InputBatch", "origin", &b.origin)?;
-            if !unl.iter().any(|k| k.to_bytes() == origin) {
-                return Err(field("InputBatch", "origin", "is not in the UNL"));
+            if !signers.current().iter().any(|k| k.to_bytes() == origin) {
+                return Err(WireError::NotMember { message: "InputBatch" });
             }
             let batch = InputBatch::decode_verified(network, &origin, &b.inputs, &b.signature)
                 .map_err(|e| WireError::Decode { message: "InputBatch", problem: e.to_string() })?;
@@ -147,10 +211,10 @@ pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Re
                 round: p.round,
                 value: ledger,
                 valid_round,
-                proposer: validator("Proposal", p.proposer, n)?,
+                proposer: signers.index("Proposal", p.height, p.proposer)?,
                 signature: sig64("Proposal", &p.signature)?,
             };
-            proposal.verify(network, unl).map_err(|_| WireError::Signature { message: "Proposal" })?;
+            signers.checked("Proposal", p.height, proposal.verify(network, signers.keys(p.height)))?;
             Ok(PeerMessage::Proposal(proposal))
         }
         Kind::Vote(v) => {
@@ -165,10 +229,10 @@ pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Re
                 height: v.height,
                 round: v.round,
                 value,
-                validator: validator("Vote", v.validator, n)?,
+                validator: signers.index("Vote", v.height, v.validator)?,
                 signature: sig64("Vote", &v.signature)?,
             };
-            vote.verify(network, unl).map_err(|_| WireError::Signature { message: "Vote" })?;
+            signers.checked("Vote", v.height, vote.verify(network, signers.keys(v.height)))?;
             Ok(PeerMessage::Vote(vote))
         }
         Kind::Result(r) => {
@@ -176,10 +240,10 @@ pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Re
                 height: r.height,
                 state_hash: hash32("ResultVote", "state_hash", &r.state_hash)?,
                 outputs_hash: hash32("ResultVote", "outputs_hash", &r.outputs_hash)?,
-                validator: validator("ResultVote", r.validator, n)?,
+                validator: signers.index("ResultVote", r.height, r.validator)?,
                 signature: sig64("ResultVote", &r.signature)?,
             };
-            vote.verify(network, unl).map_err(|_| WireError::Signature { message: "ResultVote" })?;
+            signers.checked("ResultVote", r.height, vote.verify(network, signers.keys(r.height)))?;
             let root_sig = match r.output_root_sig.len() {
                 0 => None,
                 _ => Some(Box::new(sig64("ResultVote", &r.output_root_sig)?.to_bytes())),
@@ -236,10 +300,11 @@ pub fn decode(frame: pb::Frame, network: &NetworkId, unl: &[VerifyingKey]) -> Re
                 return Err(field("Npl", "data", format!("{} bytes, more than the limit", m.data.len())));
             }
             let sender = hash32("Npl", "sender", &m.sender)?;
-            let key = unl
+            let key = signers
+                .current()
                 .iter()
                 .find(|k| k.to_bytes() == sender)
-                .ok_or_else(|| field("Npl", "sender", "is not in the UNL"))?;
+                .ok_or(WireError::NotMember { message: "Npl" })?;
             let message =
                 NplMessage { seq: m.seq, lcl_hash: hash32("Npl", "lcl_hash", &m.lcl_hash)?, sender, data: m.data };
             key.verify_strict(&message.signing_hash(network), &sig64("Npl", &m.signature)?)
@@ -366,10 +431,18 @@ mod tests {
     use super::*;
     use ed25519_dalek::SigningKey;
 
-    fn keys() -> (Vec<SigningKey>, Vec<VerifyingKey>) {
+    fn keys() -> (Vec<SigningKey>, Epochs) {
         let signing: Vec<SigningKey> = (1..=3u8).map(|b| SigningKey::from_bytes(&[b; 32])).collect();
-        let verifying = signing.iter().map(SigningKey::verifying_key).collect();
-        (signing, verifying)
+        (signing.clone(), Epochs::new(members(&signing)))
+    }
+
+    fn members(keys: &[SigningKey]) -> hp_ledger::Membership {
+        let unl = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+        hp_ledger::Membership::new(unl, keys.len()).unwrap()
+    }
+
+    fn vote_by(key: &SigningKey, index: usize, height: u64, network: &NetworkId) -> pb::Frame {
+        vote(&Vote::sign(network, VoteKind::Prevote, height, 0, None, index, key))
     }
 
     fn message(sender: &SigningKey) -> NplMessage {
@@ -383,7 +456,8 @@ mod tests {
 
     #[test]
     fn an_npl_message_decodes_only_with_its_senders_signature_in_this_network_and_within_the_size() {
-        let (signing, unl) = keys();
+        let (signing, epochs) = keys();
+        let unl = Signers { epochs: &epochs, known_through: u64::MAX };
         let network = NetworkId([9; 32]);
         let good = npl(&message(&signing[0]), &signing[0], &network);
         assert!(matches!(decode(good.clone(), &network, &unl), Ok(PeerMessage::Npl(m)) if m == message(&signing[0])));
@@ -392,7 +466,10 @@ mod tests {
         let forged = npl(&message(&signing[0]), &signing[1], &network);
         assert!(matches!(decode(forged, &network, &unl), Err(WireError::Signature { .. })));
         let stranger = SigningKey::from_bytes(&[42; 32]);
-        assert!(decode(npl(&message(&stranger), &stranger, &network), &network, &unl).is_err());
+        assert!(matches!(
+            decode(npl(&message(&stranger), &stranger, &network), &network, &unl),
+            Err(WireError::NotMember { .. })
+        ));
         // A signed message for one round is not one for another.
         let mut moved = npl(&message(&signing[0]), &signing[0], &network);
         if let Some(Kind::Npl(m)) = moved.kind.as_mut() {
@@ -402,5 +479,33 @@ mod tests {
         let mut big = message(&signing[0]);
         big.data = Bytes::from(vec![0; hp_cfg::config::MAX_NPL_MESSAGE + 1]);
         assert!(decode(npl(&big, &signing[0], &network), &network, &unl).is_err());
+    }
+
+    #[test]
+    fn a_vote_is_checked_against_the_members_of_its_height() {
+        let (old, mut epochs) = keys();
+        let network = NetworkId([9; 32]);
+        let stranger = SigningKey::from_bytes(&[42; 32]);
+        // Ledger 10 hands over: the stranger replaces member 0 from ledger 11 on.
+        let new = vec![stranger.clone(), old[1].clone(), old[2].clone()];
+        epochs.hand_over(10, members(&new));
+        let knows = Signers { epochs: &epochs, known_through: 11 };
+        assert!(decode(vote_by(&old[0], 0, 10, &network), &network, &knows).is_ok(), "the old members close 10");
+        assert!(decode(vote_by(&stranger, 0, 11, &network), &network, &knows).is_ok(), "the new ones 11");
+        assert!(matches!(
+            decode(vote_by(&old[0], 0, 11, &network), &network, &knows),
+            Err(WireError::Signature { .. })
+        ));
+        // A node that has not stored ledger 10 yet cannot tell a forgery from a hand-over.
+        let (_, genesis_only) = keys();
+        let lagging = Signers { epochs: &genesis_only, known_through: 10 };
+        let error = decode(vote_by(&stranger, 0, 11, &network), &network, &lagging).unwrap_err();
+        assert!(error.is_about_membership(), "{error}");
+        let error = decode(vote_by(&stranger, 0, 10, &network), &network, &lagging).unwrap_err();
+        assert!(!error.is_about_membership(), "{error}");
+        assert_eq!(
+            epoch_of(&decode(vote_by(&stranger, 0, 11, &network), &network, &knows).unwrap(), &epochs),
+            Some(11)
+        );
     }
 }

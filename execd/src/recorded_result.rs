@@ -54,6 +54,9 @@ pub fn to_reply(result: &RoundResult) -> v1::ExecuteReply {
         exit: Some(exit_status(&result.exit, result.spawn_error.as_deref())),
         run_micros: result.run_micros,
         overhead_micros: result.overhead_micros,
+        // Not part of the round's record: the service adds the config in force.
+        config_unl: Vec::new(),
+        config_quorum: 0,
     }
 }
 

@@ -105,6 +105,21 @@ fn status(e: EngineError) -> Status {
     }
 }
 
+/// The config in force as the replies carry it: its UNL and quorum, or nothing if it has no
+/// usable UNL (execd takes no such patch; hp.cfg's UNL was checked when it loaded).
+fn config_members(patch: &hp_cfg::patch::ContractPatch) -> (Vec<prost::bytes::Bytes>, u32) {
+    match patch.membership() {
+        Ok((unl, quorum)) => (
+            unl.iter().map(|k| prost::bytes::Bytes::copy_from_slice(k)).collect(),
+            u32::try_from(quorum).unwrap_or(u32::MAX),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "the config in force has no usable UNL");
+            (Vec::new(), 0)
+        }
+    }
+}
+
 fn gone(e: EngineGone) -> Status {
     Status::unavailable(e.to_string())
 }
@@ -118,11 +133,17 @@ impl Exec for ExecService {
     async fn execute(&self, request: Request<v1::ExecuteRequest>) -> Result<Response<v1::ExecuteReply>, Status> {
         let req = convert::execute_request(request.into_inner()).map_err(Status::invalid_argument)?;
         let seq = req.seq;
-        let result = self.engine.call(move |engine, cancel| engine.execute(req, cancel)).await.map_err(gone)?;
+        let result = self
+            .engine
+            .call(move |engine, cancel| {
+                engine.execute(req, cancel).map(|result| (result, config_members(engine.patch())))
+            })
+            .await
+            .map_err(gone)?;
         match result {
-            Ok(result) => {
+            Ok((result, (config_unl, config_quorum))) => {
                 self.metrics.ran(result.seq, &result.exit, result.run_micros);
-                Ok(Response::new(convert::reply_to_proto(&result)))
+                Ok(Response::new(v1::ExecuteReply { config_unl, config_quorum, ..convert::reply_to_proto(&result) }))
             }
             Err(e) => {
                 tracing::warn!(seq, error = %e, "Execute refused");
@@ -171,11 +192,18 @@ impl Exec for ExecService {
     }
 
     async fn state_info(&self, _: Request<v1::StateInfoRequest>) -> Result<Response<v1::StateInfoReply>, Status> {
-        let info = self.engine.call(|engine, _| engine.state_info()).await.map_err(gone)?.map_err(status)?;
+        let (info, (config_unl, config_quorum)) = self
+            .engine
+            .call(|engine, _| engine.state_info().map(|info| (info, config_members(engine.patch()))))
+            .await
+            .map_err(gone)?
+            .map_err(status)?;
         Ok(Response::new(v1::StateInfoReply {
             seq: info.seq.unwrap_or(0),
             has_seq: info.seq.is_some(),
             state_hash: info.state_hash.to_vec().into(),
+            config_unl,
+            config_quorum,
         }))
     }
 

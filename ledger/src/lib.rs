@@ -32,7 +32,7 @@ pub mod user_signed;
 pub use hp_consensus::{Hash, NetworkId};
 pub use input::{Input, InputBatch, InputId};
 pub use ledger::{Ledger, LedgerBody, ResultSummary};
-pub use membership::{Membership, MembershipError};
+pub use membership::{Epoch, Epochs, Membership, MembershipError};
 pub use outputs::{ExitKind, Framing, Outcome, UserOutputs, decode_outputs, encode_outputs};
 pub use record::LedgerRecord;
 pub use store::{NewInput, Store, StoreError};

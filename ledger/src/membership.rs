@@ -127,6 +127,64 @@ impl Membership {
     }
 }
 
+/// Which membership closes which ledgers: the genesis UNL, then one epoch per hand-over the
+/// chain records. A node keeps every epoch (hand-overs are rare and each is at most
+/// [`MAX_MEMBERS`] keys), so that a late message or proof of any stored ledger is checked
+/// against the members that closed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Epochs {
+    /// In order; the first starts at ledger 1.
+    list: Vec<Epoch>,
+}
+
+/// Ledgers from `first_seq` on are closed by `members`, until the next epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Epoch {
+    pub first_seq: u64,
+    pub members: Membership,
+}
+
+impl Epochs {
+    /// The chain's genesis membership, closing every ledger until a hand-over.
+    pub fn new(genesis: Membership) -> Self {
+        Self { list: vec![Epoch { first_seq: 1, members: genesis }] }
+    }
+
+    /// The epoch ledger `seq` belongs to (the genesis ledger, 0, to the first).
+    pub fn at(&self, seq: u64) -> &Epoch {
+        let after = self.list.partition_point(|e| e.first_seq <= seq);
+        &self.list[after.saturating_sub(1)]
+    }
+
+    /// The members that close ledger `seq`.
+    pub fn members_at(&self, seq: u64) -> &Membership {
+        &self.at(seq).members
+    }
+
+    /// The last epoch recorded.
+    pub fn latest(&self) -> &Epoch {
+        // `list` is never empty: `new` puts the genesis epoch in and nothing removes one.
+        &self.list[self.list.len() - 1]
+    }
+
+    /// Every epoch, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Epoch> {
+        self.list.iter()
+    }
+
+    /// Records the hand-over that ledger `seq` carries: `members` close the ledgers after it.
+    /// A hand-over at or before the last one recorded is ignored (the chain is read in order,
+    /// and a ledger is stored once), and so is one to the members already in force.
+    pub fn hand_over(&mut self, seq: u64, members: Membership) -> bool {
+        let latest = self.latest();
+        if seq < latest.first_seq || latest.members == members {
+            return false;
+        }
+        self.list.push(Epoch { first_seq: seq + 1, members });
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -166,5 +224,21 @@ mod tests {
         w.u32(1).u32(1).fixed(&not_a_point);
         let bytes = w.finish();
         assert!(Membership::decode_from(&mut Reader::new(&bytes)).is_err());
+    }
+
+    #[test]
+    fn epochs_name_the_members_of_each_ledger() {
+        let genesis = Membership::new(keys(3), 3).unwrap();
+        let next = Membership::new(keys(4), 3).unwrap();
+        let mut epochs = Epochs::new(genesis.clone());
+        assert_eq!(epochs.members_at(0), &genesis);
+        assert!(!epochs.hand_over(5, genesis.clone()), "no change, no epoch");
+        assert!(epochs.hand_over(5, next.clone()));
+        assert!(!epochs.hand_over(3, genesis.clone()), "an older ledger's hand-over");
+        assert_eq!(epochs.members_at(5), &genesis, "ledger 5 hands over; it is closed by the old members");
+        assert_eq!(epochs.members_at(6), &next);
+        assert_eq!(epochs.at(1_000).first_seq, 6);
+        assert_eq!(epochs.latest().members, next);
+        assert_eq!(epochs.iter().count(), 2);
     }
 }

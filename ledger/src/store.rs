@@ -151,6 +151,9 @@ CREATE TABLE IF NOT EXISTS agreed_outcomes (
 CREATE TABLE IF NOT EXISTS wanted_outcomes (
     seq INTEGER PRIMARY KEY
 );
+CREATE TABLE IF NOT EXISTS hand_overs (
+    seq INTEGER PRIMARY KEY
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -411,6 +414,10 @@ impl Store {
             ],
         )
         .map_err(sql("insert ledger"))?;
+        if rec.ledger.next_membership.is_some() {
+            tx.execute("INSERT OR IGNORE INTO hand_overs (seq) VALUES (?1)", params![seq as i64])
+                .map_err(sql("note hand-over"))?;
+        }
         {
             let mut mark = tx
                 .prepare_cached("INSERT OR IGNORE INTO committed_inputs (origin, nonce, seq) VALUES (?1, ?2, ?3)")
@@ -436,6 +443,33 @@ impl Store {
         }
         tx.commit().map_err(sql("commit append"))?;
         Ok(())
+    }
+
+    /// The chain's epochs, from `genesis` (hp.cfg's UNL) through every hand-over stored: which
+    /// members close which ledgers. One indexed read per hand-over, not a walk of the chain.
+    pub fn epochs(&self, genesis: crate::Membership) -> Result<crate::Epochs, StoreError> {
+        let seqs: Vec<i64> = {
+            let mut stmt =
+                self.conn.prepare("SELECT seq FROM hand_overs ORDER BY seq").map_err(sql("read hand-overs"))?;
+            stmt.query_map([], |row| row.get(0))
+                .map_err(sql("read hand-overs"))?
+                .collect::<Result<_, _>>()
+                .map_err(sql("read hand-overs"))?
+        };
+        let mut epochs = crate::Epochs::new(genesis);
+        for seq in seqs {
+            let seq = seq as u64;
+            let record = self.get(seq)?.ok_or_else(|| StoreError::Corrupt {
+                seq,
+                problem: "a hand-over is noted at a ledger that is not stored".into(),
+            })?;
+            let members = record.ledger.next_membership.clone().ok_or_else(|| StoreError::Corrupt {
+                seq,
+                problem: "a hand-over is noted at a ledger that carries none".into(),
+            })?;
+            epochs.hand_over(seq, members);
+        }
+        Ok(epochs)
     }
 
     /// Stores the result certificate of ledger `cert.height`.

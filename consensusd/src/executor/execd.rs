@@ -6,7 +6,7 @@
 //! same entries from one node's execd to another's.
 
 use bytes::Bytes;
-use hp_ledger::{ExitKind, Ledger, Outcome};
+use hp_ledger::{ExitKind, Ledger, Membership, Outcome};
 use hp_proto::v1::{self as pb, exec_client::ExecClient};
 use std::path::Path;
 use std::time::Duration;
@@ -67,14 +67,19 @@ impl From<tonic::Status> for ExecdError {
 pub struct Execution {
     pub state_hash: [u8; 32],
     pub outcome: Outcome,
+    /// The members the config in force after this ledger names (`patch.cfg`); `None` if execd
+    /// did not say.
+    pub config: Option<Membership>,
 }
 
 /// Where execd's state stands.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ExecdState {
     /// The last ledger the state reflects; `None` before the first execution.
     pub seq: Option<u64>,
     pub state_hash: [u8; 32],
+    /// The members the config in force at this state names.
+    pub config: Option<Membership>,
 }
 
 /// execd's committed state: every entry with its hash.
@@ -129,7 +134,8 @@ impl Execd {
         req.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
         let info = self.client.state_info(req).await?.into_inner();
         let state_hash = hash32(&info.state_hash).map_err(ExecdError::BadReply)?;
-        Ok(ExecdState { seq: info.has_seq.then_some(info.seq), state_hash })
+        let config = config(&info.config_unl, info.config_quorum);
+        Ok(ExecdState { seq: info.has_seq.then_some(info.seq), state_hash, config })
     }
 
     /// The committed state's entries; `include_damaged` also lists files whose content no
@@ -198,8 +204,24 @@ fn hash32(bytes: &[u8]) -> Result<[u8; 32], String> {
     bytes.try_into().map_err(|_| "a state hash that is not 32 bytes".to_string())
 }
 
+/// The members a reply's config names; `None` (with a warning) when it names none usable.
+fn config(unl: &[Bytes], quorum: u32) -> Option<Membership> {
+    if unl.is_empty() {
+        return None;
+    }
+    let keys: Option<Vec<[u8; 32]>> = unl.iter().map(|k| k.as_ref().try_into().ok()).collect();
+    let Some(keys) = keys else {
+        tracing::warn!("execd named a config UNL key that is not 32 bytes");
+        return None;
+    };
+    Membership::new(keys, quorum as usize)
+        .inspect_err(|e| tracing::warn!(error = %e, "execd named a config UNL that is not usable"))
+        .ok()
+}
+
 fn execution(reply: pb::ExecuteReply) -> Result<Execution, String> {
     let state_hash = hash32(&reply.state_hash)?;
+    let config = config(&reply.config_unl, reply.config_quorum);
     let exit = match reply.exit.as_ref().and_then(|e| e.kind.as_ref()) {
         Some(pb::exit_status::Kind::Code(c)) => ExitKind::Code(*c),
         Some(pb::exit_status::Kind::Signal(s)) => ExitKind::Signal(*s),
@@ -215,7 +237,7 @@ fn execution(reply: pb::ExecuteReply) -> Result<Execution, String> {
             o.pubkey.as_ref().try_into().map_err(|_| "an output for a malformed user key".to_string())?;
         outputs.push((user, o.data));
     }
-    Ok(Execution { state_hash, outcome: Outcome { exit, outputs } })
+    Ok(Execution { state_hash, outcome: Outcome { exit, outputs }, config })
 }
 
 #[cfg(test)]

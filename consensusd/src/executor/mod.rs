@@ -19,6 +19,9 @@ pub struct Executed {
     pub ledger_hash: [u8; 32],
     pub state_hash: [u8; 32],
     pub outcome: Outcome,
+    /// The members the config in force after this ledger names: what the network hands over
+    /// to once this ledger's result is agreed.
+    pub config: Option<hp_ledger::Membership>,
 }
 
 /// What the executor tells the node.
@@ -32,6 +35,8 @@ pub enum ExecReport {
     /// execd's state already reflects this ledger (it was copied from a peer).
     AlreadyApplied {
         seq: u64,
+        /// The members the config in force at execd's state names.
+        config: Option<hp_ledger::Membership>,
     },
     /// execd cannot run ledger `seq`: its state is not one the chain describes (ahead, or its
     /// committed copy is damaged), or it keeps failing to run it. The state must be copied
@@ -177,7 +182,7 @@ impl<E: From<ExecReport>> Task<E> {
         let next = at.map_or(1, |a| a + 1);
         if ledger.seq < next.saturating_sub(1) {
             // execd is past this ledger (its state was copied from a peer): nothing to run.
-            self.report(ExecReport::AlreadyApplied { seq: ledger.seq }).await;
+            self.report_already_applied(ledger.seq).await;
             return Ok(());
         }
         if ledger.seq > next {
@@ -192,16 +197,22 @@ impl<E: From<ExecReport>> Task<E> {
             }
             Err(ExecdError::Precondition(_)) if Some(ledger.seq) == at => {
                 // The state at this sequence came from a peer: there is no local run to report.
-                self.report(ExecReport::AlreadyApplied { seq: ledger.seq }).await;
+                self.report_already_applied(ledger.seq).await;
                 Ok(())
             }
             Err(e) => Err(Step::of(e)),
         }
     }
 
+    /// Reports that execd's state is already past `seq`, with the config in force there.
+    async fn report_already_applied(&mut self, seq: u64) {
+        let config = self.execd.state().await.ok().and_then(|state| state.config);
+        self.report(ExecReport::AlreadyApplied { seq, config }).await;
+    }
+
     async fn report_execution(&self, ledger: &Ledger, execution: Execution) {
-        let Execution { state_hash, outcome } = execution;
-        let done = Executed { seq: ledger.seq, ledger_hash: ledger.hash(), state_hash, outcome };
+        let Execution { state_hash, outcome, config } = execution;
+        let done = Executed { seq: ledger.seq, ledger_hash: ledger.hash(), state_hash, outcome, config };
         self.report(ExecReport::Executed(done)).await;
     }
 
@@ -276,7 +287,12 @@ mod tests {
             Ok(Response::new(pb::MetricsReply::default()))
         }
         async fn state_info(&self, _: Request<pb::StateInfoRequest>) -> Result<Response<pb::StateInfoReply>, Status> {
-            Ok(Response::new(pb::StateInfoReply { has_seq: false, seq: 0, state_hash: vec![0; 32].into() }))
+            Ok(Response::new(pb::StateInfoReply {
+                has_seq: false,
+                seq: 0,
+                state_hash: vec![0; 32].into(),
+                ..Default::default()
+            }))
         }
         async fn read(&self, _: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
             Err(Status::unimplemented("not in this test"))

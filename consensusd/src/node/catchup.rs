@@ -9,7 +9,7 @@ use hp_ledger::LedgerRecord;
 use hp_ledger::chain::verify_next;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// Ledgers asked for at once.
 const BATCH: u32 = crate::serving::LEDGER_BATCH;
@@ -55,7 +55,7 @@ impl CatchUp {
 impl Node {
     /// How many peers must announce a thing for at least one honest one to have: f+1.
     fn one_correct(&self) -> usize {
-        hp_consensus::quorum::one_correct_among(self.cfg.unl.len(), self.cfg.quorum)
+        hp_consensus::quorum::one_correct_among(self.members().unl().len(), self.members().quorum())
     }
 
     /// The highest ledger sequence that f+1 distinct UNL peers announce they hold (the
@@ -67,7 +67,7 @@ impl Node {
             // Only validators' claims count: an observer's link is not one of the UNL's.
             self.peer_status
                 .iter()
-                .filter(|(peer, _)| Some(**peer) != self.cfg.me && **peer < self.cfg.unl.len())
+                .filter(|(peer, _)| self.is_member_link(**peer))
                 .map(|(_, s)| s.lcl_seq)
                 .collect();
         claims.sort_unstable_by(|a, b| b.cmp(a));
@@ -77,7 +77,15 @@ impl Node {
     pub(super) fn on_peer_status(&mut self, from: usize, status: PeerStatus) {
         self.users.of_peers.insert(from, status.users.clone());
         let (height, round) = (status.height, status.round);
-        self.peer_status.insert(from, status);
+        let before = self.peer_status.insert(from, status).map(|s| s.height);
+        if height == self.core.height()
+            && before.is_some_and(|h| h < height)
+            && self.membership.epochs.at(height).first_seq == height
+        {
+            // The peer just entered this epoch's first height: what it heard of it before was
+            // checked against the old members and dropped.
+            self.resend_consensus_to(from);
+        }
         let tip = self.corroborated_lcl();
         if self.delivery.fresh_start {
             let not_ahead = self.peer_status.values().filter(|s| s.lcl_seq <= self.last.seq).count();
@@ -172,7 +180,9 @@ impl Node {
                     && let Some(cert) = record.result
                 {
                     if cert.height != seq
-                        || cert.verify(&self.cfg.network, &self.cfg.unl_keys, self.cfg.quorum).is_err()
+                        || cert
+                            .verify(&self.cfg.network, self.members_at(seq).keys(), self.members_at(seq).quorum())
+                            .is_err()
                     {
                         warn!(peer = from, seq, "peer sent a bad result certificate");
                         self.avoid(from);
@@ -190,16 +200,10 @@ impl Node {
                 break;
             }
             if let Err(e) =
-                verify_next(&record, &self.last, self.last_result.as_ref(), &self.cfg.network, &self.members)
+                verify_next(&record, &self.last, self.last_result.as_ref(), &self.cfg.network, self.members())
             {
                 warn!(peer = from, seq, error = %e, "peer sent a ledger that does not verify; avoiding it");
                 self.avoid(from);
-                return;
-            }
-            if record.ledger.next_membership.is_some() {
-                // Certified by the members in force, so the network's decision; following it
-                // needs the consensus core to change members, which this node cannot do yet.
-                error!(seq, "the network handed over to another UNL at this ledger; this node cannot follow it");
                 return;
             }
             if let Some(wanted) = self.catchup.wanted

@@ -27,7 +27,8 @@ impl Node {
             return after;
         }
         let proposer = self.core.proposer(timeout.height, timeout.round);
-        if Some(proposer) == self.cfg.me || self.peers.is_connected(proposer) {
+        let proposer_link = self.core.params().unl.get(proposer).and_then(|key| self.peers.link_of(key.as_bytes()));
+        if Some(proposer) == self.core_me() || proposer_link.is_some_and(|link| self.peers.is_connected(link)) {
             return after;
         }
         debug!(height = timeout.height, round = timeout.round, proposer, "proposer not connected; not waiting for it");
@@ -105,6 +106,14 @@ impl Node {
         if height != self.core.height() || height != self.last.seq + 1 || !self.last_certified() {
             return;
         }
+        if self.hand_over_due(height) == super::membership::HandOver::Unknown
+            && self.execution.done_up_to < self.last.seq
+            && !self.execution.diverged
+        {
+            // Its own run of the last ledger says whether this ledger hands over: it is due
+            // any moment (`on_executed` proposes then).
+            return;
+        }
         let now = now_ms();
         let due_at = self.last.time_ms.saturating_add(self.cfg.roundtime.as_millis() as u64);
         if self.mempool.is_empty() && !heartbeat_due && now < due_at {
@@ -174,8 +183,11 @@ impl Node {
             inputs,
             users,
             prev_result: self.last_result,
-            config_hash: self.members.hash(),
-            next_membership: None,
+            config_hash: self.members().hash(),
+            next_membership: match self.hand_over_due(self.last.seq + 1) {
+                super::membership::HandOver::To(next) => Some(next),
+                _ => None,
+            },
         });
         (ledger, given_up)
     }
@@ -201,11 +213,11 @@ impl Node {
         if ledger.prev_result != self.last_result {
             return reject("carries a result other than the certified one");
         }
-        if ledger.config_hash != self.members.hash() {
+        if ledger.config_hash != self.members().hash() {
             return reject("names a membership other than the one in force");
         }
-        if ledger.next_membership.is_some() {
-            return reject("hands over to another membership, which this node does not do yet");
+        if let Err(why) = self.hand_over_valid(ledger) {
+            return reject(why);
         }
         // The bounds every node shares (docs/config.md): a ledger past them is never run.
         let bounds = self.cfg.ledger_bounds;
@@ -223,7 +235,7 @@ impl Node {
             if !seen.insert(input.id) {
                 return reject("lists one input twice");
             }
-            if !self.cfg.unl.contains(&input.id.origin) {
+            if !self.members().contains(&input.id.origin) {
                 return reject("an input's origin is not in the UNL");
             }
             if input.data.len() > self.cfg.max_input_bytes {
@@ -279,9 +291,11 @@ impl Node {
             return;
         }
         self.metrics.closed(seq);
+        self.after_stored_membership(&record.ledger);
         if let Some(commit) = &record.commit {
             self.metrics.ledger_rounds.observe(f64::from(commit.round) + 1.0);
-            self.metrics.certificate("commit", &self.cfg.unl, commit.signatures.iter().map(|(i, _)| *i));
+            let unl = self.membership.epochs.members_at(seq).unl().to_vec();
+            self.metrics.certificate("commit", &unl, commit.signatures.iter().map(|(i, _)| *i));
         }
         if self.last.seq > 0 {
             let interval_ms = record.ledger.time_ms.saturating_sub(self.last.time_ms);

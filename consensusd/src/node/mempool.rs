@@ -134,6 +134,16 @@ impl Mempool {
         out
     }
 
+    /// Drops the inputs whose origin `keep` refuses (no longer a UNL member: no ledger may carry
+    /// them); returns how many.
+    pub fn drop_origins(&mut self, keep: impl Fn(&[u8; 32]) -> bool) -> usize {
+        let gone: Vec<InputId> = self.by_arrival.values().filter(|i| !keep(&i.id.origin)).map(|i| i.id).collect();
+        for id in &gone {
+            self.remove(id);
+        }
+        gone.len()
+    }
+
     /// Inputs from `origin`, oldest first (re-gossip of this node's own).
     pub fn from_origin(&self, origin: &[u8; 32]) -> Vec<Input> {
         self.by_arrival.values().filter(|i| i.id.origin == *origin).cloned().collect()

@@ -15,6 +15,7 @@
 //! - `catchup`: fetching and verifying ledgers this node missed.
 //! - `sync`: starting a state copy from a peer and resuming after it.
 //! - `recovery`: the core's crash-recovery state on disk.
+//! - `membership`: hand-overs to new members, agreed in the chain.
 //! - `signed_inputs`: the replay rules of user-signed inputs (HotPocket 0.6), their statuses.
 //! - `proofs`: the UNL's signatures over each ledger's output root (HotPocket 0.6 proofs).
 //! - `outcomes`: fetching from peers the agreed outputs this node could not compute.
@@ -22,6 +23,7 @@
 
 mod catchup;
 mod effects;
+mod membership;
 pub mod mempool;
 mod outcomes;
 mod proofs;
@@ -39,7 +41,7 @@ use crate::metrics::NodeMetrics;
 use crate::peer::{PeerEvent, PeerNet};
 use crate::serving::{Offered, Request, Server};
 use crate::wire::{self, PeerMessage, PeerStatus};
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use hp_consensus::{Consensus, Input, NetworkId, ResultCollector};
 use hp_ledger::{Ledger, ResultSummary, Store};
 use mempool::Mempool;
@@ -82,7 +84,7 @@ pub enum StartError {
     #[error("the genesis UNL: {0}")]
     Unl(#[from] hp_ledger::chain::ChainError),
     #[error(
-        "the last stored ledger ({seq}) was closed by another UNL than hp.cfg's, which this node cannot follow yet"
+        "the last stored ledger ({seq}) names another membership than the chain hands it (hp.cfg's UNL, then every hand-over stored)"
     )]
     Membership { seq: u64 },
 }
@@ -90,13 +92,11 @@ pub enum StartError {
 /// The node's fixed parameters.
 pub struct NodeConfig {
     pub key: SigningKey,
-    /// Own UNL index; `None` for an observer, which follows the chain but never signs.
-    pub me: Option<usize>,
-    pub unl: Vec<[u8; 32]>,
-    pub unl_keys: Vec<VerifyingKey>,
+    /// hp.cfg's UNL and quorum: the chain's first members. Those in force come from the chain
+    /// ([`membership`]); hp.cfg's are never used past a hand-over.
+    pub genesis: hp_ledger::Membership,
     /// [`hp_cfg::Config::network_id`]: what every signature is made and checked in.
     pub network: NetworkId,
-    pub quorum: usize,
     pub roundtime: Duration,
     /// What one ledger may carry: this node's proposals stop there, and it refuses to vote for
     /// a proposal past them (`max_ledger_input_bytes`, `max_ledger_inputs`, `max_ledger_users`).
@@ -160,9 +160,8 @@ pub struct Node {
     events: mpsc::Sender<Event>,
     store_path: PathBuf,
 
-    /// The UNL and quorum that close the next ledger (the genesis ones: hand-overs are not
-    /// made yet).
-    members: hp_ledger::Membership,
+    /// Who closes which ledger, and the hand-over the config in force asks for.
+    membership: membership::Members,
     /// The last closed ledger (lcl) and, once certified, its result.
     last: Ledger,
     last_result: Option<ResultSummary>,
@@ -204,13 +203,27 @@ impl Node {
         for input in own_pending {
             mempool.insert(input);
         }
-        let results = ResultCollector::new(cfg.unl.len(), cfg.quorum, cfg.me, record.ledger.seq.max(1))?;
-        let members = hp_ledger::chain::genesis_members(&cfg.unl, cfg.quorum)?;
-        if record.ledger.seq > 0 && record.ledger.config_hash != members.hash() {
-            return Err(StartError::Membership { seq: record.ledger.seq });
+        let epochs = store.epochs(cfg.genesis.clone())?;
+        let seq = record.ledger.seq;
+        if seq > 0 && record.ledger.config_hash != epochs.members_at(seq).hash() {
+            return Err(StartError::Membership { seq });
         }
+        let me_key = cfg.key.verifying_key().to_bytes();
+        let closing_last = epochs.at(seq.max(1));
+        let me_last = closing_last.members.unl().iter().position(|k| *k == me_key);
+        let results =
+            ResultCollector::new(closing_last.members.unl().len(), closing_last.members.quorum(), me_last, seq.max(1))?;
+        let membership = membership::Members {
+            results_epoch: closing_last.first_seq,
+            // The core is built with hp.cfg's members; it switches when it starts a height.
+            core_epoch: 1,
+            epochs,
+            config_after: None,
+        };
+        peers.set_epochs(membership.epochs.clone());
+        peers.set_known_through(seq + 1);
         let delivery = results::Delivery::at_start(&store, &record.ledger, last_result.is_some());
-        let recovery = recovery::Recovery::open(&cfg.recovery_path, &cfg.network, &cfg.unl_keys)?;
+        let recovery = recovery::Recovery::open(&cfg.recovery_path, &cfg.network, &membership.epochs)?;
         let server = Server::start(store_path.clone(), executor.execd(), peers.clone())?;
         Ok(Self {
             execution: results::Execution::at_start(record.ledger.seq),
@@ -221,7 +234,7 @@ impl Node {
             proofs: proofs::OutputProofs::default(),
             server,
             store_path,
-            members,
+            membership,
             last: record.ledger,
             last_result,
             cfg,
@@ -244,7 +257,12 @@ impl Node {
     /// Connected peers that are UNL members (an observer's link is not one): what status,
     /// health and `peers_connected` count.
     fn validator_links(&self) -> usize {
-        self.peers.connected().into_iter().filter(|link| *link < self.cfg.unl.len()).count()
+        self.peers.connected().into_iter().filter(|link| self.is_member_link(*link)).count()
+    }
+
+    /// Whether link `link` is to a member that closes the next ledger.
+    fn is_member_link(&self, link: usize) -> bool {
+        self.peers.key_of(link).is_some_and(|key| self.members().contains(&key))
     }
 
     fn me_bytes(&self) -> [u8; 32] {
@@ -300,6 +318,7 @@ impl Node {
         if self.core.height() >= height && self.core.step() != hp_consensus::Step::Unstarted {
             return;
         }
+        self.enter_epoch_of(height);
         // Only the state saved by a previous run matters; this run's own is in the core.
         let input = match self.recovery.resume.take() {
             Some(state) if state.height == height => {
@@ -327,7 +346,18 @@ impl Node {
             Event::Peer(PeerEvent::Disconnected { validator }) => {
                 self.users.of_peers.remove(&validator);
             }
-            Event::Peer(PeerEvent::Message { validator, message }) => self.on_peer_message(validator, message),
+            Event::Peer(PeerEvent::Message { validator, message, epoch }) => {
+                if let Some(height) = wire::consensus_height(&message)
+                    && self.membership.epochs.at(height).first_seq != epoch
+                {
+                    debug!(
+                        peer = validator,
+                        height, "a message checked against other members than those of its height; dropped"
+                    );
+                    return;
+                }
+                self.on_peer_message(validator, message)
+            }
             Event::Api(ApiEvent::SessionOpened { session, to_userd }) => self.on_session_opened(session, to_userd),
             Event::Api(ApiEvent::FromUserd { session, message }) => self.on_session_message(session, message),
             Event::Api(ApiEvent::SessionClosed { session }) => self.on_session_closed(session),
@@ -351,7 +381,8 @@ impl Node {
                     self.execution.state_hash = state_hash;
                 }
             }
-            Event::Exec(ExecReport::AlreadyApplied { seq }) => {
+            Event::Exec(ExecReport::AlreadyApplied { seq, config }) => {
+                self.note_config(seq, config);
                 self.execution.uncertified.remove(&seq);
                 self.execution.done_up_to = self.execution.done_up_to.max(seq);
             }
@@ -510,8 +541,8 @@ impl Node {
             users: self.users.local.len(),
             in_sync: !self.catchup.behind(self.last.seq),
             since_close: self.metrics.since_close(),
-            validator: self.members.contains(&self.me_bytes()),
-            members: self.members.clone(),
+            validator: self.members().contains(&self.me_bytes()),
+            members: self.members().clone(),
         }
     }
 }

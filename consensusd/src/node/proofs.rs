@@ -47,7 +47,7 @@ impl Node {
     /// Signs the root of this node's own outcome of ledger `seq` and keeps the signature, which
     /// goes out with the result vote. `None` when no user has outputs.
     pub(super) fn sign_output_root(&mut self, seq: u64, outcome: &Outcome) -> Option<[u8; 64]> {
-        let me = self.cfg.me?;
+        let me = self.me_at(seq)?;
         let root = outcome_root(outcome, self.cfg.output_framing)?;
         let signature = self.cfg.key.sign(&root).to_bytes();
         self.proofs.insert(seq, me, signature, self.last.seq);
@@ -63,14 +63,15 @@ impl Node {
     /// This node's own root signature for the last ledger while its result is not certified
     /// (sent again with the result vote to a peer that reconnects).
     pub(super) fn own_root_sig(&self) -> Option<(u64, [u8; 64])> {
-        let (seq, me) = (self.last.seq, self.cfg.me?);
+        let (seq, me) = (self.last.seq, self.me_at(self.last.seq)?);
         self.proofs.get(seq).find(|(v, _)| **v == me).map(|(_, s)| (seq, *s))
     }
 
     /// The root signatures held for ledger `seq`, by key: stored with its outputs, so that
     /// outputs handed over again after a restart still carry their proof.
     pub(super) fn root_sigs(&self, seq: u64) -> Vec<hp_ledger::store::RootSignature> {
-        self.proofs.get(seq).filter_map(|(v, s)| Some((*self.cfg.unl.get(*v)?, *s))).collect()
+        let unl = self.members_at(seq).unl();
+        self.proofs.get(seq).filter_map(|(v, s)| Some((*unl.get(*v)?, *s))).collect()
     }
 
     /// The proof for ledger `seq`'s outputs: every user's output hash of the agreed outcome and
@@ -91,12 +92,10 @@ impl Node {
         });
         let mut signatures: Vec<([u8; 32], [u8; 64])> = Vec::new();
         for (key, signature) in self.root_sigs(seq).into_iter().chain(stored) {
-            let Some(index) = self.cfg.unl.iter().position(|k| *k == key) else { continue };
-            let valid = self
-                .cfg
-                .unl_keys
-                .get(index)
-                .is_some_and(|k| k.verify(&root, &Signature::from_bytes(&signature)).is_ok());
+            let members = self.members_at(seq);
+            let Some(index) = members.unl().iter().position(|k| *k == key) else { continue };
+            let valid =
+                members.keys().get(index).is_some_and(|k| k.verify(&root, &Signature::from_bytes(&signature)).is_ok());
             if valid && !signatures.iter().any(|(k, _)| *k == key) {
                 signatures.push((key, signature));
             }

@@ -11,10 +11,9 @@
 //! higher counter.
 
 use crate::wire::{self, PeerMessage};
-use ed25519_dalek::VerifyingKey;
 use hp_consensus::{Message, NetworkId, RecoveryState, RoundValue};
-use hp_ledger::Ledger;
 use hp_ledger::codec::{Reader, Writer};
+use hp_ledger::{Epochs, Ledger};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -74,10 +73,10 @@ pub(super) struct Recovery {
 
 impl Recovery {
     /// Opens the file at `base` and reads what a previous run left (checked in `network`
-    /// against `unl`).
-    pub fn open(base: &Path, network: &NetworkId, unl: &[VerifyingKey]) -> std::io::Result<Self> {
+    /// against the members of its height).
+    pub fn open(base: &Path, network: &NetworkId, epochs: &Epochs) -> std::io::Result<Self> {
         let file = RecoveryFile::open(base)?;
-        let resume = file.load(network, unl);
+        let resume = file.load(network, epochs);
         Ok(Self { file, resume, persisted_rank: None })
     }
 }
@@ -135,13 +134,14 @@ impl RecoveryFile {
 
     /// The latest saved state, or `None` if there is none or neither slot can be read (then
     /// the height starts fresh at round 0, as after a clean start).
-    pub fn load(&self, network: &NetworkId, unl: &[VerifyingKey]) -> Option<RecoveryState<Ledger>> {
+    pub fn load(&self, network: &NetworkId, epochs: &Epochs) -> Option<RecoveryState<Ledger>> {
         let (_, payload) = self.slots.iter().filter_map(|s| read_slot(s)).max_by_key(|(c, _)| *c)?;
-        decode(&payload, network, unl)
+        decode(&payload, network, epochs)
     }
 }
 
-fn decode(bytes: &[u8], network: &NetworkId, unl: &[VerifyingKey]) -> Option<RecoveryState<Ledger>> {
+fn decode(bytes: &[u8], network: &NetworkId, epochs: &Epochs) -> Option<RecoveryState<Ledger>> {
+    let unl = &wire::Signers { epochs, known_through: u64::MAX };
     let mut r = Reader::new(bytes);
     let height = r.u64("height").ok()?;
     let round = r.u32("round").ok()?;

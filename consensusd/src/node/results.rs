@@ -92,6 +92,7 @@ impl Node {
             self.execution.state_hash = done.state_hash;
             self.execution.done_up_to = seq;
         }
+        self.note_config(seq, done.config.clone());
         let outputs_hash = done.outcome.hash();
         debug!(seq, state_hash = %hex::encode(done.state_hash), outputs = done.outcome.outputs.len(), "executed");
         // A certificate may already be known (catch-up, or peers were faster).
@@ -108,7 +109,7 @@ impl Node {
             return;
         }
         // An observer only follows: the validators' votes certify its result or not.
-        let Some(me) = self.cfg.me.filter(|_| !self.execution.diverged) else {
+        let Some(me) = self.me_at(seq).filter(|_| !self.execution.diverged) else {
             return;
         };
         let vote = ResultVote::sign(&self.cfg.network, seq, self.execution.state_hash, outputs_hash, me, &self.cfg.key);
@@ -117,10 +118,17 @@ impl Node {
         self.peers.broadcast(&wire::result_with_root(&vote, root_sig.as_ref()));
         let events = self.results.add(vote);
         self.on_result_events(events);
+        // A proposal may have waited for this run to know whether it hands over.
+        self.try_propose(false);
     }
 
     pub(super) fn on_result_vote(&mut self, vote: ResultVote) {
         if vote.height > self.last.seq + 1 || vote.height + 64 < self.last.seq {
+            return;
+        }
+        if self.membership.epochs.at(vote.height).first_seq != self.membership.results_epoch {
+            // Counted by index, so only among the members the collector counts for: a vote of
+            // the next epoch before this node enters it, or a late one of the last epoch.
             return;
         }
         let events = self.results.add(vote);
@@ -174,7 +182,8 @@ impl Node {
             return;
         }
         self.settle_earlier_runs(seq);
-        self.metrics.certificate("result", &self.cfg.unl, cert.signatures.iter().map(|(i, _)| *i));
+        let unl = self.members_at(seq).unl().to_vec();
+        self.metrics.certificate("result", &unl, cert.signatures.iter().map(|(i, _)| *i));
         let summary = ResultSummary { state_hash: cert.state_hash, outputs_hash: cert.outputs_hash };
         let (mut agreed, mut release) = (None, None);
         let mut differs = false;
@@ -359,7 +368,7 @@ impl Node {
         if self.last_result.is_some() || self.execution.diverged {
             return None;
         }
-        let me = self.cfg.me?;
+        let me = self.me_at(self.last.seq)?;
         let done = self.execution.uncertified.get(&self.last.seq)?;
         Some(ResultVote::sign(&self.cfg.network, done.seq, done.state_hash, done.outcome.hash(), me, &self.cfg.key))
     }

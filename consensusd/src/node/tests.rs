@@ -49,6 +49,7 @@ impl Harness {
         let unl_keys: Vec<_> = keys.iter().map(|k| k.verifying_key()).collect();
         let network = NETWORK;
         let genesis = Ledger::genesis(&unl, &network);
+        let members = hp_ledger::Membership::new(unl.clone(), QUORUM).expect("members");
         let store_path = dir.path().join("ledger.db");
         let store = Store::open(&store_path, &genesis).expect("store");
         let params = Params {
@@ -64,7 +65,8 @@ impl Harness {
             PeerConfig {
                 key: keys[ME].clone(),
                 unl: unl.clone(),
-                validators: unl.len(),
+                epochs: hp_ledger::Epochs::new(members.clone()),
+                known_through: 0,
                 network_id: network.0,
                 listen: Vec::new(),
                 peers: Vec::new(),
@@ -80,11 +82,8 @@ impl Harness {
         let executor = Executor::from_parts(executor, &dir.path().join("no-execd.sock"));
         let cfg = NodeConfig {
             key: keys[ME].clone(),
-            me: Some(ME),
-            unl,
-            unl_keys,
+            genesis: members,
             network,
-            quorum: QUORUM,
             roundtime: Duration::from_secs(1),
             ledger_bounds: LEDGER_BOUNDS,
             max_input_bytes: 1 << 16,
@@ -105,6 +104,17 @@ impl Harness {
 
     /// Closes ledger `seq` on the node (as a decision of the core would) and returns it.
     fn decide(&mut self, seq: u64, prev: &Ledger, prev_result: Option<ResultSummary>) -> Ledger {
+        self.decide_handing_over(seq, prev, prev_result, None)
+    }
+
+    /// [`Harness::decide`] for a ledger that hands over to `next`.
+    fn decide_handing_over(
+        &mut self,
+        seq: u64,
+        prev: &Ledger,
+        prev_result: Option<ResultSummary>,
+        next: Option<hp_ledger::Membership>,
+    ) -> Ledger {
         let ledger = Ledger::new(LedgerBody {
             seq,
             prev_hash: prev.hash(),
@@ -112,8 +122,8 @@ impl Harness {
             inputs: Vec::new(),
             users: vec![USER],
             prev_result,
-            config_hash: self.node.members.hash(),
-            next_membership: None,
+            config_hash: self.node.members().hash(),
+            next_membership: next,
         });
         self.node.on_decide(LedgerRecord { ledger: ledger.clone(), commit: None, result: None });
         let asked = self.to_run.try_recv().expect("the node asks to run a decided ledger");
@@ -121,13 +131,20 @@ impl Harness {
         ledger
     }
 
-    /// The executor reports its run of `ledger`.
+    /// The executor reports its run of `ledger`, the config in force unchanged.
     fn executed(&mut self, ledger: &Ledger, run: &Run) {
+        let config = self.node.members().clone();
+        self.executed_with_config(ledger, run, config);
+    }
+
+    /// The executor reports its run of `ledger`, after which `config` names the members.
+    fn executed_with_config(&mut self, ledger: &Ledger, run: &Run, config: hp_ledger::Membership) {
         self.node.handle(Event::Exec(ExecReport::Executed(Executed {
             seq: ledger.seq,
             ledger_hash: ledger.hash(),
             state_hash: run.state_hash,
             outcome: run.outcome.clone(),
+            config: Some(config),
         })));
     }
 
@@ -135,7 +152,7 @@ impl Harness {
     fn peer_result_vote(&mut self, from: usize, seq: u64, run: &Run) {
         let vote = ResultVote::sign(&NETWORK, seq, run.state_hash, run.outcome.hash(), from, &self.keys[from]);
         let message = PeerMessage::Result(vote, None);
-        self.node.handle(Event::Peer(PeerEvent::Message { validator: from, message }));
+        self.node.handle(Event::Peer(PeerEvent::Message { validator: from, message, epoch: 1 }));
     }
 
     /// The output batches userd received so far: (ledger, outputs of the user).
@@ -220,7 +237,7 @@ async fn the_output_proof_survives_losing_the_signatures_held_in_memory() {
         let vote = ResultVote::sign(&NETWORK, 1, run1.state_hash, run1.outcome.hash(), peer, &h.keys[peer]);
         let signature = Box::new(h.keys[peer].sign(&root).to_bytes());
         let message = PeerMessage::Result(vote, Some(signature));
-        h.node.handle(Event::Peer(PeerEvent::Message { validator: peer, message }));
+        h.node.handle(Event::Peer(PeerEvent::Message { validator: peer, message, epoch: 1 }));
     }
     assert_eq!(h.batches_to_userd(), vec![(1, vec![Bytes::from("output of 1")])]);
     let signers = |proof: &crate::api::OutputsProof| {
@@ -255,7 +272,7 @@ async fn a_proposal_with_an_input_its_origin_did_not_sign_is_refused() {
             inputs,
             users: vec![USER],
             prev_result: None,
-            config_hash: h.node.members.hash(),
+            config_hash: h.node.members().hash(),
             next_membership: None,
         })
     };
@@ -279,7 +296,7 @@ impl Harness {
         let status =
             crate::wire::PeerStatus { lcl_seq, lcl_hash: [0xee; 32], height: lcl_seq + 1, round: 0, users: Vec::new() };
         let message = PeerMessage::Status(status);
-        self.node.handle(Event::Peer(PeerEvent::Message { validator: from, message }));
+        self.node.handle(Event::Peer(PeerEvent::Message { validator: from, message, epoch: 1 }));
     }
 
     /// Closes ledger `seq` on top of `prev` and certifies its run with two peers' votes.
@@ -356,13 +373,14 @@ fn proposal_on_genesis(h: &Harness, inputs: Vec<hp_ledger::Input>, users: Vec<[u
         inputs,
         users,
         prev_result: None,
-        config_hash: h.node.members.hash(),
+        config_hash: h.node.members().hash(),
         next_membership: None,
     })
 }
 
-/// Issue 19: a ledger names the members that close it, and this node makes no hand-over yet:
-/// a proposal naming other members, or handing over to any, gets no vote.
+/// Issue 19: a ledger names the members that close it, and hands over only to the members the
+/// agreed config names: a proposal naming other members, or handing over to any while the
+/// config names those in force, gets no vote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proposal_naming_other_members_or_handing_over_is_refused() {
     let h = Harness::new().await;
@@ -372,7 +390,7 @@ async fn a_proposal_naming_other_members_or_handing_over_is_refused() {
     body.config_hash[0] ^= 1;
     assert!(!h.node.validate(&Ledger::new(body)), "a proposal naming other members was accepted");
     let mut body = (*good).clone();
-    let fewer = h.node.members.unl()[..1].to_vec();
+    let fewer = h.node.members().unl()[..1].to_vec();
     body.next_membership = Some(hp_ledger::Membership::new(fewer, 1).expect("membership"));
     assert!(!h.node.validate(&Ledger::new(body)), "a hand-over this node did not agree to was accepted");
 }
@@ -414,7 +432,7 @@ async fn own_proposals_stop_at_the_ledger_bounds() {
         round: 0,
         users: (0..1000u32).map(|i| <[u8; 32]>::try_from([i.to_be_bytes(); 8].concat()).expect("32 bytes")).collect(),
     };
-    h.node.handle(Event::Peer(PeerEvent::Message { validator: 3, message: PeerMessage::Status(liar) }));
+    h.node.handle(Event::Peer(PeerEvent::Message { validator: 3, message: PeerMessage::Status(liar), epoch: 0 }));
     let (heartbeat, _) = h.node.build_ledger(super::effects::now_ms());
     assert_eq!(heartbeat.contract_users().len(), LEDGER_BOUNDS.users);
     assert!(heartbeat.users.contains(&USER), "the node's own user was crowded out: {:?}", heartbeat.users);
@@ -505,7 +523,7 @@ async fn a_proposal_with_a_forged_stale_or_replayed_user_signed_input_is_refused
         inputs: vec![good.clone()],
         users: vec![USER],
         prev_result: None,
-        config_hash: h.node.members.hash(),
+        config_hash: h.node.members().hash(),
         next_membership: None,
     });
     h.node.on_decide(LedgerRecord { ledger: ledger1.clone(), commit: None, result: None });
@@ -518,7 +536,7 @@ async fn a_proposal_with_a_forged_stale_or_replayed_user_signed_input_is_refused
             inputs,
             users: vec![USER],
             prev_result: None,
-            config_hash: h.node.members.hash(),
+            config_hash: h.node.members().hash(),
             next_membership: None,
         })
     };
@@ -528,4 +546,64 @@ async fn a_proposal_with_a_forged_stale_or_replayed_user_signed_input_is_refused
     assert!(h.node.signed_inputs_valid(&proposal2(vec![lower])).is_err(), "a lower nonce was accepted");
     let next = user_signed_input(&h, &user, 2, 8, ("pay 2", 6, 3));
     assert!(h.node.signed_inputs_valid(&proposal2(vec![next])).is_ok(), "the next nonce is refused");
+}
+
+/// Issue 19: the contract's config names new members after ledger 1. Ledger 2 must hand over
+/// to exactly them; the old members close and certify it; from ledger 3 on the node runs
+/// consensus and counts result votes among the new members, by their new places.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_over_agreed_in_the_state_is_proposed_checked_and_followed() {
+    let mut h = Harness::new().await;
+    let genesis = h.genesis.clone();
+    let keys: Vec<[u8; 32]> = h.keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let key = |i: usize| keys[i];
+    // Validator 3 leaves; this node (0) moves to place 1.
+    let next = hp_ledger::Membership::new(vec![key(1), key(0), key(2)], 3).expect("members");
+    let (run1, run2, run3) = (Run::of(1), Run::of(2), Run::of(3));
+    let ledger1 = h.decide(1, &genesis, None);
+    h.executed_with_config(&ledger1, &run1, next.clone());
+    for peer in 1..=2 {
+        h.peer_result_vote(peer, 1, &run1);
+    }
+    assert_eq!(h.node.last_result, Some(run1.summary()), "ledger 1 certified");
+
+    let (proposed, _) = h.node.build_ledger(super::effects::now_ms());
+    assert_eq!(proposed.next_membership.as_ref(), Some(&next), "the proposal hands over");
+    assert!(h.node.validate(&proposed));
+    let mut body = (*proposed).clone();
+    body.next_membership = None;
+    assert!(!h.node.validate(&Ledger::new(body)), "a proposal leaving the hand-over out was accepted");
+    let mut body = (*proposed).clone();
+    body.next_membership = Some(hp_ledger::Membership::new(vec![key(0), key(1), key(2)], 3).expect("members"));
+    assert!(!h.node.validate(&Ledger::new(body)), "a hand-over to other members was accepted");
+
+    let ledger2 = h.decide_handing_over(2, &ledger1, Some(run1.summary()), Some(next.clone()));
+    assert_eq!(h.node.members(), &next, "ledger 3 is closed by the new members");
+    assert_eq!(h.node.peers.epochs().members_at(3), &next, "the peer layer checks ledger 3 against them");
+    h.executed_with_config(&ledger2, &run2, next.clone());
+    // The old members certify ledger 2, by their old places; the leaving validator's vote counts.
+    h.peer_result_vote(3, 2, &run2);
+    h.peer_result_vote(1, 2, &run2);
+    assert_eq!(h.node.last_result, Some(run2.summary()), "ledger 2 certified by the old members");
+    assert_eq!(h.node.core.params().unl.len(), 3, "the core runs with the new members");
+    assert_eq!(h.node.core_me(), Some(1));
+    assert_eq!(h.node.core.height(), 3);
+
+    let ledger3 = h.decide(3, &ledger2, Some(run2.summary()));
+    assert_eq!(ledger3.config_hash, next.hash());
+    h.executed_with_config(&ledger3, &run3, next.clone());
+    // Validator 3's key is no member any more, and a vote under its old place is another's.
+    let vote = ResultVote::sign(&NETWORK, 3, run3.state_hash, run3.outcome.hash(), 3, &h.keys[3]);
+    h.node.handle(Event::Peer(PeerEvent::Message { validator: 3, message: PeerMessage::Result(vote, None), epoch: 3 }));
+    assert_eq!(h.node.last_result, None);
+    // New places: key 1 is validator 0, key 2 validator 2.
+    for (place, signer) in [(0, 1), (2, 2)] {
+        let vote = ResultVote::sign(&NETWORK, 3, run3.state_hash, run3.outcome.hash(), place, &h.keys[signer]);
+        h.node.handle(Event::Peer(PeerEvent::Message {
+            validator: signer,
+            message: PeerMessage::Result(vote, None),
+            epoch: 3,
+        }));
+    }
+    assert_eq!(h.node.last_result, Some(run3.summary()), "ledger 3 certified by the new members");
 }

@@ -104,7 +104,7 @@ impl Node {
             return;
         }
         let mut submits = std::mem::take(&mut self.users.pending_submits);
-        if self.cfg.me.is_none() {
+        if self.me().is_none() {
             for s in &submits {
                 self.ack(s.request_id, false, OBSERVER);
             }

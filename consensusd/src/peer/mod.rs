@@ -24,15 +24,15 @@ use crate::wire::{self, PeerMessage};
 use bytes::Bytes;
 use codec::{FrameError, MAX_FRAME, read_frame};
 use ed25519_dalek::SigningKey;
-use ed25519_dalek::VerifyingKey;
 use handshake::PeerTls;
 use hp_consensus::NetworkId;
+use hp_ledger::Epochs;
 use hp_proto::v1::peer::Frame;
 use prost::Message;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -85,9 +85,19 @@ pub const LINK_TIMEOUT: Duration = Duration::from_secs(20);
 /// What the network tells the node loop.
 #[derive(Debug)]
 pub enum PeerEvent {
-    Connected { validator: usize },
-    Disconnected { validator: usize },
-    Message { validator: usize, message: PeerMessage },
+    Connected {
+        validator: usize,
+    },
+    Disconnected {
+        validator: usize,
+    },
+    /// `epoch`: the first ledger of the epoch whose members a consensus message was checked
+    /// against ([`wire::epoch_of`]); 0 for other messages.
+    Message {
+        validator: usize,
+        message: PeerMessage,
+        epoch: u64,
+    },
 }
 
 /// Counters an operator can read to see peers misbehaving.
@@ -198,9 +208,10 @@ struct Inner {
     tls: PeerTls,
     /// Every key a link may have: the UNL, then the observers. A link's index is its place.
     unl: Vec<[u8; 32]>,
-    unl_keys: Vec<VerifyingKey>,
-    /// The first `validators` of `unl` are the UNL: only their signatures count.
-    validators: usize,
+    /// Whose signatures count, by height: the node sets it as its chain hands over.
+    epochs: RwLock<Arc<Epochs>>,
+    /// The last height whose members the node knows for sure ([`wire::Signers`]).
+    known_through: AtomicU64,
     /// Every signature a peer sends must be made in this network.
     network: NetworkId,
     conns: Mutex<HashMap<usize, Links>>,
@@ -234,9 +245,11 @@ pub struct PeerConfig {
     pub key: SigningKey,
     /// The keys links are accepted from: the UNL, then observers (`hp_cfg::Config::peer_keys`).
     pub unl: Vec<[u8; 32]>,
-    /// How many of `unl`, from the start, are validators: only their messages are signed
-    /// consensus; an observer's link carries requests and status.
-    pub validators: usize,
+    /// Which members sign which heights, as the chain stored so far says: only their messages
+    /// are consensus; an observer's link carries requests and status.
+    pub epochs: Epochs,
+    /// The last height whose members are known for sure: the one after the last stored ledger.
+    pub known_through: u64,
     /// [`hp_cfg::Config::network_id`]: peers of other networks are refused, and so is anything
     /// signed for another network.
     pub network_id: [u8; 32],
@@ -256,15 +269,10 @@ impl PeerNet {
         events: mpsc::Sender<PeerEvent>,
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
-        let unl_keys = config
-            .unl
-            .iter()
-            .map(|k| VerifyingKey::from_bytes(k).map_err(|_| std::io::Error::other("UNL key is not a public key")))
-            .collect::<Result<Vec<_>, _>>()?;
         let tls = PeerTls::new(&config.key, &config.unl, config.network_id).map_err(std::io::Error::other)?;
         let inner = Arc::new(Inner {
-            validators: config.validators.min(unl_keys.len()),
-            unl_keys,
+            epochs: RwLock::new(Arc::new(config.epochs)),
+            known_through: AtomicU64::new(config.known_through),
             network: NetworkId(config.network_id),
             tls,
             unl: config.unl,
@@ -337,9 +345,34 @@ impl PeerNet {
         list
     }
 
-    /// Whether `key` is a validator's (an observer's messages are not consensus).
+    /// Whether `key` is a validator's now (an observer's messages are not consensus).
     pub fn is_validator(&self, key: &[u8; 32]) -> bool {
-        self.inner.unl[..self.inner.validators].contains(key)
+        self.epochs().latest().members.contains(key)
+    }
+
+    /// Whose signatures count, by height.
+    pub fn epochs(&self) -> Arc<Epochs> {
+        self.inner.epochs.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The chain handed over: messages are checked against `epochs` from now on.
+    pub fn set_epochs(&self, epochs: Epochs) {
+        *self.inner.epochs.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(epochs);
+    }
+
+    /// The node stored ledger `height - 1`: the members of `height` are known for sure.
+    pub fn set_known_through(&self, height: u64) {
+        self.inner.known_through.store(height, Ordering::Relaxed);
+    }
+
+    /// The link index of the peer with key `key`, if it may link at all.
+    pub fn link_of(&self, key: &[u8; 32]) -> Option<usize> {
+        self.inner.unl.iter().position(|k| k == key)
+    }
+
+    /// The key of link `link`.
+    pub fn key_of(&self, link: usize) -> Option<[u8; 32]> {
+        self.inner.unl.get(link).copied()
     }
 
     pub fn stats(&self) -> &PeerStats {
@@ -591,10 +624,20 @@ impl PeerNet {
                 Err(None) => break Ok(()),
                 Err(Some(e)) => break Err(ConnError::Frame(e)),
             };
+            let epochs = self.epochs();
+            let signers =
+                wire::Signers { epochs: &epochs, known_through: self.inner.known_through.load(Ordering::Relaxed) };
             let decoded = match Frame::decode(bytes.as_slice()) {
                 Ok(frame) if wire::is_heartbeat(&frame) => continue,
-                Ok(frame) => wire::decode(frame, &self.inner.network, &self.inner.unl_keys[..self.inner.validators])
-                    .map_err(|e| e.to_string()),
+                Ok(frame) => match wire::decode(frame, &self.inner.network, &signers) {
+                    Err(error) if error.is_about_membership() => {
+                        // Honest peers send these around a hand-over; nothing to hold against this one.
+                        let bad_frames_total = self.inner.stats.bad_frames.fetch_add(1, Ordering::Relaxed) + 1;
+                        debug!(peer = validator, %error, bad_frames_total, "a peer frame this node cannot check against its members; dropped");
+                        continue;
+                    }
+                    other => other.map_err(|e| e.to_string()),
+                },
                 Err(e) => Err(e.to_string()),
             };
             match decoded {
@@ -612,7 +655,8 @@ impl PeerNet {
                     warn!(peer = validator, "NPL message relayed for another member; dropped");
                 }
                 Ok(message) => {
-                    if self.inner.events.send(PeerEvent::Message { validator, message }).await.is_err() {
+                    let epoch = wire::epoch_of(&message, &epochs).unwrap_or(0);
+                    if self.inner.events.send(PeerEvent::Message { validator, message, epoch }).await.is_err() {
                         break Ok(());
                     }
                 }
@@ -729,7 +773,8 @@ mod tests {
         let shutdown = CancellationToken::new();
         let config = PeerConfig {
             unl: vec![key.verifying_key().to_bytes()],
-            validators: 1,
+            epochs: Epochs::new(hp_ledger::Membership::new(vec![key.verifying_key().to_bytes()], 1).unwrap()),
+            known_through: 1,
             key,
             network_id: [0; 32],
             listen,

@@ -2,7 +2,7 @@
 //! with one byte changed: it never panics, and it never accepts what the sender did not sign.
 
 use bytes::Bytes;
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use hp_consensus::{NetworkId, Proposal, ResultVote, Vote, VoteKind};
 use hp_consensusd::wire::{self, PeerMessage, PeerStatus};
 use hp_ledger::{Input, InputBatch, Ledger, LedgerBody, ResultSummary};
@@ -19,8 +19,14 @@ fn keys() -> Vec<SigningKey> {
     (0..4u8).map(|i| SigningKey::from_bytes(&[i + 1; 32])).collect()
 }
 
-fn unl(keys: &[SigningKey]) -> Vec<VerifyingKey> {
-    keys.iter().map(|k| k.verifying_key()).collect()
+fn unl(keys: &[SigningKey]) -> hp_ledger::Epochs {
+    let unl = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    hp_ledger::Epochs::new(hp_ledger::Membership::new(unl, keys.len()).unwrap())
+}
+
+/// Decodes against `epochs`, every height's members known.
+fn decode(frame: pb::Frame, network: &NetworkId, epochs: &hp_ledger::Epochs) -> Result<PeerMessage, wire::WireError> {
+    wire::decode(frame, network, &wire::Signers { epochs, known_through: u64::MAX })
 }
 
 /// Byte strings with lengths that matter here (empty, a hash, a signature) and random ones.
@@ -146,11 +152,11 @@ fn signed_frames_round_trip_through_bytes() {
     for frame in signed_frames() {
         let bytes = frame.encode_to_vec();
         let back = pb::Frame::decode(bytes.as_slice()).unwrap();
-        let message = wire::decode(back, &NET, &unl).unwrap();
+        let message = decode(back, &NET, &unl).unwrap();
         assert!(signed_content(&message).is_some());
     }
     let status = PeerStatus { lcl_seq: 3, lcl_hash: [1; 32], height: 4, round: 0, users: vec![[2; 32]] };
-    let back = wire::decode(wire::status(&status), &NET, &unl).unwrap();
+    let back = decode(wire::status(&status), &NET, &unl).unwrap();
     assert!(matches!(back, PeerMessage::Status(s) if s == status));
 }
 
@@ -159,8 +165,8 @@ fn signed_frames_round_trip_through_bytes() {
 fn frames_signed_for_another_network_are_refused() {
     let unl = unl(&keys());
     for frame in signed_frames() {
-        assert!(wire::decode(frame.clone(), &NET, &unl).is_ok());
-        let err = wire::decode(frame, &OTHER_NET, &unl).unwrap_err();
+        assert!(decode(frame.clone(), &NET, &unl).is_ok());
+        let err = decode(frame, &OTHER_NET, &unl).unwrap_err();
         assert!(
             matches!(&err, wire::WireError::Signature { .. })
                 || matches!(&err, wire::WireError::Decode { message: "InputBatch", problem }
@@ -177,13 +183,13 @@ fn frames_signed_for_another_network_are_refused() {
 fn a_changed_frame_tag_never_makes_another_signed_claim() {
     let unl = unl(&keys());
     for frame in signed_frames() {
-        let original = signed_content(&wire::decode(frame.clone(), &NET, &unl).unwrap());
+        let original = signed_content(&decode(frame.clone(), &NET, &unl).unwrap());
         let bytes = frame.encode_to_vec();
         for xor in 1u8..=255 {
             let mut mutant = bytes.clone();
             mutant[0] ^= xor;
             if let Ok(mutant) = pb::Frame::decode(mutant.as_slice())
-                && let Ok(message) = wire::decode(mutant, &NET, &unl)
+                && let Ok(message) = decode(mutant, &NET, &unl)
                 && let Some(content) = signed_content(&message)
             {
                 assert_eq!(Some(content), original, "tag byte changed by {xor:#04x}");
@@ -199,14 +205,14 @@ proptest! {
     fn arbitrary_bytes_through_prost_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let unl = unl(&keys());
         if let Ok(frame) = pb::Frame::decode(bytes.as_slice()) {
-            let _ = wire::decode(frame, &NET, &unl);
+            let _ = decode(frame, &NET, &unl);
         }
     }
 
     #[test]
     fn arbitrary_frames_never_panic_and_unsigned_claims_are_refused(frame in arbitrary_frame()) {
         let unl = unl(&keys());
-        match wire::decode(frame, &NET, &unl) {
+        match decode(frame, &NET, &unl) {
             // Random bytes are never a valid signature of a UNL key.
             Ok(PeerMessage::Inputs(..) | PeerMessage::Proposal(_) | PeerMessage::Vote(_) | PeerMessage::Result(..)) => {
                 prop_assert!(false, "an unsigned frame was accepted");
@@ -229,12 +235,12 @@ proptest! {
     ) {
         let unl = unl(&keys());
         let frame = signed_frames().swap_remove(which);
-        let original = signed_content(&wire::decode(frame.clone(), &NET, &unl).unwrap());
+        let original = signed_content(&decode(frame.clone(), &NET, &unl).unwrap());
         let mut bytes = frame.encode_to_vec();
         let i = pos.index(bytes.len());
         bytes[i] ^= xor;
         if let Ok(mutant) = pb::Frame::decode(bytes.as_slice())
-            && let Ok(message) = wire::decode(mutant, &NET, &unl)
+            && let Ok(message) = decode(mutant, &NET, &unl)
         {
             // Only a change outside what is signed (e.g. a field number prost then skips) may
             // decode as a signed kind, and then it must say exactly what was signed. A changed
@@ -250,11 +256,11 @@ proptest! {
     fn a_signed_frame_cut_short_is_refused_or_means_the_same(which in 0usize..5, cut in any::<prop::sample::Index>()) {
         let unl = unl(&keys());
         let frame = signed_frames().swap_remove(which);
-        let original = signed_content(&wire::decode(frame.clone(), &NET, &unl).unwrap());
+        let original = signed_content(&decode(frame.clone(), &NET, &unl).unwrap());
         let bytes = frame.encode_to_vec();
         let short = &bytes[..cut.index(bytes.len())];
         if let Ok(mutant) = pb::Frame::decode(short)
-            && let Ok(message) = wire::decode(mutant, &NET, &unl)
+            && let Ok(message) = decode(mutant, &NET, &unl)
         {
             prop_assert_eq!(signed_content(&message), original);
         }

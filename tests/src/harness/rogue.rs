@@ -29,7 +29,7 @@
 //!   node's name signed with its own key (which costs it its link).
 
 use bytes::Bytes;
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use hp_consensus::{NetworkId, Proposal, ResultVote, Vote, VoteKind};
 use hp_consensusd::peer::codec::{MAX_FRAME, read_frame};
 use hp_consensusd::peer::handshake::{PeerTls, TlsStream};
@@ -90,7 +90,8 @@ struct Shared {
     tls: PeerTls,
     me: usize,
     unl: Vec<[u8; 32]>,
-    unl_keys: Vec<VerifyingKey>,
+    /// The genesis members, whose signatures the rogue checks.
+    epochs: hp_ledger::Epochs,
     /// The network everything is signed and checked in.
     network: NetworkId,
     behaviour: Mutex<Behaviour>,
@@ -160,14 +161,17 @@ impl Rogue {
             .build()
             .unwrap_or_else(|e| panic!("rogue runtime: {e}"));
         let me = unl.iter().position(|k| *k == key.verifying_key().to_bytes()).unwrap_or_else(|| panic!("not in UNL"));
-        let unl_keys = unl.iter().map(|k| VerifyingKey::from_bytes(k).unwrap_or_else(|e| panic!("{e}"))).collect();
+        // The rogue only checks signatures: any quorum does.
+        let epochs = hp_ledger::Epochs::new(
+            hp_ledger::Membership::new(unl.clone(), unl.len()).unwrap_or_else(|e| panic!("{e}")),
+        );
         let tls = PeerTls::new(&key, &unl, network_id).unwrap_or_else(|e| panic!("rogue TLS: {e}"));
         let shared = Arc::new(Shared {
             key,
             tls,
             me,
             unl,
-            unl_keys,
+            epochs,
             network: NetworkId(network_id),
             behaviour: Mutex::new(behaviour),
             conns: Mutex::new(HashMap::new()),
@@ -258,7 +262,11 @@ async fn serve(shared: &Arc<Shared>, index: usize, stream: TlsStream<TcpStream>)
         shared.stats.frames_in.fetch_add(1, Ordering::Relaxed);
         let Ok(frame) = pb::Frame::decode(bytes.as_slice()) else { break };
         let raw = frame.clone();
-        let Ok(message) = wire::decode(frame, &shared.network, &shared.unl_keys) else { continue };
+        let Ok(message) =
+            wire::decode(frame, &shared.network, &wire::Signers { epochs: &shared.epochs, known_through: u64::MAX })
+        else {
+            continue;
+        };
         on_message(shared, index, raw, message);
     }
     writing.abort();
