@@ -98,7 +98,7 @@ pub struct NodeStatus {
     pub in_sync: bool,
     /// Since this node last stored a closed ledger.
     pub since_close: std::time::Duration,
-    /// The members that close the next ledger.
+    /// The members in force: those of the height the node runs.
     pub members: hp_ledger::Membership,
     /// Whether this node is one of them.
     pub validator: bool,

@@ -15,6 +15,10 @@
 //                                 sets the contract's version in ../patch.cfg (the library's
 //                                 updateConfig; agreed with the state) and answers
 //                                 {"op":"version","version":"..."}
+//   {"op": "unl", "unl": ["ed<hex>", ...]}
+//                                 sets the UNL in ../patch.cfg: once the network agrees on the
+//                                 round, it hands over to those members. Answers
+//                                 {"op":"unl","unl":<n>}
 //   any other JSON                answers {"op":"error","error":"unknown op"}
 //   text that is not JSON         is added as a note, as {"op":"add","text":<the text>} would
 //
@@ -81,12 +85,17 @@ async function contract(ctx) {
                 wantsNpl.push(user);
             } else if (req.op === "config") {
                 const config = await ctx.getConfig();
-                await user.send({ op: "config", version: config.version, unl: config.unl.length, roundtime: config.consensus.roundtime });
+                await user.send({ op: "config", version: config.version, unl: config.unl.length, roundtime: config.consensus.roundtime, members: ctx.unl.list().map((n) => n.publicKey).sort() });
             } else if (req.op === "version" && typeof req.version === "string") {
                 const config = await ctx.getConfig();
                 config.version = req.version;
                 await ctx.updateConfig(config);
                 await user.send({ op: "version", version: req.version });
+            } else if (req.op === "unl" && Array.isArray(req.unl)) {
+                const config = await ctx.getConfig();
+                config.unl = req.unl;
+                await ctx.updateConfig(config);
+                await user.send({ op: "unl", unl: req.unl.length });
             } else {
                 await user.send({ op: "error", error: "unknown op" });
             }

@@ -55,7 +55,7 @@ impl CatchUp {
 impl Node {
     /// How many peers must announce a thing for at least one honest one to have: f+1.
     fn one_correct(&self) -> usize {
-        hp_consensus::quorum::one_correct_among(self.members().unl().len(), self.members().quorum())
+        hp_consensus::quorum::one_correct_among(self.running_members().unl().len(), self.running_members().quorum())
     }
 
     /// The highest ledger sequence that f+1 distinct UNL peers announce they hold (the

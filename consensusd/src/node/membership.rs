@@ -49,6 +49,12 @@ impl Node {
         self.membership.epochs.members_at(self.last.seq + 1)
     }
 
+    /// The members of the height the consensus core runs: those in force once the last ledger
+    /// of their predecessors is certified (what status shows, and whose claims count).
+    pub(super) fn running_members(&self) -> &Membership {
+        self.membership.epochs.members_at(self.core.height().max(1))
+    }
+
     /// The members that close ledger `seq`.
     pub(super) fn members_at(&self, seq: u64) -> &Membership {
         self.membership.epochs.members_at(seq)

@@ -260,9 +260,9 @@ impl Node {
         self.peers.connected().into_iter().filter(|link| self.is_member_link(*link)).count()
     }
 
-    /// Whether link `link` is to a member that closes the next ledger.
+    /// Whether link `link` is to a member of the height being run.
     fn is_member_link(&self, link: usize) -> bool {
-        self.peers.key_of(link).is_some_and(|key| self.members().contains(&key))
+        self.peers.key_of(link).is_some_and(|key| self.running_members().contains(&key))
     }
 
     fn me_bytes(&self) -> [u8; 32] {
@@ -541,8 +541,8 @@ impl Node {
             users: self.users.local.len(),
             in_sync: !self.catchup.behind(self.last.seq),
             since_close: self.metrics.since_close(),
-            validator: self.members().contains(&self.me_bytes()),
-            members: self.members().clone(),
+            validator: self.running_members().contains(&self.me_bytes()),
+            members: self.running_members().clone(),
         }
     }
 }

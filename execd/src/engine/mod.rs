@@ -318,11 +318,12 @@ impl Engine {
         Ok(crate::read::Prepared { contract, round, format: self.cfg.stdinfmt })
     }
 
-    /// What every header says about the node.
+    /// What every header says about the node. The UNL is the agreed config's (`patch.cfg`),
+    /// which the network hands over to: hp.cfg's is only the first one.
     fn round_info(&self) -> RoundInfo {
         RoundInfo {
             node_pubkey: self.cfg.node_pubkey,
-            unl: self.cfg.unl.clone(),
+            unl: self.patch.unl_keys().unwrap_or_else(|_| self.cfg.unl.clone()),
             contract_id: self.cfg.contract_id.clone(),
             secret: self.cfg.secret.clone(),
             ..RoundInfo::default()

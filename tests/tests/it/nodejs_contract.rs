@@ -153,3 +153,109 @@ fn the_contract_library_reads_and_updates_patch_cfg_through_the_sandbox() {
     assert_eq!(after["version"], "2.5", "the patch written on every node in one round: {after}");
     assert_eq!(after["roundtime"], before["roundtime"]);
 }
+
+/// One input to `node` (seed protocol); its first output, as JSON.
+fn ask(cluster: &Cluster, node: usize, input: &Value) -> Value {
+    let frames = hp_tests::user::send_and_collect(&cluster.nodes[node].url(), input.to_string().as_bytes(), 1, CLIENT_TIMEOUT);
+    parse(&String::from_utf8_lossy(&frames[0]))
+}
+
+/// Issue 19: the network changes its own UNL. The contract writes it to `patch.cfg` (the
+/// library's `updateConfig`); once the round is agreed, the next ledger hands over and the new
+/// members close every ledger after it. Three validators and an observer: the observer is
+/// added, then an original validator removed and killed, and the network goes on. Every node's
+/// chain verifies from the genesis UNL alone, and no input is lost.
+#[test]
+fn the_network_hands_over_to_the_unl_its_contract_agreed_and_goes_on_without_the_removed_node() {
+    let mut cluster = Cluster::start(ClusterOptions {
+        nodes: 4,
+        hotpocket: true,
+        contract: Some(hp_tests::contracts::nodejs()),
+        roundtime_ms: 1000,
+        edit: Some(Box::new(|_, cfg| {
+            cfg.stdinfmt = hp_cfg::StdinFormat::Hotpocket;
+            cfg.sandbox_read_paths = vec![hp_tests::contracts::nodejs_dir()];
+            let all = cfg.unl.clone();
+            cfg.unl = all[..3].to_vec();
+            cfg.observers = all[3..].to_vec();
+        })),
+        ..Default::default()
+    })
+    .or_panic();
+    cluster.wait_all_at(1, Duration::from_secs(60)).or_panic();
+    let ed = |i: usize| format!("ed{}", cluster.nodes[i].pubkey);
+    let keys: Vec<String> = (0..4).map(ed).collect();
+    let mut notes = 0;
+    let mut add = |cluster: &Cluster, node: usize, text: &str| {
+        let answer = ask(cluster, node, &json!({"op": "add", "text": text}));
+        notes += 1;
+        assert_eq!(answer["count"], notes, "node {}: every note so far is kept: {answer}", node + 1);
+    };
+    // Waits until every node in `nodes` reports `unl` in force, and each its role.
+    let members_in_force = |cluster: &Cluster, nodes: &[usize], unl: &[String], roles: &[&str]| {
+        hp_tests::wait_until("every node to report the new UNL in force", Duration::from_secs(60), || {
+            let statuses: Vec<Value> = nodes.iter().filter_map(|&i| cluster.nodes[i].status()).collect();
+            let seen: Vec<(Vec<String>, String)> = statuses
+                .iter()
+                .map(|s| {
+                    let mut keys: Vec<String> =
+                        s["unl"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(String::from)).collect();
+                    keys.sort();
+                    (keys, s["role"].as_str().unwrap_or_default().to_string())
+                })
+                .collect();
+            let mut want: Vec<String> = unl.to_vec();
+            want.sort();
+            let done = seen.len() == nodes.len()
+                && seen.iter().zip(roles).all(|((keys, role), expected)| *keys == want && role == expected);
+            done.then_some(())
+        });
+    };
+
+    add(&cluster, 0, "under the genesis UNL");
+    // The observer joins: four validators.
+    let four = json!({"op": "unl", "unl": keys.clone()});
+    assert_eq!(ask(&cluster, 1, &four), json!({"op": "unl", "unl": 4}));
+    members_in_force(&cluster, &[0, 1, 2, 3], &keys, &["validator"; 4]);
+    add(&cluster, 3, "to the observer made a validator");
+    add(&cluster, 0, "to an original validator");
+
+    // The first validator leaves, and is killed.
+    let three = keys[1..].to_vec();
+    assert_eq!(ask(&cluster, 2, &json!({"op": "unl", "unl": three.clone()})), json!({"op": "unl", "unl": 3}));
+    members_in_force(&cluster, &[0, 1, 2, 3], &three, &["observer", "validator", "validator", "validator"]);
+    let removed_at = cluster.nodes[0].lcl_seq();
+    cluster.nodes[0].kill();
+    for node in 1..4 {
+        add(&cluster, node, &format!("to node {} without the removed one", node + 1));
+    }
+    let config = ask(&cluster, 3, &json!({"op": "config"}));
+    let mut sorted = three.clone();
+    sorted.sort();
+    assert_eq!(config["members"], json!(sorted), "the contract's header names the UNL in force: {config}");
+
+    // The chain records both hand-overs, closed by the members in force at each ledger.
+    let seq = cluster.nodes[1].lcl_seq();
+    for node in 1..4 {
+        hp_tests::wait_until("the live nodes to hold the same chain", Duration::from_secs(30), || {
+            (cluster.nodes[node].lcl_seq() >= seq).then_some(())
+        });
+        let (code, text) = cluster.nodes[node].verify().or_panic();
+        assert_eq!(code, 0, "node {}: {text}", node + 1);
+    }
+    let ledgers = cluster.nodes[3].ledgers().or_panic();
+    let changes: Vec<&Value> = ledgers.iter().filter(|l| !l["unl_change"].is_null()).collect();
+    assert_eq!(changes.len(), 2, "two hand-overs recorded: {changes:?}");
+    assert_eq!(changes[0]["unl_change"]["unl"].as_array().map(Vec::len), Some(4));
+    assert_eq!(changes[1]["unl_change"]["unl"].as_array().map(Vec::len), Some(3));
+    let second = changes[1]["seq"].as_u64().unwrap_or(u64::MAX);
+    assert!(second <= removed_at, "the hand-over was stored before the node was removed");
+    for ledger in ledgers.iter().filter(|l| l["seq"].as_u64().is_some_and(|s| s > second)) {
+        assert!(ledger["signers"].as_u64().is_some_and(|n| n <= 3), "closed by the three members: {ledger}");
+    }
+    let hashes: BTreeSet<String> = (1..4)
+        .filter_map(|node| cluster.nodes[node].ledgers().ok()?.into_iter().find(|l| l["seq"] == seq))
+        .map(|l| l["hash"].to_string())
+        .collect();
+    assert_eq!(hashes.len(), 1, "one chain: {hashes:?}");
+}
