@@ -157,7 +157,7 @@ impl Node {
         let params = Params {
             unl: members.keys().to_vec(),
             quorum: members.quorum(),
-            timeouts: self.core.params().timeouts.clone(),
+            timeouts: self.core.params().timeouts,
             network: self.cfg.network,
         };
         match self.core.change_members(params, me) {

@@ -156,7 +156,8 @@ fn the_contract_library_reads_and_updates_patch_cfg_through_the_sandbox() {
 
 /// One input to `node` (seed protocol); its first output, as JSON.
 fn ask(cluster: &Cluster, node: usize, input: &Value) -> Value {
-    let frames = hp_tests::user::send_and_collect(&cluster.nodes[node].url(), input.to_string().as_bytes(), 1, CLIENT_TIMEOUT);
+    let frames =
+        hp_tests::user::send_and_collect(&cluster.nodes[node].url(), input.to_string().as_bytes(), 1, CLIENT_TIMEOUT);
     parse(&String::from_utf8_lossy(&frames[0]))
 }
 
@@ -198,8 +199,12 @@ fn the_network_hands_over_to_the_unl_its_contract_agreed_and_goes_on_without_the
             let seen: Vec<(Vec<String>, String)> = statuses
                 .iter()
                 .map(|s| {
-                    let mut keys: Vec<String> =
-                        s["unl"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(String::from)).collect();
+                    let mut keys: Vec<String> = s["unl"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|k| k.as_str().map(String::from))
+                        .collect();
                     keys.sort();
                     (keys, s["role"].as_str().unwrap_or_default().to_string())
                 })
