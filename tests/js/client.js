@@ -7,7 +7,9 @@
 //                                | { op: "ledger", seq | "last_input", inputs, outputs }
 //                                | { op: "subscribe_ledgers" } | { op: "ledger_events", count, timeout_ms }
 //                                | { op: "read", request }
-//                                | { op: "subscribe_health" } | { op: "health_events", count, timeout_ms }] }
+//                                | { op: "subscribe_health" } | { op: "health_events", count, timeout_ms }
+//                                | { op: "unl_events", count, timeout_ms }] }
+// unl_change events are collected from the start (the client subscribes when it trusts keys).
 // Outputs are collected from the start: the client emits only those whose proof it verified
 // (against trustedServerKeys, when given).
 // Prints one line per step, "RESULT <json>", after the client's own log lines; binary values
@@ -46,6 +48,8 @@ async function main() {
     });
     const healthEvents = [];
     client.on(HotPocket.events.healthEvent, (ev) => healthEvents.push(ev));
+    const unlEvents = [];
+    client.on(HotPocket.events.unlChange, (unl) => unlEvents.push(unl.map(hex)));
     const connected = await client.connect();
     result({ op: "connect", connected: !!connected, user: hex(keys.publicKey) });
     if (!connected) return;
@@ -105,6 +109,10 @@ async function main() {
             const deadline = Date.now() + (step.timeout_ms || 10000);
             while (ledgerEvents.length < step.count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
             result({ op: "ledger_events", events: ledgerEvents.slice() });
+        } else if (step.op === "unl_events") {
+            const deadline = Date.now() + (step.timeout_ms || 10000);
+            while (unlEvents.length < step.count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+            result({ op: "unl_events", events: unlEvents.slice() });
         } else if (step.op === "outputs") {
             const deadline = Date.now() + (step.timeout_ms || 10000);
             while (outputs.length < step.count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

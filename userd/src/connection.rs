@@ -228,16 +228,10 @@ async fn binary_mode<S>(
     let (outbox, outbox_rx) = outbox(settings.outbox, kill.clone());
     let (sink, mut stream) = ws.split();
     let mut writer = tokio::spawn(write_loop(sink, outbox_rx, kill.clone(), settings.outbox.write_timeout));
-    if let Some(old) = shared.registry.insert(
-        user,
-        ConnHandle {
-            id,
-            outbox: outbox.clone(),
-            hotpocket: None,
-            ledger_events: Default::default(),
-            health_events: Default::default(),
-        },
-    ) {
+    if let Some(old) = shared
+        .registry
+        .insert(user, ConnHandle { id, outbox: outbox.clone(), hotpocket: None, subscriptions: Default::default() })
+    {
         tracing::info!(%user, old, "user reconnected; the older connection is replaced");
     }
     shared.session.user_changed(user).await;

@@ -22,10 +22,16 @@ pub struct ConnHandle {
     pub outbox: Outbox,
     /// The message encoding of a HotPocket 0.6 connection; `None` on the seed port.
     pub hotpocket: Option<crate::hotpocket::Protocol>,
-    /// Whether a HotPocket connection subscribed to `ledger_event`.
-    pub ledger_events: Arc<std::sync::atomic::AtomicBool>,
-    /// Whether a HotPocket connection subscribed to `health_event`.
-    pub health_events: Arc<std::sync::atomic::AtomicBool>,
+    /// The notification channels a HotPocket connection subscribed to; shared with it.
+    pub subscriptions: Arc<Subscriptions>,
+}
+
+/// Which notification channels (`subscription` messages) a HotPocket connection is on.
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    pub ledger_event: std::sync::atomic::AtomicBool,
+    pub health_event: std::sync::atomic::AtomicBool,
+    pub unl_change: std::sync::atomic::AtomicBool,
 }
 
 /// Shared by the connections, the session and the status service.
@@ -113,17 +119,7 @@ mod tests {
     fn handle(registry: &Registry) -> (ConnHandle, CancellationToken, crate::outbox::OutboxReceiver) {
         let kill = CancellationToken::new();
         let (outbox, rx) = outbox(OutboxLimits::default(), kill.clone());
-        (
-            ConnHandle {
-                id: registry.next_id(),
-                outbox,
-                hotpocket: None,
-                ledger_events: Default::default(),
-                health_events: Default::default(),
-            },
-            kill,
-            rx,
-        )
+        (ConnHandle { id: registry.next_id(), outbox, hotpocket: None, subscriptions: Default::default() }, kill, rx)
     }
 
     #[test]

@@ -199,6 +199,12 @@ impl Userd {
                 hp.unl.len(),
                 shutdown.clone(),
             )));
+            background.push(tokio::spawn(crate::hotpocket::events::unl_changes(
+                registry.clone(),
+                view.clone(),
+                hp.unl.clone(),
+                shutdown.clone(),
+            )));
             let hp_shared = Arc::new(HotPocketShared {
                 contract_id: hp.contract_id,
                 contract_version: hp.contract_version,

@@ -186,11 +186,11 @@ fn the_network_hands_over_to_the_unl_its_contract_agreed_and_goes_on_without_the
     cluster.wait_all_at(1, Duration::from_secs(60)).or_panic();
     let ed = |i: usize| format!("ed{}", cluster.nodes[i].pubkey);
     let keys: Vec<String> = (0..4).map(ed).collect();
-    let mut notes = 0;
-    let mut add = |cluster: &Cluster, node: usize, text: &str| {
+    let notes = std::cell::Cell::new(0u64);
+    let add = |cluster: &Cluster, node: usize, text: &str| {
         let answer = ask(cluster, node, &json!({"op": "add", "text": text}));
-        notes += 1;
-        assert_eq!(answer["count"], notes, "node {}: every note so far is kept: {answer}", node + 1);
+        notes.set(notes.get() + 1);
+        assert_eq!(answer["count"], notes.get(), "node {}: every note so far is kept: {answer}", node + 1);
     };
     // Waits until every node in `nodes` reports `unl` in force, and each its role.
     let members_in_force = |cluster: &Cluster, nodes: &[usize], unl: &[String], roles: &[&str]| {
@@ -225,9 +225,36 @@ fn the_network_hands_over_to_the_unl_its_contract_agreed_and_goes_on_without_the
     add(&cluster, 3, "to the observer made a validator");
     add(&cluster, 0, "to an original validator");
 
-    // The first validator leaves, and is killed.
+    // The first validator leaves, asked by a user of the published client who trusts the four
+    // members: it learns the new UNL (`unl_change`) and keeps verifying outputs, which only
+    // the three remaining members sign from then on (3 of 4 trusted keys would be too few).
     let three = keys[1..].to_vec();
-    assert_eq!(ask(&cluster, 2, &json!({"op": "unl", "unl": three.clone()})), json!({"op": "unl", "unl": 3}));
+    let hp_url = cluster.nodes[1].hotpocket_urls().map(|(tls, _)| tls).unwrap_or_default();
+    let spec = json!({
+        "servers": [hp_url],
+        "trusted": keys.clone(),
+        "ops": [
+            {"op": "input", "input": json!({"op": "unl", "unl": three.clone()}).to_string()},
+            {"op": "unl_events", "count": 1, "timeout_ms": 60_000},
+            {"op": "input", "input": json!({"op": "add", "text": "after the hand-over"}).to_string()},
+            {"op": "outputs", "count": 3, "timeout_ms": 60_000},
+        ],
+    });
+    let results = js::run(&spec, CLIENT_TIMEOUT);
+    assert_eq!(step(&results, "connect")["connected"], true, "{results:?}");
+    let events = step(&results, "unl_events")["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), 1, "one unl_change: {results:?}");
+    assert_eq!(events[0].as_array().map(Vec::len), Some(3), "{events:?}");
+    let outputs: Vec<Value> = step(&results, "outputs")["outputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| parse(o["output"].as_str().unwrap_or_default()))
+        .collect();
+    notes.set(notes.get() + 1);
+    assert_eq!(outputs.len(), 3, "verified outputs, before and after the hand-over: {results:?}");
+    assert_eq!(outputs[0], json!({"op": "unl", "unl": 3}));
+    assert_eq!((&outputs[1]["op"], &outputs[1]["count"]), (&json!("add"), &json!(notes.get())), "{outputs:?}");
     members_in_force(&cluster, &[0, 1, 2, 3], &three, &["observer", "validator", "validator", "validator"]);
     let removed_at = cluster.nodes[0].lcl_seq();
     cluster.nodes[0].kill();

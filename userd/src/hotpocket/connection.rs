@@ -155,12 +155,13 @@ where
         _ => "malformed user_challenge_response",
     })?;
     if let Some(server_challenge) = &signed_in.server_challenge {
+        let state = shared.view.state().await;
         let proof = handshake::server_challenge_response(
             &shared.key,
             server_challenge,
             &shared.contract_id,
             &shared.contract_version,
-            &shared.unl,
+            shared.unl_in_force(state.as_ref()),
         );
         if !matches!(timeout_at(deadline, ws.send(Message::text(proof))).await, Ok(Ok(()))) {
             return Err("the server challenge response could not be sent");
@@ -201,21 +202,19 @@ async fn requests<S>(
     // Registered like a seed connection: consensusd lists the user and hands over its outputs.
     let registry = &shared.seed.registry;
     let id = registry.next_id();
-    let ledger_events = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let health_events = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let subscriptions = std::sync::Arc::new(crate::registry::Subscriptions::default());
     let handle = crate::registry::ConnHandle {
         id,
         outbox: outbox.clone(),
         hotpocket: Some(protocol),
-        ledger_events: ledger_events.clone(),
-        health_events: health_events.clone(),
+        subscriptions: subscriptions.clone(),
     };
     if let Some(old) = registry.insert(user, handle) {
         tracing::info!(%user, old, "user reconnected; the older connection is replaced");
     }
     shared.seed.session.user_changed(user).await;
     tracing::info!(%user, %peer, ?protocol, "HotPocket user connected");
-    let mut session = Session { protocol, user: signed_in.user, bad_messages: 0, ledger_events, health_events };
+    let mut session = Session { protocol, user: signed_in.user, bad_messages: 0, subscriptions };
     // Signed inputs waiting for their fate; at most `max_in_flight`, then reading pauses.
     let mut waiting: FuturesUnordered<BoxFuture<'static, Option<Outgoing>>> = FuturesUnordered::new();
     let mut last_heard = Instant::now();
@@ -299,10 +298,8 @@ struct Session {
     protocol: Protocol,
     user: [u8; 32],
     bad_messages: u32,
-    /// Subscribed to `ledger_event`; shared with the registry, where the announcer looks.
-    ledger_events: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// Subscribed to `health_event`, likewise.
-    health_events: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The channels it subscribed to; shared with the registry, where the announcers look.
+    subscriptions: std::sync::Arc<crate::registry::Subscriptions>,
 }
 
 /// What one message leads to: replies now, and perhaps one later (a signed input's fate).
@@ -343,12 +340,15 @@ impl Session {
             },
             "subscription" => {
                 let enabled = message.bool("enabled").unwrap_or(false);
-                match message.str("channel") {
-                    // The UNL does not change (issue 19): nothing to note.
-                    Some("unl_change") => {}
-                    Some("ledger_event") => self.ledger_events.store(enabled, std::sync::atomic::Ordering::Relaxed),
-                    Some("health_event") => self.health_events.store(enabled, std::sync::atomic::Ordering::Relaxed),
-                    _ => self.bad_messages += 1,
+                let flag = match message.str("channel") {
+                    Some("unl_change") => Some(&self.subscriptions.unl_change),
+                    Some("ledger_event") => Some(&self.subscriptions.ledger_event),
+                    Some("health_event") => Some(&self.subscriptions.health_event),
+                    _ => None,
+                };
+                match flag {
+                    Some(flag) => flag.store(enabled, std::sync::atomic::Ordering::Relaxed),
+                    None => self.bad_messages += 1,
                 }
                 Handled::default()
             }

@@ -7,7 +7,8 @@
 //!   and every [`HEALTH_EVERY`] regardless, checked every [`HEALTH_POLL`] while someone
 //!   subscribed.
 //!
-//! `unl_change` is never sent: the UNL does not change (issue 19 will change it by consensus).
+//! - `unl_change`: the UNL in force (docs/consensus.md, "Membership") whenever it changes,
+//!   checked every [`HEALTH_POLL`]. The client takes it as its new trusted keys.
 
 use super::message::Outgoing;
 use super::node_view::NodeView;
@@ -25,7 +26,8 @@ pub const HEALTH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often a `connectivity` event goes out even when nothing changed.
 pub const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Sends `connectivity` health events until `shutdown`; `unl_size` decides "weakly connected"
+/// Sends `connectivity` health events until `shutdown`; the size of the UNL in force (hp.cfg's,
+/// `unl_size`, until consensusd says) decides "weakly connected"
 /// ([`super::replies::weakly_connected`]).
 pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, shutdown: CancellationToken) {
     let mut last: Option<(u32, std::time::Instant)> = None;
@@ -35,7 +37,7 @@ pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, sh
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let subscribers = subscribed(&registry, |h| &h.health_events);
+        let subscribers = subscribed(&registry, |h| &h.subscriptions.health_event);
         if subscribers.is_empty() {
             last = None;
             continue;
@@ -49,12 +51,39 @@ pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, sh
             continue;
         }
         last = Some((state.peers, std::time::Instant::now()));
-        let weakly = super::replies::weakly_connected(state.peers, unl_size);
+        let size = if state.unl.is_empty() { unl_size } else { state.unl.len() };
+        let weakly = super::replies::weakly_connected(state.peers, size);
         let event = Outgoing::new("health_event")
             .str("event", "connectivity")
             .u64("peer_count", u64::from(state.peers))
             .bool("weakly_connected", weakly);
         for handle in &subscribers {
+            if let Some(protocol) = handle.hotpocket {
+                let _ = handle.outbox.push(event.encode(protocol));
+            }
+        }
+    }
+}
+
+/// Sends `unl_change` to the connections subscribed to it whenever the UNL in force changes,
+/// until `shutdown`, starting from `first` (hp.cfg's): a node started after a hand-over tells
+/// those who connected before consensusd answered, and were given hp.cfg's UNL.
+pub async fn unl_changes(registry: Registry, view: Arc<NodeView>, first: Vec<[u8; 32]>, shutdown: CancellationToken) {
+    let mut known = first;
+    let mut tick = tokio::time::interval(HEALTH_POLL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(state) = view.state().await else { continue };
+        if state.unl.is_empty() || state.unl == known {
+            continue;
+        }
+        tracing::info!(unl = state.unl.len(), "the UNL in force changed; telling subscribed users");
+        known = state.unl;
+        let event = Outgoing::new("unl_change").keys("unl", &known);
+        for handle in subscribed(&registry, |h| &h.subscriptions.unl_change) {
             if let Some(protocol) = handle.hotpocket {
                 let _ = handle.outbox.push(event.encode(protocol));
             }
@@ -81,7 +110,7 @@ pub async fn announce(
             changed = seen.changed() => if changed.is_err() { return },
         }
         let newest = *seen.borrow();
-        let subscribers = subscribed(&registry, |h| &h.ledger_events);
+        let subscribers = subscribed(&registry, |h| &h.subscriptions.ledger_event);
         if subscribers.is_empty() {
             announced = newest;
             continue;

@@ -23,7 +23,7 @@ pub mod tls;
 
 use crate::admission::Admission;
 use ed25519_dalek::SigningKey;
-use node_view::NodeView;
+use node_view::{NodeState, NodeView};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +48,8 @@ pub struct HotPocketShared {
     pub contract_version: String,
     /// The node's key: it signs the server challenge.
     pub key: SigningKey,
+    /// hp.cfg's UNL: the network's first. The one in force comes from consensusd
+    /// ([`HotPocketShared::unl_in_force`]).
     pub unl: Vec<[u8; 32]>,
     /// The configured peer addresses, shown in `stat`.
     pub peers: Vec<String>,
@@ -64,6 +66,16 @@ pub struct HotPocketShared {
     pub max_input_ledger_offset: u64,
     /// execd, for read requests.
     pub execd: hp_proto::v1::exec_client::ExecClient<tonic::transport::Channel>,
+}
+
+impl HotPocketShared {
+    /// The UNL in force, as consensusd last said (`state`); hp.cfg's while it cannot be asked.
+    pub fn unl_in_force<'a>(&'a self, state: Option<&'a NodeState>) -> &'a [[u8; 32]] {
+        match state {
+            Some(state) if !state.unl.is_empty() => &state.unl,
+            _ => &self.unl,
+        }
+    }
 }
 
 impl std::fmt::Debug for HotPocketShared {

@@ -20,6 +20,8 @@ pub struct NodeState {
     pub lcl_hash: [u8; 32],
     pub peers: u32,
     pub in_sync: bool,
+    /// The UNL in force (it changes by consensus: docs/consensus.md, "Membership").
+    pub unl: Vec<[u8; 32]>,
 }
 
 /// consensusd's status, cached.
@@ -65,5 +67,6 @@ fn state_of(status: &ConsensusStatus) -> Option<NodeState> {
         lcl_hash: status.lcl_hash.as_ref().try_into().ok()?,
         peers: status.peers,
         in_sync: status.in_sync,
+        unl: status.unl.iter().map(|k| k.as_ref().try_into().ok()).collect::<Option<Vec<[u8; 32]>>>()?,
     })
 }

@@ -11,7 +11,8 @@ use hp_proto::v1::OutputsProof;
 
 /// `stat_response`: the node's version, last closed ledger, UNL and peers.
 pub fn stat(shared: &HotPocketShared, state: &NodeState) -> Outgoing {
-    let weakly_connected = weakly_connected(state.peers, shared.unl.len());
+    let unl = shared.unl_in_force(Some(state));
+    let weakly_connected = weakly_connected(state.peers, unl.len());
     Outgoing::new("stat_response")
         .str("hp_version", super::HP_VERSION)
         .u64("ledger_seq_no", state.lcl_seq)
@@ -22,7 +23,7 @@ pub fn stat(shared: &HotPocketShared, state: &NodeState) -> Outgoing {
         .bool("read_requests_enabled", true)
         .bool("is_full_history_node", true)
         .bool("weakly_connected", weakly_connected)
-        .keys("current_unl", &shared.unl)
+        .keys("current_unl", unl)
         .strings("peers", &shared.peers)
 }
 
