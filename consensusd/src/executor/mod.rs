@@ -35,7 +35,7 @@ pub enum ExecReport {
     /// execd's state already reflects this ledger (it was copied from a peer).
     AlreadyApplied {
         seq: u64,
-        /// The members the config in force at execd's state names.
+        /// The members the config in force after `seq` names, if execd's state is at `seq`.
         config: Option<hp_ledger::Membership>,
     },
     /// execd cannot run ledger `seq`: its state is not one the chain describes (ahead, or its
@@ -204,9 +204,11 @@ impl<E: From<ExecReport>> Task<E> {
         }
     }
 
-    /// Reports that execd's state is already past `seq`, with the config in force there.
+    /// Reports that execd's state already reflects `seq`, with the config in force after it
+    /// when execd's state is exactly there (a state further on says nothing of `seq`'s).
     async fn report_already_applied(&mut self, seq: u64) {
-        let config = self.execd.state().await.ok().and_then(|state| state.config);
+        let state = self.execd.state().await.ok();
+        let config = state.filter(|state| state.seq == Some(seq)).and_then(|state| state.config);
         self.report(ExecReport::AlreadyApplied { seq, config }).await;
     }
 
