@@ -73,6 +73,11 @@ impl Membership {
         &self.keys
     }
 
+    /// `key`'s place in the UNL, if it is a validator here.
+    pub fn position(&self, key: &[u8; 32]) -> Option<usize> {
+        self.unl.iter().position(|k| k == key)
+    }
+
     /// Whether `key` is a validator here.
     pub fn contains(&self, key: &[u8; 32]) -> bool {
         self.unl.contains(key)

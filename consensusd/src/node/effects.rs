@@ -294,8 +294,7 @@ impl Node {
         self.after_stored_membership(&record.ledger);
         if let Some(commit) = &record.commit {
             self.metrics.ledger_rounds.observe(f64::from(commit.round) + 1.0);
-            let unl = self.membership.epochs.members_at(seq).unl().to_vec();
-            self.metrics.certificate("commit", &unl, commit.signatures.iter().map(|(i, _)| *i));
+            self.metrics.certificate("commit", self.members_at(seq).unl(), commit.signatures.iter().map(|(i, _)| *i));
         }
         if self.last.seq > 0 {
             let interval_ms = record.ledger.time_ms.saturating_sub(self.last.time_ms);

@@ -67,8 +67,7 @@ impl Node {
 
     /// This node's index among the members that close ledger `seq`; `None` if it is not one.
     pub(super) fn me_at(&self, seq: u64) -> Option<usize> {
-        let me = self.me_bytes();
-        self.membership.epochs.members_at(seq).unl().iter().position(|k| *k == me)
+        self.membership.epochs.members_at(seq).position(&self.me_bytes())
     }
 
     /// This node's index among the members that close the next ledger.

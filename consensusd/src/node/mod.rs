@@ -210,7 +210,7 @@ impl Node {
         }
         let me_key = cfg.key.verifying_key().to_bytes();
         let closing_last = epochs.at(seq.max(1));
-        let me_last = closing_last.members.unl().iter().position(|k| *k == me_key);
+        let me_last = closing_last.members.position(&me_key);
         let results =
             ResultCollector::new(closing_last.members.unl().len(), closing_last.members.quorum(), me_last, seq.max(1))?;
         let membership = membership::Members {

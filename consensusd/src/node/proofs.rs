@@ -93,7 +93,7 @@ impl Node {
         let mut signatures: Vec<([u8; 32], [u8; 64])> = Vec::new();
         for (key, signature) in self.root_sigs(seq).into_iter().chain(stored) {
             let members = self.members_at(seq);
-            let Some(index) = members.unl().iter().position(|k| *k == key) else { continue };
+            let Some(index) = members.position(&key) else { continue };
             let valid =
                 members.keys().get(index).is_some_and(|k| k.verify(&root, &Signature::from_bytes(&signature)).is_ok());
             if valid && !signatures.iter().any(|(k, _)| *k == key) {

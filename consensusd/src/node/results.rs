@@ -182,8 +182,7 @@ impl Node {
             return;
         }
         self.settle_earlier_runs(seq);
-        let unl = self.members_at(seq).unl().to_vec();
-        self.metrics.certificate("result", &unl, cert.signatures.iter().map(|(i, _)| *i));
+        self.metrics.certificate("result", self.members_at(seq).unl(), cert.signatures.iter().map(|(i, _)| *i));
         let summary = ResultSummary { state_hash: cert.state_hash, outputs_hash: cert.outputs_hash };
         let (mut agreed, mut release) = (None, None);
         let mut differs = false;
