@@ -123,6 +123,17 @@ impl OutboxReceiver {
         }
         Some(item)
     }
+
+    /// The next queued frame, if one is queued now (closes are skipped).
+    #[cfg(test)]
+    pub(crate) fn try_frame(&mut self) -> Option<Message> {
+        loop {
+            match self.rx.try_recv().ok()? {
+                Outgoing::Frame(m) => return Some(m),
+                Outgoing::Close { .. } => continue,
+            }
+        }
+    }
 }
 
 /// How the writer ended.

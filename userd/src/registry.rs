@@ -32,6 +32,16 @@ pub struct Subscriptions {
     pub ledger_event: std::sync::atomic::AtomicBool,
     pub health_event: std::sync::atomic::AtomicBool,
     pub unl_change: std::sync::atomic::AtomicBool,
+    /// The UNL this connection was last given (in the handshake, then by `unl_change`), so
+    /// that it is told of a change exactly when what it holds differs from the UNL in force.
+    pub told_unl: Mutex<Vec<[u8; 32]>>,
+}
+
+impl Subscriptions {
+    /// Subscriptions of a connection that was given `unl` in its handshake.
+    pub fn told(unl: Vec<[u8; 32]>) -> Self {
+        Self { told_unl: Mutex::new(unl), ..Self::default() }
+    }
 }
 
 /// Shared by the connections, the session and the status service.

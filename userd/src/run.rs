@@ -202,7 +202,6 @@ impl Userd {
             background.push(tokio::spawn(crate::hotpocket::events::unl_changes(
                 registry.clone(),
                 view.clone(),
-                hp.unl.clone(),
                 shutdown.clone(),
             )));
             let hp_shared = Arc::new(HotPocketShared {

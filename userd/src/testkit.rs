@@ -37,6 +37,8 @@ struct Seen {
     echo: AtomicBool,
     /// Answer inputs with acks (on by default); off, inputs are only recorded.
     ack: AtomicBool,
+    /// The UNL `Status` reports; until set, `Status` reports nothing usable.
+    unl: Mutex<Option<Vec<[u8; 32]>>>,
 }
 
 /// A running (or stopped) fake consensusd.
@@ -140,6 +142,11 @@ impl FakeConsensus {
         self.seen.ack.store(ack, Ordering::SeqCst);
     }
 
+    /// Makes `Status` answer as a node in sync whose UNL in force is `unl`.
+    pub fn set_unl(&self, unl: &[[u8; 32]]) {
+        *self.seen.unl.lock().unwrap_or_else(|p| p.into_inner()) = Some(unl.to_vec());
+    }
+
     /// Sends one output to `pubkey` on the open session, as the next ledger's. False when none
     /// is open.
     pub fn push_output(&self, pubkey: [u8; 32], data: Bytes) -> bool {
@@ -217,7 +224,15 @@ impl Consensus for FakeService {
     }
 
     async fn status(&self, _request: Request<ConsensusStatusRequest>) -> Result<Response<ConsensusStatus>, Status> {
-        Ok(Response::new(ConsensusStatus::default()))
+        let unl = self.seen.unl.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(unl) = unl else { return Ok(Response::new(ConsensusStatus::default())) };
+        Ok(Response::new(ConsensusStatus {
+            lcl_seq: self.seen.seq.load(Ordering::SeqCst),
+            lcl_hash: Bytes::from_static(&[0; 32]),
+            in_sync: true,
+            unl: unl.iter().map(|k| Bytes::copy_from_slice(k)).collect(),
+            ..ConsensusStatus::default()
+        }))
     }
 
     /// The fake holds no ledgers.

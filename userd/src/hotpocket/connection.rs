@@ -100,7 +100,7 @@ async fn upgraded<S>(
     else {
         return;
     };
-    let signed_in = match handshake(&mut ws, shared, deadline, shutdown).await {
+    let (signed_in, told_unl) = match handshake(&mut ws, shared, deadline, shutdown).await {
         Ok(signed_in) => signed_in,
         Err(reason) => {
             tracing::debug!(%peer, reason, "HotPocket handshake refused");
@@ -117,17 +117,18 @@ async fn upgraded<S>(
         }
     };
     ws.get_mut().lift();
-    requests(ws, signed_in, peer, shared, shutdown).await;
+    requests(ws, signed_in, told_unl, peer, shared, shutdown).await;
     drop(slot);
 }
 
-/// `user_challenge`, the client's signed answer, and the node's own proof if asked.
+/// `user_challenge`, the client's signed answer, and the node's own proof if asked; with the
+/// UNL in force the user was given.
 async fn handshake<S>(
     ws: &mut WebSocketStream<S>,
     shared: &HotPocketShared,
     deadline: Instant,
     shutdown: &CancellationToken,
-) -> Result<SignedIn, &'static str>
+) -> Result<(SignedIn, Vec<[u8; 32]>), &'static str>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -154,20 +155,22 @@ where
         handshake::HandshakeError::BadSignature => "the challenge signature does not verify",
         _ => "malformed user_challenge_response",
     })?;
+    let state = shared.view.state().await;
+    let unl = shared.unl_in_force(state.as_ref());
     if let Some(server_challenge) = &signed_in.server_challenge {
-        let state = shared.view.state().await;
         let proof = handshake::server_challenge_response(
             &shared.key,
             server_challenge,
             &shared.contract_id,
             &shared.contract_version,
-            shared.unl_in_force(state.as_ref()),
+            unl,
         );
         if !matches!(timeout_at(deadline, ws.send(Message::text(proof))).await, Ok(Ok(()))) {
             return Err("the server challenge response could not be sent");
         }
     }
-    Ok(signed_in)
+    let told_unl = unl.to_vec();
+    Ok((signed_in, told_unl))
 }
 
 /// Sends a close frame and waits briefly for the client's.
@@ -186,6 +189,7 @@ where
 async fn requests<S>(
     ws: WebSocketStream<S>,
     signed_in: SignedIn,
+    told_unl: Vec<[u8; 32]>,
     peer: SocketAddr,
     shared: &HotPocketShared,
     shutdown: &CancellationToken,
@@ -202,7 +206,7 @@ async fn requests<S>(
     // Registered like a seed connection: consensusd lists the user and hands over its outputs.
     let registry = &shared.seed.registry;
     let id = registry.next_id();
-    let subscriptions = std::sync::Arc::new(crate::registry::Subscriptions::default());
+    let subscriptions = std::sync::Arc::new(crate::registry::Subscriptions::told(told_unl));
     let handle = crate::registry::ConnHandle {
         id,
         outbox: outbox.clone(),

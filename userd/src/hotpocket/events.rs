@@ -65,11 +65,12 @@ pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, sh
     }
 }
 
-/// Sends `unl_change` to the connections subscribed to it whenever the UNL in force changes,
-/// until `shutdown`, starting from `first` (hp.cfg's): a node started after a hand-over tells
-/// those who connected before consensusd answered, and were given hp.cfg's UNL.
-pub async fn unl_changes(registry: Registry, view: Arc<NodeView>, first: Vec<[u8; 32]>, shutdown: CancellationToken) {
-    let mut known = first;
+/// Sends `unl_change` to each connection subscribed to it whose UNL (the one it was given in
+/// its handshake or by the last event) is not the UNL in force, until `shutdown`. Keeping
+/// what each connection was told, not what this task saw last, means a user who connected
+/// after a change is not told of it again, and one who connected before consensusd answered
+/// (and was given hp.cfg's UNL) is told of the change when consensusd says.
+pub async fn unl_changes(registry: Registry, view: Arc<NodeView>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(HEALTH_POLL);
     loop {
         tokio::select! {
@@ -77,18 +78,35 @@ pub async fn unl_changes(registry: Registry, view: Arc<NodeView>, first: Vec<[u8
             _ = tick.tick() => {}
         }
         let Some(state) = view.state().await else { continue };
-        if state.unl.is_empty() || state.unl == known {
-            continue;
-        }
-        tracing::info!(unl = state.unl.len(), "the UNL in force changed; telling subscribed users");
-        known = state.unl;
-        let event = Outgoing::new("unl_change").keys("unl", &known);
-        for handle in subscribed(&registry, |h| &h.subscriptions.unl_change) {
-            if let Some(protocol) = handle.hotpocket {
-                let _ = handle.outbox.push(event.encode(protocol));
-            }
+        let told = tell_unl_change(&registry, &state.unl);
+        if told > 0 {
+            tracing::info!(unl = state.unl.len(), users = told, "the UNL in force changed; told subscribed users");
         }
     }
+}
+
+/// Sends `unl_change` naming `unl` to each subscribed connection that holds another UNL, and
+/// records that it now holds `unl`. Returns how many were told.
+fn tell_unl_change(registry: &Registry, unl: &[[u8; 32]]) -> usize {
+    if unl.is_empty() {
+        return 0;
+    }
+    let mut event = None;
+    let mut told = 0;
+    for handle in subscribed(registry, |h| &h.subscriptions.unl_change) {
+        let Some(protocol) = handle.hotpocket else { continue };
+        {
+            let mut holds = handle.subscriptions.told_unl.lock().unwrap_or_else(|e| e.into_inner());
+            if *holds == unl {
+                continue;
+            }
+            *holds = unl.to_vec();
+        }
+        let event = event.get_or_insert_with(|| Outgoing::new("unl_change").keys("unl", unl));
+        let _ = handle.outbox.push(event.encode(protocol));
+        told += 1;
+    }
+    told
 }
 
 /// The HotPocket connections whose subscription flag `flag` picks is on.
@@ -129,5 +147,53 @@ pub async fn announce(
             }
         }
         announced = newest;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::outbox::{OutboxLimits, outbox};
+    use crate::registry::Subscriptions;
+
+    fn subscriber(registry: &Registry, user: u8, told: Vec<[u8; 32]>) -> crate::outbox::OutboxReceiver {
+        let (outbox, rx) = outbox(OutboxLimits::default(), CancellationToken::new());
+        let subscriptions = Arc::new(Subscriptions::told(told));
+        subscriptions.unl_change.store(true, Ordering::Relaxed);
+        let handle = ConnHandle {
+            id: registry.next_id(),
+            outbox,
+            hotpocket: Some(crate::hotpocket::Protocol::Json),
+            subscriptions,
+        };
+        registry.insert(hp_cfg::PublicKeyHex([user; 32]), handle);
+        rx
+    }
+
+    fn events(rx: &mut crate::outbox::OutboxReceiver) -> Vec<serde_json::Value> {
+        std::iter::from_fn(|| rx.try_frame()).map(|m| serde_json::from_slice(&m.into_data()).expect("JSON")).collect()
+    }
+
+    #[test]
+    fn a_user_is_told_of_a_unl_change_once_and_only_if_it_holds_another_unl() {
+        let registry = Registry::new();
+        let (old, new) = (vec![[1; 32], [2; 32]], vec![[1; 32], [2; 32], [3; 32]]);
+        // One connected before the change, one after it (its handshake named the new UNL).
+        let mut before = subscriber(&registry, 7, old.clone());
+        let mut after = subscriber(&registry, 8, new.clone());
+        assert_eq!(tell_unl_change(&registry, &old), 1, "only the one holding another UNL");
+        assert_eq!(events(&mut before), Vec::<serde_json::Value>::new());
+        let told = events(&mut after);
+        assert_eq!(told.len(), 1);
+        assert_eq!((told[0]["type"].as_str(), told[0]["unl"].as_array().map(Vec::len)), (Some("unl_change"), Some(2)));
+        assert_eq!(tell_unl_change(&registry, &old), 0, "told once");
+        assert_eq!(tell_unl_change(&registry, &new), 2);
+        for rx in [&mut before, &mut after] {
+            let told = events(rx);
+            assert_eq!(told.len(), 1);
+            assert_eq!(told[0]["unl"].as_array().map(Vec::len), Some(3));
+        }
+        assert_eq!(tell_unl_change(&registry, &new), 0);
     }
 }

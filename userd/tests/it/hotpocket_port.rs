@@ -1,7 +1,7 @@
 //! The HotPocket 0.6 port under clients that misbehave: it shares the seed port's pending pool
 //! (a flood of sockets from one address takes only its share), a handshake answer that does
 //! not verify closes the connection, and a signed-in client that sends what the node cannot
-//! read is closed after a few such messages.
+//! read is closed after a few such messages. And what a client is told of the UNL in force.
 
 use crate::support::{Node, PATIENCE, within};
 use ed25519_dalek::{Signer, SigningKey};
@@ -119,4 +119,52 @@ async fn sockets_past_one_addresss_pending_share_are_closed_on_the_hotpocket_por
         }
     }
     assert_eq!(closed, 7, "every socket past max_unauth_per_ip is closed");
+}
+
+#[tokio::test]
+async fn a_user_is_given_the_unl_in_force_and_then_told_only_of_its_changes() {
+    let (node, addr) = node_with_hotpocket(|_| {}).await;
+    let key = |seed: u8| SigningKey::from_bytes(&[seed; 32]).verifying_key().to_bytes();
+    let ed_keys = |unl: &[[u8; 32]]| -> Vec<String> {
+        let mut keys: Vec<String> = unl.iter().map(ed_hex).collect();
+        keys.sort();
+        keys
+    };
+    // consensusd says the UNL changed from hp.cfg's one key to two.
+    let in_force = [key(5), key(6)];
+    node.fake.set_unl(&in_force);
+    let (mut ws, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}"))).await.expect("upgrade");
+    let challenge = challenge_of(&mut ws).await;
+    let user = SigningKey::from_bytes(&[1; 32]);
+    let response = json!({
+        "type": "user_challenge_response",
+        "pubkey": ed_hex(&user.verifying_key().to_bytes()),
+        "sig": hex::encode(user.sign(challenge.as_bytes()).to_bytes()),
+        "server_challenge": "00".repeat(16),
+        "protocol": "json",
+    });
+    ws.send(Message::text(response.to_string())).await.expect("send");
+    let Some(Ok(Message::Text(proof))) = within(ws.next()).await else { panic!("no server_challenge_response") };
+    let proof: Value = serde_json::from_str(&proof).expect("JSON");
+    let mut given: Vec<String> =
+        proof["unl"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(String::from)).collect();
+    given.sort();
+    assert_eq!(given, ed_keys(&in_force), "the handshake names the UNL in force: {proof}");
+    let subscribe = json!({"type": "subscription", "channel": "unl_change", "enabled": true});
+    ws.send(Message::text(subscribe.to_string())).await.expect("send");
+    // The next change is the first this user hears of: not the one its handshake already had.
+    let next = [key(5), key(6), key(7)];
+    node.fake.set_unl(&next);
+    let event = loop {
+        let Some(Ok(message)) = within(ws.next()).await else { panic!("the connection ended") };
+        let Message::Text(text) = message else { continue };
+        let m: Value = serde_json::from_str(&text).expect("JSON");
+        if m["type"] == "unl_change" {
+            break m;
+        }
+    };
+    let mut told: Vec<String> =
+        event["unl"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(String::from)).collect();
+    told.sort();
+    assert_eq!(told, ed_keys(&next), "{event}");
 }
