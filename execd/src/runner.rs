@@ -105,6 +105,8 @@ pub struct Contract {
     /// Absolute path of the binary.
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Variables the agreed config (`patch.cfg`'s `environment`) sets, over [`CONTRACT_ENV`].
+    pub env: Vec<(String, String)>,
     /// Absolute path of `state/`.
     pub cwd: PathBuf,
     pub timeout: Duration,
@@ -228,6 +230,7 @@ pub async fn run(
         .current_dir(&contract.cwd)
         .env_clear()
         .envs(CONTRACT_ENV)
+        .envs(contract.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::from(stdin_r))
         .stdout(Stdio::from(stdout_w))
         .stderr(Stdio::from(stderr_w))

@@ -64,6 +64,7 @@ impl EngineConfig {
             contract: Contract {
                 program,
                 args: cfg.binargs.clone(),
+                env: Vec::new(),
                 cwd: dir.state(),
                 timeout: Duration::from_millis(cfg.contract_timeout_ms),
                 sandbox: None,
@@ -301,7 +302,7 @@ impl Engine {
             .map_err(|e| EngineError::Invalid(format!("cannot copy the state for a read: {e}")))?;
         self.give_to_contract(dst)?;
         link_patch(dst.parent(), dst);
-        let mut contract = self.cfg.contract.clone();
+        let mut contract = self.contract();
         contract.cwd = dst.to_path_buf();
         let round = RoundInfo {
             prev_hash: match &self.last_ledger {
@@ -316,6 +317,30 @@ impl Engine {
             ..self.round_info()
         };
         Ok(crate::read::Prepared { contract, round, format: self.cfg.stdinfmt })
+    }
+
+    /// How to run the contract under the agreed config (`patch.cfg`): its `bin_path`,
+    /// `bin_args`, `environment` and `round_limits.exec_timeout` where the contract changed them
+    /// from the genesis config, hp.cfg's `binary`, `binargs` and `contract_timeout_ms` where
+    /// not. The same on every node at the same ledger, for the patch is part of the state.
+    fn contract(&self) -> Contract {
+        let (patch, genesis) = (&self.patch, &self.cfg.genesis_patch);
+        let mut contract = self.cfg.contract.clone();
+        if patch.bin_path != genesis.bin_path {
+            let binary = Path::new(&patch.bin_path);
+            contract.program =
+                if binary.is_absolute() { binary.to_path_buf() } else { self.cfg.dir.root().join(binary) };
+        }
+        if patch.bin_args != genesis.bin_args {
+            contract.args = patch.bin_args.split_whitespace().map(String::from).collect();
+        }
+        // 0 is HotPocket's "no limit"; a contract that never ends would stop the network, so
+        // the node's own timeout stays.
+        if patch.round_limits.exec_timeout != genesis.round_limits.exec_timeout && patch.round_limits.exec_timeout > 0 {
+            contract.timeout = Duration::from_millis(patch.round_limits.exec_timeout);
+        }
+        contract.env = patch.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        contract
     }
 
     /// What every header says about the node. The UNL is the agreed config's (`patch.cfg`),
@@ -503,7 +528,7 @@ impl Engine {
             }
         };
         let outcome =
-            self.rt.block_on(runner::run(&self.cfg.contract, req.seq, head, &req.users, abi, cancel, &mut on_spawn))?;
+            self.rt.block_on(runner::run(&self.contract(), req.seq, head, &req.users, abi, cancel, &mut on_spawn))?;
         self.last_ledger = Some((req.seq, req.ledger_hash.clone()));
         match &outcome.exit {
             ExitKind::Code(0) => {}

@@ -104,3 +104,29 @@ fn a_sandboxed_contract_can_write_its_patch_through_the_link() {
     execute(&mut engine, one(1, "x"));
     assert_eq!(engine.patch().version, "2.0");
 }
+
+#[test]
+fn the_next_run_uses_the_binary_arguments_and_environment_the_agreed_patch_names() {
+    init();
+    let mut node = Node::new("echo");
+    // The second version of the contract, beside the first in bin/.
+    let second = node.root.join("bin/second.sh");
+    std::fs::write(&second, "#!/bin/sh\necho \"second $* $GREETING\" > /proc/self/fd/4\n").unwrap();
+    std::fs::set_permissions(&second, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let text = patched(&node, |j| {
+        j["bin_path"] = "bin/second.sh".into();
+        j["bin_args"] = "--mode two".into();
+        j["environment"] = serde_json::json!({"GREETING": "hello"});
+    });
+    node.script(&format!("echo \"first $GREETING\" > /proc/self/fd/4\ncat > ../patch.cfg <<'PATCH'\n{text}\nPATCH"));
+    let mut engine = node.engine();
+    let first = execute(&mut engine, one(1, "x"));
+    assert_eq!(output_of(&first, key(1)), b"first \n", "the round that writes the patch runs under the old one");
+    let next = execute(&mut engine, one(2, "x"));
+    assert_eq!(output_of(&next, key(1)), b"second --mode two hello\n");
+    // A restarted execd runs what the state's patch names, whatever hp.cfg says.
+    drop(engine);
+    let mut reopened = node.engine();
+    let after = execute(&mut reopened, one(3, "x"));
+    assert_eq!(output_of(&after, key(1)), b"second --mode two hello\n");
+}
