@@ -102,4 +102,6 @@ pub struct NodeStatus {
     pub members: hp_ledger::Membership,
     /// Whether this node is one of them.
     pub validator: bool,
+    /// How the proposals of the last ledger that had any reached this node.
+    pub proposal_health: Option<crate::node::health::ProposalHealth>,
 }

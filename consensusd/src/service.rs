@@ -203,6 +203,16 @@ fn status_to_proto(s: NodeStatus) -> pb::ConsensusStatus {
         quorum: u32::try_from(s.members.quorum()).unwrap_or(u32::MAX),
         config_hash: s.members.hash().to_vec().into(),
         role: if s.validator { "validator" } else { "observer" }.into(),
+        proposal_health: s.proposal_health.map(|h| pb::ProposalHealth {
+            seq: h.seq,
+            comm_latency_min_ms: h.comm.min_ms,
+            comm_latency_max_ms: h.comm.max_ms,
+            comm_latency_avg_ms: h.comm.avg_ms,
+            read_latency_min_ms: h.read.min_ms,
+            read_latency_max_ms: h.read.max_ms,
+            read_latency_avg_ms: h.read.avg_ms,
+            batch_size: h.batch_size,
+        }),
     }
 }
 

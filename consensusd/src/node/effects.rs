@@ -291,6 +291,7 @@ impl Node {
             return;
         }
         self.metrics.closed(seq);
+        self.health.closed(seq, record.ledger.inputs.len());
         self.after_stored_membership(&record.ledger);
         if let Some(commit) = &record.commit {
             self.metrics.ledger_rounds.observe(f64::from(commit.round) + 1.0);

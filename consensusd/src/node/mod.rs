@@ -23,6 +23,7 @@
 
 mod catchup;
 mod effects;
+pub mod health;
 mod membership;
 pub mod mempool;
 mod outcomes;
@@ -188,6 +189,8 @@ pub struct Node {
     ticks: u64,
     /// Answers peers' requests off this loop, within a budget per peer.
     server: Server,
+    /// How proposals reach this node (HotPocket's `proposal` health events).
+    health: health::HealthTracker,
     metrics: NodeMetrics,
 }
 
@@ -248,6 +251,7 @@ impl Node {
             last_progress: Instant::now(),
             awaiting_value: None,
             peer_status: HashMap::new(),
+            health: health::HealthTracker::default(),
             catchup: catchup::CatchUp::default(),
             ticks: 0,
             metrics,
@@ -346,7 +350,7 @@ impl Node {
             Event::Peer(PeerEvent::Disconnected { validator }) => {
                 self.users.of_peers.remove(&validator);
             }
-            Event::Peer(PeerEvent::Message { validator, message, epoch }) => {
+            Event::Peer(PeerEvent::Message { validator, message, epoch, arrived }) => {
                 if let Some(height) = wire::consensus_height(&message)
                     && self.membership.epochs.at(height).first_seq != epoch
                 {
@@ -356,7 +360,7 @@ impl Node {
                     );
                     return;
                 }
-                self.on_peer_message(validator, message)
+                self.on_peer_message(validator, message, arrived)
             }
             Event::Api(ApiEvent::SessionOpened { session, to_userd }) => self.on_session_opened(session, to_userd),
             Event::Api(ApiEvent::FromUserd { session, message }) => self.on_session_message(session, message),
@@ -392,7 +396,7 @@ impl Node {
         }
     }
 
-    fn on_peer_message(&mut self, from: usize, message: PeerMessage) {
+    fn on_peer_message(&mut self, from: usize, message: PeerMessage, arrived: Instant) {
         match message {
             PeerMessage::Inputs(batch, opened) => {
                 let mut dropped = 0usize;
@@ -422,6 +426,11 @@ impl Node {
                 self.try_propose(false);
             }
             PeerMessage::Proposal(proposal) => {
+                if proposal.height == self.last.seq + 1 {
+                    let made_ms = proposal.valid_round.is_none().then_some(proposal.value.time_ms);
+                    let id = (proposal.round, proposal.proposer);
+                    self.health.proposal(proposal.height, id, made_ms, arrived, effects::now_ms());
+                }
                 let valid = proposal.height != self.last.seq + 1 || self.validate(&proposal.value);
                 self.feed(Input::Proposal { proposal, valid });
             }
@@ -543,6 +552,7 @@ impl Node {
             since_close: self.metrics.since_close(),
             validator: self.running_members().contains(&self.me_bytes()),
             members: self.running_members().clone(),
+            proposal_health: self.health.last(),
         }
     }
 }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use hp_consensus::{Consensus, NetworkId, Params, ResultVote};
 use hp_ledger::{ExitKind, Ledger, LedgerBody, LedgerRecord, Outcome, ResultSummary, Store};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -152,7 +152,12 @@ impl Harness {
     fn peer_result_vote(&mut self, from: usize, seq: u64, run: &Run) {
         let vote = ResultVote::sign(&NETWORK, seq, run.state_hash, run.outcome.hash(), from, &self.keys[from]);
         let message = PeerMessage::Result(vote, None);
-        self.node.handle(Event::Peer(PeerEvent::Message { validator: from, message, epoch: 1 }));
+        self.node.handle(Event::Peer(PeerEvent::Message {
+            validator: from,
+            message,
+            epoch: 1,
+            arrived: Instant::now(),
+        }));
     }
 
     /// The output batches userd received so far: (ledger, outputs of the user).
@@ -237,7 +242,7 @@ async fn the_output_proof_survives_losing_the_signatures_held_in_memory() {
         let vote = ResultVote::sign(&NETWORK, 1, run1.state_hash, run1.outcome.hash(), peer, &h.keys[peer]);
         let signature = Box::new(h.keys[peer].sign(&root).to_bytes());
         let message = PeerMessage::Result(vote, Some(signature));
-        h.node.handle(Event::Peer(PeerEvent::Message { validator: peer, message, epoch: 1 }));
+        h.node.handle(Event::Peer(PeerEvent::Message { validator: peer, message, epoch: 1, arrived: Instant::now() }));
     }
     assert_eq!(h.batches_to_userd(), vec![(1, vec![Bytes::from("output of 1")])]);
     let signers = |proof: &crate::api::OutputsProof| {
@@ -296,7 +301,12 @@ impl Harness {
         let status =
             crate::wire::PeerStatus { lcl_seq, lcl_hash: [0xee; 32], height: lcl_seq + 1, round: 0, users: Vec::new() };
         let message = PeerMessage::Status(status);
-        self.node.handle(Event::Peer(PeerEvent::Message { validator: from, message, epoch: 1 }));
+        self.node.handle(Event::Peer(PeerEvent::Message {
+            validator: from,
+            message,
+            epoch: 1,
+            arrived: Instant::now(),
+        }));
     }
 
     /// Closes ledger `seq` on top of `prev` and certifies its run with two peers' votes.
@@ -432,7 +442,12 @@ async fn own_proposals_stop_at_the_ledger_bounds() {
         round: 0,
         users: (0..1000u32).map(|i| <[u8; 32]>::try_from([i.to_be_bytes(); 8].concat()).expect("32 bytes")).collect(),
     };
-    h.node.handle(Event::Peer(PeerEvent::Message { validator: 3, message: PeerMessage::Status(liar), epoch: 0 }));
+    h.node.handle(Event::Peer(PeerEvent::Message {
+        validator: 3,
+        message: PeerMessage::Status(liar),
+        epoch: 0,
+        arrived: Instant::now(),
+    }));
     let (heartbeat, _) = h.node.build_ledger(super::effects::now_ms());
     assert_eq!(heartbeat.contract_users().len(), LEDGER_BOUNDS.users);
     assert!(heartbeat.users.contains(&USER), "the node's own user was crowded out: {:?}", heartbeat.users);
@@ -594,7 +609,12 @@ async fn a_hand_over_agreed_in_the_state_is_proposed_checked_and_followed() {
     h.executed_with_config(&ledger3, &run3, next.clone());
     // Validator 3's key is no member any more, and a vote under its old place is another's.
     let vote = ResultVote::sign(&NETWORK, 3, run3.state_hash, run3.outcome.hash(), 3, &h.keys[3]);
-    h.node.handle(Event::Peer(PeerEvent::Message { validator: 3, message: PeerMessage::Result(vote, None), epoch: 3 }));
+    h.node.handle(Event::Peer(PeerEvent::Message {
+        validator: 3,
+        message: PeerMessage::Result(vote, None),
+        epoch: 3,
+        arrived: Instant::now(),
+    }));
     assert_eq!(h.node.last_result, None);
     // New places: key 1 is validator 0, key 2 validator 2.
     for (place, signer) in [(0, 1), (2, 2)] {
@@ -603,6 +623,7 @@ async fn a_hand_over_agreed_in_the_state_is_proposed_checked_and_followed() {
             validator: signer,
             message: PeerMessage::Result(vote, None),
             epoch: 3,
+            arrived: Instant::now(),
         }));
     }
     assert_eq!(h.node.last_result, Some(run3.summary()), "ledger 3 certified by the new members");

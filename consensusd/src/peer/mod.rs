@@ -92,11 +92,13 @@ pub enum PeerEvent {
         validator: usize,
     },
     /// `epoch`: the first ledger of the epoch whose members a consensus message was checked
-    /// against ([`wire::epoch_of`]); 0 for other messages.
+    /// against ([`wire::epoch_of`]); 0 for other messages. `arrived`: when it was read off
+    /// the link.
     Message {
         validator: usize,
         message: PeerMessage,
         epoch: u64,
+        arrived: std::time::Instant,
     },
 }
 
@@ -656,7 +658,9 @@ impl PeerNet {
                 }
                 Ok(message) => {
                     let epoch = wire::epoch_of(&message, &epochs).unwrap_or(0);
-                    if self.inner.events.send(PeerEvent::Message { validator, message, epoch }).await.is_err() {
+                    let arrived = std::time::Instant::now();
+                    let event = PeerEvent::Message { validator, message, epoch, arrived };
+                    if self.inner.events.send(event).await.is_err() {
                         break Ok(());
                     }
                 }

@@ -428,31 +428,39 @@ fn a_read_request_runs_the_contract_on_every_node_without_a_ledger() {
 }
 
 #[test]
-fn a_subscribed_client_hears_how_well_the_node_is_connected() {
-    let health = |cluster: &Cluster, node: usize| {
+fn a_subscribed_client_hears_how_well_the_node_is_connected_and_how_proposals_reach_it() {
+    let health = |cluster: &Cluster, node: usize, count: usize| {
         let (_, plain) = cluster.nodes[node].hotpocket_urls().expect("the cluster serves HotPocket 0.6");
         let spec = json!({
             "servers": [plain],
             "trusted": unl(cluster),
             "protocol": "bson",
             "required": 1,
-            "ops": [{"op": "subscribe_health"}, {"op": "health_events", "count": 1, "timeout_ms": 20000}],
+            "ops": [{"op": "subscribe_health"}, {"op": "health_events", "count": count, "timeout_ms": 20000}],
         });
         let results = js::run(&spec, CLIENT_TIMEOUT);
         step(&results, "health_events")["events"].as_array().cloned().unwrap_or_default()
     };
     let cluster = cluster(3);
-    let events = health(&cluster, 0);
+    let events = health(&cluster, 0, 2);
     let first = events.first().unwrap_or_else(|| panic!("no health event"));
     assert_eq!((first["event"].as_str(), first["peerCount"].as_u64()), (Some("connectivity"), Some(2)), "{first}");
     assert_eq!(first["weaklyConnected"], false, "{first}");
+    // Ledgers close, led in turn by the other two: how their proposals reached this node.
+    let proposal = events.iter().find(|e| e["event"] == "proposal").unwrap_or_else(|| panic!("{events:?}"));
+    for latency in ["commLatency", "readLatency"] {
+        let ms = |f: &str| proposal[latency][f].as_u64().unwrap_or_else(|| panic!("{latency}.{f}: {proposal}"));
+        assert!(ms("min") <= ms("avg") && ms("avg") <= ms("max"), "{proposal}");
+        assert!(ms("max") < 10_000, "on one host a proposal takes less than 10 s: {proposal}");
+    }
+    assert!(proposal["batchSize"].is_u64(), "{proposal}");
     drop(cluster);
 
     // One node of three started: it has no peers, and says it is weakly connected.
     let mut alone = Cluster::create(ClusterOptions { nodes: 3, hotpocket: true, ..Default::default() }).or_panic();
     alone.node(0).start().or_panic();
     alone.node(0).wait_ready(Duration::from_secs(30)).or_panic();
-    let events = health(&alone, 0);
+    let events = health(&alone, 0, 1);
     let first = events.first().unwrap_or_else(|| panic!("no health event"));
     assert_eq!((first["peerCount"].as_u64(), first["weaklyConnected"].as_bool()), (Some(0), Some(true)), "{first}");
 }

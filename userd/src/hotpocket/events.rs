@@ -4,8 +4,9 @@
 //!   as `ledger_created`, in order. One task looks each ledger up once, and only while someone
 //!   subscribed; under a burst it announces at most [`MAX_BEHIND`] ledgers back.
 //! - `health_event`: `connectivity` (peers connected, weakly connected or not) when it changes,
-//!   and every [`HEALTH_EVERY`] regardless, checked every [`HEALTH_POLL`] while someone
-//!   subscribed.
+//!   and every [`HEALTH_EVERY`] regardless; `proposal` (how the last ledger's proposals reached
+//!   the node) once per ledger; both checked every [`HEALTH_POLL`] while someone subscribed.
+//!   `ledger_event` subscribers are told `vote_status` when the node goes in or out of sync.
 //!
 //! - `unl_change`: the UNL in force (docs/consensus.md, "Membership") whenever it changes,
 //!   checked every [`HEALTH_POLL`]. The client takes it as its new trusted keys.
@@ -26,43 +27,83 @@ pub const HEALTH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often a `connectivity` event goes out even when nothing changed.
 pub const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Sends `connectivity` health events until `shutdown`; the size of the UNL in force (hp.cfg's,
-/// `unl_size`, until consensusd says) decides "weakly connected"
-/// ([`super::replies::weakly_connected`]).
+/// Sends health events until `shutdown`: `connectivity` (the size of the UNL in force,
+/// hp.cfg's `unl_size` until consensusd says, decides "weakly connected":
+/// [`super::replies::weakly_connected`]) and `proposal` (once per ledger whose proposals
+/// consensusd measured, at most one per [`HEALTH_POLL`]); and to `ledger_event` subscribers,
+/// `vote_status` when the node falls out of sync or gets back in.
 pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, shutdown: CancellationToken) {
-    let mut last: Option<(u32, std::time::Instant)> = None;
+    let mut connectivity: Option<(u32, std::time::Instant)> = None;
+    let mut proposal_seq: Option<u64> = None;
+    let mut in_sync: Option<bool> = None;
     let mut tick = tokio::time::interval(HEALTH_POLL);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let subscribers = subscribed(&registry, |h| &h.subscriptions.health_event);
-        if subscribers.is_empty() {
-            last = None;
+        let health = subscribed(&registry, |h| &h.subscriptions.health_event);
+        let ledger = subscribed(&registry, |h| &h.subscriptions.ledger_event);
+        if health.is_empty() {
+            (connectivity, proposal_seq) = (None, None);
+        }
+        if ledger.is_empty() {
+            in_sync = None;
+        }
+        if health.is_empty() && ledger.is_empty() {
             continue;
         }
         let Some(state) = view.state().await else { continue };
-        let due = match last {
+        let mut events = Vec::new();
+        let due = match connectivity {
             None => true,
             Some((peers, at)) => peers != state.peers || at.elapsed() >= HEALTH_EVERY,
         };
-        if !due {
-            continue;
+        if !health.is_empty() && due {
+            connectivity = Some((state.peers, std::time::Instant::now()));
+            let size = if state.unl.is_empty() { unl_size } else { state.unl.len() };
+            let weakly = super::replies::weakly_connected(state.peers, size);
+            let event = Outgoing::new("health_event")
+                .str("event", "connectivity")
+                .u64("peer_count", u64::from(state.peers))
+                .bool("weakly_connected", weakly);
+            events.push((&health, event));
         }
-        last = Some((state.peers, std::time::Instant::now()));
-        let size = if state.unl.is_empty() { unl_size } else { state.unl.len() };
-        let weakly = super::replies::weakly_connected(state.peers, size);
-        let event = Outgoing::new("health_event")
-            .str("event", "connectivity")
-            .u64("peer_count", u64::from(state.peers))
-            .bool("weakly_connected", weakly);
-        for handle in &subscribers {
-            if let Some(protocol) = handle.hotpocket {
-                let _ = handle.outbox.push(event.encode(protocol));
+        if let Some(proposal) = state.proposal.filter(|p| !health.is_empty() && proposal_seq != Some(p.seq)) {
+            proposal_seq = Some(proposal.seq);
+            events.push((&health, proposal_event(&proposal)));
+        }
+        if !ledger.is_empty() {
+            if in_sync.is_some_and(|was| was != state.in_sync) {
+                let status = if state.in_sync { "synced" } else { "desync" };
+                events.push((
+                    &ledger,
+                    Outgoing::new("ledger_event").str("event", "vote_status").str("vote_status", status),
+                ));
+            }
+            in_sync = Some(state.in_sync);
+        }
+        for (subscribers, event) in events {
+            for handle in subscribers {
+                if let Some(protocol) = handle.hotpocket {
+                    let _ = handle.outbox.push(event.encode(protocol));
+                }
             }
         }
     }
+}
+
+/// A `proposal` health event: consensusd's figures for one ledger's proposals, in ms.
+fn proposal_event(p: &hp_proto::v1::ProposalHealth) -> Outgoing {
+    let latency = |min: u64, max: u64, avg: u64| {
+        let ms = |v: u64| Bson::Int64(i64::try_from(v).unwrap_or(i64::MAX));
+        Bson::Document(bson::doc! { "min": ms(min), "max": ms(max), "avg": ms(avg) })
+    };
+    Outgoing::new("health_event")
+        .str("event", "proposal")
+        .value("comm_latency", latency(p.comm_latency_min_ms, p.comm_latency_max_ms, p.comm_latency_avg_ms))
+        .value("read_latency", latency(p.read_latency_min_ms, p.read_latency_max_ms, p.read_latency_avg_ms))
+        .u64("batch_size", p.batch_size)
 }
 
 /// Sends `unl_change` to each connection subscribed to it whose UNL (the one it was given in

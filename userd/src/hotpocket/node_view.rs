@@ -22,6 +22,8 @@ pub struct NodeState {
     pub in_sync: bool,
     /// The UNL in force (it changes by consensus: docs/consensus.md, "Membership").
     pub unl: Vec<[u8; 32]>,
+    /// How the proposals of the last ledger that had any reached the node.
+    pub proposal: Option<hp_proto::v1::ProposalHealth>,
 }
 
 /// consensusd's status, cached.
@@ -68,5 +70,6 @@ fn state_of(status: &ConsensusStatus) -> Option<NodeState> {
         peers: status.peers,
         in_sync: status.in_sync,
         unl: status.unl.iter().map(|k| k.as_ref().try_into().ok()).collect::<Option<Vec<[u8; 32]>>>()?,
+        proposal: status.proposal_health,
     })
 }
