@@ -35,12 +35,15 @@ pub struct Subscriptions {
     /// The UNL this connection was last given (in the handshake, then by `unl_change`), so
     /// that it is told of a change exactly when what it holds differs from the UNL in force.
     pub told_unl: Mutex<Vec<[u8; 32]>>,
+    /// Whether this connection holds the node as in sync: until told otherwise (`vote_status`)
+    /// a client takes a node it reached to be.
+    pub told_in_sync: std::sync::atomic::AtomicBool,
 }
 
 impl Subscriptions {
     /// Subscriptions of a connection that was given `unl` in its handshake.
     pub fn told(unl: Vec<[u8; 32]>) -> Self {
-        Self { told_unl: Mutex::new(unl), ..Self::default() }
+        Self { told_unl: Mutex::new(unl), told_in_sync: true.into(), ..Self::default() }
     }
 }
 

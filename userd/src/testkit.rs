@@ -39,6 +39,8 @@ struct Seen {
     ack: AtomicBool,
     /// The UNL `Status` reports; until set, `Status` reports nothing usable.
     unl: Mutex<Option<Vec<[u8; 32]>>>,
+    /// Whether `Status` says the node is behind the network (once the UNL is set).
+    behind: AtomicBool,
 }
 
 /// A running (or stopped) fake consensusd.
@@ -147,6 +149,11 @@ impl FakeConsensus {
         *self.seen.unl.lock().unwrap_or_else(|p| p.into_inner()) = Some(unl.to_vec());
     }
 
+    /// Makes `Status` say the node is in sync with the network, or behind it.
+    pub fn set_in_sync(&self, in_sync: bool) {
+        self.seen.behind.store(!in_sync, Ordering::SeqCst);
+    }
+
     /// Sends one output to `pubkey` on the open session, as the next ledger's. False when none
     /// is open.
     pub fn push_output(&self, pubkey: [u8; 32], data: Bytes) -> bool {
@@ -229,7 +236,7 @@ impl Consensus for FakeService {
         Ok(Response::new(ConsensusStatus {
             lcl_seq: self.seen.seq.load(Ordering::SeqCst),
             lcl_hash: Bytes::from_static(&[0; 32]),
-            in_sync: true,
+            in_sync: !self.seen.behind.load(Ordering::SeqCst),
             unl: unl.iter().map(|k| Bytes::copy_from_slice(k)).collect(),
             ..ConsensusStatus::default()
         }))

@@ -30,12 +30,12 @@ pub const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(30)
 /// Sends health events until `shutdown`: `connectivity` (the size of the UNL in force,
 /// hp.cfg's `unl_size` until consensusd says, decides "weakly connected":
 /// [`super::replies::weakly_connected`]) and `proposal` (once per ledger whose proposals
-/// consensusd measured, at most one per [`HEALTH_POLL`]); and to `ledger_event` subscribers,
-/// `vote_status` when the node falls out of sync or gets back in.
+/// consensusd measured, at most one per [`HEALTH_POLL`]); and to each `ledger_event`
+/// subscriber, `vote_status` when the node's being in sync is not what it was last told (a
+/// new one holds the node in sync).
 pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, shutdown: CancellationToken) {
     let mut connectivity: Option<(u32, std::time::Instant)> = None;
     let mut proposal_seq: Option<u64> = None;
-    let mut in_sync: Option<bool> = None;
     let mut tick = tokio::time::interval(HEALTH_POLL);
     loop {
         tokio::select! {
@@ -46,9 +46,6 @@ pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, sh
         let ledger = subscribed(&registry, |h| &h.subscriptions.ledger_event);
         if health.is_empty() {
             (connectivity, proposal_seq) = (None, None);
-        }
-        if ledger.is_empty() {
-            in_sync = None;
         }
         if health.is_empty() && ledger.is_empty() {
             continue;
@@ -73,15 +70,13 @@ pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, sh
             proposal_seq = Some(proposal.seq);
             events.push((&health, proposal_event(&proposal)));
         }
-        if !ledger.is_empty() {
-            if in_sync.is_some_and(|was| was != state.in_sync) {
-                let status = if state.in_sync { "synced" } else { "desync" };
-                events.push((
-                    &ledger,
-                    Outgoing::new("ledger_event").str("event", "vote_status").str("vote_status", status),
-                ));
+        let status = if state.in_sync { "synced" } else { "desync" };
+        let vote_status = Outgoing::new("ledger_event").str("event", "vote_status").str("vote_status", status);
+        for handle in &ledger {
+            let told = handle.subscriptions.told_in_sync.swap(state.in_sync, Ordering::Relaxed);
+            if let Some(protocol) = handle.hotpocket.filter(|_| told != state.in_sync) {
+                let _ = handle.outbox.push(vote_status.encode(protocol));
             }
-            in_sync = Some(state.in_sync);
         }
         for (subscribers, event) in events {
             for handle in subscribers {

@@ -1,7 +1,8 @@
 //! The HotPocket 0.6 port under clients that misbehave: it shares the seed port's pending pool
 //! (a flood of sockets from one address takes only its share), a handshake answer that does
 //! not verify closes the connection, and a signed-in client that sends what the node cannot
-//! read is closed after a few such messages. And what a client is told of the UNL in force.
+//! read is closed after a few such messages. And what a client is told of the node: the UNL in
+//! force, and whether the node is in sync.
 
 use crate::support::{Node, PATIENCE, within};
 use ed25519_dalek::{Signer, SigningKey};
@@ -121,6 +122,54 @@ async fn sockets_past_one_addresss_pending_share_are_closed_on_the_hotpocket_por
     assert_eq!(closed, 7, "every socket past max_unauth_per_ip is closed");
 }
 
+/// Signs a user in (asking for the node's proof) and returns the node's
+/// `server_challenge_response`.
+async fn signed_in(ws: &mut crate::support::Ws) -> Value {
+    let challenge = challenge_of(ws).await;
+    let user = SigningKey::from_bytes(&[1; 32]);
+    let response = json!({
+        "type": "user_challenge_response",
+        "pubkey": ed_hex(&user.verifying_key().to_bytes()),
+        "sig": hex::encode(user.sign(challenge.as_bytes()).to_bytes()),
+        "server_challenge": "00".repeat(16),
+        "protocol": "json",
+    });
+    ws.send(Message::text(response.to_string())).await.expect("send");
+    let Some(Ok(Message::Text(proof))) = within(ws.next()).await else { panic!("no server_challenge_response") };
+    serde_json::from_str(&proof).expect("JSON")
+}
+
+/// The next message of type `kind`, skipping others.
+async fn next_of(ws: &mut crate::support::Ws, kind: &str) -> Value {
+    loop {
+        let Some(Ok(message)) = within(ws.next()).await else { panic!("the connection ended") };
+        let Message::Text(text) = message else { continue };
+        let m: Value = serde_json::from_str(&text).expect("JSON");
+        if m["type"] == kind {
+            return m;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_subscribed_user_is_told_when_the_node_falls_out_of_sync_and_when_it_is_back() {
+    let (node, addr) = node_with_hotpocket(|_| {}).await;
+    node.fake.set_unl(&[SigningKey::from_bytes(&[5; 32]).verifying_key().to_bytes()]);
+    let (mut ws, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}"))).await.expect("upgrade");
+    signed_in(&mut ws).await;
+    let subscribe = json!({"type": "subscription", "channel": "ledger_event", "enabled": true});
+    ws.send(Message::text(subscribe.to_string())).await.expect("send");
+    for (in_sync, status) in [(false, "desync"), (true, "synced")] {
+        node.fake.set_in_sync(in_sync);
+        let event = next_of(&mut ws, "ledger_event").await;
+        assert_eq!(
+            (event["event"].as_str(), event["vote_status"].as_str()),
+            (Some("vote_status"), Some(status)),
+            "{event}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_user_is_given_the_unl_in_force_and_then_told_only_of_its_changes() {
     let (node, addr) = node_with_hotpocket(|_| {}).await;
@@ -134,18 +183,7 @@ async fn a_user_is_given_the_unl_in_force_and_then_told_only_of_its_changes() {
     let in_force = [key(5), key(6)];
     node.fake.set_unl(&in_force);
     let (mut ws, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}"))).await.expect("upgrade");
-    let challenge = challenge_of(&mut ws).await;
-    let user = SigningKey::from_bytes(&[1; 32]);
-    let response = json!({
-        "type": "user_challenge_response",
-        "pubkey": ed_hex(&user.verifying_key().to_bytes()),
-        "sig": hex::encode(user.sign(challenge.as_bytes()).to_bytes()),
-        "server_challenge": "00".repeat(16),
-        "protocol": "json",
-    });
-    ws.send(Message::text(response.to_string())).await.expect("send");
-    let Some(Ok(Message::Text(proof))) = within(ws.next()).await else { panic!("no server_challenge_response") };
-    let proof: Value = serde_json::from_str(&proof).expect("JSON");
+    let proof = signed_in(&mut ws).await;
     let mut given: Vec<String> =
         proof["unl"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(String::from)).collect();
     given.sort();
@@ -155,14 +193,7 @@ async fn a_user_is_given_the_unl_in_force_and_then_told_only_of_its_changes() {
     // The next change is the first this user hears of: not the one its handshake already had.
     let next = [key(5), key(6), key(7)];
     node.fake.set_unl(&next);
-    let event = loop {
-        let Some(Ok(message)) = within(ws.next()).await else { panic!("the connection ended") };
-        let Message::Text(text) = message else { continue };
-        let m: Value = serde_json::from_str(&text).expect("JSON");
-        if m["type"] == "unl_change" {
-            break m;
-        }
-    };
+    let event = next_of(&mut ws, "unl_change").await;
     let mut told: Vec<String> =
         event["unl"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(String::from)).collect();
     told.sort();
