@@ -148,6 +148,11 @@ impl<V: Value> Consensus<V> {
         Ok(())
     }
 
+    /// Times rounds by `timeouts` from the next timeout scheduled on (the members stay).
+    pub fn set_timeouts(&mut self, timeouts: crate::Timeouts) {
+        self.params.timeouts = timeouts;
+    }
+
     /// Current height `h_p`.
     pub fn height(&self) -> Height {
         self.height

@@ -104,4 +104,6 @@ pub struct NodeStatus {
     pub validator: bool,
     /// How the proposals of the last ledger that had any reached this node.
     pub proposal_health: Option<crate::node::health::ProposalHealth>,
+    /// The roundtime rounds run by.
+    pub roundtime: std::time::Duration,
 }

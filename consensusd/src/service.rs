@@ -213,6 +213,7 @@ fn status_to_proto(s: NodeStatus) -> pb::ConsensusStatus {
             read_latency_avg_ms: h.read.avg_ms,
             batch_size: h.batch_size,
         }),
+        roundtime_ms: u64::try_from(s.roundtime.as_millis()).unwrap_or(u64::MAX),
     }
 }
 

@@ -15,6 +15,8 @@
 //                                 sets the contract's version in ../patch.cfg (the library's
 //                                 updateConfig; agreed with the state) and answers
 //                                 {"op":"version","version":"..."}
+//   {"op": "roundtime", "roundtime": <ms>} sets the agreed roundtime (updateConfig) and answers
+//                                 {"op":"roundtime","roundtime":<ms>}
 //   {"op": "unl", "unl": ["ed<hex>", ...]}
 //                                 sets the UNL in ../patch.cfg: once the network agrees on the
 //                                 round, it hands over to those members. Answers
@@ -91,6 +93,11 @@ async function contract(ctx) {
                 config.version = req.version;
                 await ctx.updateConfig(config);
                 await user.send({ op: "version", version: req.version });
+            } else if (req.op === "roundtime" && Number.isInteger(req.roundtime)) {
+                const config = await ctx.getConfig();
+                config.consensus.roundtime = req.roundtime;
+                await ctx.updateConfig(config);
+                await user.send({ op: "roundtime", roundtime: req.roundtime });
             } else if (req.op === "unl" && Array.isArray(req.unl)) {
                 const config = await ctx.getConfig();
                 config.unl = req.unl;

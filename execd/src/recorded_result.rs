@@ -57,6 +57,7 @@ pub fn to_reply(result: &RoundResult) -> v1::ExecuteReply {
         // Not part of the round's record: the service adds the config in force.
         config_unl: Vec::new(),
         config_quorum: 0,
+        config_roundtime_ms: 0,
     }
 }
 

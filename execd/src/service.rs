@@ -105,17 +105,26 @@ fn status(e: EngineError) -> Status {
     }
 }
 
-/// The config in force as the replies carry it: its UNL and quorum, or nothing if it has no
-/// usable UNL (execd takes no such patch; hp.cfg's UNL was checked when it loaded).
-fn config_members(patch: &hp_cfg::patch::ContractPatch) -> (Vec<prost::bytes::Bytes>, u32) {
+/// The config in force as the replies carry it: its UNL and quorum (nothing if it has no
+/// usable UNL: execd takes no such patch, and hp.cfg's UNL was checked when it loaded), and
+/// its roundtime.
+struct AgreedConfig {
+    unl: Vec<prost::bytes::Bytes>,
+    quorum: u32,
+    roundtime_ms: u64,
+}
+
+fn agreed_config(patch: &hp_cfg::patch::ContractPatch) -> AgreedConfig {
+    let roundtime_ms = patch.consensus.roundtime;
     match patch.membership() {
-        Ok((unl, quorum)) => (
-            unl.iter().map(|k| prost::bytes::Bytes::copy_from_slice(k)).collect(),
-            u32::try_from(quorum).unwrap_or(u32::MAX),
-        ),
+        Ok((unl, quorum)) => AgreedConfig {
+            unl: unl.iter().map(|k| prost::bytes::Bytes::copy_from_slice(k)).collect(),
+            quorum: u32::try_from(quorum).unwrap_or(u32::MAX),
+            roundtime_ms,
+        },
         Err(e) => {
             tracing::error!(error = %e, "the config in force has no usable UNL");
-            (Vec::new(), 0)
+            AgreedConfig { unl: Vec::new(), quorum: 0, roundtime_ms }
         }
     }
 }
@@ -136,14 +145,19 @@ impl Exec for ExecService {
         let result = self
             .engine
             .call(move |engine, cancel| {
-                engine.execute(req, cancel).map(|result| (result, config_members(engine.patch())))
+                engine.execute(req, cancel).map(|result| (result, agreed_config(engine.patch())))
             })
             .await
             .map_err(gone)?;
         match result {
-            Ok((result, (config_unl, config_quorum))) => {
+            Ok((result, config)) => {
                 self.metrics.ran(result.seq, &result.exit, result.run_micros);
-                Ok(Response::new(v1::ExecuteReply { config_unl, config_quorum, ..convert::reply_to_proto(&result) }))
+                Ok(Response::new(v1::ExecuteReply {
+                    config_unl: config.unl,
+                    config_quorum: config.quorum,
+                    config_roundtime_ms: config.roundtime_ms,
+                    ..convert::reply_to_proto(&result)
+                }))
             }
             Err(e) => {
                 tracing::warn!(seq, error = %e, "Execute refused");
@@ -192,9 +206,9 @@ impl Exec for ExecService {
     }
 
     async fn state_info(&self, _: Request<v1::StateInfoRequest>) -> Result<Response<v1::StateInfoReply>, Status> {
-        let (info, (config_unl, config_quorum)) = self
+        let (info, config) = self
             .engine
-            .call(|engine, _| engine.state_info().map(|info| (info, config_members(engine.patch()))))
+            .call(|engine, _| engine.state_info().map(|info| (info, agreed_config(engine.patch()))))
             .await
             .map_err(gone)?
             .map_err(status)?;
@@ -202,8 +216,9 @@ impl Exec for ExecService {
             seq: info.seq.unwrap_or(0),
             has_seq: info.seq.is_some(),
             state_hash: info.state_hash.to_vec().into(),
-            config_unl,
-            config_quorum,
+            config_unl: config.unl,
+            config_quorum: config.quorum,
+            config_roundtime_ms: config.roundtime_ms,
         }))
     }
 

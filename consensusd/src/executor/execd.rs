@@ -67,9 +67,17 @@ impl From<tonic::Status> for ExecdError {
 pub struct Execution {
     pub state_hash: [u8; 32],
     pub outcome: Outcome,
-    /// The members the config in force after this ledger names (`patch.cfg`); `None` if execd
-    /// did not say.
-    pub config: Option<Membership>,
+    /// The config in force after this ledger (`patch.cfg`); `None` if execd did not say.
+    pub config: Option<AgreedConfig>,
+}
+
+/// What of the agreed config (`patch.cfg`, docs/consensus.md "Membership") consensusd follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreedConfig {
+    /// The members it names: what the network hands over to.
+    pub members: Membership,
+    /// `consensus.roundtime`; `None` if execd did not say.
+    pub roundtime: Option<std::time::Duration>,
 }
 
 /// Where execd's state stands.
@@ -78,8 +86,8 @@ pub struct ExecdState {
     /// The last ledger the state reflects; `None` before the first execution.
     pub seq: Option<u64>,
     pub state_hash: [u8; 32],
-    /// The members the config in force at this state names.
-    pub config: Option<Membership>,
+    /// The config in force at this state.
+    pub config: Option<AgreedConfig>,
 }
 
 /// execd's committed state: every entry with its hash.
@@ -134,7 +142,7 @@ impl Execd {
         req.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
         let info = self.client.state_info(req).await?.into_inner();
         let state_hash = hash32(&info.state_hash).map_err(ExecdError::BadReply)?;
-        let config = config(&info.config_unl, info.config_quorum);
+        let config = config(&info.config_unl, info.config_quorum, info.config_roundtime_ms);
         Ok(ExecdState { seq: info.has_seq.then_some(info.seq), state_hash, config })
     }
 
@@ -204,8 +212,8 @@ fn hash32(bytes: &[u8]) -> Result<[u8; 32], String> {
     bytes.try_into().map_err(|_| "a state hash that is not 32 bytes".to_string())
 }
 
-/// The members a reply's config names; `None` (with a warning) when it names none usable.
-fn config(unl: &[Bytes], quorum: u32) -> Option<Membership> {
+/// The config a reply names; `None` (with a warning) when it names no usable members.
+fn config(unl: &[Bytes], quorum: u32, roundtime_ms: u64) -> Option<AgreedConfig> {
     if unl.is_empty() {
         return None;
     }
@@ -214,14 +222,16 @@ fn config(unl: &[Bytes], quorum: u32) -> Option<Membership> {
         tracing::warn!("execd named a config UNL key that is not 32 bytes");
         return None;
     };
-    Membership::new(keys, quorum as usize)
+    let members = Membership::new(keys, quorum as usize)
         .inspect_err(|e| tracing::warn!(error = %e, "execd named a config UNL that is not usable"))
-        .ok()
+        .ok()?;
+    let roundtime = (roundtime_ms > 0).then(|| std::time::Duration::from_millis(roundtime_ms));
+    Some(AgreedConfig { members, roundtime })
 }
 
 fn execution(reply: pb::ExecuteReply) -> Result<Execution, String> {
     let state_hash = hash32(&reply.state_hash)?;
-    let config = config(&reply.config_unl, reply.config_quorum);
+    let config = config(&reply.config_unl, reply.config_quorum, reply.config_roundtime_ms);
     let exit = match reply.exit.as_ref().and_then(|e| e.kind.as_ref()) {
         Some(pb::exit_status::Kind::Code(c)) => ExitKind::Code(*c),
         Some(pb::exit_status::Kind::Signal(s)) => ExitKind::Signal(*s),

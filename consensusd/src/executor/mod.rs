@@ -5,6 +5,7 @@
 
 pub mod execd;
 
+pub use execd::AgreedConfig;
 use execd::{Execd, ExecdError, Execution};
 use hp_ledger::{Ledger, Outcome, Store};
 use std::path::PathBuf;
@@ -19,9 +20,9 @@ pub struct Executed {
     pub ledger_hash: [u8; 32],
     pub state_hash: [u8; 32],
     pub outcome: Outcome,
-    /// The members the config in force after this ledger names: what the network hands over
+    /// The config in force after this ledger: its members are what the network hands over
     /// to once this ledger's result is agreed.
-    pub config: Option<hp_ledger::Membership>,
+    pub config: Option<AgreedConfig>,
 }
 
 /// What the executor tells the node.
@@ -35,8 +36,8 @@ pub enum ExecReport {
     /// execd's state already reflects this ledger (it was copied from a peer).
     AlreadyApplied {
         seq: u64,
-        /// The members the config in force after `seq` names, if execd's state is at `seq`.
-        config: Option<hp_ledger::Membership>,
+        /// The config in force after `seq`, if execd's state is at `seq`.
+        config: Option<AgreedConfig>,
     },
     /// execd cannot run ledger `seq`: its state is not one the chain describes (ahead, or its
     /// committed copy is damaged), or it keeps failing to run it. The state must be copied

@@ -16,6 +16,7 @@
 //! and a signer's index means another validator under other members).
 
 use super::Node;
+use crate::executor::AgreedConfig;
 use hp_consensus::{Params, ResultCollector};
 use hp_ledger::{Epochs, Ledger, Membership};
 use tracing::{error, info, warn};
@@ -76,11 +77,30 @@ impl Node {
     }
 
     /// Notes what execd said of the config in force after ledger `seq`.
-    pub(super) fn note_config(&mut self, seq: u64, config: Option<Membership>) {
+    pub(super) fn note_config(&mut self, seq: u64, config: Option<AgreedConfig>) {
         let Some(config) = config else { return };
         if self.membership.config_after.as_ref().is_none_or(|(ran, _)| seq >= *ran) {
-            self.membership.config_after = Some((seq, config));
+            if let Some(roundtime) = config.roundtime {
+                self.follow_roundtime(roundtime);
+            }
+            self.membership.config_after = Some((seq, config.members));
         }
+    }
+
+    /// Runs rounds by `roundtime` from now on: the heartbeat and the consensus timeouts. Only
+    /// timing depends on it, never what is agreed, so each node switches when its own run
+    /// names it, not at one ledger for all.
+    fn follow_roundtime(&mut self, roundtime: std::time::Duration) {
+        if roundtime == self.cfg.roundtime {
+            return;
+        }
+        info!(
+            from_ms = self.cfg.roundtime.as_millis() as u64,
+            to_ms = roundtime.as_millis() as u64,
+            "the agreed config changed the roundtime"
+        );
+        self.cfg.roundtime = roundtime;
+        self.core.set_timeouts(crate::timeouts(roundtime));
     }
 
     /// The hand-over ledger `seq` must carry: to the members this node's run of `seq - 1` names,

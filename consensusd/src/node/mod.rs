@@ -553,6 +553,7 @@ impl Node {
             validator: self.running_members().contains(&self.me_bytes()),
             members: self.running_members().clone(),
             proposal_health: self.health.last(),
+            roundtime: self.cfg.roundtime,
         }
     }
 }

@@ -9,7 +9,7 @@
 use super::mempool::LedgerBounds;
 use super::{Event, Node, NodeConfig, NodeParts};
 use crate::api::{ApiEvent, FromUserd, ToUserd};
-use crate::executor::{ExecReport, Executed, Executor};
+use crate::executor::{AgreedConfig, ExecReport, Executed, Executor};
 use crate::peer::{PeerConfig, PeerEvent, PeerNet};
 use crate::wire::PeerMessage;
 use bytes::Bytes;
@@ -137,8 +137,13 @@ impl Harness {
         self.executed_with_config(ledger, run, config);
     }
 
-    /// The executor reports its run of `ledger`, after which `config` names the members.
-    fn executed_with_config(&mut self, ledger: &Ledger, run: &Run, config: hp_ledger::Membership) {
+    /// The executor reports its run of `ledger`, after which the config names `members`.
+    fn executed_with_config(&mut self, ledger: &Ledger, run: &Run, members: hp_ledger::Membership) {
+        self.executed_with(ledger, run, AgreedConfig { members, roundtime: None });
+    }
+
+    /// The executor reports its run of `ledger`, after which `config` is in force.
+    fn executed_with(&mut self, ledger: &Ledger, run: &Run, config: AgreedConfig) {
         self.node.handle(Event::Exec(ExecReport::Executed(Executed {
             seq: ledger.seq,
             ledger_hash: ledger.hash(),
@@ -627,4 +632,18 @@ async fn a_hand_over_agreed_in_the_state_is_proposed_checked_and_followed() {
         }));
     }
     assert_eq!(h.node.last_result, Some(run3.summary()), "ledger 3 certified by the new members");
+}
+
+/// Issue 19: the roundtime is followed as soon as this node's own run names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_runs_its_rounds_by_the_roundtime_its_run_names() {
+    let mut h = Harness::new().await;
+    let genesis = h.genesis.clone();
+    let ledger1 = h.decide(1, &genesis, None);
+    let run1 = Run::of(1);
+    let members = h.node.members().clone();
+    assert_eq!(h.node.status().roundtime, Duration::from_secs(1), "hp.cfg's to begin with");
+    h.executed_with(&ledger1, &run1, AgreedConfig { members, roundtime: Some(Duration::from_millis(2500)) });
+    assert_eq!(h.node.status().roundtime, Duration::from_millis(2500));
+    assert_eq!(h.node.core.params().timeouts, crate::timeouts(Duration::from_millis(2500)), "and so time out");
 }

@@ -162,6 +162,34 @@ fn the_contract_library_reads_and_updates_patch_cfg_through_the_sandbox() {
     assert_eq!(after["roundtime"], before["roundtime"]);
 }
 
+/// Issue 19: a roundtime the contract agrees (`updateConfig`) is the one every node runs its
+/// rounds by and tells HotPocket users in `stat`.
+#[test]
+fn every_node_runs_by_and_reports_the_roundtime_the_contract_agreed() {
+    let cluster = nodejs_cluster();
+    let round_times = || -> Vec<u64> {
+        let servers: Vec<String> =
+            cluster.nodes.iter().filter_map(|n| n.hotpocket_urls().map(|(_, plain)| plain)).collect();
+        let spec = json!({"servers": servers, "required": servers.len(), "ops": [{"op": "status"}]});
+        let results = js::run(&spec, CLIENT_TIMEOUT);
+        step(&results, "status")["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["roundTime"].as_u64())
+            .collect()
+    };
+    assert_eq!(round_times(), vec![1000; 3], "hp.cfg's roundtime to begin with");
+    assert_eq!(
+        ask(&cluster, 1, &json!({"op": "roundtime", "roundtime": 1500})),
+        json!({"op": "roundtime", "roundtime": 1500})
+    );
+    hp_tests::wait_until("every node to run by the agreed roundtime", Duration::from_secs(30), || {
+        (round_times() == vec![1500; 3]).then_some(())
+    });
+    assert_eq!(ask(&cluster, 2, &json!({"op": "config"}))["roundtime"], 1500);
+}
+
 /// One input to `node` (seed protocol); its first output, as JSON.
 fn ask(cluster: &Cluster, node: usize, input: &Value) -> Value {
     let frames =

@@ -24,6 +24,8 @@ pub struct NodeState {
     pub unl: Vec<[u8; 32]>,
     /// How the proposals of the last ledger that had any reached the node.
     pub proposal: Option<hp_proto::v1::ProposalHealth>,
+    /// The roundtime rounds run by; 0 when consensusd did not say.
+    pub roundtime_ms: u64,
 }
 
 /// consensusd's status, cached.
@@ -71,5 +73,6 @@ fn state_of(status: &ConsensusStatus) -> Option<NodeState> {
         in_sync: status.in_sync,
         unl: status.unl.iter().map(|k| k.as_ref().try_into().ok()).collect::<Option<Vec<[u8; 32]>>>()?,
         proposal: status.proposal_health,
+        roundtime_ms: status.roundtime_ms,
     })
 }

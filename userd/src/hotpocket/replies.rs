@@ -18,7 +18,7 @@ pub fn stat(shared: &HotPocketShared, state: &NodeState) -> Outgoing {
         .u64("ledger_seq_no", state.lcl_seq)
         .bytes("ledger_hash", &state.lcl_hash)
         .str("vote_status", if state.in_sync { "synced" } else { "desync" })
-        .u64("round_time", shared.roundtime_ms)
+        .u64("round_time", if state.roundtime_ms > 0 { state.roundtime_ms } else { shared.roundtime_ms })
         .bool("contract_execution_enabled", true)
         .bool("read_requests_enabled", true)
         .bool("is_full_history_node", true)
