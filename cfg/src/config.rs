@@ -428,7 +428,7 @@ impl Config {
             }
         };
         let contract_timeout_ms =
-            f.number("contract_timeout_ms", 1, 24 * 3_600_000)?.unwrap_or(defaults.contract_timeout_ms);
+            f.number("contract_timeout_ms", 100, 24 * 3_600_000)?.unwrap_or(defaults.contract_timeout_ms);
         let contract_gets_secret_key =
             f.boolean("contract_gets_secret_key")?.unwrap_or(defaults.contract_gets_secret_key);
         let npl_output_bytes =

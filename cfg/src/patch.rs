@@ -30,6 +30,13 @@ pub const MAX_PATCH_UNL: usize = 256;
 pub const MAX_PATCH_ENV: usize = 64;
 /// Longest string (version, path, arguments, variable) a patch may hold.
 const MAX_PATCH_STRING: usize = 4096;
+/// The least memory (`round_limits.proc_mem_bytes`), open files (`proc_ofd_count`) and run time
+/// (`exec_timeout`, ms) a patch may give the contract, 0 being "no limit". Below them the
+/// contract could fail every run, and a contract that never runs can never change its config
+/// back: the network would be stuck with it.
+pub const MIN_PATCH_MEM_BYTES: u64 = 16 * 1024 * 1024;
+pub const MIN_PATCH_OFD_COUNT: u64 = 16;
+pub const MIN_PATCH_EXEC_TIMEOUT_MS: u64 = 100;
 
 /// The agreed part of the config, field for field as HotPocket 0.6 writes `patch.cfg`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +202,10 @@ impl ContractPatch {
         hp_consensus::quorum_for(keys.len(), self.threshold())
             .map_err(|e| field("consensus.threshold", e.to_string()))?;
         mode("npl.mode", &self.npl.mode)?;
+        let limits = &self.round_limits;
+        at_least("round_limits.proc_mem_bytes", limits.proc_mem_bytes, MIN_PATCH_MEM_BYTES)?;
+        at_least("round_limits.proc_ofd_count", limits.proc_ofd_count, MIN_PATCH_OFD_COUNT)?;
+        at_least("round_limits.exec_timeout", limits.exec_timeout, MIN_PATCH_EXEC_TIMEOUT_MS)?;
         Ok(())
     }
 
@@ -251,6 +262,14 @@ impl ContractPatch {
 fn printable(name: &'static str, value: &str, max: usize) -> Result<(), PatchError> {
     if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
         return Err(field(name, format!("must be 1 to {max} printable characters")));
+    }
+    Ok(())
+}
+
+/// `value` is 0 (no limit) or at least `min`.
+fn at_least(name: &'static str, value: u64, min: u64) -> Result<(), PatchError> {
+    if value != 0 && value < min {
+        return Err(field(name, format!("must be 0 (no limit) or at least {min}")));
     }
     Ok(())
 }
@@ -313,6 +332,9 @@ mod tests {
             ("npl.mode", Box::new(|p| p.npl.mode = String::new())),
             ("max_input_ledger_offset", Box::new(|p| p.max_input_ledger_offset = 0)),
             ("environment", Box::new(|p| drop(p.environment.insert("1X".into(), "v".into())))),
+            ("round_limits.proc_mem_bytes", Box::new(|p| p.round_limits.proc_mem_bytes = 4096)),
+            ("round_limits.proc_ofd_count", Box::new(|p| p.round_limits.proc_ofd_count = 3)),
+            ("round_limits.exec_timeout", Box::new(|p| p.round_limits.exec_timeout = 5)),
         ];
         for (name, edit) in cases {
             let mut p = good.clone();

@@ -107,6 +107,8 @@ pub struct Contract {
     pub args: Vec<String>,
     /// Variables the agreed config (`patch.cfg`'s `environment`) sets, over [`CONTRACT_ENV`].
     pub env: Vec<(String, String)>,
+    /// The agreed config's resource limits, applied in the sandbox with the node's own.
+    pub limits: crate::sandbox::limits::AgreedLimits,
     /// Absolute path of `state/`.
     pub cwd: PathBuf,
     pub timeout: Duration,
@@ -221,7 +223,8 @@ pub async fn run(
         .into_iter()
         .chain(child_ends.iter().map(|(fd, _)| fd))
         .map(std::os::fd::AsFd::as_fd);
-    let sandbox = contract.sandbox.as_ref().map(|s| s.prepare(&contract.cwd, first_free, handed)).transpose()?;
+    let sandbox =
+        contract.sandbox.as_ref().map(|s| s.prepare(&contract.cwd, contract.limits, first_free, handed)).transpose()?;
     // Filled in the child; allocated here because the child must not allocate.
     let mut parked: Vec<RawFd> = vec![-1; moves.len()];
     let parent = nix::unistd::getpid().as_raw();
@@ -665,7 +668,7 @@ async fn log_lines(fd: OwnedFd, seq: u64, stream: &'static str, stop: Cancellati
 }
 
 /// Refuses before forking what `exec` would refuse, so the error is reported as such.
-fn check_executable(program: &Path) -> Result<(), String> {
+pub(crate) fn check_executable(program: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     match std::fs::metadata(program) {
         Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(()),

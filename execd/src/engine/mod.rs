@@ -65,6 +65,7 @@ impl EngineConfig {
                 program,
                 args: cfg.binargs.clone(),
                 env: Vec::new(),
+                limits: Default::default(),
                 cwd: dir.state(),
                 timeout: Duration::from_millis(cfg.contract_timeout_ms),
                 sandbox: None,
@@ -327,9 +328,7 @@ impl Engine {
         let (patch, genesis) = (&self.patch, &self.cfg.genesis_patch);
         let mut contract = self.cfg.contract.clone();
         if patch.bin_path != genesis.bin_path {
-            let binary = Path::new(&patch.bin_path);
-            contract.program =
-                if binary.is_absolute() { binary.to_path_buf() } else { self.cfg.dir.root().join(binary) };
+            contract.program = self.program_of(patch);
         }
         if patch.bin_args != genesis.bin_args {
             contract.args = patch.bin_args.split_whitespace().map(String::from).collect();
@@ -340,7 +339,19 @@ impl Engine {
             contract.timeout = Duration::from_millis(patch.round_limits.exec_timeout);
         }
         contract.env = patch.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let limits = &patch.round_limits;
+        contract.limits = crate::sandbox::limits::AgreedLimits {
+            mem_bytes: limits.proc_mem_bytes,
+            cpu_seconds: limits.proc_cpu_seconds,
+            open_files: limits.proc_ofd_count,
+        };
         contract
+    }
+
+    /// The binary `patch` names: relative paths are the contract directory's.
+    fn program_of(&self, patch: &ContractPatch) -> PathBuf {
+        let binary = Path::new(&patch.bin_path);
+        if binary.is_absolute() { binary.to_path_buf() } else { self.cfg.dir.root().join(binary) }
     }
 
     /// What every header says about the node. The UNL is the agreed config's (`patch.cfg`),
@@ -438,7 +449,16 @@ impl Engine {
             return Ok(self.patch.clone());
         }
         let verdict = match &written {
-            Ok(bytes) => ContractPatch::parse(bytes).map_err(|e| e.to_string()),
+            Ok(bytes) => ContractPatch::parse(bytes).map_err(|e| e.to_string()).and_then(|patch| {
+                // A binary that cannot start could never write a config again: the network
+                // would be stuck with it. (The same on every node whose contract directory
+                // holds the same files, as every node's must.)
+                if patch.bin_path != self.patch.bin_path {
+                    runner::check_executable(&self.program_of(&patch))
+                        .map_err(|why| format!("patch.cfg `bin_path`: {why}"))?;
+                }
+                Ok(patch)
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("patch.cfg was removed".to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(e.to_string()),
             Err(e) => Err(format!("patch.cfg cannot be read: {e}")),

@@ -12,6 +12,22 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 const MIB: u64 = 1024 * 1024;
 
+/// What the agreed config allows (`patch.cfg`'s `round_limits`: `proc_mem_bytes`,
+/// `proc_cpu_seconds`, `proc_ofd_count`), 0 being no limit. A run gets the stricter of these
+/// and the node's own (`contract_memory_mb`, `contract_cpu_seconds`, `contract_open_files`):
+/// the network may tighten what an operator allows, never loosen it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgreedLimits {
+    pub mem_bytes: u64,
+    pub cpu_seconds: u64,
+    pub open_files: u64,
+}
+
+/// The stricter of the node's `own` and an agreed limit (0: none).
+fn stricter(own: u64, agreed: u64) -> u64 {
+    if agreed == 0 { own } else { own.min(agreed) }
+}
+
 /// The limits of one run, computed before `fork`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -23,13 +39,13 @@ pub struct Limits {
 impl Limits {
     /// `handed_fds`: the fds execd hands the contract are all below this number (for the user
     /// pipes, 3 + 2 × users).
-    pub fn new(cfg: &ContractLimits, handed_fds: u64, own_user: bool) -> Self {
+    pub fn new(cfg: &ContractLimits, agreed: AgreedLimits, handed_fds: u64, own_user: bool) -> Self {
         let fds = handed_fds.max(FIRST_USER_FD as u64);
         let mut items = [
-            (Resource::RLIMIT_DATA, cfg.memory_mb.saturating_mul(MIB)),
-            (Resource::RLIMIT_NOFILE, fds.saturating_add(cfg.open_files)),
+            (Resource::RLIMIT_DATA, stricter(cfg.memory_mb.saturating_mul(MIB), agreed.mem_bytes)),
+            (Resource::RLIMIT_NOFILE, fds.saturating_add(stricter(cfg.open_files, agreed.open_files))),
             (Resource::RLIMIT_FSIZE, cfg.file_size_mb.saturating_mul(MIB)),
-            (Resource::RLIMIT_CPU, cfg.cpu_seconds),
+            (Resource::RLIMIT_CPU, stricter(cfg.cpu_seconds, agreed.cpu_seconds)),
             (Resource::RLIMIT_NPROC, cfg.processes),
         ];
         // Never above what execd itself may have: lowering is always allowed, raising is not.

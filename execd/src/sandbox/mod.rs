@@ -227,6 +227,7 @@ impl Sandbox {
     pub fn prepare<'a>(
         &self,
         writable: &Path,
+        agreed: limits::AgreedLimits,
         first_free_fd: RawFd,
         handed: impl IntoIterator<Item = std::os::fd::BorrowedFd<'a>>,
     ) -> Result<Prepared, SandboxError> {
@@ -240,7 +241,12 @@ impl Sandbox {
         };
         Ok(Prepared {
             ruleset,
-            limits: limits::Limits::new(&self.limits, u64::try_from(first_free_fd).unwrap_or(0), self.ids.is_some()),
+            limits: limits::Limits::new(
+                &self.limits,
+                agreed,
+                u64::try_from(first_free_fd).unwrap_or(0),
+                self.ids.is_some(),
+            ),
             ids: self.ids,
             filter: self.filter.clone(),
             parent: nix::unistd::getpid().as_raw(),

@@ -130,3 +130,16 @@ fn the_next_run_uses_the_binary_arguments_and_environment_the_agreed_patch_names
     let after = execute(&mut reopened, one(3, "x"));
     assert_eq!(output_of(&after, key(1)), b"second --mode two hello\n");
 }
+
+#[test]
+fn a_patch_naming_a_binary_that_cannot_start_is_refused() {
+    init();
+    let mut node = Node::new("echo");
+    let text = patched(&node, |j| j["bin_path"] = "bin/no-such-contract".into());
+    writing_patch(&mut node, &text);
+    let mut engine = node.engine();
+    execute(&mut engine, one(1, "x"));
+    assert_eq!(engine.patch().bin_path, node.cfg.binary, "a contract that could never run again");
+    let next = execute(&mut engine, one(2, "x"));
+    assert_eq!(next.exit, hp_ledger::ExitKind::Code(0), "the contract in force still runs");
+}

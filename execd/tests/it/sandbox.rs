@@ -46,6 +46,30 @@ fn the_contract_sees_its_limits_with_room_for_every_users_fds() {
     }
 }
 
+/// Issue 19: the agreed config (`patch.cfg`'s `round_limits`) tightens the node's limits from the
+/// round after it, and never loosens them.
+#[test]
+fn the_limits_the_agreed_patch_names_apply_where_stricter_than_the_nodes() {
+    let mut node = Node::with("", |c| {
+        c.contract_limits.memory_mb = 300;
+        c.contract_limits.open_files = 100;
+        c.contract_limits.cpu_seconds = 5;
+    });
+    let mut patch = serde_json::to_value(hp_cfg::ContractPatch::from_config(&node.cfg)).unwrap();
+    (patch["bin_path"], patch["bin_args"]) = ("bin/contract.sh".into(), "".into()); // as `script` sets
+    patch["round_limits"]["proc_mem_bytes"] = (64u64 << 20).into();
+    patch["round_limits"]["proc_ofd_count"] = 50.into();
+    patch["round_limits"]["proc_cpu_seconds"] = 3600.into(); // looser than the node's: no effect
+    node.script(&format!("cat /proc/self/limits > /proc/self/fd/4\ncat > ../patch.cfg <<'PATCH'\n{patch}\nPATCH"));
+    let mut engine = node.sandboxed_engine();
+    let before = String::from_utf8(output_of(&execute(&mut engine, one(1, "a")), key(1))).unwrap();
+    assert_eq!(limit(&before, "Max data size"), (300u64 << 20).to_string(), "the patch's round runs under the old");
+    let after = String::from_utf8(output_of(&execute(&mut engine, one(2, "a")), key(1))).unwrap();
+    assert_eq!(limit(&after, "Max data size"), (64u64 << 20).to_string());
+    assert_eq!(limit(&after, "Max open files"), (3 + 2 + 50).to_string());
+    assert_eq!(limit(&after, "Max cpu time"), "5");
+}
+
 #[test]
 fn a_contract_past_a_limit_gets_a_deterministic_result_and_the_next_round_runs() {
     let cases: [(&str, &str, ExitKind); 3] = [
