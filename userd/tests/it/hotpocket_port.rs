@@ -81,18 +81,8 @@ async fn a_response_signed_with_another_key_closes_the_connection() {
 async fn a_signed_in_client_sending_unreadable_messages_is_closed() {
     let (_node, addr) = node_with_hotpocket(|_| {}).await;
     let (mut ws, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}"))).await.expect("upgrade");
-    let challenge = challenge_of(&mut ws).await;
-    let key = SigningKey::from_bytes(&[1; 32]);
-    let response = json!({
-        "type": "user_challenge_response",
-        "pubkey": ed_hex(&key.verifying_key().to_bytes()),
-        "sig": hex::encode(key.sign(challenge.as_bytes()).to_bytes()),
-        "server_challenge": "00".repeat(16),
-        "protocol": "json",
-    });
-    ws.send(Message::text(response.to_string())).await.expect("send");
-    let Some(Ok(Message::Text(proof))) = within(ws.next()).await else { panic!("no server_challenge_response") };
-    assert!(proof.contains("server_challenge_response"), "{proof}");
+    let proof = signed_in(&mut ws).await;
+    assert_eq!(proof["type"], "server_challenge_response", "{proof}");
     for _ in 0..=MAX_BAD_MESSAGES {
         if ws.send(Message::text("this is not a message")).await.is_err() {
             break;
