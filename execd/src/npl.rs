@@ -170,7 +170,8 @@ impl NplHub {
         state.taken.retain(|s, _| *s >= seq);
         state.last_started = Some(seq);
         state.running = Some(Running { seq, lcl_hash: lcl_hash.clone(), deliver: tx.clone() });
-        RoundNpl { hub: self.clone(), seq, lcl_hash, incoming: Some(rx), loopback: tx, sent: (0, 0) }
+        let max_bytes = self.limits.bytes;
+        RoundNpl { hub: self.clone(), seq, lcl_hash, incoming: Some(rx), loopback: tx, sent: (0, 0), max_bytes }
     }
 
     fn end(&self, seq: u64) {
@@ -196,9 +197,21 @@ pub struct RoundNpl {
     loopback: mpsc::Sender<Delivered>,
     /// Messages and bytes the contract sent this round.
     sent: (u64, u64),
+    /// The most bytes it may send: the node's `npl_output_bytes`, or the agreed config's when
+    /// stricter ([`Self::limit_bytes`]).
+    max_bytes: u64,
 }
 
 impl RoundNpl {
+    /// Holds the contract to `agreed` bytes this round too (the agreed config's
+    /// `round_limits.npl_output_bytes`; 0 is no limit): the stricter of it and the node's.
+    pub fn limit_bytes(mut self, agreed: u64) -> Self {
+        if agreed > 0 {
+            self.max_bytes = self.max_bytes.min(agreed);
+        }
+        self
+    }
+
     /// What is to be written to the contract's NPL socket (taken once, by the runner).
     pub fn take_incoming(&mut self) -> Option<mpsc::Receiver<Delivered>> {
         self.incoming.take()
@@ -208,7 +221,7 @@ impl RoundNpl {
     /// round's limits (the message is dropped).
     pub fn send(&mut self, data: Bytes) -> bool {
         let limits = self.hub.limits;
-        if self.sent.0 + 1 > limits.messages || self.sent.1 + data.len() as u64 > limits.bytes {
+        if self.sent.0 + 1 > limits.messages || self.sent.1 + data.len() as u64 > self.max_bytes {
             return false;
         }
         self.sent.0 += 1;
@@ -294,5 +307,19 @@ mod tests {
         assert!(round.send(Bytes::from_static(b"a")));
         assert!(round.send(Bytes::from_static(b"b")));
         assert!(!round.send(Bytes::from_static(b"c")), "past npl_messages_per_round");
+    }
+
+    #[test]
+    fn the_agreed_npl_output_bytes_hold_the_contract_when_stricter_than_the_nodes() {
+        let hub = NplHub::new([9; 32], NplLimits { messages: 10, bytes: 10 });
+        let mut looser = hub.begin(1, &[1; 32]).limit_bytes(1000);
+        assert!(looser.send(Bytes::from_static(b"0123456789")));
+        assert!(!looser.send(Bytes::from_static(b"x")), "the node's 10 bytes hold");
+        drop(looser);
+        let mut stricter = hub.begin(2, &[1; 32]).limit_bytes(4);
+        assert!(stricter.send(Bytes::from_static(b"0123")));
+        assert!(!stricter.send(Bytes::from_static(b"4")), "the agreed 4 bytes hold");
+        let mut none = hub.begin(3, &[1; 32]).limit_bytes(0);
+        assert!(none.send(Bytes::from_static(b"0123456789")), "0: only the node's limit");
     }
 }

@@ -536,7 +536,9 @@ impl Engine {
         let abi = match self.cfg.stdinfmt {
             StdinFormat::Text | StdinFormat::Json => runner::Abi::Pipes,
             StdinFormat::Hotpocket => runner::Abi::HotPocket(runner::HotPocketRun {
-                npl: Some(self.cfg.npl.begin(req.seq, &req.prev_hash)),
+                npl: Some(
+                    self.cfg.npl.begin(req.seq, &req.prev_hash).limit_bytes(self.patch.round_limits.npl_output_bytes),
+                ),
                 control: Some(self.cfg.npl.clone()),
             }),
         };
