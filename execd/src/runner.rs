@@ -109,6 +109,10 @@ pub struct Contract {
     pub env: Vec<(String, String)>,
     /// The agreed config's resource limits, applied in the sandbox with the node's own.
     pub limits: crate::sandbox::limits::AgreedLimits,
+    /// The most bytes of output one user keeps per round (`round_limits.user_output_bytes`; 0
+    /// is no limit). Past it the rest of that user's output is dropped: in the HotPocket ABI
+    /// from the first message that does not fit whole.
+    pub max_user_output: u64,
     /// Absolute path of `state/`.
     pub cwd: PathBuf,
     pub timeout: Duration,
@@ -403,6 +407,12 @@ pub async fn run(
             .iter()
             .zip(outputs)
             .map(|(u, mut out)| {
+                let cap = usize::try_from(contract.max_user_output).unwrap_or(usize::MAX);
+                if cap > 0 && out.len() > cap {
+                    let kept = if length_prefixed { hp_ledger::outputs::complete_frames_len(&out[..cap]) } else { cap };
+                    tracing::warn!(seq, user = %hex::encode(u.pubkey), limit = cap, dropped = out.len() - kept, "the contract wrote more to a user than user_output_bytes; the rest is dropped");
+                    out.truncate(kept);
+                }
                 if length_prefixed {
                     let whole = hp_ledger::outputs::complete_frames_len(&out);
                     if whole < out.len() {

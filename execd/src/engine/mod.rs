@@ -66,6 +66,7 @@ impl EngineConfig {
                 args: cfg.binargs.clone(),
                 env: Vec::new(),
                 limits: Default::default(),
+                max_user_output: 0,
                 cwd: dir.state(),
                 timeout: Duration::from_millis(cfg.contract_timeout_ms),
                 sandbox: None,
@@ -345,6 +346,7 @@ impl Engine {
             cpu_seconds: limits.proc_cpu_seconds,
             open_files: limits.proc_ofd_count,
         };
+        contract.max_user_output = limits.user_output_bytes;
         contract
     }
 

@@ -143,3 +143,17 @@ fn a_patch_naming_a_binary_that_cannot_start_is_refused() {
     let next = execute(&mut engine, one(2, "x"));
     assert_eq!(next.exit, hp_ledger::ExitKind::Code(0), "the contract in force still runs");
 }
+
+#[test]
+fn a_user_gets_at_most_the_agreed_user_output_bytes_of_a_round() {
+    init();
+    let mut node = Node::new("echo");
+    let text = patched(&node, |j| {
+        (j["bin_path"], j["bin_args"]) = ("bin/contract.sh".into(), "".into()); // as `script` sets
+        j["round_limits"]["user_output_bytes"] = 5.into();
+    });
+    node.script(&format!("printf 0123456789 > /proc/self/fd/4\ncat > ../patch.cfg <<'PATCH'\n{text}\nPATCH"));
+    let mut engine = node.engine();
+    assert_eq!(output_of(&execute(&mut engine, one(1, "x")), key(1)), b"0123456789", "no limit yet");
+    assert_eq!(output_of(&execute(&mut engine, one(2, "x")), key(1)), b"01234");
+}
