@@ -324,7 +324,8 @@ impl Engine {
     /// How to run the contract under the agreed config (`patch.cfg`): its `bin_path`,
     /// `bin_args`, `environment` and `round_limits.exec_timeout` where the contract changed them
     /// from the genesis config, hp.cfg's `binary`, `binargs` and `contract_timeout_ms` where
-    /// not. The same on every node at the same ledger, for the patch is part of the state.
+    /// not; its process limits and `user_output_bytes` (applied with the node's own). The same
+    /// on every node at the same ledger, for the patch is part of the state.
     fn contract(&self) -> Contract {
         let (patch, genesis) = (&self.patch, &self.cfg.genesis_patch);
         let mut contract = self.cfg.contract.clone();
