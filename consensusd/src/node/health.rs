@@ -12,6 +12,11 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+/// The most proposals counted for one height: a member may sign proposals for any round, and
+/// what it sends must not grow this node's memory. A height that needs more rounds than this
+/// is reported from its first ones.
+pub const MAX_COUNTED: usize = 64;
+
 /// Least, most and mean of some milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Latency {
@@ -77,7 +82,7 @@ impl HealthTracker {
         if height != self.height {
             *self = Self { height, last: self.last, ..Self::default() };
         }
-        if !self.seen.insert((round, proposer)) {
+        if self.seen.len() >= MAX_COUNTED || !self.seen.insert((round, proposer)) {
             return;
         }
         let queued = arrived.elapsed();
@@ -134,5 +139,17 @@ mod tests {
         health.proposal(9, (0, 1), Some(2_000), now, 2_000);
         health.closed(9, 0);
         assert_eq!(health.last().map(|h| (h.seq, h.comm.max_ms)), Some((9, 0)));
+    }
+
+    #[test]
+    fn a_member_proposing_for_every_round_is_counted_only_so_far() {
+        let mut health = HealthTracker::default();
+        let now = Instant::now();
+        for round in 0..100_000 {
+            health.proposal(3, (round, 1), Some(1_000), now, 1_000 + u64::from(round));
+        }
+        assert_eq!(health.seen.len(), MAX_COUNTED);
+        health.closed(3, 0);
+        assert_eq!(health.last().map(|h| h.comm.max_ms), Some(MAX_COUNTED as u64 - 1));
     }
 }
