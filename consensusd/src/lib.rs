@@ -89,7 +89,7 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
     let quorum = cfg.quorum();
     let network = NetworkId(cfg.network_id());
     let genesis = Ledger::genesis(&cfg.unl, &network);
-    let genesis_members = hp_ledger::chain::genesis_members(&cfg.unl, quorum)?;
+    let genesis_members = hp_ledger::chain::genesis_members(&cfg.unl, quorum, cfg.max_input_ledger_offset)?;
     std::fs::create_dir_all(dir.hist()).map_err(|source| RunError::CreateDir { path: dir.hist(), source })?;
     let store = Store::open(&dir.ledger_db(), &genesis)?;
     let params =
@@ -179,7 +179,6 @@ pub async fn run(dir: ContractDir, cfg: Config, shutdown: CancellationToken) -> 
         max_input_bytes: cfg.pubmaxsize as usize,
         max_pending_input_bytes: usize::try_from(cfg.max_pending_input_bytes).unwrap_or(usize::MAX),
         recovery_path: dir.hist().join("consensus.state"),
-        max_input_ledger_offset: cfg.max_input_ledger_offset,
         output_framing,
     };
     let parts = NodeParts { store, core, peers, executor, store_path: dir.ledger_db(), events: events_tx, metrics };

@@ -214,6 +214,7 @@ fn status_to_proto(s: NodeStatus) -> pb::ConsensusStatus {
             batch_size: h.batch_size,
         }),
         roundtime_ms: u64::try_from(s.roundtime.as_millis()).unwrap_or(u64::MAX),
+        max_input_ledger_offset: s.members.input_window(),
     }
 }
 

@@ -17,6 +17,8 @@
 //                                 {"op":"version","version":"..."}
 //   {"op": "roundtime", "roundtime": <ms>} sets the agreed roundtime (updateConfig) and answers
 //                                 {"op":"roundtime","roundtime":<ms>}
+//   {"op": "input_window", "offset": <n>} sets max_input_ledger_offset the same way and answers
+//                                 {"op":"input_window","offset":<n>}
 //   {"op": "unl", "unl": ["ed<hex>", ...]}
 //                                 sets the UNL in ../patch.cfg: once the network agrees on the
 //                                 round, it hands over to those members. Answers
@@ -98,6 +100,11 @@ async function contract(ctx) {
                 config.consensus.roundtime = req.roundtime;
                 await ctx.updateConfig(config);
                 await user.send({ op: "roundtime", roundtime: req.roundtime });
+            } else if (req.op === "input_window" && Number.isInteger(req.offset)) {
+                const config = await ctx.getConfig();
+                config.max_input_ledger_offset = req.offset;
+                await ctx.updateConfig(config);
+                await user.send({ op: "input_window", offset: req.offset });
             } else if (req.op === "unl" && Array.isArray(req.unl)) {
                 const config = await ctx.getConfig();
                 config.unl = req.unl;

@@ -58,6 +58,7 @@ pub fn to_reply(result: &RoundResult) -> v1::ExecuteReply {
         config_unl: Vec::new(),
         config_quorum: 0,
         config_roundtime_ms: 0,
+        config_max_input_ledger_offset: 0,
     }
 }
 

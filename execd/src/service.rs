@@ -112,19 +112,21 @@ struct AgreedConfig {
     unl: Vec<prost::bytes::Bytes>,
     quorum: u32,
     roundtime_ms: u64,
+    max_input_ledger_offset: u64,
 }
 
 fn agreed_config(patch: &hp_cfg::patch::ContractPatch) -> AgreedConfig {
-    let roundtime_ms = patch.consensus.roundtime;
+    let (roundtime_ms, max_input_ledger_offset) = (patch.consensus.roundtime, patch.max_input_ledger_offset);
     match patch.membership() {
         Ok((unl, quorum)) => AgreedConfig {
             unl: unl.iter().map(|k| prost::bytes::Bytes::copy_from_slice(k)).collect(),
             quorum: u32::try_from(quorum).unwrap_or(u32::MAX),
             roundtime_ms,
+            max_input_ledger_offset,
         },
         Err(e) => {
             tracing::error!(error = %e, "the config in force has no usable UNL");
-            AgreedConfig { unl: Vec::new(), quorum: 0, roundtime_ms }
+            AgreedConfig { unl: Vec::new(), quorum: 0, roundtime_ms, max_input_ledger_offset }
         }
     }
 }
@@ -156,6 +158,7 @@ impl Exec for ExecService {
                     config_unl: config.unl,
                     config_quorum: config.quorum,
                     config_roundtime_ms: config.roundtime_ms,
+                    config_max_input_ledger_offset: config.max_input_ledger_offset,
                     ..convert::reply_to_proto(&result)
                 }))
             }
@@ -219,6 +222,7 @@ impl Exec for ExecService {
             config_unl: config.unl,
             config_quorum: config.quorum,
             config_roundtime_ms: config.roundtime_ms,
+            config_max_input_ledger_offset: config.max_input_ledger_offset,
         }))
     }
 

@@ -51,9 +51,12 @@ pub fn unl_keys(unl: &[[u8; 32]]) -> Result<Vec<VerifyingKey>, ChainError> {
     unl.iter().map(|k| VerifyingKey::from_bytes(k).map_err(|_| ChainError::BadUnl(hex::encode(k)))).collect()
 }
 
-/// The membership ledger 1 is closed under: the genesis UNL (hp.cfg's) and its quorum.
-pub fn genesis_members(unl: &[[u8; 32]], quorum: usize) -> Result<Membership, ChainError> {
-    Membership::new(unl.to_vec(), quorum).map_err(|e| ChainError::BadUnl(e.to_string()))
+/// The membership ledger 1 is closed under: the genesis UNL (hp.cfg's), its quorum and
+/// input window (`max_input_ledger_offset`).
+pub fn genesis_members(unl: &[[u8; 32]], quorum: usize, input_window: u64) -> Result<Membership, ChainError> {
+    Membership::new(unl.to_vec(), quorum)
+        .and_then(|m| m.with_input_window(input_window))
+        .map_err(|e| ChainError::BadUnl(e.to_string()))
 }
 
 /// Checks one record on its own and its link to the ledger before it (`prev`: hash and time
@@ -123,9 +126,9 @@ pub fn verify_next(
 /// membership from `genesis` (hp.cfg's UNL and quorum): the genesis ledger is the
 /// network's, every link, every certificate (by that ledger's members, signed in `network`), every input's origin
 /// signature, that no input instance appears twice, and for user-signed inputs the user's
-/// signature, their bytes, their window's end and their growing nonces (the window's other end
-/// depends on `max_input_ledger_offset`, which the chain does not record). Returns the hash of
-/// the last ledger.
+/// signature, their bytes, their window (at least the ledger that carries them, at most the
+/// input window of its members past the ledger before) and their growing nonces. Returns the
+/// hash of the last ledger.
 pub fn verify_chain(
     records: impl IntoIterator<Item = LedgerRecord>,
     network: &NetworkId,
@@ -148,6 +151,7 @@ pub fn verify_chain(
     let mut user_nonces: std::collections::HashMap<[u8; 32], u64> = std::collections::HashMap::new();
     for record in iter {
         verify_next(&record, &prev, prev_result.as_ref(), network, &members)?;
+        let window_end = record.ledger.seq.saturating_sub(1).saturating_add(members.input_window());
         members = members.after(&record.ledger);
         let seq = record.ledger.seq;
         let opened_all = crate::user_signed::open_inputs(&record.ledger.inputs);
@@ -159,6 +163,11 @@ pub fn verify_chain(
                 Ok(o) if o.max_ledger_seq < seq => {
                     Some(format!("{}: its window ended at {}", name(), o.max_ledger_seq))
                 }
+                Ok(o) if o.max_ledger_seq > window_end => Some(format!(
+                    "{}: its window ends at {}, past the input window's {window_end}",
+                    name(),
+                    o.max_ledger_seq
+                )),
                 Ok(o) if user_nonces.get(&input.user).is_some_and(|h| o.nonce <= *h) => {
                     Some(format!("{}: nonce {} is not above the user's last", name(), o.nonce))
                 }

@@ -1,4 +1,5 @@
-//! Who closes a ledger: the UNL and its quorum, as the chain records them.
+//! Who closes a ledger, and by which rule its users' signed inputs are judged: the UNL, its
+//! quorum and the input window (`max_input_ledger_offset`), as the chain records them.
 //!
 //! Each ledger names the membership it was closed under ([`crate::LedgerBody::config_hash`])
 //! and may hand over to another from the next ledger on ([`crate::LedgerBody::next_membership`]).
@@ -7,23 +8,38 @@
 //! the chain itself has named so far ([`Membership::after`], [`crate::chain::verify_next`]).
 //!
 //! ```text
-//! membership := u32 quorum | u32 n_keys | [32] key*      (keys distinct, in UNL order)
-//! hash       := SHA-256( u32 len(tag) | tag "hotpocket/membership/v1" | membership )
+//! membership := u32 quorum | u32 n_keys | [32] key* | u64 input_window
+//!               (keys distinct, in UNL order; input_window 1 to 100000)
+//! hash       := SHA-256( u32 len(tag) | tag "hotpocket/membership/v2" | membership )
+//! ```
+//!
+//! The input window is here because it is a consensus rule that the network's agreed config
+//! may change (`patch.cfg`'s `max_input_ledger_offset`): recorded with the members, it changes
+//! at one ledger for every node, by the same hand-over.
+//!
+//! ```text
 //! ```
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::{Hash, Ledger, tagged_hash};
 use ed25519_dalek::VerifyingKey;
 
-const MEMBERSHIP_TAG: &[u8] = b"hotpocket/membership/v1";
+const MEMBERSHIP_TAG: &[u8] = b"hotpocket/membership/v2";
 /// Most validators one membership may name.
 pub const MAX_MEMBERS: usize = 256;
+/// The input window of [`Membership::new`]: hp.cfg's default `max_input_ledger_offset`.
+pub const DEFAULT_INPUT_WINDOW: u64 = 10;
+/// The widest input window a membership may have (`max_input_ledger_offset`'s bound).
+pub const MAX_INPUT_WINDOW: u64 = 100_000;
 
 /// A UNL and the number of its signatures that decide.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Membership {
     unl: Vec<[u8; 32]>,
     quorum: u32,
+    /// `max_input_ledger_offset`: how far past the last ledger a user-signed input may name
+    /// its last ledger ([`crate::user_signed`]).
+    input_window: u64,
     /// `unl` parsed, for signature checks.
     keys: Vec<VerifyingKey>,
     hash: Hash,
@@ -40,11 +56,14 @@ pub enum MembershipError {
     Duplicate(String),
     #[error("{0}")]
     Quorum(String),
+    #[error("an input window of {0} ledgers (1 to {MAX_INPUT_WINDOW})")]
+    InputWindow(u64),
 }
 
 impl Membership {
     /// Checks the UNL (1 to [`MAX_MEMBERS`] distinct Ed25519 keys) and that `quorum` is safe
-    /// for it (at most `n`, and two quorums always overlap).
+    /// for it (at most `n`, and two quorums always overlap); the input window is
+    /// [`DEFAULT_INPUT_WINDOW`] ([`Self::with_input_window`] sets another).
     pub fn new(unl: Vec<[u8; 32]>, quorum: usize) -> Result<Self, MembershipError> {
         if unl.is_empty() || unl.len() > MAX_MEMBERS {
             return Err(MembershipError::Size(unl.len()));
@@ -63,9 +82,25 @@ impl Membership {
             }
         }
         hp_consensus::quorum::check_quorum(unl.len(), quorum).map_err(|e| MembershipError::Quorum(e.to_string()))?;
-        let mut membership = Self { unl, quorum: quorum as u32, keys, hash: [0; 32] };
+        let mut membership =
+            Self { unl, quorum: quorum as u32, input_window: DEFAULT_INPUT_WINDOW, keys, hash: [0; 32] };
         membership.hash = tagged_hash(MEMBERSHIP_TAG, &[&membership.encode()]);
         Ok(membership)
+    }
+
+    /// The same members with input window `window` (1 to [`MAX_INPUT_WINDOW`]).
+    pub fn with_input_window(mut self, window: u64) -> Result<Self, MembershipError> {
+        if !(1..=MAX_INPUT_WINDOW).contains(&window) {
+            return Err(MembershipError::InputWindow(window));
+        }
+        self.input_window = window;
+        self.hash = tagged_hash(MEMBERSHIP_TAG, &[&self.encode()]);
+        Ok(self)
+    }
+
+    /// `max_input_ledger_offset` of the ledgers these members close.
+    pub fn input_window(&self) -> u64 {
+        self.input_window
     }
 
     /// The validators' keys parsed, in UNL order.
@@ -105,7 +140,7 @@ impl Membership {
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(8 + 32 * self.unl.len());
+        let mut w = Writer::with_capacity(self.encoded_len());
         self.encode_into(&mut w);
         w.finish()
     }
@@ -115,10 +150,11 @@ impl Membership {
         for key in &self.unl {
             w.fixed(key);
         }
+        w.u64(self.input_window);
     }
 
     pub(crate) fn encoded_len(&self) -> usize {
-        8 + 32 * self.unl.len()
+        8 + 32 * self.unl.len() + 8
     }
 
     pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -128,7 +164,10 @@ impl Membership {
         for _ in 0..n {
             unl.push(r.array::<32>("membership key")?);
         }
-        Membership::new(unl, quorum).map_err(|e| DecodeError::Invalid { what: "membership", problem: e.to_string() })
+        let window = r.u64("membership input window")?;
+        Membership::new(unl, quorum)
+            .and_then(|m| m.with_input_window(window))
+            .map_err(|e| DecodeError::Invalid { what: "membership", problem: e.to_string() })
     }
 }
 
@@ -210,6 +249,10 @@ mod tests {
         reversed.reverse();
         assert_ne!(Membership::new(reversed, 3).unwrap().hash(), m.hash());
         assert_ne!(Membership::new(keys(4), 4).unwrap().hash(), m.hash());
+        let wider = m.clone().with_input_window(20).unwrap();
+        assert_ne!(wider.hash(), m.hash(), "the input window is part of what a ledger names");
+        assert_eq!(wider.input_window(), 20);
+        assert!(matches!(m.clone().with_input_window(0), Err(MembershipError::InputWindow(0))));
     }
 
     #[test]

@@ -142,7 +142,8 @@ impl Execd {
         req.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
         let info = self.client.state_info(req).await?.into_inner();
         let state_hash = hash32(&info.state_hash).map_err(ExecdError::BadReply)?;
-        let config = config(&info.config_unl, info.config_quorum, info.config_roundtime_ms);
+        let config =
+            config(&info.config_unl, info.config_quorum, info.config_roundtime_ms, info.config_max_input_ledger_offset);
         Ok(ExecdState { seq: info.has_seq.then_some(info.seq), state_hash, config })
     }
 
@@ -213,7 +214,7 @@ fn hash32(bytes: &[u8]) -> Result<[u8; 32], String> {
 }
 
 /// The config a reply names; `None` (with a warning) when it names no usable members.
-fn config(unl: &[Bytes], quorum: u32, roundtime_ms: u64) -> Option<AgreedConfig> {
+fn config(unl: &[Bytes], quorum: u32, roundtime_ms: u64, input_window: u64) -> Option<AgreedConfig> {
     if unl.is_empty() {
         return None;
     }
@@ -223,6 +224,7 @@ fn config(unl: &[Bytes], quorum: u32, roundtime_ms: u64) -> Option<AgreedConfig>
         return None;
     };
     let members = Membership::new(keys, quorum as usize)
+        .and_then(|m| m.with_input_window(input_window))
         .inspect_err(|e| tracing::warn!(error = %e, "execd named a config UNL that is not usable"))
         .ok()?;
     let roundtime = (roundtime_ms > 0).then(|| std::time::Duration::from_millis(roundtime_ms));
@@ -231,7 +233,8 @@ fn config(unl: &[Bytes], quorum: u32, roundtime_ms: u64) -> Option<AgreedConfig>
 
 fn execution(reply: pb::ExecuteReply) -> Result<Execution, String> {
     let state_hash = hash32(&reply.state_hash)?;
-    let config = config(&reply.config_unl, reply.config_quorum, reply.config_roundtime_ms);
+    let config =
+        config(&reply.config_unl, reply.config_quorum, reply.config_roundtime_ms, reply.config_max_input_ledger_offset);
     let exit = match reply.exit.as_ref().and_then(|e| e.kind.as_ref()) {
         Some(pb::exit_status::Kind::Code(c)) => ExitKind::Code(*c),
         Some(pb::exit_status::Kind::Signal(s)) => ExitKind::Signal(*s),

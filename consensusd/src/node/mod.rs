@@ -107,8 +107,6 @@ pub struct NodeConfig {
     /// dropped past twice that.
     pub max_pending_input_bytes: usize,
     pub recovery_path: PathBuf,
-    /// `max_input_ledger_offset`: the window of user-signed inputs, shared by all nodes.
-    pub max_input_ledger_offset: u64,
     /// How each user's output divides into messages (`stdinfmt`): what the output proofs hash
     /// and userd delivers.
     pub output_framing: hp_ledger::Framing,

@@ -89,7 +89,6 @@ impl Harness {
             max_input_bytes: 1 << 16,
             max_pending_input_bytes: 1 << 20,
             recovery_path: dir.path().join("consensus.state"),
-            max_input_ledger_offset: 10,
             output_framing: hp_ledger::Framing::Whole,
         };
         let parts = NodeParts { store, core, peers, executor, store_path, events, metrics: Default::default() };

@@ -27,6 +27,7 @@ pub fn summary_json(s: &LedgerSummary) -> serde_json::Value {
         "unl_change": s.next_membership.as_ref().map(|m| serde_json::json!({
             "unl": m.unl().iter().map(|k| format!("ed{}", hex::encode(k))).collect::<Vec<_>>(),
             "quorum": m.quorum(),
+            "max_input_ledger_offset": m.input_window(),
             "config_hash": hex::encode(m.hash()),
         })),
     })

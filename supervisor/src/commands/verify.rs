@@ -21,7 +21,7 @@ pub fn run(args: &DirArgs) -> Result<(), CommandError> {
     let records = store.all().map_err(|e| CommandError::Control(format!("chain is damaged: {e}")))?;
     let count = records.len();
     let network = NetworkId(cfg.network_id());
-    let genesis = genesis_members(&cfg.unl, cfg.quorum())
+    let genesis = genesis_members(&cfg.unl, cfg.quorum(), cfg.max_input_ledger_offset)
         .map_err(|e| CommandError::Control(format!("hp.cfg's UNL cannot start a chain: {e}")))?;
     let (seq, hash) = verify_chain(records, &network, &genesis).map_err(|e| match e {
         ChainError::BadGenesis { .. } => CommandError::Control(format!(

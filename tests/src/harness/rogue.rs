@@ -431,11 +431,13 @@ fn on_status(shared: &Arc<Shared>, b: &Behaviour, from: usize, s: PeerStatus) {
     let Some(last) = memory.last.clone().filter(|l| l.ledger.seq + 1 == height) else { return };
     memory.proposed.insert((height, round));
     drop(memory);
-    // The membership ledger 1 names is the genesis UNL's at the default threshold; later
-    // ledgers name their predecessor's (no hand-overs here).
+    // The membership ledger 1 names is the genesis UNL's at the default threshold and input
+    // window; later ledgers name their predecessor's (no hand-overs here).
     let members_hash = if last.ledger.seq == 0 {
         let quorum = hp_consensus::quorum_for(shared.unl.len(), 0.8).unwrap_or(shared.unl.len());
-        hp_ledger::chain::genesis_members(&shared.unl, quorum).map(|m| m.hash()).unwrap_or_default()
+        hp_ledger::chain::genesis_members(&shared.unl, quorum, hp_ledger::membership::DEFAULT_INPUT_WINDOW)
+            .map(|m| m.hash())
+            .unwrap_or_default()
     } else {
         last.ledger.config_hash
     };

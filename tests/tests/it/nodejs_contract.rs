@@ -190,6 +190,42 @@ fn every_node_runs_by_and_reports_the_roundtime_the_contract_agreed() {
     assert_eq!(ask(&cluster, 2, &json!({"op": "config"}))["roundtime"], 1500);
 }
 
+/// Issue 19: an input window (`max_input_ledger_offset`) the contract agrees is handed over to
+/// like a UNL: from then on every node takes a signed input that names a last ledger past the
+/// old window, the chain records the change, and every node's chain still verifies.
+#[test]
+fn a_wider_input_window_the_contract_agreed_is_the_one_every_node_judges_by() {
+    let cluster = nodejs_cluster();
+    let hp_url = cluster.nodes[0].hotpocket_urls().map(|(_, plain)| plain).unwrap_or_default();
+    let far_input = |text: &str| {
+        let spec = json!({
+            "servers": [hp_url],
+            "ops": [{"op": "input", "input": json!({"op": "add", "text": text}).to_string(), "max_ledger": 15}],
+        });
+        step(&js::run(&spec, CLIENT_TIMEOUT), "input").clone()
+    };
+    let refused = far_input("15 ledgers ahead");
+    assert_eq!(refused["reason"], "max_ledger_offset_exceeded", "the genesis window is 10: {refused}");
+    let answer = ask(&cluster, 1, &json!({"op": "input_window", "offset": 20}));
+    assert_eq!(answer, json!({"op": "input_window", "offset": 20}));
+    let accepted = hp_tests::wait_until("the wider window to be in force", Duration::from_secs(30), || {
+        let status = far_input("15 ledgers ahead, once the window is 20");
+        (status["status"] == "accepted").then_some(status)
+    });
+    let seq = accepted["ledgerSeqNo"].as_u64().unwrap_or_default();
+    let ledgers = cluster.nodes[2].ledgers().or_panic();
+    let change = ledgers.iter().find(|l| !l["unl_change"].is_null()).unwrap_or_else(|| panic!("{ledgers:?}"));
+    assert_eq!(change["unl_change"]["max_input_ledger_offset"], 20, "{change}");
+    assert_eq!(change["unl_change"]["unl"].as_array().map(Vec::len), Some(3), "the same members");
+    for node in &cluster.nodes {
+        hp_tests::wait_until("the input's ledger on every node", Duration::from_secs(30), || {
+            (node.lcl_seq() >= seq).then_some(())
+        });
+        let (code, text) = node.verify().or_panic();
+        assert_eq!(code, 0, "{text}");
+    }
+}
+
 /// One input to `node` (seed protocol); its first output, as JSON.
 fn ask(cluster: &Cluster, node: usize, input: &Value) -> Value {
     let frames =

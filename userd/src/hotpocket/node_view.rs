@@ -26,6 +26,9 @@ pub struct NodeState {
     pub proposal: Option<hp_proto::v1::ProposalHealth>,
     /// The roundtime rounds run by; 0 when consensusd did not say.
     pub roundtime_ms: u64,
+    /// The input window of the members in force (`max_input_ledger_offset`); 0 when
+    /// consensusd did not say.
+    pub max_input_ledger_offset: u64,
 }
 
 /// consensusd's status, cached.
@@ -74,5 +77,6 @@ fn state_of(status: &ConsensusStatus) -> Option<NodeState> {
         unl: status.unl.iter().map(|k| k.as_ref().try_into().ok()).collect::<Option<Vec<[u8; 32]>>>()?,
         proposal: status.proposal_health,
         roundtime_ms: status.roundtime_ms,
+        max_input_ledger_offset: status.max_input_ledger_offset,
     })
 }
