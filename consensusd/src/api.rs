@@ -106,4 +106,6 @@ pub struct NodeStatus {
     pub proposal_health: Option<crate::node::health::ProposalHealth>,
     /// The roundtime rounds run by.
     pub roundtime: std::time::Duration,
+    /// The agreed config's contract version, once this node's run has named it.
+    pub contract_version: Option<String>,
 }

@@ -215,6 +215,7 @@ fn status_to_proto(s: NodeStatus) -> pb::ConsensusStatus {
         }),
         roundtime_ms: u64::try_from(s.roundtime.as_millis()).unwrap_or(u64::MAX),
         max_input_ledger_offset: s.members.input_window(),
+        contract_version: s.contract_version.unwrap_or_default(),
     }
 }
 

@@ -19,6 +19,8 @@
 //                                 {"op":"roundtime","roundtime":<ms>}
 //   {"op": "input_window", "offset": <n>} sets max_input_ledger_offset the same way and answers
 //                                 {"op":"input_window","offset":<n>}
+//   {"op": "user_input_bytes", "bytes": <n>} sets round_limits.user_input_bytes the same way and
+//                                 answers {"op":"user_input_bytes","bytes":<n>}
 //   {"op": "unl", "unl": ["ed<hex>", ...]}
 //                                 sets the UNL in ../patch.cfg: once the network agrees on the
 //                                 round, it hands over to those members. Answers
@@ -105,6 +107,11 @@ async function contract(ctx) {
                 config.max_input_ledger_offset = req.offset;
                 await ctx.updateConfig(config);
                 await user.send({ op: "input_window", offset: req.offset });
+            } else if (req.op === "user_input_bytes" && Number.isInteger(req.bytes)) {
+                const config = await ctx.getConfig();
+                config.round_limits.user_input_bytes = req.bytes;
+                await ctx.updateConfig(config);
+                await user.send({ op: "user_input_bytes", bytes: req.bytes });
             } else if (req.op === "unl" && Array.isArray(req.unl)) {
                 const config = await ctx.getConfig();
                 config.unl = req.unl;

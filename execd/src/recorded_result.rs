@@ -59,6 +59,8 @@ pub fn to_reply(result: &RoundResult) -> v1::ExecuteReply {
         config_quorum: 0,
         config_roundtime_ms: 0,
         config_max_input_ledger_offset: 0,
+        config_user_input_bytes: 0,
+        config_version: String::new(),
     }
 }
 

@@ -113,20 +113,32 @@ struct AgreedConfig {
     quorum: u32,
     roundtime_ms: u64,
     max_input_ledger_offset: u64,
+    user_input_bytes: u64,
+    version: String,
 }
 
 fn agreed_config(patch: &hp_cfg::patch::ContractPatch) -> AgreedConfig {
     let (roundtime_ms, max_input_ledger_offset) = (patch.consensus.roundtime, patch.max_input_ledger_offset);
+    let (user_input_bytes, version) = (patch.round_limits.user_input_bytes, patch.version.clone());
     match patch.membership() {
         Ok((unl, quorum)) => AgreedConfig {
             unl: unl.iter().map(|k| prost::bytes::Bytes::copy_from_slice(k)).collect(),
             quorum: u32::try_from(quorum).unwrap_or(u32::MAX),
             roundtime_ms,
             max_input_ledger_offset,
+            user_input_bytes,
+            version,
         },
         Err(e) => {
             tracing::error!(error = %e, "the config in force has no usable UNL");
-            AgreedConfig { unl: Vec::new(), quorum: 0, roundtime_ms, max_input_ledger_offset }
+            AgreedConfig {
+                unl: Vec::new(),
+                quorum: 0,
+                roundtime_ms,
+                max_input_ledger_offset,
+                user_input_bytes,
+                version,
+            }
         }
     }
 }
@@ -159,6 +171,8 @@ impl Exec for ExecService {
                     config_quorum: config.quorum,
                     config_roundtime_ms: config.roundtime_ms,
                     config_max_input_ledger_offset: config.max_input_ledger_offset,
+                    config_user_input_bytes: config.user_input_bytes,
+                    config_version: config.version,
                     ..convert::reply_to_proto(&result)
                 }))
             }
@@ -223,6 +237,8 @@ impl Exec for ExecService {
             config_quorum: config.quorum,
             config_roundtime_ms: config.roundtime_ms,
             config_max_input_ledger_offset: config.max_input_ledger_offset,
+            config_user_input_bytes: config.user_input_bytes,
+            config_version: config.version,
         }))
     }
 

@@ -152,6 +152,11 @@ pub fn verify_chain(
     for record in iter {
         verify_next(&record, &prev, prev_result.as_ref(), network, &members)?;
         let window_end = record.ledger.seq.saturating_sub(1).saturating_add(members.input_window());
+        if !members.users_within_input_bytes(&record.ledger.inputs) {
+            let problem =
+                format!("a user's inputs exceed the {} bytes of user_input_bytes", members.user_input_bytes());
+            return Err(ChainError::BadInput { seq: record.ledger.seq, problem });
+        }
         members = members.after(&record.ledger);
         let seq = record.ledger.seq;
         let opened_all = crate::user_signed::open_inputs(&record.ledger.inputs);

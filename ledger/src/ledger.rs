@@ -295,13 +295,13 @@ mod tests {
         assert_eq!(back, ledger);
         // Quorum 2 of 3 re-encoded as 1 of 3: two quorums need not overlap.
         let mut bytes = ledger.encode();
-        let at = bytes.len() - (8 + 3 * 32 + 8);
+        let at = bytes.len() - (8 + 3 * 32 + 16);
         bytes[at..at + 4].copy_from_slice(&1u32.to_be_bytes());
         assert!(Ledger::decode(&bytes).is_err());
         // An input window of 0 (no signed input could ever be taken) is refused too.
         let mut bytes = ledger.encode();
-        let at = bytes.len() - 8;
-        bytes[at..].copy_from_slice(&0u64.to_be_bytes());
+        let at = bytes.len() - 16;
+        bytes[at..at + 8].copy_from_slice(&0u64.to_be_bytes());
         assert!(Ledger::decode(&bytes).is_err());
     }
 

@@ -1,5 +1,6 @@
-//! Who closes a ledger, and by which rule its users' signed inputs are judged: the UNL, its
-//! quorum and the input window (`max_input_ledger_offset`), as the chain records them.
+//! Who closes a ledger, and by which rules its users' inputs are judged: the UNL, its quorum,
+//! the input window (`max_input_ledger_offset`) and the most input bytes one user may have in
+//! one ledger (`user_input_bytes`), as the chain records them.
 //!
 //! Each ledger names the membership it was closed under ([`crate::LedgerBody::config_hash`])
 //! and may hand over to another from the next ledger on ([`crate::LedgerBody::next_membership`]).
@@ -8,14 +9,15 @@
 //! the chain itself has named so far ([`Membership::after`], [`crate::chain::verify_next`]).
 //!
 //! ```text
-//! membership := u32 quorum | u32 n_keys | [32] key* | u64 input_window
-//!               (keys distinct, in UNL order; input_window 1 to 100000)
+//! membership := u32 quorum | u32 n_keys | [32] key* | u64 input_window | u64 user_input_bytes
+//!               (keys distinct, in UNL order; input_window 1 to 100000; user_input_bytes 0:
+//!               no limit)
 //! hash       := SHA-256( u32 len(tag) | tag "hotpocket/membership/v2" | membership )
 //! ```
 //!
-//! The input window is here because it is a consensus rule that the network's agreed config
-//! may change (`patch.cfg`'s `max_input_ledger_offset`): recorded with the members, it changes
-//! at one ledger for every node, by the same hand-over.
+//! The input rules are here because they are consensus rules that the network's agreed config
+//! may change (`patch.cfg`'s `max_input_ledger_offset` and `round_limits.user_input_bytes`):
+//! recorded with the members, they change at one ledger for every node, by the same hand-over.
 //!
 //! ```text
 //! ```
@@ -40,6 +42,9 @@ pub struct Membership {
     /// `max_input_ledger_offset`: how far past the last ledger a user-signed input may name
     /// its last ledger ([`crate::user_signed`]).
     input_window: u64,
+    /// `user_input_bytes`: the most bytes of input one user may have in one ledger, 0 for no
+    /// limit; a single larger input may still go alone.
+    user_input_bytes: u64,
     /// `unl` parsed, for signature checks.
     keys: Vec<VerifyingKey>,
     hash: Hash,
@@ -82,8 +87,14 @@ impl Membership {
             }
         }
         hp_consensus::quorum::check_quorum(unl.len(), quorum).map_err(|e| MembershipError::Quorum(e.to_string()))?;
-        let mut membership =
-            Self { unl, quorum: quorum as u32, input_window: DEFAULT_INPUT_WINDOW, keys, hash: [0; 32] };
+        let mut membership = Self {
+            unl,
+            quorum: quorum as u32,
+            input_window: DEFAULT_INPUT_WINDOW,
+            user_input_bytes: 0,
+            keys,
+            hash: [0; 32],
+        };
         membership.hash = tagged_hash(MEMBERSHIP_TAG, &[&membership.encode()]);
         Ok(membership)
     }
@@ -101,6 +112,34 @@ impl Membership {
     /// `max_input_ledger_offset` of the ledgers these members close.
     pub fn input_window(&self) -> u64 {
         self.input_window
+    }
+
+    /// The same members with at most `bytes` of input per user per ledger (0: no limit).
+    pub fn with_user_input_bytes(mut self, bytes: u64) -> Self {
+        self.user_input_bytes = bytes;
+        self.hash = tagged_hash(MEMBERSHIP_TAG, &[&self.encode()]);
+        self
+    }
+
+    /// The most bytes of input one user may have in one ledger these members close; 0 for no
+    /// limit.
+    pub fn user_input_bytes(&self) -> u64 {
+        self.user_input_bytes
+    }
+
+    /// Whether `inputs` (of one ledger) keep to [`Self::user_input_bytes`]: each user's data
+    /// together at most that, unless the user has a single input.
+    pub fn users_within_input_bytes<'a>(&self, inputs: impl IntoIterator<Item = &'a crate::Input>) -> bool {
+        if self.user_input_bytes == 0 {
+            return true;
+        }
+        let mut per_user: std::collections::HashMap<[u8; 32], (u64, u32)> = std::collections::HashMap::new();
+        for input in inputs {
+            let (bytes, count) = per_user.entry(input.user).or_default();
+            *bytes = bytes.saturating_add(input.data.len() as u64);
+            *count += 1;
+        }
+        per_user.values().all(|(bytes, count)| *count == 1 || *bytes <= self.user_input_bytes)
     }
 
     /// The validators' keys parsed, in UNL order.
@@ -150,11 +189,11 @@ impl Membership {
         for key in &self.unl {
             w.fixed(key);
         }
-        w.u64(self.input_window);
+        w.u64(self.input_window).u64(self.user_input_bytes);
     }
 
     pub(crate) fn encoded_len(&self) -> usize {
-        8 + 32 * self.unl.len() + 8
+        8 + 32 * self.unl.len() + 16
     }
 
     pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -165,8 +204,10 @@ impl Membership {
             unl.push(r.array::<32>("membership key")?);
         }
         let window = r.u64("membership input window")?;
+        let user_input_bytes = r.u64("membership user input bytes")?;
         Membership::new(unl, quorum)
             .and_then(|m| m.with_input_window(window))
+            .map(|m| m.with_user_input_bytes(user_input_bytes))
             .map_err(|e| DecodeError::Invalid { what: "membership", problem: e.to_string() })
     }
 }
@@ -253,6 +294,7 @@ mod tests {
         assert_ne!(wider.hash(), m.hash(), "the input window is part of what a ledger names");
         assert_eq!(wider.input_window(), 20);
         assert!(matches!(m.clone().with_input_window(0), Err(MembershipError::InputWindow(0))));
+        assert_ne!(m.clone().with_user_input_bytes(100).hash(), m.hash(), "and so is the input limit");
     }
 
     #[test]

@@ -37,6 +37,7 @@ async function main() {
         protocol: spec.protocol === "bson" ? HotPocket.protocols.bson : HotPocket.protocols.json,
         requiredConnectionCount: spec.required || 1,
         connectionTimeoutMs: spec.timeout_ms || 5000,
+        contractVersion: spec.contract_version || null,
     });
     const outputs = [];
     client.on(HotPocket.events.contractOutput, (r) => {

@@ -78,6 +78,8 @@ pub struct AgreedConfig {
     pub members: Membership,
     /// `consensus.roundtime`; `None` if execd did not say.
     pub roundtime: Option<std::time::Duration>,
+    /// The contract's `version` (what HotPocket users are told); `None` if execd did not say.
+    pub version: Option<String>,
 }
 
 /// Where execd's state stands.
@@ -142,8 +144,14 @@ impl Execd {
         req.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
         let info = self.client.state_info(req).await?.into_inner();
         let state_hash = hash32(&info.state_hash).map_err(ExecdError::BadReply)?;
-        let config =
-            config(&info.config_unl, info.config_quorum, info.config_roundtime_ms, info.config_max_input_ledger_offset);
+        let config = config(ConfigFields {
+            unl: &info.config_unl,
+            quorum: info.config_quorum,
+            roundtime_ms: info.config_roundtime_ms,
+            input_window: info.config_max_input_ledger_offset,
+            user_input_bytes: info.config_user_input_bytes,
+            version: &info.config_version,
+        });
         Ok(ExecdState { seq: info.has_seq.then_some(info.seq), state_hash, config })
     }
 
@@ -213,8 +221,19 @@ fn hash32(bytes: &[u8]) -> Result<[u8; 32], String> {
     bytes.try_into().map_err(|_| "a state hash that is not 32 bytes".to_string())
 }
 
+/// The config fields of an `ExecuteReply` or `StateInfoReply`.
+struct ConfigFields<'a> {
+    unl: &'a [Bytes],
+    quorum: u32,
+    roundtime_ms: u64,
+    input_window: u64,
+    user_input_bytes: u64,
+    version: &'a str,
+}
+
 /// The config a reply names; `None` (with a warning) when it names no usable members.
-fn config(unl: &[Bytes], quorum: u32, roundtime_ms: u64, input_window: u64) -> Option<AgreedConfig> {
+fn config(fields: ConfigFields<'_>) -> Option<AgreedConfig> {
+    let ConfigFields { unl, quorum, roundtime_ms, input_window, user_input_bytes, version } = fields;
     if unl.is_empty() {
         return None;
     }
@@ -225,16 +244,24 @@ fn config(unl: &[Bytes], quorum: u32, roundtime_ms: u64, input_window: u64) -> O
     };
     let members = Membership::new(keys, quorum as usize)
         .and_then(|m| m.with_input_window(input_window))
+        .map(|m| m.with_user_input_bytes(user_input_bytes))
         .inspect_err(|e| tracing::warn!(error = %e, "execd named a config UNL that is not usable"))
         .ok()?;
     let roundtime = (roundtime_ms > 0).then(|| std::time::Duration::from_millis(roundtime_ms));
-    Some(AgreedConfig { members, roundtime })
+    let version = (!version.is_empty()).then(|| version.to_string());
+    Some(AgreedConfig { members, roundtime, version })
 }
 
 fn execution(reply: pb::ExecuteReply) -> Result<Execution, String> {
     let state_hash = hash32(&reply.state_hash)?;
-    let config =
-        config(&reply.config_unl, reply.config_quorum, reply.config_roundtime_ms, reply.config_max_input_ledger_offset);
+    let config = config(ConfigFields {
+        unl: &reply.config_unl,
+        quorum: reply.config_quorum,
+        roundtime_ms: reply.config_roundtime_ms,
+        input_window: reply.config_max_input_ledger_offset,
+        user_input_bytes: reply.config_user_input_bytes,
+        version: &reply.config_version,
+    });
     let exit = match reply.exit.as_ref().and_then(|e| e.kind.as_ref()) {
         Some(pb::exit_status::Kind::Code(c)) => ExitKind::Code(*c),
         Some(pb::exit_status::Kind::Signal(s)) => ExitKind::Signal(*s),

@@ -173,7 +173,8 @@ impl Node {
         // The mempool holds only inputs no stored ledger carries: they are checked on arrival
         // and removed when a ledger with them is stored.
         let bounds = self.cfg.ledger_bounds;
-        let (inputs, given_up) = self.admit_signed(self.last.seq + 1, self.mempool.take_for_ledger(bounds));
+        let per_user = self.members().user_input_bytes();
+        let (inputs, given_up) = self.admit_signed(self.last.seq + 1, self.mempool.take_for_ledger(bounds, per_user));
         let senders: BTreeSet<[u8; 32]> = inputs.iter().map(|i| i.user).collect();
         let users = self.connected_users(&senders, bounds.users.saturating_sub(senders.len()));
         let ledger = Ledger::new(LedgerBody {
@@ -263,6 +264,9 @@ impl Node {
         }
         if ledger.inputs.len() > 1 && bytes > bounds.bytes {
             return reject("inputs exceed max_ledger_input_bytes");
+        }
+        if !self.members().users_within_input_bytes(&ledger.inputs) {
+            return reject("a user's inputs exceed user_input_bytes");
         }
         if let Err(e) = hp_ledger::input::verify_origins(&self.cfg.network, &unverified) {
             info!(seq = ledger.seq, error = %e, "prevoting nil on a proposal with an input its origin did not sign");

@@ -32,6 +32,9 @@ pub(super) struct Members {
     /// The members the config in force after this node's latest run names, with that run's
     /// ledger: the hand-over the next ledger must carry, if they differ from those in force.
     pub config_after: Option<(u64, Membership)>,
+    /// The agreed config's contract version after this node's latest run (for HotPocket
+    /// users' handshakes); `None` until a run names it.
+    pub contract_version: Option<String>,
 }
 
 /// Whether a ledger proposed for height `seq` carries the hand-over it must.
@@ -82,6 +85,9 @@ impl Node {
         if self.membership.config_after.as_ref().is_none_or(|(ran, _)| seq >= *ran) {
             if let Some(roundtime) = config.roundtime {
                 self.follow_roundtime(roundtime);
+            }
+            if config.version.is_some() {
+                self.membership.contract_version = config.version;
             }
             self.membership.config_after = Some((seq, config.members));
         }

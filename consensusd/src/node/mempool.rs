@@ -111,12 +111,28 @@ impl Mempool {
 
     /// The oldest inputs, in arrival order, up to the first that would take the ledger past one
     /// of its bounds: encoded size, number of inputs, distinct senders. At least one, so a
-    /// single large input is never stuck; the rest waits for the next ledger.
-    pub fn take_for_ledger(&self, bounds: LedgerBounds) -> Vec<Input> {
+    /// single large input is never stuck; the rest waits for the next ledger. A user whose
+    /// next input would take their data in the ledger past `user_input_bytes` (0: no limit)
+    /// has no more inputs in it (their first always goes), so their inputs keep their order.
+    pub fn take_for_ledger(&self, bounds: LedgerBounds, user_input_bytes: u64) -> Vec<Input> {
         let mut out = Vec::new();
         let mut size = 0usize;
         let mut senders = HashSet::new();
+        let mut user_bytes: std::collections::HashMap<[u8; 32], u64> = std::collections::HashMap::new();
+        let mut full: HashSet<[u8; 32]> = HashSet::new();
         for input in self.by_arrival.values() {
+            if full.contains(&input.user) {
+                continue;
+            }
+            if user_input_bytes > 0 {
+                let taken = user_bytes.get(&input.user).copied();
+                let after = taken.unwrap_or(0).saturating_add(input.data.len() as u64);
+                if taken.is_some() && after > user_input_bytes {
+                    full.insert(input.user);
+                    continue;
+                }
+                user_bytes.insert(input.user, after);
+            }
             if out.len() >= bounds.inputs.max(1) {
                 break;
             }
@@ -173,7 +189,7 @@ mod tests {
         assert!(pool.insert(input(5, 1)));
         assert!(pool.insert(input(3, 1)));
         assert!(!pool.insert(input(5, 1)));
-        let taken = pool.take_for_ledger(LedgerBounds::UNBOUNDED);
+        let taken = pool.take_for_ledger(LedgerBounds::UNBOUNDED, 0);
         assert_eq!(taken.iter().map(|i| i.id.nonce).collect::<Vec<_>>(), vec![5, 3]);
         pool.remove(&InputId { origin: [1; 32], nonce: 5 });
         assert_eq!(pool.len(), 1);
@@ -185,8 +201,8 @@ mod tests {
         let mut pool = Mempool::default();
         pool.insert(input(1, 1000));
         pool.insert(input(2, 1000));
-        assert_eq!(pool.take_for_ledger(LedgerBounds { bytes: 10, ..LedgerBounds::UNBOUNDED }).len(), 1);
-        assert_eq!(pool.take_for_ledger(LedgerBounds { bytes: 100_000, ..LedgerBounds::UNBOUNDED }).len(), 2);
+        assert_eq!(pool.take_for_ledger(LedgerBounds { bytes: 10, ..LedgerBounds::UNBOUNDED }, 0).len(), 1);
+        assert_eq!(pool.take_for_ledger(LedgerBounds { bytes: 100_000, ..LedgerBounds::UNBOUNDED }, 0).len(), 2);
     }
 
     #[test]
@@ -199,10 +215,34 @@ mod tests {
             pool.insert(i);
         }
         let nonces = |taken: Vec<Input>| taken.iter().map(|i| i.id.nonce).collect::<Vec<_>>();
-        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds { inputs: 3, ..LedgerBounds::UNBOUNDED })), vec![1, 2, 3]);
+        assert_eq!(
+            nonces(pool.take_for_ledger(LedgerBounds { inputs: 3, ..LedgerBounds::UNBOUNDED }, 0)),
+            vec![1, 2, 3]
+        );
         // A third sender would pass two: the ledger stops there, the rest waits.
-        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds { users: 2, ..LedgerBounds::UNBOUNDED })), vec![1, 2, 3]);
-        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds { users: 1, ..LedgerBounds::UNBOUNDED })), vec![1, 2]);
-        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds { inputs: 0, users: 0, bytes: 0 })), vec![1]);
+        assert_eq!(
+            nonces(pool.take_for_ledger(LedgerBounds { users: 2, ..LedgerBounds::UNBOUNDED }, 0)),
+            vec![1, 2, 3]
+        );
+        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds { users: 1, ..LedgerBounds::UNBOUNDED }, 0)), vec![1, 2]);
+        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds { inputs: 0, users: 0, bytes: 0 }, 0)), vec![1]);
+    }
+
+    #[test]
+    fn a_user_past_user_input_bytes_has_no_more_inputs_in_the_ledger_but_the_first_always_goes() {
+        let mut pool = Mempool::default();
+        // Users 1, 2, 1, 1 with 10, 10, 30, 5 bytes.
+        for (nonce, (user, len)) in [(1u8, 10), (2, 10), (1, 30), (1, 5)].into_iter().enumerate() {
+            let mut i = input(nonce as u64 + 1, len);
+            i.user = [user; 32];
+            pool.insert(i);
+        }
+        let nonces = |taken: Vec<Input>| taken.iter().map(|i| i.id.nonce).collect::<Vec<_>>();
+        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds::UNBOUNDED, 0)), vec![1, 2, 3, 4]);
+        // User 1's 30 bytes would pass 20: neither it nor their later 5 go, so their order holds.
+        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds::UNBOUNDED, 20)), vec![1, 2]);
+        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds::UNBOUNDED, 40)), vec![1, 2, 3]);
+        // A first input larger than the limit goes alone.
+        assert_eq!(nonces(pool.take_for_ledger(LedgerBounds::UNBOUNDED, 5)), vec![1, 2]);
     }
 }

@@ -138,7 +138,7 @@ impl Harness {
 
     /// The executor reports its run of `ledger`, after which the config names `members`.
     fn executed_with_config(&mut self, ledger: &Ledger, run: &Run, members: hp_ledger::Membership) {
-        self.executed_with(ledger, run, AgreedConfig { members, roundtime: None });
+        self.executed_with(ledger, run, AgreedConfig { members, roundtime: None, version: None });
     }
 
     /// The executor reports its run of `ledger`, after which `config` is in force.
@@ -642,7 +642,11 @@ async fn the_node_runs_its_rounds_by_the_roundtime_its_run_names() {
     let run1 = Run::of(1);
     let members = h.node.members().clone();
     assert_eq!(h.node.status().roundtime, Duration::from_secs(1), "hp.cfg's to begin with");
-    h.executed_with(&ledger1, &run1, AgreedConfig { members, roundtime: Some(Duration::from_millis(2500)) });
+    h.executed_with(
+        &ledger1,
+        &run1,
+        AgreedConfig { members, roundtime: Some(Duration::from_millis(2500)), version: None },
+    );
     assert_eq!(h.node.status().roundtime, Duration::from_millis(2500));
     assert_eq!(h.node.core.params().timeouts, crate::timeouts(Duration::from_millis(2500)), "and so time out");
 }

@@ -28,6 +28,7 @@ pub fn summary_json(s: &LedgerSummary) -> serde_json::Value {
             "unl": m.unl().iter().map(|k| format!("ed{}", hex::encode(k))).collect::<Vec<_>>(),
             "quorum": m.quorum(),
             "max_input_ledger_offset": m.input_window(),
+            "user_input_bytes": m.user_input_bytes(),
             "config_hash": hex::encode(m.hash()),
         })),
     })

@@ -160,6 +160,17 @@ fn the_contract_library_reads_and_updates_patch_cfg_through_the_sandbox() {
     let after = ask(2, br#"{"op":"config"}"#);
     assert_eq!(after["version"], "2.5", "the patch written on every node in one round: {after}");
     assert_eq!(after["roundtime"], before["roundtime"]);
+    // HotPocket users are told the agreed version: a client that expects it connects.
+    let servers: Vec<String> =
+        cluster.nodes.iter().filter_map(|n| n.hotpocket_urls().map(|(_, plain)| plain)).collect();
+    let connects = |version: &str| {
+        let spec = json!({"servers": servers, "required": servers.len(), "contract_version": version, "ops": []});
+        step(&js::run(&spec, CLIENT_TIMEOUT), "connect")["connected"] == true
+    };
+    hp_tests::wait_until("every node to tell users version 2.5", Duration::from_secs(30), || {
+        connects("2.5").then_some(())
+    });
+    assert!(!connects("1.0"), "a client expecting the old version refuses the nodes");
 }
 
 /// Issue 19: a roundtime the contract agrees (`updateConfig`) is the one every node runs its
@@ -221,6 +232,55 @@ fn a_wider_input_window_the_contract_agreed_is_the_one_every_node_judges_by() {
         hp_tests::wait_until("the input's ledger on every node", Duration::from_secs(30), || {
             (node.lcl_seq() >= seq).then_some(())
         });
+        let (code, text) = node.verify().or_panic();
+        assert_eq!(code, 0, "{text}");
+    }
+}
+
+/// Issue 19: `round_limits.user_input_bytes` the contract agrees is handed over like the input
+/// window: from then on a ledger carries at most that many bytes of one user's inputs (a single
+/// larger one still goes alone), so inputs a user sends together run in successive ledgers.
+#[test]
+fn the_agreed_user_input_bytes_spread_one_users_inputs_over_ledgers() {
+    use hp_client::{Client, Output};
+    let cluster = nodejs_cluster();
+    let answer = ask(&cluster, 0, &json!({"op": "user_input_bytes", "bytes": 50}));
+    assert_eq!(answer, json!({"op": "user_input_bytes", "bytes": 50}));
+    let change = hp_tests::wait_until("the hand-over to user_input_bytes 50", Duration::from_secs(30), || {
+        let ledgers = cluster.nodes[0].ledgers().ok()?;
+        ledgers.into_iter().find(|l| l["unl_change"]["user_input_bytes"] == 50)
+    });
+    let from = change["seq"].as_u64().unwrap_or(u64::MAX) + 1;
+    hp_tests::wait_until("the new rules in force", Duration::from_secs(30), || {
+        cluster.nodes.iter().all(|n| n.lcl_seq() >= from).then_some(())
+    });
+    // Four inputs of 40-odd bytes, sent together by one user: each runs in a ledger of its own.
+    let url = cluster.nodes[1].url();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().or_panic();
+    let ledgers: Vec<u64> = rt.block_on(async {
+        let key = hp_client::generate_key();
+        let mut client = Client::connect(&url, &key).await.or_panic();
+        for i in 0..4 {
+            let input = json!({"op": "add", "text": format!("note {i} {}", "x".repeat(20))}).to_string();
+            client.send(input.as_bytes()).await.or_panic();
+        }
+        let mut ledgers = Vec::new();
+        while ledgers.len() < 4 {
+            match tokio::time::timeout(CLIENT_TIMEOUT, client.recv()).await {
+                Ok(Some(Output::Data(data))) => {
+                    let answer = parse(&String::from_utf8_lossy(&data));
+                    if answer["op"] == "add" {
+                        ledgers.push(answer["ledger"].as_u64().unwrap_or_default());
+                    }
+                }
+                other => panic!("expected an answer, got {other:?}"),
+            }
+        }
+        ledgers
+    });
+    let distinct: BTreeSet<u64> = ledgers.iter().copied().collect();
+    assert_eq!(distinct.len(), 4, "one of the user's inputs per ledger: {ledgers:?}");
+    for node in &cluster.nodes {
         let (code, text) = node.verify().or_panic();
         assert_eq!(code, 0, "{text}");
     }

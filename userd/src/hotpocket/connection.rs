@@ -133,7 +133,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let challenge = Challenge::generate();
-    let hello = handshake::user_challenge(&shared.contract_id, &shared.contract_version, challenge.as_str());
+    // One version for the challenge and the proof that signs it.
+    let version = shared.contract_version_in_force(shared.view.state().await.as_ref()).to_string();
+    let hello = handshake::user_challenge(&shared.contract_id, &version, challenge.as_str());
     if !matches!(timeout_at(deadline, ws.send(Message::text(hello))).await, Ok(Ok(()))) {
         return Err("the challenge could not be sent");
     }
@@ -158,13 +160,8 @@ where
     let state = shared.view.state().await;
     let unl = shared.unl_in_force(state.as_ref());
     if let Some(server_challenge) = &signed_in.server_challenge {
-        let proof = handshake::server_challenge_response(
-            &shared.key,
-            server_challenge,
-            &shared.contract_id,
-            &shared.contract_version,
-            unl,
-        );
+        let proof =
+            handshake::server_challenge_response(&shared.key, server_challenge, &shared.contract_id, &version, unl);
         if !matches!(timeout_at(deadline, ws.send(Message::text(proof))).await, Ok(Ok(()))) {
             return Err("the server challenge response could not be sent");
         }

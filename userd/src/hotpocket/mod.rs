@@ -76,6 +76,15 @@ impl HotPocketShared {
             _ => &self.unl,
         }
     }
+
+    /// The contract version users are told: the agreed config's, as consensusd last said
+    /// (`state`); hp.cfg's until it has.
+    pub fn contract_version_in_force<'a>(&'a self, state: Option<&'a NodeState>) -> &'a str {
+        match state {
+            Some(state) if !state.contract_version.is_empty() => &state.contract_version,
+            _ => &self.contract_version,
+        }
+    }
 }
 
 impl std::fmt::Debug for HotPocketShared {

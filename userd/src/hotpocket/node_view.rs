@@ -29,6 +29,8 @@ pub struct NodeState {
     /// The input window of the members in force (`max_input_ledger_offset`); 0 when
     /// consensusd did not say.
     pub max_input_ledger_offset: u64,
+    /// The agreed contract version; empty when consensusd did not say.
+    pub contract_version: String,
 }
 
 /// consensusd's status, cached.
@@ -78,5 +80,6 @@ fn state_of(status: &ConsensusStatus) -> Option<NodeState> {
         proposal: status.proposal_health,
         roundtime_ms: status.roundtime_ms,
         max_input_ledger_offset: status.max_input_ledger_offset,
+        contract_version: status.contract_version.clone(),
     })
 }
