@@ -55,12 +55,7 @@ pub fn to_reply(result: &RoundResult) -> v1::ExecuteReply {
         run_micros: result.run_micros,
         overhead_micros: result.overhead_micros,
         // Not part of the round's record: the service adds the config in force.
-        config_unl: Vec::new(),
-        config_quorum: 0,
-        config_roundtime_ms: 0,
-        config_max_input_ledger_offset: 0,
-        config_user_input_bytes: 0,
-        config_version: String::new(),
+        config: None,
     }
 }
 

@@ -105,41 +105,20 @@ fn status(e: EngineError) -> Status {
     }
 }
 
-/// The config in force as the replies carry it: its UNL and quorum (nothing if it has no
-/// usable UNL: execd takes no such patch, and hp.cfg's UNL was checked when it loaded), and
-/// its roundtime.
-struct AgreedConfig {
-    unl: Vec<prost::bytes::Bytes>,
-    quorum: u32,
-    roundtime_ms: u64,
-    max_input_ledger_offset: u64,
-    user_input_bytes: u64,
-    version: String,
-}
-
-fn agreed_config(patch: &hp_cfg::patch::ContractPatch) -> AgreedConfig {
-    let (roundtime_ms, max_input_ledger_offset) = (patch.consensus.roundtime, patch.max_input_ledger_offset);
-    let (user_input_bytes, version) = (patch.round_limits.user_input_bytes, patch.version.clone());
-    match patch.membership() {
-        Ok((unl, quorum)) => AgreedConfig {
-            unl: unl.iter().map(|k| prost::bytes::Bytes::copy_from_slice(k)).collect(),
-            quorum: u32::try_from(quorum).unwrap_or(u32::MAX),
-            roundtime_ms,
-            max_input_ledger_offset,
-            user_input_bytes,
-            version,
-        },
-        Err(e) => {
-            tracing::error!(error = %e, "the config in force has no usable UNL");
-            AgreedConfig {
-                unl: Vec::new(),
-                quorum: 0,
-                roundtime_ms,
-                max_input_ledger_offset,
-                user_input_bytes,
-                version,
-            }
-        }
+/// The config in force as the replies carry it; its UNL empty if it has none usable (execd
+/// takes no such patch, and hp.cfg's UNL was checked when it loaded).
+fn agreed_config(patch: &hp_cfg::patch::ContractPatch) -> v1::AgreedConfig {
+    let (unl, quorum) = patch.membership().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the config in force has no usable UNL");
+        (Vec::new(), 0)
+    });
+    v1::AgreedConfig {
+        unl: unl.iter().map(|k| prost::bytes::Bytes::copy_from_slice(k)).collect(),
+        quorum: u32::try_from(quorum).unwrap_or(u32::MAX),
+        roundtime_ms: patch.consensus.roundtime,
+        max_input_ledger_offset: patch.max_input_ledger_offset,
+        user_input_bytes: patch.round_limits.user_input_bytes,
+        version: patch.version.clone(),
     }
 }
 
@@ -166,15 +145,7 @@ impl Exec for ExecService {
         match result {
             Ok((result, config)) => {
                 self.metrics.ran(result.seq, &result.exit, result.run_micros);
-                Ok(Response::new(v1::ExecuteReply {
-                    config_unl: config.unl,
-                    config_quorum: config.quorum,
-                    config_roundtime_ms: config.roundtime_ms,
-                    config_max_input_ledger_offset: config.max_input_ledger_offset,
-                    config_user_input_bytes: config.user_input_bytes,
-                    config_version: config.version,
-                    ..convert::reply_to_proto(&result)
-                }))
+                Ok(Response::new(v1::ExecuteReply { config: Some(config), ..convert::reply_to_proto(&result) }))
             }
             Err(e) => {
                 tracing::warn!(seq, error = %e, "Execute refused");
@@ -233,12 +204,7 @@ impl Exec for ExecService {
             seq: info.seq.unwrap_or(0),
             has_seq: info.seq.is_some(),
             state_hash: info.state_hash.to_vec().into(),
-            config_unl: config.unl,
-            config_quorum: config.quorum,
-            config_roundtime_ms: config.roundtime_ms,
-            config_max_input_ledger_offset: config.max_input_ledger_offset,
-            config_user_input_bytes: config.user_input_bytes,
-            config_version: config.version,
+            config: Some(config),
         }))
     }
 

@@ -144,14 +144,7 @@ impl Execd {
         req.set_timeout(hp_daemon::ipc::CALL_TIMEOUT);
         let info = self.client.state_info(req).await?.into_inner();
         let state_hash = hash32(&info.state_hash).map_err(ExecdError::BadReply)?;
-        let config = config(ConfigFields {
-            unl: &info.config_unl,
-            quorum: info.config_quorum,
-            roundtime_ms: info.config_roundtime_ms,
-            input_window: info.config_max_input_ledger_offset,
-            user_input_bytes: info.config_user_input_bytes,
-            version: &info.config_version,
-        });
+        let config = config(info.config.as_ref());
         Ok(ExecdState { seq: info.has_seq.then_some(info.seq), state_hash, config })
     }
 
@@ -221,47 +214,30 @@ fn hash32(bytes: &[u8]) -> Result<[u8; 32], String> {
     bytes.try_into().map_err(|_| "a state hash that is not 32 bytes".to_string())
 }
 
-/// The config fields of an `ExecuteReply` or `StateInfoReply`.
-struct ConfigFields<'a> {
-    unl: &'a [Bytes],
-    quorum: u32,
-    roundtime_ms: u64,
-    input_window: u64,
-    user_input_bytes: u64,
-    version: &'a str,
-}
-
 /// The config a reply names; `None` (with a warning) when it names no usable members.
-fn config(fields: ConfigFields<'_>) -> Option<AgreedConfig> {
-    let ConfigFields { unl, quorum, roundtime_ms, input_window, user_input_bytes, version } = fields;
-    if unl.is_empty() {
+fn config(reply: Option<&pb::AgreedConfig>) -> Option<AgreedConfig> {
+    let reply = reply?;
+    if reply.unl.is_empty() {
         return None;
     }
-    let keys: Option<Vec<[u8; 32]>> = unl.iter().map(|k| k.as_ref().try_into().ok()).collect();
+    let keys: Option<Vec<[u8; 32]>> = reply.unl.iter().map(|k| k.as_ref().try_into().ok()).collect();
     let Some(keys) = keys else {
         tracing::warn!("execd named a config UNL key that is not 32 bytes");
         return None;
     };
-    let members = Membership::new(keys, quorum as usize)
-        .and_then(|m| m.with_input_window(input_window))
-        .map(|m| m.with_user_input_bytes(user_input_bytes))
+    let members = Membership::new(keys, reply.quorum as usize)
+        .and_then(|m| m.with_input_window(reply.max_input_ledger_offset))
+        .map(|m| m.with_user_input_bytes(reply.user_input_bytes))
         .inspect_err(|e| tracing::warn!(error = %e, "execd named a config UNL that is not usable"))
         .ok()?;
-    let roundtime = (roundtime_ms > 0).then(|| std::time::Duration::from_millis(roundtime_ms));
-    let version = (!version.is_empty()).then(|| version.to_string());
+    let roundtime = (reply.roundtime_ms > 0).then(|| std::time::Duration::from_millis(reply.roundtime_ms));
+    let version = (!reply.version.is_empty()).then(|| reply.version.clone());
     Some(AgreedConfig { members, roundtime, version })
 }
 
 fn execution(reply: pb::ExecuteReply) -> Result<Execution, String> {
     let state_hash = hash32(&reply.state_hash)?;
-    let config = config(ConfigFields {
-        unl: &reply.config_unl,
-        quorum: reply.config_quorum,
-        roundtime_ms: reply.config_roundtime_ms,
-        input_window: reply.config_max_input_ledger_offset,
-        user_input_bytes: reply.config_user_input_bytes,
-        version: &reply.config_version,
-    });
+    let config = config(reply.config.as_ref());
     let exit = match reply.exit.as_ref().and_then(|e| e.kind.as_ref()) {
         Some(pb::exit_status::Kind::Code(c)) => ExitKind::Code(*c),
         Some(pb::exit_status::Kind::Signal(s)) => ExitKind::Signal(*s),
