@@ -85,11 +85,10 @@ impl HealthTracker {
         if self.seen.len() >= MAX_COUNTED || !self.seen.insert((round, proposer)) {
             return;
         }
-        let queued = arrived.elapsed();
-        self.read.add(u64::try_from(queued.as_millis()).unwrap_or(u64::MAX));
+        let queued_ms = u64::try_from(arrived.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.read.add(queued_ms);
         if let Some(made_ms) = made_ms {
-            let arrived_ms = now_ms.saturating_sub(u64::try_from(queued.as_millis()).unwrap_or(u64::MAX));
-            self.comm.add(arrived_ms.saturating_sub(made_ms));
+            self.comm.add(now_ms.saturating_sub(queued_ms).saturating_sub(made_ms));
         }
     }
 

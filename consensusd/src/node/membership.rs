@@ -29,12 +29,9 @@ pub(super) struct Members {
     pub core_epoch: u64,
     /// The first ledger of the epoch the result collector counts votes for.
     pub results_epoch: u64,
-    /// The members the config in force after this node's latest run names, with that run's
-    /// ledger: the hand-over the next ledger must carry, if they differ from those in force.
-    pub config_after: Option<(u64, Membership)>,
-    /// The agreed config's contract version after this node's latest run (for HotPocket
-    /// users' handshakes); `None` until a run names it.
-    pub contract_version: Option<String>,
+    /// The config in force after this node's latest run, with that run's ledger: its members
+    /// are the hand-over the next ledger must carry, if they differ from those in force.
+    pub config_after: Option<(u64, AgreedConfig)>,
 }
 
 /// Whether a ledger proposed for height `seq` carries the hand-over it must.
@@ -86,10 +83,7 @@ impl Node {
             if let Some(roundtime) = config.roundtime {
                 self.follow_roundtime(roundtime);
             }
-            if config.version.is_some() {
-                self.membership.contract_version = config.version;
-            }
-            self.membership.config_after = Some((seq, config.members));
+            self.membership.config_after = Some((seq, config));
         }
     }
 
@@ -114,10 +108,10 @@ impl Node {
     pub(super) fn hand_over_due(&self, seq: u64) -> HandOver {
         match &self.membership.config_after {
             Some((ran, config)) if *ran + 1 == seq => {
-                if config == self.membership.epochs.members_at(seq) {
+                if config.members == *self.membership.epochs.members_at(seq) {
                     HandOver::None
                 } else {
-                    HandOver::To(config.clone())
+                    HandOver::To(config.members.clone())
                 }
             }
             _ => HandOver::Unknown,

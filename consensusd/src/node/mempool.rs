@@ -118,20 +118,21 @@ impl Mempool {
         let mut out = Vec::new();
         let mut size = 0usize;
         let mut senders = HashSet::new();
+        // Each user's data taken so far; `u64::MAX` once a user has no more room.
         let mut user_bytes: std::collections::HashMap<[u8; 32], u64> = std::collections::HashMap::new();
-        let mut full: HashSet<[u8; 32]> = HashSet::new();
         for input in self.by_arrival.values() {
-            if full.contains(&input.user) {
-                continue;
-            }
             if user_input_bytes > 0 {
-                let taken = user_bytes.get(&input.user).copied();
-                let after = taken.unwrap_or(0).saturating_add(input.data.len() as u64);
-                if taken.is_some() && after > user_input_bytes {
-                    full.insert(input.user);
-                    continue;
+                let len = input.data.len() as u64;
+                match user_bytes.get_mut(&input.user) {
+                    Some(taken) if taken.saturating_add(len) > user_input_bytes => {
+                        *taken = u64::MAX;
+                        continue;
+                    }
+                    Some(taken) => *taken += len,
+                    None => {
+                        user_bytes.insert(input.user, len);
+                    }
                 }
-                user_bytes.insert(input.user, after);
             }
             if out.len() >= bounds.inputs.max(1) {
                 break;

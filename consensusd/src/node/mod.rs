@@ -220,7 +220,6 @@ impl Node {
             core_epoch: 1,
             epochs,
             config_after: None,
-            contract_version: None,
         };
         peers.set_epochs(membership.epochs.clone());
         peers.set_known_through(seq + 1);
@@ -553,7 +552,7 @@ impl Node {
             members: self.running_members().clone(),
             proposal_health: self.health.last(),
             roundtime: self.cfg.roundtime,
-            contract_version: self.membership.contract_version.clone(),
+            contract_version: self.membership.config_after.as_ref().and_then(|(_, config)| config.version.clone()),
         }
     }
 }

@@ -13,13 +13,11 @@ use tracing::warn;
 impl Node {
     /// The judge for the ledger at `seq`; a store that cannot be read admits nothing.
     fn judge(&self, seq: u64) -> Judge<impl FnMut(&[u8; 32]) -> Option<u64> + '_> {
-        Judge::new(seq, self.membership.epochs.members_at(seq).input_window(), move |user| {
-            match self.store.user_nonce(user) {
-                Ok(nonce) => nonce,
-                Err(e) => {
-                    warn!(error = %e, "cannot read a user's nonce; their signed inputs wait");
-                    Some(u64::MAX)
-                }
+        Judge::new(seq, self.members_at(seq).input_window(), move |user| match self.store.user_nonce(user) {
+            Ok(nonce) => nonce,
+            Err(e) => {
+                warn!(error = %e, "cannot read a user's nonce; their signed inputs wait");
+                Some(u64::MAX)
             }
         })
     }
