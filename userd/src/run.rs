@@ -58,11 +58,9 @@ pub struct HotPocketSettings {
     pub node_key: ed25519_dalek::SigningKey,
     pub unl: Vec<[u8; 32]>,
     pub peers: Vec<String>,
-    pub roundtime_ms: u64,
     pub consensusd_socket: PathBuf,
     /// For read requests (read-only runs of the contract).
     pub execd_socket: PathBuf,
-    pub max_input_ledger_offset: u64,
 }
 
 impl std::fmt::Debug for HotPocketSettings {
@@ -103,10 +101,8 @@ impl Settings {
                 node_key: config.key.signing_key().clone(),
                 unl: config.unl.clone(),
                 peers: config.peers.clone(),
-                roundtime_ms: config.roundtime_ms,
                 consensusd_socket: dir.socket("consensusd"),
                 execd_socket: dir.socket("execd"),
-                max_input_ledger_offset: config.max_input_ledger_offset,
             }),
         }
     }
@@ -196,7 +192,6 @@ impl Userd {
             background.push(tokio::spawn(crate::hotpocket::events::health(
                 registry.clone(),
                 view.clone(),
-                hp.unl.len(),
                 shutdown.clone(),
             )));
             background.push(tokio::spawn(crate::hotpocket::events::unl_changes(
@@ -210,12 +205,10 @@ impl Userd {
                 key: hp.node_key,
                 unl: hp.unl,
                 peers: hp.peers,
-                roundtime_ms: hp.roundtime_ms,
                 view: view.clone(),
                 tls,
                 seed: shared.clone(),
                 statuses: statuses.clone(),
-                max_input_ledger_offset: hp.max_input_ledger_offset,
                 execd: hp_proto::v1::exec_client::ExecClient::new(hp_daemon::ipc::channel(&hp.execd_socket))
                     .max_decoding_message_size(hp_proto::MAX_LOCAL_MESSAGE),
             });

@@ -237,6 +237,8 @@ impl Consensus for FakeService {
             lcl_seq: self.seen.seq.load(Ordering::SeqCst),
             lcl_hash: Bytes::from_static(&[0; 32]),
             in_sync: !self.seen.behind.load(Ordering::SeqCst),
+            roundtime_ms: 1000,
+            max_input_ledger_offset: 10,
             unl: unl.iter().map(|k| Bytes::copy_from_slice(k)).collect(),
             ..ConsensusStatus::default()
         }))

@@ -449,13 +449,7 @@ impl Session {
         // The cached view may be a moment old (`node_view::FRESH_FOR`); the statuses and outputs
         // that passed through here are not, and the client knows of no ledger newer than those.
         let lcl = state.lcl_seq.max(shared.statuses.seen_ledger());
-        // The window of the members in force: the agreed config may have changed hp.cfg's.
-        let offset = if state.max_input_ledger_offset > 0 {
-            state.max_input_ledger_offset
-        } else {
-            shared.max_input_ledger_offset
-        };
-        if let Err(why) = check_window(opened.max_ledger_seq, lcl + 1, offset) {
+        if let Err(why) = check_window(opened.max_ledger_seq, lcl + 1, state.max_input_ledger_offset) {
             return rejected(&why.to_string());
         }
         let user = hp_cfg::PublicKeyHex(self.user);

@@ -27,13 +27,12 @@ pub const HEALTH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often a `connectivity` event goes out even when nothing changed.
 pub const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Sends health events until `shutdown`: `connectivity` (the size of the UNL in force,
-/// hp.cfg's `unl_size` until consensusd says, decides "weakly connected":
-/// [`super::replies::weakly_connected`]) and `proposal` (once per ledger whose proposals
+/// Sends health events until `shutdown`: `connectivity` (the size of the UNL in force decides
+/// "weakly connected": [`super::replies::weakly_connected`]) and `proposal` (once per ledger whose proposals
 /// consensusd measured, at most one per [`HEALTH_POLL`]); and to each `ledger_event`
 /// subscriber, `vote_status` when the node's being in sync is not what it was last told (a
 /// new one holds the node in sync).
-pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, shutdown: CancellationToken) {
+pub async fn health(registry: Registry, view: Arc<NodeView>, shutdown: CancellationToken) {
     let mut connectivity: Option<(u32, std::time::Instant)> = None;
     let mut proposal_seq: Option<u64> = None;
     let mut tick = tokio::time::interval(HEALTH_POLL);
@@ -58,8 +57,7 @@ pub async fn health(registry: Registry, view: Arc<NodeView>, unl_size: usize, sh
         };
         if !health.is_empty() && due {
             connectivity = Some((state.peers, std::time::Instant::now()));
-            let size = if state.unl.is_empty() { unl_size } else { state.unl.len() };
-            let weakly = super::replies::weakly_connected(state.peers, size);
+            let weakly = super::replies::weakly_connected(state.peers, state.unl.len());
             let event = Outgoing::new("health_event")
                 .str("event", "connectivity")
                 .u64("peer_count", u64::from(state.peers))

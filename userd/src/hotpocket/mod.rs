@@ -53,7 +53,7 @@ pub struct HotPocketShared {
     pub unl: Vec<[u8; 32]>,
     /// The configured peer addresses, shown in `stat`.
     pub peers: Vec<String>,
-    pub roundtime_ms: u64,
+    /// consensusd's status: the UNL, roundtime and input window in force among the rest.
     pub view: Arc<NodeView>,
     /// Loaded when `hpport` is served.
     pub tls: Option<TlsAcceptor>,
@@ -62,8 +62,6 @@ pub struct HotPocketShared {
     pub seed: Arc<crate::connection::Shared>,
     /// Where the fates of signed inputs arrive.
     pub statuses: statuses::Statuses,
-    /// `max_input_ledger_offset`: the window a signed input may name.
-    pub max_input_ledger_offset: u64,
     /// execd, for read requests.
     pub execd: hp_proto::v1::exec_client::ExecClient<tonic::transport::Channel>,
 }
@@ -71,10 +69,7 @@ pub struct HotPocketShared {
 impl HotPocketShared {
     /// The UNL in force, as consensusd last said (`state`); hp.cfg's while it cannot be asked.
     pub fn unl_in_force<'a>(&'a self, state: Option<&'a NodeState>) -> &'a [[u8; 32]] {
-        match state {
-            Some(state) if !state.unl.is_empty() => &state.unl,
-            _ => &self.unl,
-        }
+        state.map_or(&self.unl, |state| &state.unl)
     }
 
     /// The contract version users are told: the agreed config's, as consensusd last said

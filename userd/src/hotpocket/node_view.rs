@@ -20,14 +20,13 @@ pub struct NodeState {
     pub lcl_hash: [u8; 32],
     pub peers: u32,
     pub in_sync: bool,
-    /// The UNL in force (it changes by consensus: docs/consensus.md, "Membership").
+    /// The UNL in force (it changes by consensus: docs/consensus.md, "Membership"); never empty.
     pub unl: Vec<[u8; 32]>,
     /// How the proposals of the last ledger that had any reached the node.
     pub proposal: Option<hp_proto::v1::ProposalHealth>,
-    /// The roundtime rounds run by; 0 when consensusd did not say.
+    /// The roundtime rounds run by; never 0.
     pub roundtime_ms: u64,
-    /// The input window of the members in force (`max_input_ledger_offset`); 0 when
-    /// consensusd did not say.
+    /// The input window of the members in force (`max_input_ledger_offset`); never 0.
     pub max_input_ledger_offset: u64,
     /// The agreed contract version; empty when consensusd did not say.
     pub contract_version: String,
@@ -70,7 +69,12 @@ impl NodeView {
     }
 }
 
+/// The node's state, or `None` for a status that lacks what every consensusd reports (a UNL,
+/// a roundtime, an input window): the rules in force are never guessed.
 fn state_of(status: &ConsensusStatus) -> Option<NodeState> {
+    if status.unl.is_empty() || status.roundtime_ms == 0 || status.max_input_ledger_offset == 0 {
+        return None;
+    }
     Some(NodeState {
         lcl_seq: status.lcl_seq,
         lcl_hash: status.lcl_hash.as_ref().try_into().ok()?,

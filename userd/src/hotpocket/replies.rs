@@ -11,19 +11,18 @@ use hp_proto::v1::OutputsProof;
 
 /// `stat_response`: the node's version, last closed ledger, UNL and peers.
 pub fn stat(shared: &HotPocketShared, state: &NodeState) -> Outgoing {
-    let unl = shared.unl_in_force(Some(state));
-    let weakly_connected = weakly_connected(state.peers, unl.len());
+    let weakly_connected = weakly_connected(state.peers, state.unl.len());
     Outgoing::new("stat_response")
         .str("hp_version", super::HP_VERSION)
         .u64("ledger_seq_no", state.lcl_seq)
         .bytes("ledger_hash", &state.lcl_hash)
         .str("vote_status", if state.in_sync { "synced" } else { "desync" })
-        .u64("round_time", if state.roundtime_ms > 0 { state.roundtime_ms } else { shared.roundtime_ms })
+        .u64("round_time", state.roundtime_ms)
         .bool("contract_execution_enabled", true)
         .bool("read_requests_enabled", true)
         .bool("is_full_history_node", true)
         .bool("weakly_connected", weakly_connected)
-        .keys("current_unl", unl)
+        .keys("current_unl", &state.unl)
         .strings("peers", &shared.peers)
 }
 

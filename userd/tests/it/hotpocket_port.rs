@@ -30,9 +30,7 @@ async fn node_with_hotpocket(edit: impl FnOnce(&mut hp_userd::Settings)) -> (Nod
             node_key: SigningKey::from_bytes(&[5; 32]),
             unl: vec![SigningKey::from_bytes(&[5; 32]).verifying_key().to_bytes()],
             peers: Vec::new(),
-            roundtime_ms: 1000,
             consensusd_socket: s.session.socket.clone(),
-            max_input_ledger_offset: 10,
             execd_socket: run.join("execd.sock"),
         });
         edit(s);
