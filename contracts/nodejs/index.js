@@ -47,6 +47,14 @@ function loadNotes() {
     }
 }
 
+// Changes one field of the contract's config (../patch.cfg) with the library's getConfig and
+// updateConfig; the network agrees on it with the state (docs/contract-interface.md §4a).
+async function updateConfig(ctx, edit) {
+    const config = await ctx.getConfig();
+    edit(config);
+    await ctx.updateConfig(config);
+}
+
 async function heardFromEveryMember(ctx) {
     const members = ctx.unl.count();
     const heard = new Set();
@@ -93,29 +101,19 @@ async function contract(ctx) {
                 const config = await ctx.getConfig();
                 await user.send({ op: "config", version: config.version, unl: config.unl.length, roundtime: config.consensus.roundtime, members: ctx.unl.list().map((n) => n.publicKey).sort() });
             } else if (req.op === "version" && typeof req.version === "string") {
-                const config = await ctx.getConfig();
-                config.version = req.version;
-                await ctx.updateConfig(config);
+                await updateConfig(ctx, (c) => (c.version = req.version));
                 await user.send({ op: "version", version: req.version });
             } else if (req.op === "roundtime" && Number.isInteger(req.roundtime)) {
-                const config = await ctx.getConfig();
-                config.consensus.roundtime = req.roundtime;
-                await ctx.updateConfig(config);
+                await updateConfig(ctx, (c) => (c.consensus.roundtime = req.roundtime));
                 await user.send({ op: "roundtime", roundtime: req.roundtime });
             } else if (req.op === "input_window" && Number.isInteger(req.offset)) {
-                const config = await ctx.getConfig();
-                config.max_input_ledger_offset = req.offset;
-                await ctx.updateConfig(config);
+                await updateConfig(ctx, (c) => (c.max_input_ledger_offset = req.offset));
                 await user.send({ op: "input_window", offset: req.offset });
             } else if (req.op === "user_input_bytes" && Number.isInteger(req.bytes)) {
-                const config = await ctx.getConfig();
-                config.round_limits.user_input_bytes = req.bytes;
-                await ctx.updateConfig(config);
+                await updateConfig(ctx, (c) => (c.round_limits.user_input_bytes = req.bytes));
                 await user.send({ op: "user_input_bytes", bytes: req.bytes });
             } else if (req.op === "unl" && Array.isArray(req.unl)) {
-                const config = await ctx.getConfig();
-                config.unl = req.unl;
-                await ctx.updateConfig(config);
+                await updateConfig(ctx, (c) => (c.unl = req.unl));
                 await user.send({ op: "unl", unl: req.unl.length });
             } else {
                 await user.send({ op: "error", error: "unknown op" });
