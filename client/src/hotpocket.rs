@@ -33,12 +33,64 @@ struct Trusted {
     keys: std::collections::HashMap<[u8; 32], VerifyingKey>,
     /// Every key the node listed, decodable or not: what the threshold counts.
     count: usize,
+    /// Names this exact set (its keys and count) in [`PROVEN_ROOTS`].
+    id: [u8; 32],
 }
 
 impl Trusted {
     fn new(unl: &[[u8; 32]]) -> Self {
         let keys = unl.iter().filter_map(|k| Some((*k, VerifyingKey::from_bytes(k).ok()?))).collect();
-        Self { keys, count: unl.len() }
+        let mut named: Vec<[u8; 32]> = unl.to_vec();
+        named.sort_unstable();
+        let mut count = [0u8; 32];
+        count[..8].copy_from_slice(&(unl.len() as u64).to_le_bytes());
+        named.push(count);
+        Self { keys, count: unl.len(), id: node(&named) }
+    }
+}
+
+/// Output roots already proven in this process, by trusted set: enough of its keys' signatures
+/// over the root verified. Every user of a ledger gets the same root (from every node it is
+/// connected to), so a process with many users, such as hp-bench, checks each root's
+/// signatures once instead of once per user and connection. Each output's own hash and its
+/// path to the root are still checked every time.
+static PROVEN_ROOTS: std::sync::LazyLock<std::sync::Mutex<ProvenRoots>> = std::sync::LazyLock::new(Default::default);
+
+/// The last [`ProvenRoots::KEPT`] proven (trusted set, root) pairs.
+#[derive(Default)]
+struct ProvenRoots {
+    order: std::collections::VecDeque<([u8; 32], [u8; 32])>,
+    known: std::collections::HashSet<([u8; 32], [u8; 32])>,
+}
+
+impl ProvenRoots {
+    const KEPT: usize = 4096;
+
+    fn contains(&self, set: &[u8; 32], root: &[u8; 32]) -> bool {
+        self.known.contains(&(*set, *root))
+    }
+
+    fn insert(&mut self, set: [u8; 32], root: [u8; 32]) {
+        if !self.known.insert((set, root)) {
+            return;
+        }
+        self.order.push_back((set, root));
+        while self.order.len() > Self::KEPT {
+            if let Some(oldest) = self.order.pop_front() {
+                self.known.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// Whether `root` was proven against `trusted` before (a poisoned lock only loses the cache).
+fn proven_before(trusted: &Trusted, root: &[u8; 32]) -> bool {
+    PROVEN_ROOTS.lock().is_ok_and(|proven| proven.contains(&trusted.id, root))
+}
+
+fn note_proven(trusted: &Trusted, root: [u8; 32]) {
+    if let Ok(mut proven) = PROVEN_ROOTS.lock() {
+        proven.insert(trusted.id, root);
     }
 }
 
@@ -247,6 +299,9 @@ fn checked(user: &[u8; 32], trusted: &Trusted, message: &Value) -> Output {
     let Some(root) = tree_root(&message["hash_tree"], &own) else {
         return Output::Error("an output whose hash tree is malformed".into());
     };
+    if proven_before(trusted, &root) {
+        return Output::Data(data);
+    }
     // One signature per trusted key, checked together; one by one only if that fails.
     let mut claimed: std::collections::HashMap<[u8; 32], (VerifyingKey, Signature)> = Default::default();
     for pair in message["unl_sig"].as_array().into_iter().flatten() {
@@ -267,6 +322,7 @@ fn checked(user: &[u8; 32], trusted: &Trusted, message: &Value) -> Output {
     if (passed as f64) / (trusted.count as f64) < PASS_THRESHOLD {
         return Output::Error(format!("an output signed by {passed} of {} trusted keys", trusted.count));
     }
+    note_proven(trusted, root);
     Output::Data(data)
 }
 
@@ -317,21 +373,46 @@ mod tests {
         let trusted = Trusted::new(&unl);
         let user = [9; 32];
         let all: Vec<&SigningKey> = keys.iter().collect();
-        assert!(matches!(checked(&user, &trusted, &message(&user, "hi", &all)), Output::Data(d) if d == "hi"));
-        assert!(matches!(checked(&user, &trusted, &message(&user, "hi", &all[..4])), Output::Data(_)), "4 of 5");
-        assert!(matches!(checked(&user, &trusted, &message(&user, "hi", &all[..3])), Output::Error(_)), "3 of 5");
+        // Each case its own output, so its own root: a proven root stays proven.
+        assert!(matches!(checked(&user, &trusted, &message(&user, "all", &all)), Output::Data(d) if d == "all"));
+        assert!(matches!(checked(&user, &trusted, &message(&user, "four", &all[..4])), Output::Data(_)), "4 of 5");
+        assert!(matches!(checked(&user, &trusted, &message(&user, "three", &all[..3])), Output::Error(_)), "3 of 5");
         // One signature over something else among five: 4 of 5 still verify, one by one.
-        let mut one_bad = message(&user, "hi", &all);
+        let mut one_bad = message(&user, "one bad", &all);
         one_bad["unl_sig"][0][1] = json!(hex::encode(keys[0].sign(b"another root").to_bytes()));
         assert!(matches!(checked(&user, &trusted, &one_bad), Output::Data(_)));
-        one_bad["unl_sig"][1][1] = json!(hex::encode(keys[1].sign(b"another root").to_bytes()));
-        assert!(matches!(checked(&user, &trusted, &one_bad), Output::Error(_)), "3 of 5 verify");
+        let mut two_bad = message(&user, "two bad", &all);
+        for i in 0..2 {
+            two_bad["unl_sig"][i][1] = json!(hex::encode(keys[i].sign(b"another root").to_bytes()));
+        }
+        assert!(matches!(checked(&user, &trusted, &two_bad), Output::Error(_)), "3 of 5 verify");
         // Signers outside the trusted keys count for nothing; a changed output fails its hash.
         let strangers: Vec<SigningKey> = (10..=14u8).map(|b| SigningKey::from_bytes(&[b; 32])).collect();
         let strangers: Vec<&SigningKey> = strangers.iter().collect();
-        assert!(matches!(checked(&user, &trusted, &message(&user, "hi", &strangers)), Output::Error(_)));
-        let mut changed = message(&user, "hi", &all);
+        assert!(matches!(checked(&user, &trusted, &message(&user, "strangers", &strangers)), Output::Error(_)));
+        let mut changed = message(&user, "changed", &all);
         changed["outputs"] = json!(["ho"]);
         assert!(matches!(checked(&user, &trusted, &changed), Output::Error(_)));
+    }
+
+    #[test]
+    fn a_root_proven_once_needs_no_signatures_again_but_only_for_the_same_trusted_keys() {
+        let keys: Vec<SigningKey> = (21..=23u8).map(|b| SigningKey::from_bytes(&[b; 32])).collect();
+        let unl: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+        let (trusted, again) = (Trusted::new(&unl), Trusted::new(&[unl[2], unl[0], unl[1]]));
+        let user = [7; 32];
+        let signed = message(&user, "proven", &keys.iter().collect::<Vec<_>>());
+        let mut unsigned = signed.clone();
+        unsigned["unl_sig"] = json!([]);
+        assert!(matches!(checked(&user, &trusted, &unsigned), Output::Error(_)), "not proven yet");
+        assert!(matches!(checked(&user, &trusted, &signed), Output::Data(_)));
+        // The same keys in another order are the same set; one key fewer is another.
+        assert!(matches!(checked(&user, &again, &unsigned), Output::Data(_)), "proven before");
+        let fewer = Trusted::new(&unl[..2]);
+        assert!(matches!(checked(&user, &fewer, &unsigned), Output::Error(_)), "another trusted set");
+        // The path to the root is still checked: another user's output with the same tree fails.
+        let mut other = unsigned.clone();
+        other["outputs"] = json!(["forged"]);
+        assert!(matches!(checked(&user, &trusted, &other), Output::Error(_)));
     }
 }

@@ -90,13 +90,18 @@ impl Node {
             tracing::warn!(seq, error = %e, "cannot read the stored root signatures");
             Vec::new()
         });
+        // Those held are mostly those stored too: each is checked once, and a member's first
+        // that verifies is the one kept.
+        let members = self.members_at(seq);
         let mut signatures: Vec<([u8; 32], [u8; 64])> = Vec::new();
+        let mut checked: Vec<([u8; 32], [u8; 64])> = Vec::new();
         for (key, signature) in self.root_sigs(seq).into_iter().chain(stored) {
-            let members = self.members_at(seq);
+            if signatures.iter().any(|(k, _)| *k == key) || checked.contains(&(key, signature)) {
+                continue;
+            }
+            checked.push((key, signature));
             let Some(index) = members.position(&key) else { continue };
-            let valid =
-                members.keys().get(index).is_some_and(|k| k.verify(&root, &Signature::from_bytes(&signature)).is_ok());
-            if valid && !signatures.iter().any(|(k, _)| *k == key) {
+            if members.keys().get(index).is_some_and(|k| k.verify(&root, &Signature::from_bytes(&signature)).is_ok()) {
                 signatures.push((key, signature));
             }
         }
