@@ -74,7 +74,12 @@ pub enum ClientError {
 }
 
 fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default().max_message_size(Some(MAX_OUTPUT_BYTES)).max_frame_size(Some(MAX_OUTPUT_BYTES))
+    // tungstenite zero-fills a whole read buffer before each read: its default 128 KiB costs
+    // more than reading a small message does. Large messages still arrive whole.
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .max_message_size(Some(MAX_OUTPUT_BYTES))
+        .max_frame_size(Some(MAX_OUTPUT_BYTES))
 }
 
 /// A TCP connection to the `ws://host:port` of `url`, bound to the local address `local`.
