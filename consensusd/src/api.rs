@@ -19,10 +19,10 @@ pub enum ApiEvent {
         session: u64,
         to_userd: mpsc::Sender<ToUserd>,
     },
-    /// A message of an open session.
+    /// Messages of an open session, in the order userd sent them.
     FromUserd {
         session: u64,
-        message: FromUserd,
+        messages: Vec<FromUserd>,
     },
     SessionClosed {
         session: u64,

@@ -241,14 +241,14 @@ impl<E: From<ApiEvent> + Send + 'static> Consensus for ConsensusService<E> {
         let max_input_bytes = self.max_input_bytes;
         tokio::spawn(async move {
             let mut chunks = futures::StreamExt::ready_chunks(inbound, USERD_CHUNK);
-            'session: while let Some(chunk) = chunks.next().await {
+            while let Some(chunk) = chunks.next().await {
                 // Up to the first error, as one message at a time would have.
                 let ended = chunk.iter().any(Result::is_err);
                 let messages: Vec<pb::UserdMessage> = chunk.into_iter().map_while(Result::ok).collect();
-                for message in from_protos(messages, max_input_bytes) {
-                    if events.send(ApiEvent::FromUserd { session, message }.into()).await.is_err() {
-                        break 'session;
-                    }
+                let messages = from_protos(messages, max_input_bytes);
+                // As one event: the node takes the chunk whole, and stores its inputs together.
+                if events.send(ApiEvent::FromUserd { session, messages }.into()).await.is_err() {
+                    break;
                 }
                 if ended {
                     break;

@@ -433,12 +433,17 @@ impl Store {
                      ON CONFLICT(user) DO UPDATE SET nonce = MAX(nonce, excluded.nonce)",
                 )
                 .map_err(sql("note user nonce"))?;
+            let mut highest: std::collections::BTreeMap<&[u8; 32], u64> = Default::default();
             for input in &rec.ledger.inputs {
                 let Some(signed) = &input.user_signed else { continue };
                 // A ledger that reached the store was judged valid: its containers parse.
                 let Ok(container) = parse_container(signed.format, &signed.container) else { continue };
-                let value = i64::try_from(container.nonce).unwrap_or(i64::MAX);
-                nonce.execute(params![input.user.as_slice(), value]).map_err(sql("note user nonce"))?;
+                let entry = highest.entry(&input.user).or_default();
+                *entry = (*entry).max(container.nonce);
+            }
+            for (user, highest) in highest {
+                let value = i64::try_from(highest).unwrap_or(i64::MAX);
+                nonce.execute(params![user.as_slice(), value]).map_err(sql("note user nonce"))?;
             }
         }
         tx.commit().map_err(sql("commit append"))?;

@@ -146,12 +146,10 @@ pub fn parse_container(format: ContainerFormat, bytes: &[u8]) -> Result<Containe
     }
     let (input, nonce, max_ledger_seq) = match format {
         ContainerFormat::Json => {
-            let serde_json::Value::Object(m) = serde_json::from_slice(bytes).map_err(|_| Rejection::BadFormat)? else {
-                return Err(Rejection::BadFormat);
-            };
-            let input = m.get("input").and_then(|v| v.as_str()).ok_or(Rejection::BadFormat)?.as_bytes().to_vec();
-            let number = |field: &str| m.get(field).and_then(|v| v.as_u64()).ok_or(Rejection::BadFormat);
-            (input, number("nonce")?, number("max_ledger_seq_no")?)
+            // Read straight into the three fields (others are ignored); a field given twice
+            // is a bad format, not a choice between two values.
+            let c: JsonContainer = serde_json::from_slice(bytes).map_err(|_| Rejection::BadFormat)?;
+            (c.input.as_bytes().to_vec(), c.nonce, c.max_ledger_seq_no)
         }
         ContainerFormat::Bson => {
             let doc = bson::Document::from_reader(bytes).map_err(|_| Rejection::BadFormat)?;
@@ -172,6 +170,15 @@ pub fn parse_container(format: ContainerFormat, bytes: &[u8]) -> Result<Containe
         return Err(Rejection::BadFormat);
     }
     Ok(Container { input, nonce, max_ledger_seq })
+}
+
+/// A JSON container's fields, as hotpocket-js-client writes them.
+#[derive(serde::Deserialize)]
+struct JsonContainer<'a> {
+    #[serde(borrow)]
+    input: std::borrow::Cow<'a, str>,
+    nonce: u64,
+    max_ledger_seq_no: u64,
 }
 
 /// Whether an input with `max_ledger_seq` may go into the ledger at `seq`, with `offset` the
@@ -283,10 +290,20 @@ mod tests {
 
     #[test]
     fn a_container_without_its_fields_is_a_bad_format() {
-        for text in [&br#"{"input":"x","nonce":1}"#[..], br#"{"input":1,"nonce":1,"max_ledger_seq_no":2}"#, b"[]", b"{"]
-        {
+        for text in [
+            &br#"{"input":"x","nonce":1}"#[..],
+            br#"{"input":1,"nonce":1,"max_ledger_seq_no":2}"#,
+            br#"{"input":"x","nonce":1.5,"max_ledger_seq_no":2}"#,
+            br#"{"input":"x","nonce":-1,"max_ledger_seq_no":2}"#,
+            br#"{"input":"x","nonce":1,"nonce":2,"max_ledger_seq_no":2}"#,
+            b"[]",
+            b"{",
+        ] {
             assert_eq!(parse_container(ContainerFormat::Json, text), Err(Rejection::BadFormat), "{text:?}");
         }
+        // Other fields are ignored; escapes in the input are read.
+        let extra = br#"{"max_ledger_seq_no":2,"extra":[1],"input":"a\"b","nonce":1}"#;
+        assert_eq!(parse_container(ContainerFormat::Json, extra).map(|c| c.input), Ok(br#"a"b"#.to_vec()));
         assert_eq!(parse_container(ContainerFormat::Bson, b"\x05\x00"), Err(Rejection::BadFormat));
         assert_eq!(parse_container(ContainerFormat::Bson, &bson_container(b"x", -1, 2)), Err(Rejection::BadFormat));
     }

@@ -361,7 +361,11 @@ impl Node {
                 self.on_peer_message(validator, message, arrived)
             }
             Event::Api(ApiEvent::SessionOpened { session, to_userd }) => self.on_session_opened(session, to_userd),
-            Event::Api(ApiEvent::FromUserd { session, message }) => self.on_session_message(session, message),
+            Event::Api(ApiEvent::FromUserd { session, messages }) => {
+                for message in messages {
+                    self.on_session_message(session, message);
+                }
+            }
             Event::Api(ApiEvent::SessionClosed { session }) => self.on_session_closed(session),
             Event::Api(ApiEvent::Status(reply)) => {
                 let _ = reply.send(self.status());

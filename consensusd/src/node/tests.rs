@@ -97,7 +97,7 @@ impl Harness {
         let (session_tx, to_userd) = mpsc::channel(1024);
         node.handle(Event::Api(ApiEvent::SessionOpened { session: 1, to_userd: session_tx }));
         let snapshot = FromUserd::Snapshot { users: vec![USER], delivered_through: 0 };
-        node.handle(Event::Api(ApiEvent::FromUserd { session: 1, message: snapshot }));
+        node.handle(Event::Api(ApiEvent::FromUserd { session: 1, messages: vec![snapshot] }));
         Harness { node, keys, genesis, to_run, to_userd, _events: events_rx, _dir: dir, _shutdown: shutdown }
     }
 
