@@ -129,18 +129,17 @@ impl Input {
         verify_one(network, self)
     }
 
+    /// A user-signed input's bytes are its container's input (the replay rules refuse any
+    /// other): they are not written a second time, and an encoding that carries them is not
+    /// canonical.
     pub(crate) fn encode_into(&self, w: &mut Writer) {
-        w.fixed(&self.id.origin)
-            .u64(self.id.nonce)
-            .fixed(&self.user)
-            .fixed(&self.signature.to_bytes())
-            .bytes(&self.data);
+        w.fixed(&self.id.origin).u64(self.id.nonce).fixed(&self.user).fixed(&self.signature.to_bytes());
         match &self.user_signed {
             None => {
-                w.u8(0);
+                w.bytes(&self.data).u8(0);
             }
             Some(signed) => {
-                w.u8(signed.format.code()).fixed(&signed.signature).bytes(&signed.container);
+                w.bytes(&[]).u8(signed.format.code()).fixed(&signed.signature).bytes(&signed.container);
             }
         }
     }
@@ -150,7 +149,7 @@ impl Input {
         let nonce = r.u64("input nonce")?;
         let user = r.array::<32>("input user")?;
         let signature = Signature::from_bytes(&r.array::<64>("input signature")?);
-        let data = Bytes::copy_from_slice(r.bytes("input data", MAX_INPUT_BYTES)?);
+        let data = r.bytes("input data", MAX_INPUT_BYTES)?;
         let user_signed = match r.u8("input kind")? {
             0 => None,
             code => {
@@ -163,12 +162,28 @@ impl Input {
                 Some(UserSigned { format, container, signature })
             }
         };
+        let data = match &user_signed {
+            None => Bytes::copy_from_slice(data),
+            Some(_) if !data.is_empty() => {
+                return Err(DecodeError::Invalid {
+                    what: "input",
+                    problem: "a user-signed input's data is written".into(),
+                });
+            }
+            Some(signed) => match crate::user_signed::parse_container(signed.format, &signed.container) {
+                Ok(container) => Bytes::from(container.input),
+                Err(why) => return Err(DecodeError::Invalid { what: "input container", problem: why.to_string() }),
+            },
+        };
         Ok(Self { id: InputId { origin, nonce }, user, data, signature, user_signed })
     }
 
     /// Bytes this input takes in a ledger.
     pub fn encoded_len(&self) -> usize {
-        MIN_INPUT_SIZE + self.data.len() + self.user_signed.as_ref().map_or(0, |s| 64 + 4 + s.container.len())
+        match &self.user_signed {
+            None => MIN_INPUT_SIZE + self.data.len(),
+            Some(signed) => MIN_INPUT_SIZE + 64 + 4 + signed.container.len(),
+        }
     }
 }
 
@@ -321,6 +336,38 @@ mod tests {
         input.encode_into(&mut w);
         let bytes = w.finish();
         assert_eq!(Input::decode_from(&mut Reader::new(&bytes)).unwrap(), input);
+    }
+
+    #[test]
+    fn a_user_signed_input_carries_its_bytes_once_in_its_container() {
+        let (origin, user) = (key(), key());
+        let container = br#"{"input":"pay 10","nonce":3,"max_ledger_seq_no":9}"#.to_vec();
+        let signed = UserSigned {
+            format: ContainerFormat::Json,
+            signature: ed25519_dalek::Signer::sign(&user, &container).to_bytes(),
+            container: container.clone().into(),
+        };
+        let input = Input::sign_with(
+            &NET,
+            5,
+            user.verifying_key().to_bytes(),
+            Bytes::from_static(b"pay 10"),
+            Some(signed),
+            &origin,
+        );
+        let mut w = Writer::with_capacity(64);
+        input.encode_into(&mut w);
+        let bytes = w.finish();
+        assert_eq!(bytes.len(), input.encoded_len());
+        assert_eq!(bytes.windows(6).filter(|w| *w == b"pay 10").count(), 1, "the input's bytes are written once");
+        let decoded = Input::decode_from(&mut Reader::new(&bytes)).unwrap();
+        assert_eq!(decoded, input);
+        assert!(decoded.verify(&NET).is_ok());
+        // The data written beside the container too is not the canonical form.
+        let mut twice = Writer::with_capacity(64);
+        twice.fixed(&input.id.origin).u64(5).fixed(&input.user).fixed(&input.signature.to_bytes()).bytes(b"pay 10");
+        twice.u8(ContainerFormat::Json.code()).fixed(&input.user_signed.as_ref().unwrap().signature).bytes(&container);
+        assert!(Input::decode_from(&mut Reader::new(&twice.finish())).is_err());
     }
 
     #[test]
