@@ -65,9 +65,42 @@ impl<E: From<ApiEvent>> ConsensusService<E> {
     }
 }
 
-/// Messages taken from userd's stream at once, as far as they are already there: their users'
+/// Messages taken from userd's stream at once at most ([`next_chunk`]): their users'
 /// signatures are checked as one batch.
 const USERD_CHUNK: usize = 256;
+
+/// How long a chunk that came with company waits for more ([`next_chunk`]).
+const USERD_LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The next messages of `stream`, at most [`USERD_CHUNK`]: those there already, and when
+/// there was more than one, what arrives within `linger` ([`USERD_LINGER`]). Under load, many
+/// inputs so share one signature batch, one fsync and one batch to the peers (whose checks are
+/// cheaper for it too); a message that came alone, as on a quiet node, goes on at once. `None`
+/// once the stream has ended.
+async fn next_chunk<S, T>(stream: &mut S, linger: std::time::Duration) -> Option<Vec<T>>
+where
+    S: futures::Stream<Item = T> + Unpin,
+{
+    use futures::FutureExt;
+    let mut chunk = vec![stream.next().await?];
+    while chunk.len() < USERD_CHUNK {
+        match stream.next().now_or_never() {
+            Some(Some(message)) => chunk.push(message),
+            // The end, seen again by the next call; or nothing more yet.
+            Some(None) | None => break,
+        }
+    }
+    if chunk.len() > 1 {
+        let deadline = tokio::time::Instant::now() + linger;
+        while chunk.len() < USERD_CHUNK {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(message)) => chunk.push(message),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+    Some(chunk)
+}
 
 /// The checked forms of messages that came together; the users' signatures of their inputs are
 /// checked as one batch first, and one by one only if the batch fails.
@@ -240,8 +273,8 @@ impl<E: From<ApiEvent> + Send + 'static> Consensus for ConsensusService<E> {
         let events = self.events.clone();
         let max_input_bytes = self.max_input_bytes;
         tokio::spawn(async move {
-            let mut chunks = futures::StreamExt::ready_chunks(inbound, USERD_CHUNK);
-            while let Some(chunk) = chunks.next().await {
+            let mut inbound = inbound;
+            while let Some(chunk) = next_chunk(&mut inbound, USERD_LINGER).await {
                 // Up to the first error, as one message at a time would have.
                 let ended = chunk.iter().any(Result::is_err);
                 let messages: Vec<pb::UserdMessage> = chunk.into_iter().map_while(Result::ok).collect();
@@ -284,6 +317,7 @@ impl<E: From<ApiEvent> + Send + 'static> Consensus for ConsensusService<E> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use bytes::Bytes;
 
@@ -296,6 +330,34 @@ mod tests {
                 ..Default::default()
             })),
         }
+    }
+
+    #[tokio::test]
+    async fn a_lone_message_goes_on_at_once_and_one_with_company_waits_for_more() {
+        // A linger no test waits out: only the stream's end or a full chunk stops it.
+        let (forever, limit) = (std::time::Duration::from_secs(3600), std::time::Duration::from_secs(20));
+        let (tx, rx) = mpsc::unbounded_channel::<usize>();
+        let mut stream = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+        tx.send(1).unwrap();
+        let lone = tokio::time::timeout(limit, next_chunk(&mut stream, forever)).await.expect("a lone message waited");
+        assert_eq!(lone, Some(vec![1]));
+        // Many at once: a full chunk goes on at once, the rest come next.
+        for i in 0..USERD_CHUNK + 10 {
+            tx.send(i).unwrap();
+        }
+        let full = tokio::time::timeout(limit, next_chunk(&mut stream, forever)).await.expect("a full chunk waited");
+        assert_eq!(full, Some((0..USERD_CHUNK).collect()));
+        // Ten there, one more a moment later: it joins them (here the wait ends with the stream).
+        let late = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            tx.send(99).unwrap();
+        });
+        let rest = tokio::time::timeout(limit, next_chunk(&mut stream, forever)).await.expect("the stream ended");
+        late.await.unwrap();
+        let mut expected: Vec<usize> = (USERD_CHUNK..USERD_CHUNK + 10).collect();
+        expected.push(99);
+        assert_eq!(rest, Some(expected));
+        assert_eq!(next_chunk(&mut stream, forever).await, None, "the end");
     }
 
     #[test]
