@@ -74,7 +74,7 @@ const USERD_LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The next messages of `stream`, at most [`USERD_CHUNK`]: those there already, and when
 /// there was more than one, what arrives within `linger` ([`USERD_LINGER`]). Under load, many
-/// inputs so share one signature batch, one fsync and one batch to the peers (whose checks are
+/// inputs then share one signature batch, one fsync and one batch to the peers (whose checks are
 /// cheaper for it too); a message that came alone, as on a quiet node, goes on at once. `None`
 /// once the stream has ended.
 async fn next_chunk<S, T>(stream: &mut S, linger: std::time::Duration) -> Option<Vec<T>>
