@@ -69,9 +69,9 @@ pub enum ToUserd {
     /// The certified outputs of ledger `seq` for the users connected to this userd: one batch
     /// per released ledger, in order, empty when none is for them.
     Outputs { seq: u64, outputs: Vec<(UserKey, Bytes)>, proof: Option<OutputsProof>, framing: hp_ledger::Framing },
-    /// What became of a user-signed input this node accepted: in ledger `(seq, hash)`, or
-    /// given up with hpcore's reason.
-    InputStatus { input_hash: [u8; 32], fate: Result<(u64, [u8; 32]), String> },
+    /// What became of user-signed inputs this node accepted (by their hashes), the same for
+    /// each: in ledger `(seq, hash)`, or given up with hpcore's reason.
+    InputStatus { input_hashes: Vec<[u8; 32]>, fate: Result<(u64, [u8; 32]), String> },
 }
 
 /// What a HotPocket 0.6 client checks its outputs of one ledger against

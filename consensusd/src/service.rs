@@ -195,15 +195,18 @@ pub fn to_proto(message: ToUserd) -> pb::ConsensusMessage {
             };
             Out::Ack(pb::InputAck { request_id, accepted, reason })
         }
-        ToUserd::InputStatus { input_hash, fate } => Out::InputStatus(match fate {
-            Ok((seq, hash)) => pb::InputStatus {
-                input_hash: input_hash.to_vec().into(),
-                ledger_seq: seq,
-                ledger_hash: hash.to_vec().into(),
-                rejected: String::new(),
-            },
-            Err(why) => pb::InputStatus { input_hash: input_hash.to_vec().into(), rejected: why, ..Default::default() },
-        }),
+        ToUserd::InputStatus { input_hashes, fate } => {
+            let input_hashes = input_hashes.iter().map(|h| h.to_vec().into()).collect();
+            Out::InputStatus(match fate {
+                Ok((seq, hash)) => pb::InputStatus {
+                    input_hashes,
+                    ledger_seq: seq,
+                    ledger_hash: hash.to_vec().into(),
+                    rejected: String::new(),
+                },
+                Err(why) => pb::InputStatus { input_hashes, rejected: why, ..Default::default() },
+            })
+        }
         ToUserd::Outputs { seq, outputs, proof, framing } => Out::Outputs(pb::OutputBatch {
             seq,
             length_prefixed: framing.flag(),

@@ -118,10 +118,20 @@ impl Outbox {
 impl OutboxReceiver {
     async fn recv(&mut self) -> Option<Outgoing> {
         let item = self.rx.recv().await?;
+        Some(self.taken(item))
+    }
+
+    /// The next item if one is queued now.
+    fn try_recv(&mut self) -> Option<Outgoing> {
+        let item = self.rx.try_recv().ok()?;
+        Some(self.taken(item))
+    }
+
+    fn taken(&self, item: Outgoing) -> Outgoing {
         if let Outgoing::Frame(m) = &item {
             self.queued_bytes.fetch_sub(m.len(), Ordering::AcqRel);
         }
-        Some(item)
+        item
     }
 
     /// The next queued frame, if one is queued now (closes are skipped).
@@ -145,8 +155,13 @@ pub enum WriterEnd {
     Dropped,
 }
 
+/// Frames written before one flush at most: those already queued go out in one write.
+const FRAMES_PER_FLUSH: usize = 64;
+
 /// Drains the queue into the websocket until a close is sent, the connection is killed, or a
 /// write fails or stalls past `write_timeout`. Any end but a clean close kills the connection.
+/// Frames queued together (the statuses of one ledger's inputs, say) are written with one
+/// flush, so one write call, instead of one each.
 pub async fn write_loop<S>(
     mut sink: S,
     mut rx: OutboxReceiver,
@@ -156,32 +171,55 @@ pub async fn write_loop<S>(
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
+    /// What ended a run of frames written together.
+    enum Stop {
+        /// Nothing more queued for now.
+        Drained,
+        /// A write failed.
+        Failed,
+        Close(Option<String>, CloseCode),
+    }
     let end = loop {
-        let item = tokio::select! {
+        let mut next = tokio::select! {
             biased;
             _ = kill.cancelled() => break WriterEnd::Dropped,
-            item = rx.recv() => item,
+            item = rx.recv() => match item {
+                None => break WriterEnd::Dropped,
+                item => item,
+            },
         };
-        let (message, last) = match item {
-            None => break WriterEnd::Dropped,
-            Some(Outgoing::Frame(m)) => (m, false),
-            Some(Outgoing::Close { reason, code }) => {
-                if let Some(reason) = reason {
-                    let frame = Message::text(crate::frame::error_frame(&reason));
-                    if !send(&mut sink, frame, &kill, write_timeout).await {
-                        break WriterEnd::Dropped;
+        let mut fed = 0;
+        let stop = loop {
+            match next {
+                None => break Stop::Drained,
+                Some(Outgoing::Frame(message)) => {
+                    if !within(&kill, write_timeout, sink.feed(message)).await {
+                        break Stop::Failed;
                     }
+                    fed += 1;
                 }
-                // The error frame carries the reason; the close frame only says why in general.
-                let reason = if code == CloseCode::Away { "node shutting down" } else { "" };
-                (Message::Close(Some(CloseFrame { code, reason: reason.into() })), true)
+                Some(Outgoing::Close { reason, code }) => break Stop::Close(reason, code),
             }
+            next = if fed < FRAMES_PER_FLUSH { rx.try_recv() } else { None };
         };
-        if !send(&mut sink, message, &kill, write_timeout).await {
+        if matches!(stop, Stop::Failed) || (fed > 0 && !within(&kill, write_timeout, sink.flush()).await) {
             break WriterEnd::Dropped;
         }
-        if last {
-            break WriterEnd::Closed;
+        if let Stop::Close(reason, code) = stop {
+            if let Some(reason) = reason {
+                let frame = Message::text(crate::frame::error_frame(&reason));
+                if !within(&kill, write_timeout, sink.send(frame)).await {
+                    break WriterEnd::Dropped;
+                }
+            }
+            // The error frame carries the reason; the close frame only says why in general.
+            let reason = if code == CloseCode::Away { "node shutting down" } else { "" };
+            let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+            break if within(&kill, write_timeout, sink.send(frame)).await {
+                WriterEnd::Closed
+            } else {
+                WriterEnd::Dropped
+            };
         }
     };
     if end == WriterEnd::Dropped {
@@ -190,14 +228,15 @@ where
     end
 }
 
-async fn send<S>(sink: &mut S, message: Message, kill: &CancellationToken, limit: Duration) -> bool
+/// Whether `write` finished before the connection was killed and within `limit`.
+async fn within<F>(kill: &CancellationToken, limit: Duration, write: F) -> bool
 where
-    S: Sink<Message, Error = WsError> + Unpin,
+    F: std::future::Future<Output = Result<(), WsError>>,
 {
     tokio::select! {
         biased;
         _ = kill.cancelled() => false,
-        sent = tokio::time::timeout(limit, sink.send(message)) => matches!(sent, Ok(Ok(()))),
+        done = tokio::time::timeout(limit, write) => matches!(done, Ok(Ok(()))),
     }
 }
 
@@ -239,5 +278,63 @@ mod tests {
         assert!(rx.recv().await.is_some());
         outbox.push(Message::binary(vec![0u8; 60])).unwrap();
         assert!(!kill.is_cancelled());
+    }
+
+    /// A sink that records which frames each flush wrote.
+    #[derive(Default)]
+    struct Recorder {
+        pending: Vec<Message>,
+        writes: std::sync::Arc<std::sync::Mutex<Vec<Vec<Message>>>>,
+    }
+
+    impl Sink<Message> for Recorder {
+        type Error = WsError;
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), WsError>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn start_send(mut self: std::pin::Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+            self.pending.push(item);
+            Ok(())
+        }
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), WsError>> {
+            let written = std::mem::take(&mut self.pending);
+            if !written.is_empty() {
+                self.writes.lock().unwrap().push(written);
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), WsError>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_queued_together_are_written_with_one_flush_and_the_close_after_them() {
+        let kill = CancellationToken::new();
+        let limits = OutboxLimits { frames: 200, bytes: 1 << 20, write_timeout: Duration::from_secs(5) };
+        let (outbox, rx) = outbox(limits, kill.clone());
+        for i in 0..FRAMES_PER_FLUSH + 6 {
+            outbox.push(Message::text(i.to_string())).unwrap();
+        }
+        outbox.close(Some("bye"), CloseCode::Normal);
+        let sink = Recorder::default();
+        let writes = sink.writes.clone();
+        assert_eq!(write_loop(sink, rx, kill, limits.write_timeout).await, WriterEnd::Closed);
+        let writes = writes.lock().unwrap();
+        let sizes: Vec<usize> = writes.iter().map(Vec::len).collect();
+        // At most FRAMES_PER_FLUSH at once; then the error frame and the close, each alone.
+        assert_eq!(sizes, [FRAMES_PER_FLUSH, 6, 1, 1]);
+        let texts: Vec<String> = writes[..2].iter().flatten().map(|m| m.to_text().unwrap().to_string()).collect();
+        assert_eq!(texts, (0..FRAMES_PER_FLUSH + 6).map(|i| i.to_string()).collect::<Vec<_>>(), "in order");
+        assert!(writes[3][0].is_close());
     }
 }

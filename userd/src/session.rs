@@ -336,7 +336,6 @@ impl Session {
                         tracing::debug!(seq, ?delivery, "outputs delivered");
                     }
                     Some(FromConsensus::InputStatus(status)) => {
-                        let Ok(hash) = <[u8; 32]>::try_from(status.input_hash.as_ref()) else { continue };
                         statuses.saw_ledger(status.ledger_seq);
                         let fate = if status.rejected.is_empty() {
                             match <[u8; 32]>::try_from(status.ledger_hash.as_ref()) {
@@ -346,8 +345,11 @@ impl Session {
                         } else {
                             Err(status.rejected)
                         };
-                        if !statuses.settle(&hash, fate) {
-                            tracing::debug!("the status of a signed input nobody waits for");
+                        for hash in &status.input_hashes {
+                            let Ok(hash) = <[u8; 32]>::try_from(hash.as_ref()) else { continue };
+                            if !statuses.settle(&hash, fate.clone()) {
+                                tracing::debug!("the status of a signed input nobody waits for");
+                            }
                         }
                     }
                     None => tracing::warn!("consensusd sent a message with no kind; ignored"),

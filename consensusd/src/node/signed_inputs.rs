@@ -78,7 +78,7 @@ impl Node {
         for (input, why) in rejected {
             if is_final(&why) {
                 self.mempool.remove(&input.id);
-                self.report_signed(&input, Err(why.to_string()));
+                self.report_signed(std::iter::once(&input), Err(why.to_string()));
             }
         }
     }
@@ -86,10 +86,7 @@ impl Node {
     /// After ledger `ledger` is stored: its own users' signed inputs are in it, and pending
     /// ones past their window or below their user's nonce now never will be.
     pub(super) fn after_signed_stored(&mut self, ledger: &Ledger) {
-        let hash = ledger.hash();
-        for input in &ledger.inputs {
-            self.report_signed(input, Ok((ledger.seq, hash)));
-        }
+        self.report_signed(ledger.inputs.iter(), Ok((ledger.seq, ledger.hash())));
         let next = ledger.seq + 1;
         let mut gone = Vec::new();
         for (id, opened) in self.mempool.user_signed() {
@@ -127,17 +124,21 @@ impl Node {
         for (id, why) in gone {
             if let Some(input) = self.mempool.get(&id).cloned() {
                 self.mempool.remove(&id);
-                self.report_signed(&input, Err(why.to_string()));
+                self.report_signed(std::iter::once(&input), Err(why.to_string()));
             }
         }
     }
 
-    /// Tells userd what became of a signed input, if this node accepted it from its user.
-    fn report_signed(&mut self, input: &Input, fate: Result<(u64, [u8; 32]), String>) {
-        let Some(signed) = &input.user_signed else { return };
-        if input.id.origin != self.me_bytes() {
-            return;
+    /// Tells userd, in one message, what became of those of `inputs` that are signed inputs
+    /// this node accepted from its users.
+    fn report_signed<'a>(&mut self, inputs: impl Iterator<Item = &'a Input>, fate: Result<(u64, [u8; 32]), String>) {
+        let me = self.me_bytes();
+        let input_hashes: Vec<[u8; 32]> = inputs
+            .filter(|input| input.id.origin == me)
+            .filter_map(|input| input.user_signed.as_ref().map(|signed| signed.input_hash()))
+            .collect();
+        if !input_hashes.is_empty() {
+            self.send_to_session(ToUserd::InputStatus { input_hashes, fate });
         }
-        self.send_to_session(ToUserd::InputStatus { input_hash: signed.input_hash(), fate });
     }
 }

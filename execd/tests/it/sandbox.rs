@@ -93,7 +93,8 @@ fn a_contract_past_a_limit_gets_a_deterministic_result_and_the_next_round_runs()
         let result = execute(&mut engine, one(1, "x"));
         assert_eq!(result.exit, exit, "{what}: {:?}", result.spawn_error);
         assert!(started.elapsed() < Duration::from_secs(15), "{what}: took {:?}", started.elapsed());
-        assert_eq!(execute(&mut engine, one(2, "x")).exit, exit, "{what}: next round");
+        let next = execute(&mut engine, one(2, "x"));
+        assert_eq!(next.exit, exit, "{what}: next round: {:?}", next.spawn_error);
     }
 }
 
