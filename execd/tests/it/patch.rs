@@ -12,12 +12,6 @@ fn writing_patch(node: &mut Node, text: &str) {
     node.script(&format!("cat > ../patch.cfg <<'PATCH'\n{text}\nPATCH"));
 }
 
-fn patched(node: &Node, edit: impl FnOnce(&mut serde_json::Value)) -> String {
-    let mut json = serde_json::to_value(ContractPatch::from_config(&node.cfg)).unwrap();
-    edit(&mut json);
-    serde_json::to_string(&json).unwrap()
-}
-
 #[test]
 fn a_new_directory_shows_the_contract_hp_cfgs_config_at_dot_dot_patch_cfg() {
     init();

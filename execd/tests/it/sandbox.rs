@@ -55,11 +55,12 @@ fn the_limits_the_agreed_patch_names_apply_where_stricter_than_the_nodes() {
         c.contract_limits.open_files = 100;
         c.contract_limits.cpu_seconds = 5;
     });
-    let mut patch = serde_json::to_value(hp_cfg::ContractPatch::from_config(&node.cfg)).unwrap();
-    (patch["bin_path"], patch["bin_args"]) = ("bin/contract.sh".into(), "".into()); // as `script` sets
-    patch["round_limits"]["proc_mem_bytes"] = (64u64 << 20).into();
-    patch["round_limits"]["proc_ofd_count"] = 50.into();
-    patch["round_limits"]["proc_cpu_seconds"] = 3600.into(); // looser than the node's: no effect
+    let patch = patched(&node, |patch| {
+        (patch["bin_path"], patch["bin_args"]) = ("bin/contract.sh".into(), "".into()); // as `script` sets
+        patch["round_limits"]["proc_mem_bytes"] = (64u64 << 20).into();
+        patch["round_limits"]["proc_ofd_count"] = 50.into();
+        patch["round_limits"]["proc_cpu_seconds"] = 3600.into(); // looser than the node's: no effect
+    });
     node.script(&format!("cat /proc/self/limits > /proc/self/fd/4\ncat > ../patch.cfg <<'PATCH'\n{patch}\nPATCH"));
     let mut engine = node.sandboxed_engine();
     let before = String::from_utf8(output_of(&execute(&mut engine, one(1, "a")), key(1))).unwrap();

@@ -138,6 +138,13 @@ pub fn fast_tempdir() -> tempfile::TempDir {
 }
 
 /// A 32-byte public key filled with `b`.
+/// The text of `node`'s config as `patch.cfg` (hp.cfg's, field for field), after `edit`.
+pub fn patched(node: &Node, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut json = serde_json::to_value(hp_cfg::ContractPatch::from_config(&node.cfg)).unwrap();
+    edit(&mut json);
+    serde_json::to_string(&json).unwrap()
+}
+
 pub fn key(b: u8) -> [u8; 32] {
     [b; 32]
 }
