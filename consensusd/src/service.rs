@@ -272,11 +272,10 @@ impl<E: From<ApiEvent> + Send + 'static> Consensus for ConsensusService<E> {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (to_userd, rx) = mpsc::channel(SESSION_QUEUE);
         self.events.send(ApiEvent::SessionOpened { session, to_userd }.into()).await.map_err(shutting_down)?;
-        let inbound = request.into_inner();
+        let mut inbound = request.into_inner();
         let events = self.events.clone();
         let max_input_bytes = self.max_input_bytes;
         tokio::spawn(async move {
-            let mut inbound = inbound;
             while let Some(chunk) = next_chunk(&mut inbound, USERD_LINGER).await {
                 // Up to the first error, as one message at a time would have.
                 let ended = chunk.iter().any(Result::is_err);

@@ -18,9 +18,6 @@
 //! The input rules are here because they are consensus rules that the network's agreed config
 //! may change (`patch.cfg`'s `max_input_ledger_offset` and `round_limits.user_input_bytes`):
 //! recorded with the members, they change at one ledger for every node, by the same hand-over.
-//!
-//! ```text
-//! ```
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::{Hash, Ledger, tagged_hash};

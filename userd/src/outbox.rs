@@ -138,7 +138,7 @@ impl OutboxReceiver {
     #[cfg(test)]
     pub(crate) fn try_frame(&mut self) -> Option<Message> {
         loop {
-            match self.rx.try_recv().ok()? {
+            match self.try_recv()? {
                 Outgoing::Frame(m) => return Some(m),
                 Outgoing::Close { .. } => continue,
             }

@@ -10,7 +10,7 @@ use crate::api::OutputsProof;
 use ed25519_dalek::{Signature, Signer, Verifier};
 use hp_ledger::Outcome;
 use hp_ledger::output_proof::{leaves, outcome_root};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// Ledgers behind the last closed one whose signatures are kept: those whose outputs may still
 /// go to userd.
@@ -94,14 +94,15 @@ impl Node {
         // that verifies is the one kept.
         let members = self.members_at(seq);
         let mut signatures: Vec<([u8; 32], [u8; 64])> = Vec::new();
-        let mut checked: Vec<([u8; 32], [u8; 64])> = Vec::new();
+        let mut signed = HashSet::new();
+        let mut checked = HashSet::new();
         for (key, signature) in self.root_sigs(seq).into_iter().chain(stored) {
-            if signatures.iter().any(|(k, _)| *k == key) || checked.contains(&(key, signature)) {
+            if signed.contains(&key) || !checked.insert((key, signature)) {
                 continue;
             }
-            checked.push((key, signature));
             let Some(index) = members.position(&key) else { continue };
             if members.keys().get(index).is_some_and(|k| k.verify(&root, &Signature::from_bytes(&signature)).is_ok()) {
+                signed.insert(key);
                 signatures.push((key, signature));
             }
         }
