@@ -178,7 +178,9 @@ impl Outgoing {
     /// The frame: a text frame of JSON, or a binary frame of BSON.
     pub fn encode(&self, protocol: Protocol) -> Message {
         match protocol {
-            Protocol::Json => Message::text(json(&Bson::Document(self.0.clone())).to_string()),
+            // Written straight from the document: no copy of it, no JSON tree in between.
+            // Serializing strings, numbers and maps to a `Vec` cannot fail.
+            Protocol::Json => Message::text(serde_json::to_string(&Json(&self.0)).unwrap_or_default()),
             Protocol::Bson => {
                 let mut out = Vec::new();
                 match self.0.to_writer(&mut out) {
@@ -209,20 +211,54 @@ pub fn key(value: &[u8; 32]) -> Bson {
     bytes(&prefixed)
 }
 
-/// The JSON form: binary as hex, payloads as strings (invalid UTF-8 replaced: the JSON
-/// protocol carries text; binary payloads need BSON).
-fn json(value: &Bson) -> Value {
-    match value {
-        Bson::Document(d) => Value::Object(d.iter().map(|(k, v)| (k.clone(), json(v))).collect()),
-        Bson::Array(a) => Value::Array(a.iter().map(json).collect()),
-        Bson::String(s) => Value::String(s.clone()),
-        Bson::Int32(n) => Value::from(*n),
-        Bson::Int64(n) => Value::from(*n),
-        Bson::Double(f) => Value::from(*f),
-        Bson::Boolean(b) => Value::Bool(*b),
-        Bson::Binary(b) if b.subtype == PAYLOAD => Value::String(String::from_utf8_lossy(&b.bytes).into_owned()),
-        Bson::Binary(b) => Value::String(hex::encode(&b.bytes)),
-        _ => Value::Null,
+/// The JSON form of a document: binary as hex, payloads as strings (invalid UTF-8 replaced:
+/// the JSON protocol carries text; binary payloads need BSON), anything else BSON has as `null`.
+struct Json<'a>(&'a Document);
+
+/// The JSON form of one value, as [`Json`] writes it.
+struct JsonValue<'a>(&'a Bson);
+
+impl serde::Serialize for Json<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            map.serialize_entry(key, &JsonValue(value))?;
+        }
+        map.end()
+    }
+}
+
+impl serde::Serialize for JsonValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Bson::Document(d) => Json(d).serialize(serializer),
+            Bson::Array(a) => serializer.collect_seq(a.iter().map(JsonValue)),
+            Bson::String(s) => serializer.serialize_str(s),
+            Bson::Int32(n) => serializer.serialize_i32(*n),
+            Bson::Int64(n) => serializer.serialize_i64(*n),
+            // serde_json writes a non-finite number as `null`.
+            Bson::Double(f) => serializer.serialize_f64(*f),
+            Bson::Boolean(b) => serializer.serialize_bool(*b),
+            Bson::Binary(b) if b.subtype == PAYLOAD => serializer.serialize_str(&String::from_utf8_lossy(&b.bytes)),
+            Bson::Binary(b) => serializer.collect_str(&Hex(&b.bytes)),
+            _ => serializer.serialize_unit(),
+        }
+    }
+}
+
+/// Lower-case hex, written in pieces through a small buffer rather than into a new string.
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut buffer = [0u8; 128];
+        for chunk in self.0.chunks(buffer.len() / 2) {
+            let text = &mut buffer[..chunk.len() * 2];
+            hex::encode_to_slice(chunk, text).map_err(|_| std::fmt::Error)?;
+            f.write_str(std::str::from_utf8(text).map_err(|_| std::fmt::Error)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -250,6 +286,30 @@ mod tests {
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["unl"][0], Value::String(format!("ed{}", "01".repeat(32))));
         assert_eq!(v["outputs"][0], "hi");
+    }
+
+    #[test]
+    fn json_writes_every_kind_of_field_as_the_client_reads_it() {
+        let long: Vec<u8> = (0..=255).collect();
+        let nested = Bson::Document(bson::doc! { "seq": 7_i64, "ok": true });
+        let out = Outgoing::new("all")
+            .str("text", "quote \" and \u{e9}")
+            .u64("big", u64::MAX)
+            .bool("flag", false)
+            .bytes("long", &long)
+            .bytes("empty", &[])
+            .value("nested", nested)
+            .value("bad_text", Bson::Array(vec![payload(&[0x68, 0xff]), Bson::Double(1.5), Bson::Null]));
+        let text = out.encode(Protocol::Json).into_text().unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "all");
+        assert_eq!(v["text"], "quote \" and \u{e9}");
+        assert_eq!(v["big"], i64::MAX);
+        assert_eq!(v["flag"], false);
+        assert_eq!(v["long"], hex::encode(&long));
+        assert_eq!(v["empty"], "");
+        assert_eq!(v["nested"], serde_json::json!({"seq": 7, "ok": true}));
+        assert_eq!(v["bad_text"], serde_json::json!(["h\u{fffd}", 1.5, null]));
     }
 
     #[test]
