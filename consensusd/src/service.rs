@@ -179,10 +179,11 @@ fn user_signed(
         Rejection::BadSignature => "bad_sig",
         _ => "bad_msg_format",
     })?;
-    if container.input != input.data.as_ref() {
+    if container.input.as_ref() != input.data.as_ref() {
         return Err("bad_msg_format");
     }
-    Ok(Some((signed, Opened { nonce: container.nonce, max_ledger_seq: container.max_ledger_seq })))
+    let opened = Opened { nonce: container.nonce, max_ledger_seq: container.max_ledger_seq };
+    Ok(Some((signed, opened)))
 }
 
 /// The protobuf form of what the node tells userd.

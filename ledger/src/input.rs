@@ -170,8 +170,9 @@ impl Input {
                     problem: "a user-signed input's data is written".into(),
                 });
             }
+            // The input is a slice of the container's bytes, shared, when it can be.
             Some(signed) => match crate::user_signed::parse_container(signed.format, &signed.container) {
-                Ok(container) => Bytes::from(container.input),
+                Ok(container) => crate::user_signed::input_bytes(&signed.container, container.input),
                 Err(why) => return Err(DecodeError::Invalid { what: "input container", problem: why.to_string() }),
             },
         };
@@ -363,6 +364,21 @@ mod tests {
         let decoded = Input::decode_from(&mut Reader::new(&bytes)).unwrap();
         assert_eq!(decoded, input);
         assert!(decoded.verify(&NET).is_ok());
+        // The decoded bytes are the container's own, not a copy of them.
+        let held = decoded.user_signed.as_ref().unwrap().container.as_ref().as_ptr_range();
+        assert!(held.contains(&decoded.data.as_ptr()), "the input's bytes are a slice of its container");
+        // An input with escapes in its JSON string still reads as the text it stands for.
+        let escaped = br#"{"input":"say \"hi\"","nonce":4,"max_ledger_seq_no":9}"#.to_vec();
+        let signed = UserSigned {
+            format: ContainerFormat::Json,
+            signature: ed25519_dalek::Signer::sign(&user, &escaped).to_bytes(),
+            container: escaped.into(),
+        };
+        let quoted = Bytes::from_static(br#"say "hi""#);
+        let input = Input::sign_with(&NET, 6, user.verifying_key().to_bytes(), quoted.clone(), Some(signed), &origin);
+        let mut w = Writer::with_capacity(64);
+        input.encode_into(&mut w);
+        assert_eq!(Input::decode_from(&mut Reader::new(&w.finish())).unwrap().data, quoted);
         // The data written beside the container too is not the canonical form.
         let mut twice = Writer::with_capacity(64);
         twice.fixed(&input.id.origin).u64(5).fixed(&input.user).fixed(&input.signature.to_bytes()).bytes(b"pay 10");

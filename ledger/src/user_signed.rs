@@ -63,10 +63,11 @@ pub struct UserSigned {
     pub signature: [u8; 64],
 }
 
-/// A container's content.
+/// A container's content. The input borrows the container's bytes where it can (a JSON string
+/// without escapes, as clients write inputs): reading a container copies nothing then.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Container {
-    pub input: Vec<u8>,
+pub struct Container<'a> {
+    pub input: std::borrow::Cow<'a, [u8]>,
     pub nonce: u64,
     pub max_ledger_seq: u64,
 }
@@ -96,7 +97,7 @@ impl UserSigned {
     }
 
     /// Checks the user's signature (ZIP 215) and reads the container.
-    pub fn open(&self, user: &[u8; 32]) -> Result<Container, Rejection> {
+    pub fn open(&self, user: &[u8; 32]) -> Result<Container<'_>, Rejection> {
         let key = VerificationKey::try_from(*user).map_err(|_| Rejection::BadSignature)?;
         key.verify(&Signature::from_bytes(&self.signature), &self.container).map_err(|_| Rejection::BadSignature)?;
         parse_container(self.format, &self.container)
@@ -132,15 +133,15 @@ pub fn open_inputs(inputs: &[crate::Input]) -> Vec<Option<Result<Opened, Rejecti
         .collect()
 }
 
-fn opened(input: &crate::Input, c: Container) -> Result<Opened, Rejection> {
-    if c.input != input.data.as_ref() {
+fn opened(input: &crate::Input, c: Container<'_>) -> Result<Opened, Rejection> {
+    if c.input.as_ref() != input.data.as_ref() {
         return Err(Rejection::BadFormat);
     }
     Ok(Opened { nonce: c.nonce, max_ledger_seq: c.max_ledger_seq })
 }
 
 /// Reads a container; anything but the three fields with their types is a bad format.
-pub fn parse_container(format: ContainerFormat, bytes: &[u8]) -> Result<Container, Rejection> {
+pub fn parse_container(format: ContainerFormat, bytes: &[u8]) -> Result<Container<'_>, Rejection> {
     if bytes.len() > MAX_CONTAINER_BYTES {
         return Err(Rejection::BadFormat);
     }
@@ -149,13 +150,17 @@ pub fn parse_container(format: ContainerFormat, bytes: &[u8]) -> Result<Containe
             // Read straight into the three fields (others are ignored); a field given twice
             // is a bad format, not a choice between two values.
             let c: JsonContainer = serde_json::from_slice(bytes).map_err(|_| Rejection::BadFormat)?;
-            (c.input.as_bytes().to_vec(), c.nonce, c.max_ledger_seq_no)
+            let input = match c.input {
+                std::borrow::Cow::Borrowed(text) => std::borrow::Cow::Borrowed(text.as_bytes()),
+                std::borrow::Cow::Owned(text) => std::borrow::Cow::Owned(text.into_bytes()),
+            };
+            (input, c.nonce, c.max_ledger_seq_no)
         }
         ContainerFormat::Bson => {
             let doc = bson::Document::from_reader(bytes).map_err(|_| Rejection::BadFormat)?;
             let input = match doc.get("input") {
-                Some(Bson::Binary(b)) => b.bytes.clone(),
-                Some(Bson::String(s)) => s.as_bytes().to_vec(),
+                Some(Bson::Binary(b)) => std::borrow::Cow::Owned(b.bytes.clone()),
+                Some(Bson::String(s)) => std::borrow::Cow::Owned(s.as_bytes().to_vec()),
                 _ => return Err(Rejection::BadFormat),
             };
             let number = |field: &str| match doc.get(field) {
@@ -170,6 +175,17 @@ pub fn parse_container(format: ContainerFormat, bytes: &[u8]) -> Result<Containe
         return Err(Rejection::BadFormat);
     }
     Ok(Container { input, nonce, max_ledger_seq })
+}
+
+/// A container's input as [`Bytes`]: when it borrows from `container`, a shared slice of it (no
+/// copy); otherwise its own bytes.
+pub fn input_bytes(container: &Bytes, input: std::borrow::Cow<'_, [u8]>) -> Bytes {
+    match input {
+        std::borrow::Cow::Borrowed(slice) if container.as_ref().as_ptr_range().contains(&slice.as_ptr()) => {
+            container.slice_ref(slice)
+        }
+        input => Bytes::copy_from_slice(&input),
+    }
 }
 
 /// A JSON container's fields, as hotpocket-js-client writes them.
@@ -274,9 +290,9 @@ mod tests {
         let user = key.verifying_key().to_bytes();
         let json =
             signed(&key, ContainerFormat::Json, br#"{"input":"hello","nonce":7,"max_ledger_seq_no":12}"#.to_vec());
-        assert_eq!(json.open(&user), Ok(Container { input: b"hello".to_vec(), nonce: 7, max_ledger_seq: 12 }));
+        assert_eq!(json.open(&user), Ok(Container { input: b"hello"[..].into(), nonce: 7, max_ledger_seq: 12 }));
         let bson = signed(&key, ContainerFormat::Bson, bson_container(&[0, 255], 8, 13));
-        assert_eq!(bson.open(&user), Ok(Container { input: vec![0, 255], nonce: 8, max_ledger_seq: 13 }));
+        assert_eq!(bson.open(&user), Ok(Container { input: vec![0, 255].into(), nonce: 8, max_ledger_seq: 13 }));
     }
 
     #[test]
@@ -303,7 +319,7 @@ mod tests {
         }
         // Other fields are ignored; escapes in the input are read.
         let extra = br#"{"max_ledger_seq_no":2,"extra":[1],"input":"a\"b","nonce":1}"#;
-        assert_eq!(parse_container(ContainerFormat::Json, extra).map(|c| c.input), Ok(br#"a"b"#.to_vec()));
+        assert_eq!(parse_container(ContainerFormat::Json, extra).map(|c| c.input.into_owned()), Ok(br#"a"b"#.to_vec()));
         assert_eq!(parse_container(ContainerFormat::Bson, b"\x05\x00"), Err(Rejection::BadFormat));
         assert_eq!(parse_container(ContainerFormat::Bson, &bson_container(b"x", -1, 2)), Err(Rejection::BadFormat));
     }

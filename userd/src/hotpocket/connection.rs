@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use hp_ledger::Framing;
-use hp_ledger::user_signed::{ContainerFormat, UserSigned, check_window, parse_container};
+use hp_ledger::user_signed::{ContainerFormat, UserSigned, check_window, input_bytes, parse_container};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -441,23 +441,23 @@ impl Session {
             Protocol::Bson => ContainerFormat::Bson,
         };
         let signed = UserSigned { format, container: container.into(), signature };
-        let opened = match parse_container(format, &signed.container) {
-            Ok(opened) => opened,
+        let (input, max_ledger_seq) = match parse_container(format, &signed.container) {
+            Ok(opened) => (input_bytes(&signed.container, opened.input), opened.max_ledger_seq),
             Err(why) => return rejected(&why.to_string()),
         };
         let Some(state) = shared.view.state().await else { return rejected("node_unavailable") };
         // The cached view may be a moment old (`node_view::FRESH_FOR`); the statuses and outputs
         // that passed through here are not, and the client knows of no ledger newer than those.
         let lcl = state.lcl_seq.max(shared.statuses.seen_ledger());
-        if let Err(why) = check_window(opened.max_ledger_seq, lcl + 1, state.max_input_ledger_offset) {
+        if let Err(why) = check_window(max_ledger_seq, lcl + 1, state.max_input_ledger_offset) {
             return rejected(&why.to_string());
         }
         let user = hp_cfg::PublicKeyHex(self.user);
-        if let Err(e) = shared.seed.limits.check(user, opened.input.len(), std::time::Instant::now()) {
+        if let Err(e) = shared.seed.limits.check(user, input.len(), std::time::Instant::now()) {
             return rejected(&e.to_string());
         }
         let Some(fate) = shared.statuses.wait(input_hash) else { return rejected("already_submitted") };
-        let ack = shared.seed.session.submit_signed(user, opened.input.into(), Some(signed)).await;
+        let ack = shared.seed.session.submit_signed(user, input, Some(signed)).await;
         let statuses = shared.statuses.clone();
         let status = async move {
             match ack.await {
