@@ -6,7 +6,7 @@
 use crate::cluster::{self, ClusterSpec, STOP_GRACE};
 use crate::load::{self, LoadSpec};
 use crate::procstat::{self, MemorySampler};
-use crate::report::{Latency, Report, round2};
+use crate::report::{Comparison, Latency, Report, Round, round2};
 use crate::{BenchError, Options, contract};
 use hp_localnet::{Cluster, Node};
 use std::path::PathBuf;
@@ -42,8 +42,86 @@ impl WorkDir {
     }
 }
 
-/// Runs the benchmark `options` describes; `progress` receives one line per step.
+/// The user protocols a run can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Seed,
+    HotPocket,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Seed => "seed",
+            Protocol::HotPocket => "hotpocket",
+        }
+    }
+}
+
+/// A started cluster and what it needs to stay up: its folder outlives its processes.
+struct Running {
+    // Declared before the folder, so dropped before it: the processes die before their folder.
+    cluster: Cluster,
+    _work: WorkDir,
+}
+
+/// Runs the benchmark `options` describes with `--protocol seed` or `hotpocket`; `progress`
+/// receives one line per step.
 pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, BenchError> {
+    let protocol = if options.protocol == "hotpocket" { Protocol::HotPocket } else { Protocol::Seed };
+    let mut running = start(options, protocol == Protocol::HotPocket, &progress).await?;
+    let measured = measure(&running.cluster, options, protocol, &progress).await;
+    progress("stopping the cluster");
+    running.cluster.stop(STOP_GRACE);
+    let (report, samples) = measured?;
+    if let (Some(path), Some(mut data)) = (&options.plot, samples) {
+        data.title = plot_title(&report);
+        crate::plot::write_svg(path, &data)?;
+        progress(&format!("drew {}", path.display()));
+    }
+    Ok(report)
+}
+
+/// `--protocol both`: one cluster, serving both protocols, measured with seed users and with
+/// HotPocket users in turn, `--rounds` times (seed first in odd rounds, HotPocket first in even
+/// ones), so that both see the same machine: a drift in its speed during the sitting falls on
+/// both alike.
+pub async fn compare(options: &Options, progress: impl Fn(&str)) -> Result<Comparison, BenchError> {
+    if options.plot.is_some() {
+        return Err(BenchError::Options("--plot draws one load; give it with --protocol seed or hotpocket"));
+    }
+    let mut running = start(options, true, &progress).await?;
+    let mut rounds = Vec::new();
+    let mut outcome = Ok(());
+    for round in 0..options.rounds {
+        let order =
+            if round % 2 == 0 { [Protocol::Seed, Protocol::HotPocket] } else { [Protocol::HotPocket, Protocol::Seed] };
+        let (mut seed, mut hotpocket) = (None, None);
+        for protocol in order {
+            progress(&format!("round {} of {}: {}", round + 1, options.rounds, protocol.name()));
+            match measure(&running.cluster, options, protocol, &progress).await {
+                Ok((report, _)) if protocol == Protocol::Seed => seed = Some(report),
+                Ok((report, _)) => hotpocket = Some(report),
+                Err(e) => outcome = Err(e),
+            }
+            if outcome.is_err() {
+                break;
+            }
+        }
+        match (seed, hotpocket) {
+            (Some(seed), Some(hotpocket)) => rounds.push(Round::new(seed, hotpocket)),
+            _ => break,
+        }
+    }
+    progress("stopping the cluster");
+    running.cluster.stop(STOP_GRACE);
+    outcome?;
+    Ok(Comparison::new(rounds))
+}
+
+/// Builds the echo contract, writes the cluster (with the HotPocket port when `hotpocket`) and
+/// starts it; returns once every running node serves.
+async fn start(options: &Options, hotpocket: bool, progress: &impl Fn(&str)) -> Result<Running, BenchError> {
     let mut spec = ClusterSpec {
         nodes: options.nodes as usize,
         down: options.down as usize,
@@ -56,14 +134,13 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
     };
     let running = spec.running()?;
     let bin_dir = hp_localnet::bins::find(options.bin_dir.as_deref())?;
-    // Declared before the cluster, so dropped after it: the processes die before their folder.
     let work = WorkDir::new(options.keep)?;
     let root = work.path();
     if options.keep {
         progress(&format!("cluster folder (kept): {}", root.display()));
     }
     spec.contract = contract::build_echo(&root)?;
-    let mut cluster = Cluster::create(spec.options(&root, &bin_dir, options.protocol == "hotpocket"))?;
+    let mut cluster = Cluster::create(spec.options(&root, &bin_dir, hotpocket))?;
     progress(&format!(
         "starting {} of {} nodes from {} in {}",
         spec.nodes - spec.down,
@@ -75,18 +152,28 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
         node.start()?;
     }
     cluster.wait_serving(READY_TIMEOUT).await?;
+    Ok(Running { cluster, _work: work })
+}
 
-    let hotpocket = options.protocol == "hotpocket";
-    let (urls, dial) = if hotpocket {
-        let urls = cluster.running().filter_map(|n| n.hotpocket_urls()).map(|(_, plain)| plain).collect();
-        let unl: Vec<[u8; 32]> = cluster
-            .nodes
-            .iter()
-            .filter_map(|n| <[u8; 32]>::try_from(hex::decode(&n.pubkey).unwrap_or_default().as_slice()).ok())
-            .collect();
-        (urls, hp_client::Dial::HotPocket { trusted: Some(unl), max_ledger_offset: cluster::HOTPOCKET_OFFSET })
-    } else {
-        (cluster.urls(), hp_client::Dial::Seed)
+/// One measured load on a serving cluster: fresh users of `protocol` connect, keep their
+/// windows full for the run's time, and leave. With `--plot`, also the samples to draw.
+async fn measure(
+    cluster: &Cluster,
+    options: &Options,
+    protocol: Protocol,
+    progress: &impl Fn(&str),
+) -> Result<(Report, Option<crate::plot::PlotData>), BenchError> {
+    let (urls, dial) = match protocol {
+        Protocol::HotPocket => {
+            let urls = cluster.running().filter_map(|n| n.hotpocket_urls()).map(|(_, plain)| plain).collect();
+            let unl: Vec<[u8; 32]> = cluster
+                .nodes
+                .iter()
+                .filter_map(|n| <[u8; 32]>::try_from(hex::decode(&n.pubkey).unwrap_or_default().as_slice()).ok())
+                .collect();
+            (urls, hp_client::Dial::HotPocket { trusted: Some(unl), max_ledger_offset: cluster::HOTPOCKET_OFFSET })
+        }
+        Protocol::Seed => (cluster.urls(), hp_client::Dial::Seed),
     };
     let load_spec = LoadSpec {
         urls,
@@ -108,8 +195,6 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
     let memory = sampler.finish().await;
     let cpu_after = procstat::snapshot();
     let seq_after = lcl_seq(&cluster.nodes[0]).await.unwrap_or(seq_before);
-    progress("stopping the cluster");
-    cluster.stop(STOP_GRACE);
 
     let mut cpu_seconds = procstat::cpu_between(&cpu_before, &cpu_after, &supervisors);
     cpu_seconds.insert("hp-bench".into(), procstat::own_cpu(&cpu_before, &cpu_after));
@@ -117,7 +202,7 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
     let inputs = result.latencies_us.len() as u64;
     let secs = result.elapsed.as_secs_f64().max(f64::EPSILON);
     let ledgers = seq_after.saturating_sub(seq_before);
-    let plot_data = options.plot.as_ref().map(|_| crate::plot::PlotData {
+    let samples = options.plot.as_ref().map(|_| crate::plot::PlotData {
         title: String::new(),
         latencies_us: result.latencies_us.clone(),
         answered_at_s: std::mem::take(&mut result.answered_at_s),
@@ -143,13 +228,9 @@ pub async fn run(options: &Options, progress: impl Fn(&str)) -> Result<Report, B
         cpu_seconds,
         error_frames: result.error_frames,
         error_samples: result.error_samples,
+        protocol: protocol.name().into(),
     };
-    if let (Some(path), Some(mut data)) = (&options.plot, plot_data) {
-        data.title = plot_title(&report);
-        crate::plot::write_svg(path, &data)?;
-        progress(&format!("drew {}", path.display()));
-    }
-    Ok(report)
+    Ok((report, samples))
 }
 
 /// The picture's title: what ran and what came of it.

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 pub enum BenchError {
     #[error("--down {down} of {nodes} nodes leaves {running} running, fewer than the quorum of {quorum}")]
     NoQuorum { down: usize, nodes: usize, running: usize, quorum: usize },
+    /// Options that make sense alone but not together.
+    #[error("{0}")]
+    Options(&'static str),
     #[error("{what} {path}: {source}")]
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
     /// Finding the binaries, compiling the contract, the cluster and the users.

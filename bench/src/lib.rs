@@ -13,7 +13,8 @@
 //! - [`procstat`]: memory and CPU of each node's processes, read from `/proc`.
 //! - [`report`]: percentiles, the table and the JSON object.
 //! - [`plot`]: `--plot`: the run's latency CDF and inputs/s over time, as SVG.
-//! - [`bench`]: one run from start to stop.
+//! - [`bench`]: one run from start to stop; `--protocol both`, the two protocols in turn on one
+//!   cluster.
 
 pub mod bench;
 pub mod cluster;
@@ -26,7 +27,7 @@ pub mod plot;
 pub mod procstat;
 pub mod report;
 
-pub use bench::run;
+pub use bench::{compare, run};
 pub use error::BenchError;
 pub use options::Options;
-pub use report::Report;
+pub use report::{Comparison, Report};

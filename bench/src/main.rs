@@ -16,18 +16,19 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
+    let progress = |line: &str| eprintln!("hp-bench: {line}");
     let outcome = runtime.block_on(async {
         tokio::select! {
-            result = hp_bench::run(&options, |line| eprintln!("hp-bench: {line}")) => Some(result),
+            result = measured(&options, progress) => Some(result),
             () = shutdown_signal() => None,
         }
     });
     match outcome {
-        Some(Ok(report)) => {
+        Some(Ok((json, table))) => {
             if options.json {
-                println!("{}", report.to_json());
+                println!("{json}");
             } else {
-                print!("{}", report.to_table());
+                print!("{table}");
             }
             ExitCode::SUCCESS
         }
@@ -36,6 +37,20 @@ fn main() -> ExitCode {
             eprintln!("hp-bench: interrupted; the cluster was stopped");
             ExitCode::from(INTERRUPTED)
         }
+    }
+}
+
+/// The run `--protocol` asks for, as its JSON object and its table.
+async fn measured(
+    options: &hp_bench::Options,
+    progress: impl Fn(&str),
+) -> Result<(String, String), hp_bench::BenchError> {
+    if options.protocol == "both" {
+        let comparison = hp_bench::compare(options, progress).await?;
+        Ok((comparison.to_json(), comparison.to_table()))
+    } else {
+        let report = hp_bench::run(options, progress).await?;
+        Ok((report.to_json(), report.to_table()))
     }
 }
 

@@ -39,9 +39,13 @@ pub struct Options {
     #[arg(long, default_value = "info")]
     pub loglevel: String,
     /// The user protocol: `seed` (pubport) or `hotpocket` (HotPocket 0.6 on hpport_plain:
-    /// signed inputs, outputs verified against the UNL by every user).
-    #[arg(long, default_value = "seed", value_parser = ["seed", "hotpocket"])]
+    /// signed inputs, outputs verified against the UNL by every user); `both` measures one
+    /// cluster with each in turn, `--rounds` times, and compares them.
+    #[arg(long, default_value = "seed", value_parser = ["seed", "hotpocket", "both"])]
     pub protocol: String,
+    /// With `--protocol both`: how many rounds of one seed load and one HotPocket load.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub rounds: u64,
     /// Run the contract without its sandbox (`"sandbox": false`), to measure what it costs.
     #[arg(long)]
     pub no_sandbox: bool,
@@ -90,5 +94,8 @@ mod tests {
         assert_eq!((o.nodes, o.clients, o.seconds, o.json), (5, 32, 2.5, true));
         assert!(Options::try_parse_from(["hp-bench", "--size", "8"]).is_err());
         assert!(Options::try_parse_from(["hp-bench", "--seconds", "0"]).is_err());
+        let o = Options::try_parse_from(["hp-bench", "--protocol", "both"]).unwrap();
+        assert_eq!((o.protocol.as_str(), o.rounds), ("both", 3));
+        assert!(Options::try_parse_from(["hp-bench", "--protocol", "both", "--rounds", "0"]).is_err());
     }
 }

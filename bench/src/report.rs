@@ -73,6 +73,8 @@ pub struct Report {
     pub cpu_seconds: BTreeMap<String, f64>,
     pub error_frames: u64,
     pub error_samples: Vec<String>,
+    /// The users' protocol: `seed` or `hotpocket`.
+    pub protocol: String,
 }
 
 pub fn round2(x: f64) -> f64 {
@@ -127,6 +129,133 @@ impl Report {
     }
 }
 
+/// One round of `--protocol both`: a seed load and a HotPocket load, one after the other on
+/// the same cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    pub seed: Report,
+    pub hotpocket: Report,
+    /// The HotPocket load's inputs/s over the seed load's.
+    pub ratio: f64,
+}
+
+impl Round {
+    pub fn new(seed: Report, hotpocket: Report) -> Self {
+        let ratio = if seed.inputs_per_sec > 0.0 { hotpocket.inputs_per_sec / seed.inputs_per_sec } else { 0.0 };
+        Self { seed, hotpocket, ratio: round3(ratio) }
+    }
+}
+
+/// One protocol's figures over the rounds: medians, which one slow or fast round cannot move.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub inputs_per_sec: f64,
+    pub p50_ms: f64,
+    /// CPU of the nodes' processes and the users together, per answered input (µs).
+    pub cpu_us_per_input: f64,
+}
+
+impl Summary {
+    fn of<'a>(reports: impl Iterator<Item = &'a Report> + Clone) -> Self {
+        let cpu_per_input = |r: &Report| {
+            if r.inputs == 0 { 0.0 } else { r.cpu_seconds.values().sum::<f64>() / r.inputs as f64 * 1e6 }
+        };
+        Self {
+            inputs_per_sec: round2(median(reports.clone().map(|r| r.inputs_per_sec))),
+            p50_ms: round2(median(reports.clone().map(|r| r.latency_ms.p50))),
+            cpu_us_per_input: round2(median(reports.map(cpu_per_input))),
+        }
+    }
+}
+
+/// What `--protocol both` found: each protocol's medians, the ratio of HotPocket's throughput
+/// to the seed path's (the median of the rounds' ratios, and their range), and every round.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub seed: Summary,
+    pub hotpocket: Summary,
+    pub ratio_median: f64,
+    pub ratio_min: f64,
+    pub ratio_max: f64,
+    pub rounds: Vec<Round>,
+}
+
+impl Comparison {
+    pub fn new(rounds: Vec<Round>) -> Self {
+        let ratios = || rounds.iter().map(|r| r.ratio);
+        Self {
+            seed: Summary::of(rounds.iter().map(|r| &r.seed)),
+            hotpocket: Summary::of(rounds.iter().map(|r| &r.hotpocket)),
+            ratio_median: round3(median(ratios())),
+            ratio_min: ratios().reduce(f64::min).unwrap_or(0.0),
+            ratio_max: ratios().reduce(f64::max).unwrap_or(0.0),
+            rounds,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The readable table: one line per round and load, then the medians.
+    pub fn to_table(&self) -> String {
+        let mut t = String::new();
+        if let Some(first) = self.rounds.first() {
+            let r = &first.seed;
+            let _ = writeln!(
+                t,
+                "hp-bench: seed and HotPocket side by side, {} nodes, {} users x window {}, {}-byte inputs, {} s per load",
+                r.nodes, r.clients, r.window, r.size, r.seconds
+            );
+        }
+        let _ = writeln!(t, "  round  protocol     inputs/s   p50 ms   CPU µs/input   errors   ratio");
+        let cpu =
+            |r: &Report| if r.inputs == 0 { 0.0 } else { r.cpu_seconds.values().sum::<f64>() / r.inputs as f64 * 1e6 };
+        for (i, round) in self.rounds.iter().enumerate() {
+            for (r, ratio) in [(&round.seed, String::new()), (&round.hotpocket, format!("{:.3}", round.ratio))] {
+                let _ = writeln!(
+                    t,
+                    "  {:>5}  {:<10} {:>10.1} {:>8.2} {:>14.0} {:>8}   {ratio}",
+                    i + 1,
+                    r.protocol,
+                    r.inputs_per_sec,
+                    r.latency_ms.p50,
+                    cpu(r),
+                    r.errors
+                );
+            }
+        }
+        for (name, s) in [("seed", &self.seed), ("hotpocket", &self.hotpocket)] {
+            let _ = writeln!(
+                t,
+                "  median {:<10} {:>10.1} {:>8.2} {:>14.0}",
+                name, s.inputs_per_sec, s.p50_ms, s.cpu_us_per_input
+            );
+        }
+        let _ = writeln!(
+            t,
+            "  HotPocket / seed: {:.3} (median of the rounds; {:.3}–{:.3})",
+            self.ratio_median, self.ratio_min, self.ratio_max
+        );
+        t
+    }
+}
+
+/// The median (the mean of the middle two for an even count); 0 for none.
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -139,6 +268,33 @@ mod tests {
         assert_eq!((l.p50, l.p90, l.p99, l.max, l.mean), (50.0, 90.0, 99.0, 100.0, 50.5));
         assert_eq!(Latency::from_micros(&mut []), Latency::default());
         assert_eq!(Latency::from_micros(&mut [1500]).p99, 1.5);
+    }
+
+    #[test]
+    fn a_comparison_takes_the_median_of_the_rounds_ratios() {
+        let load = |protocol: &str, rate: f64, p50: f64| Report {
+            inputs: 1000,
+            inputs_per_sec: rate,
+            latency_ms: Latency { p50, ..Default::default() },
+            cpu_seconds: [("hp-consensusd".to_string(), 0.2), ("hp-bench".to_string(), 0.05)].into(),
+            protocol: protocol.into(),
+            ..Default::default()
+        };
+        let c = Comparison::new(vec![
+            Round::new(load("seed", 1000.0, 10.0), load("hotpocket", 700.0, 14.0)),
+            Round::new(load("seed", 1000.0, 11.0), load("hotpocket", 900.0, 12.0)),
+            Round::new(load("seed", 500.0, 30.0), load("hotpocket", 400.0, 40.0)),
+        ]);
+        assert_eq!((c.ratio_median, c.ratio_min, c.ratio_max), (0.8, 0.7, 0.9));
+        assert_eq!(c.seed, Summary { inputs_per_sec: 1000.0, p50_ms: 11.0, cpu_us_per_input: 250.0 });
+        assert_eq!((c.hotpocket.inputs_per_sec, c.hotpocket.p50_ms), (700.0, 14.0));
+        let table = c.to_table();
+        assert!(table.contains("HotPocket / seed: 0.800 (median of the rounds; 0.700–0.900)"), "{table}");
+        let json: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        assert_eq!(json["rounds"].as_array().map(Vec::len), Some(3));
+        assert_eq!(json["rounds"][0]["hotpocket"]["protocol"], "hotpocket");
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), 2.5);
+        assert_eq!(median(std::iter::empty()), 0.0);
     }
 
     #[test]
