@@ -106,6 +106,51 @@ fn user_signed_from(bytes: &[u8]) -> Option<UserSigned> {
 /// The ledger store. One writer (consensusd); readers (operator commands) open it read-only.
 pub struct Store {
     conn: Connection,
+    nonces: NonceCache,
+}
+
+/// Users' highest nonces as the writer read or wrote them: the replay rules ask for those of
+/// every user in a ledger, when the node proposes it, judges it and stores it, and would
+/// otherwise query the database each time. Only the writer keeps one (it alone changes the
+/// table); a read-only store, whose file another process writes, always reads.
+struct NonceCache {
+    enabled: bool,
+    /// `None` for a user with no signed input in the chain.
+    known: std::cell::RefCell<std::collections::HashMap<[u8; 32], Option<u64>>>,
+}
+
+impl NonceCache {
+    /// The most users it holds; it is emptied when full, which costs only re-reads.
+    const MAX_USERS: usize = 65_536;
+
+    fn new(enabled: bool) -> Self {
+        Self { enabled, known: Default::default() }
+    }
+
+    fn get(&self, user: &[u8; 32]) -> Option<Option<u64>> {
+        if !self.enabled {
+            return None;
+        }
+        self.known.borrow().get(user).copied()
+    }
+
+    fn note_read(&self, user: &[u8; 32], nonce: Option<u64>) {
+        if self.enabled {
+            let mut known = self.known.borrow_mut();
+            if known.len() >= Self::MAX_USERS {
+                known.clear();
+            }
+            known.insert(*user, nonce);
+        }
+    }
+
+    /// After a stored ledger raised `user`'s nonce to at least `nonce` (the table keeps the
+    /// highest): a user not held stays unknown, to be read.
+    fn note_stored(&self, user: &[u8; 32], nonce: u64) {
+        if let Some(held) = self.known.borrow_mut().get_mut(user) {
+            *held = Some(held.map_or(nonce, |h| h.max(nonce)));
+        }
+    }
 }
 
 const SCHEMA: &str = "
@@ -223,7 +268,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
-        let store = Self { conn };
+        let store = Self { conn, nonces: NonceCache::new(true) };
         match store.meta("format")? {
             Some(FORMAT) => {}
             // A new store, or one written before formats were numbered (format 1).
@@ -261,7 +306,7 @@ impl Store {
         let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
-        Ok(Self { conn })
+        Ok(Self { conn, nonces: NonceCache::new(false) })
     }
 
     fn meta(&self, key: &str) -> Result<Option<i64>, StoreError> {
@@ -399,6 +444,7 @@ impl Store {
         if rec.ledger.prev_hash != last.ledger.hash() {
             return Err(StoreError::BadLink { seq });
         }
+        let mut noted: Vec<([u8; 32], u64)> = Vec::new();
         let tx = self.conn.transaction().map_err(sql("begin append"))?;
         tx.execute(
             "INSERT INTO ledgers (seq, hash, prev_hash, time_ms, n_inputs, ledger, commit_cert, result_cert) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -444,9 +490,13 @@ impl Store {
             for (user, highest) in highest {
                 let value = i64::try_from(highest).unwrap_or(i64::MAX);
                 nonce.execute(params![user.as_slice(), value]).map_err(sql("note user nonce"))?;
+                noted.push((*user, highest));
             }
         }
         tx.commit().map_err(sql("commit append"))?;
+        for (user, highest) in &noted {
+            self.nonces.note_stored(user, *highest);
+        }
         Ok(())
     }
 
@@ -623,13 +673,19 @@ impl Store {
 
     /// The highest nonce of `user`'s signed inputs in the stored ledgers.
     pub fn user_nonce(&self, user: &[u8; 32]) -> Result<Option<u64>, StoreError> {
-        self.conn
+        if let Some(nonce) = self.nonces.get(user) {
+            return Ok(nonce);
+        }
+        let nonce = self
+            .conn
             .query_row("SELECT nonce FROM user_nonces WHERE user = ?1", params![user.as_slice()], |r| {
                 r.get::<_, i64>(0)
             })
             .optional()
             .map(|n| n.map(|n| u64::try_from(n).unwrap_or(0)))
-            .map_err(sql("read user nonce"))
+            .map_err(sql("read user nonce"))?;
+        self.nonces.note_read(user, nonce);
+        Ok(nonce)
     }
 
     /// Durably accepts inputs from users, in one transaction: each gets a fresh identity

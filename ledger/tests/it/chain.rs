@@ -168,7 +168,12 @@ fn an_input_of_another_network_is_refused() {
 
 /// `chain` with ledger `seq`'s inputs replaced, the later links and all commits made again (a
 /// quorum signs whatever it is given: what the chain proves must come from the inputs).
-fn with_inputs(net: &Network, mut chain: Vec<LedgerRecord>, seq: usize, inputs: Vec<Input>) -> Vec<LedgerRecord> {
+pub(crate) fn with_inputs(
+    net: &Network,
+    mut chain: Vec<LedgerRecord>,
+    seq: usize,
+    inputs: Vec<Input>,
+) -> Vec<LedgerRecord> {
     let body: LedgerBody = (*chain[seq].ledger).clone();
     chain[seq].ledger = Ledger::new(LedgerBody { inputs, ..body });
     for i in seq..chain.len() {
@@ -182,7 +187,7 @@ fn with_inputs(net: &Network, mut chain: Vec<LedgerRecord>, seq: usize, inputs: 
 }
 
 /// A JSON container `user` signed, accepted by the network's first node as input `id`.
-fn signed_by_user(net: &Network, user: &ed25519_dalek::SigningKey, id: u64, nonce: u64, max: u64) -> Input {
+pub(crate) fn signed_by_user(net: &Network, user: &ed25519_dalek::SigningKey, id: u64, nonce: u64, max: u64) -> Input {
     use ed25519_dalek::Signer;
     let container = format!(r#"{{"input":"in {nonce}","nonce":{nonce},"max_ledger_seq_no":{max}}}"#);
     let signed = hp_ledger::user_signed::UserSigned {

@@ -193,3 +193,34 @@ fn a_store_of_an_older_format_is_refused_at_open_naming_the_file() {
     assert!(matches!(err, StoreError::OldFormat { found: 1, .. }), "{err}");
     assert!(err.to_string().contains("l.sqlite"), "{err}");
 }
+
+/// The writer keeps the users' nonces it read or wrote, and a ledger it stores raises them:
+/// what the replay rules read after a ledger is stored is that ledger's, never an older nonce.
+/// A read-only store (another process) always reads the file.
+#[test]
+fn a_users_nonce_follows_every_stored_ledger_also_after_it_was_read() {
+    use crate::chain::{signed_by_user, with_inputs};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let net = Network::new(3);
+    let (user, other) =
+        (ed25519_dalek::SigningKey::from_bytes(&[31; 32]), ed25519_dalek::SigningKey::from_bytes(&[32; 32]));
+    let (key, other_key) = (user.verifying_key().to_bytes(), other.verifying_key().to_bytes());
+    let chain = with_inputs(&net, net.chain(3), 1, vec![signed_by_user(&net, &user, 101, 5, 4)]);
+    let chain = with_inputs(&net, chain, 3, vec![signed_by_user(&net, &user, 102, 9, 6)]);
+    let mut store = Store::open(&path, &chain[0].ledger).unwrap();
+    // Read before any ledger carries them: no nonce yet (and now held so).
+    assert_eq!((store.user_nonce(&key).unwrap(), store.user_nonce(&other_key).unwrap()), (None, None));
+    store.append(&without_result(&chain[1])).unwrap();
+    assert_eq!(store.user_nonce(&key).unwrap(), Some(5));
+    store.append(&without_result(&chain[2])).unwrap();
+    assert_eq!(store.user_nonce(&key).unwrap(), Some(5), "a ledger without their inputs leaves it");
+    let reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.user_nonce(&key).unwrap(), Some(5));
+    store.append(&without_result(&chain[3])).unwrap();
+    assert_eq!(store.user_nonce(&key).unwrap(), Some(9));
+    assert_eq!(reader.user_nonce(&key).unwrap(), Some(9), "a read-only store reads what the writer wrote since");
+    assert_eq!(store.user_nonce(&other_key).unwrap(), None);
+    drop(store);
+    assert_eq!(Store::open(&path, &chain[0].ledger).unwrap().user_nonce(&key).unwrap(), Some(9));
+}
