@@ -16,6 +16,7 @@ use futures::{SinkExt, StreamExt};
 use hp_ledger::output_proof::{node, output_hash};
 use rand::RngCore;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::net::TcpStream;
@@ -263,18 +264,23 @@ impl HpReceiver {
     /// The next verified output or refusal; `None` once the connection has ended.
     pub async fn recv(&mut self) -> Option<Output> {
         loop {
-            let message = match self.stream.next().await? {
-                Ok(Message::Text(text)) => serde_json::from_str::<Value>(text.as_str()).ok()?,
-                Ok(Message::Binary(data)) => serde_json::from_slice::<Value>(&data).ok()?,
+            let frame = match self.stream.next().await? {
+                Ok(frame @ (Message::Text(_) | Message::Binary(_))) => frame,
                 Ok(Message::Close(_)) | Err(_) => return None,
                 Ok(_) => continue,
             };
-            if let Some(seq) = message["ledger_seq_no"].as_u64() {
+            let bytes: &[u8] = match &frame {
+                Message::Text(text) => text.as_str().as_bytes(),
+                Message::Binary(data) => data,
+                _ => continue,
+            };
+            let message = ServerMessage::read(bytes)?;
+            if let Some(seq) = message.ledger_seq_no {
                 self.lcl.fetch_max(seq, Ordering::Relaxed);
             }
-            match message["type"].as_str() {
-                Some("contract_input_status") if message["status"] == "rejected" => {
-                    return Some(Output::Error(message["reason"].as_str().unwrap_or("rejected").to_string()));
+            match message.kind.as_deref() {
+                Some("contract_input_status") if message.status.as_deref() == Some("rejected") => {
+                    return Some(Output::Error(message.reason.as_deref().unwrap_or("rejected").to_string()));
                 }
                 Some("contract_output") => return Some(checked(&self.user, &self.trusted, &message)),
                 _ => continue,
@@ -283,20 +289,167 @@ impl HpReceiver {
     }
 }
 
+/// What a node's message says that a user acts on. Read straight from the frame, borrowing its
+/// strings; a message with a field of another type than expected is read leniently instead,
+/// through a JSON tree (a field of the wrong type reads as absent, list items of the wrong
+/// type are left out), as a tolerant client must.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ServerMessage<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    ledger_seq_no: Option<u64>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    outputs: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    output_hash: Option<Cow<'a, str>>,
+    /// `None` for a tree that is absent or not a list.
+    #[serde(borrow, default)]
+    hash_tree: Option<Vec<Tree<'a>>>,
+    #[serde(borrow, default)]
+    unl_sig: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+/// One element of a `hash_tree`: the user's own leaf (`null`), a hash, or a branch.
+#[derive(Debug, Clone, PartialEq)]
+enum Tree<'a> {
+    Own,
+    Hash(Cow<'a, str>),
+    Branch(Vec<Tree<'a>>),
+    /// Anything else, which makes the tree malformed.
+    Other,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Tree<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Tree<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a hash tree element")
+            }
+            fn visit_unit<E>(self) -> Result<Tree<'a>, E> {
+                Ok(Tree::Own)
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Tree<'a>, E> {
+                Ok(Tree::Hash(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Tree<'a>, E> {
+                Ok(Tree::Hash(Cow::Owned(v.to_string())))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Tree<'a>, A::Error> {
+                let mut children = Vec::new();
+                while let Some(child) = seq.next_element()? {
+                    children.push(child);
+                }
+                Ok(Tree::Branch(children))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Tree<'a>, E> {
+                Ok(Tree::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Tree<'a>, E> {
+                Ok(Tree::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Tree<'a>, E> {
+                Ok(Tree::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Tree<'a>, E> {
+                Ok(Tree::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Tree<'a>, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Tree::Other)
+            }
+        }
+        deserializer.deserialize_any(Visit(std::marker::PhantomData))
+    }
+}
+
+impl<'a> Tree<'a> {
+    fn from_value(value: &'a Value) -> Self {
+        match value {
+            Value::Null => Tree::Own,
+            Value::String(h) => Tree::Hash(Cow::Borrowed(h)),
+            Value::Array(children) => Tree::Branch(children.iter().map(Tree::from_value).collect()),
+            _ => Tree::Other,
+        }
+    }
+}
+
+impl<'a> ServerMessage<'a> {
+    /// Reads a frame; `None` for one that is not JSON at all (the connection is then given up).
+    fn read(frame: &'a [u8]) -> Option<ServerMessage<'a>> {
+        if let Ok(message) = serde_json::from_slice::<ServerMessage>(frame) {
+            return Some(message);
+        }
+        let value: Value = serde_json::from_slice(frame).ok()?;
+        Some(ServerMessage::from_value(&value).into_owned())
+    }
+
+    /// The lenient reading of a JSON tree.
+    fn from_value(v: &'a Value) -> Self {
+        let text = |field: &str| v[field].as_str().map(Cow::Borrowed);
+        let strings = |field: &str| v[field].as_array().into_iter().flatten().filter_map(Value::as_str);
+        let pairs = v["unl_sig"].as_array().into_iter().flatten();
+        Self {
+            kind: text("type"),
+            ledger_seq_no: v["ledger_seq_no"].as_u64(),
+            status: text("status"),
+            reason: text("reason"),
+            outputs: strings("outputs").map(Cow::Borrowed).collect(),
+            output_hash: text("output_hash"),
+            hash_tree: v["hash_tree"].as_array().map(|a| a.iter().map(Tree::from_value).collect()),
+            unl_sig: pairs
+                .filter_map(|p| Some((Cow::Borrowed(p[0].as_str()?), Cow::Borrowed(p[1].as_str()?))))
+                .collect(),
+        }
+    }
+
+    /// The same message, owning its strings.
+    fn into_owned(self) -> ServerMessage<'static> {
+        fn own(c: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(c.into_owned())
+        }
+        fn own_tree(t: Tree<'_>) -> Tree<'static> {
+            match t {
+                Tree::Own => Tree::Own,
+                Tree::Hash(h) => Tree::Hash(own(h)),
+                Tree::Branch(children) => Tree::Branch(children.into_iter().map(own_tree).collect()),
+                Tree::Other => Tree::Other,
+            }
+        }
+        ServerMessage {
+            kind: self.kind.map(own),
+            ledger_seq_no: self.ledger_seq_no,
+            status: self.status.map(own),
+            reason: self.reason.map(own),
+            outputs: self.outputs.into_iter().map(own).collect(),
+            output_hash: self.output_hash.map(own),
+            hash_tree: self.hash_tree.map(|t| t.into_iter().map(own_tree).collect()),
+            unl_sig: self.unl_sig.into_iter().map(|(k, s)| (own(k), own(s))).collect(),
+        }
+    }
+}
+
 /// The output of `user` if its proof holds against the trusted keys (any output when none are
 /// set).
-fn checked(user: &[u8; 32], trusted: &Trusted, message: &Value) -> Output {
-    let outputs: Vec<&str> = message["outputs"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+fn checked(user: &[u8; 32], trusted: &Trusted, message: &ServerMessage<'_>) -> Output {
+    let outputs: Vec<&str> = message.outputs.iter().map(|o| o.as_ref()).collect();
     let data = Bytes::from(outputs.concat());
     if trusted.count == 0 {
         return Output::Data(data);
     }
     let own = output_hash(user, &outputs.iter().map(|o| o.as_bytes()).collect::<Vec<_>>());
-    let claimed = message["output_hash"].as_str().and_then(|h| hex::decode(h).ok());
-    if claimed.as_deref() != Some(own.as_slice()) {
+    let mut claimed = [0u8; 32];
+    let hash_read = message.output_hash.as_deref().is_some_and(|h| hex::decode_to_slice(h, &mut claimed).is_ok());
+    if !hash_read || claimed != own {
         return Output::Error("an output whose hash does not match it".into());
     }
-    let Some(root) = tree_root(&message["hash_tree"], &own) else {
+    let Some(root) = message.hash_tree.as_deref().and_then(|tree| tree_root(tree, &own)) else {
         return Output::Error("an output whose hash tree is malformed".into());
     };
     if proven_before(trusted, &root) {
@@ -304,11 +457,11 @@ fn checked(user: &[u8; 32], trusted: &Trusted, message: &Value) -> Output {
     }
     // One signature per trusted key, checked together; one by one only if that fails.
     let mut claimed: std::collections::HashMap<[u8; 32], (VerifyingKey, Signature)> = Default::default();
-    for pair in message["unl_sig"].as_array().into_iter().flatten() {
-        let (Some(key), Some(sig)) = (pair[0].as_str().and_then(parse_ed), pair[1].as_str()) else { continue };
+    for (key, sig) in &message.unl_sig {
+        let Some(key) = parse_ed(key) else { continue };
         let mut signature = [0u8; 64];
         let Some(verifying) = trusted.keys.get(&key) else { continue };
-        if hex::decode_to_slice(sig, &mut signature).is_ok() {
+        if hex::decode_to_slice(sig.as_bytes(), &mut signature).is_ok() {
             claimed.entry(key).or_insert((*verifying, Signature::from_bytes(&signature)));
         }
     }
@@ -327,18 +480,22 @@ fn checked(user: &[u8; 32], trusted: &Trusted, message: &Value) -> Output {
 }
 
 /// The root of a received tree, its one `null` standing for the user's own hash.
-fn tree_root(tree: &Value, own: &[u8; 32]) -> Option<[u8; 32]> {
-    fn walk(tree: &Value, own: &[u8; 32], found: &mut bool) -> Option<[u8; 32]> {
-        let mut children = Vec::new();
-        for element in tree.as_array()? {
+fn tree_root(tree: &[Tree<'_>], own: &[u8; 32]) -> Option<[u8; 32]> {
+    fn walk(tree: &[Tree<'_>], own: &[u8; 32], found: &mut bool) -> Option<[u8; 32]> {
+        let mut children = Vec::with_capacity(tree.len());
+        for element in tree {
             let hash = match element {
-                Value::Null if !*found => {
+                Tree::Own if !*found => {
                     *found = true;
                     *own
                 }
-                Value::Array(_) => walk(element, own, found)?,
-                Value::String(h) => <[u8; 32]>::try_from(hex::decode(h).ok()?.as_slice()).ok()?,
-                _ => return None,
+                Tree::Branch(branch) => walk(branch, own, found)?,
+                Tree::Hash(h) => {
+                    let mut hash = [0u8; 32];
+                    hex::decode_to_slice(h.as_ref(), &mut hash).ok()?;
+                    hash
+                }
+                Tree::Own | Tree::Other => return None,
             };
             children.push(hash);
         }
@@ -354,6 +511,45 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use ed25519_dalek::Signer;
+
+    /// [`checked`] on `message` as a node would send it: the frame read as [`HpReceiver`] reads it.
+    fn check(user: &[u8; 32], trusted: &Trusted, message: &Value) -> Output {
+        let frame = message.to_string();
+        checked(user, trusted, &ServerMessage::read(frame.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn a_message_reads_the_same_straight_or_leniently_and_odd_fields_read_as_absent() {
+        let keys: Vec<SigningKey> = (31..=33u8).map(|b| SigningKey::from_bytes(&[b; 32])).collect();
+        let mut m = message(&[5; 32], "text", &keys.iter().collect::<Vec<_>>());
+        m["type"] = json!("contract_output");
+        m["ledger_seq_no"] = json!(12);
+        m["hash_tree"] = json!([null, ["ab", "cd"]]);
+        let frame = m.to_string();
+        let straight = ServerMessage::read(frame.as_bytes()).unwrap();
+        let lenient = ServerMessage::from_value(&m);
+        assert_eq!(format!("{straight:?}"), format!("{lenient:?}"));
+        assert_eq!(
+            (straight.kind.as_deref(), straight.ledger_seq_no, straight.unl_sig.len()),
+            (Some("contract_output"), Some(12), 3)
+        );
+        // A field of another type reads as absent, an odd list item is left out, and the rest stays.
+        m["ledger_seq_no"] = json!("twelve");
+        m["outputs"] = json!(["text", 7]);
+        m["unl_sig"][0] = json!("not a pair");
+        let frame = m.to_string();
+        let odd = ServerMessage::read(frame.as_bytes()).unwrap();
+        assert_eq!((odd.ledger_seq_no, odd.outputs.len(), odd.unl_sig.len()), (None, 1, 2));
+        assert_eq!(
+            odd.hash_tree,
+            Some(vec![Tree::Own, Tree::Branch(vec![Tree::Hash("ab".into()), Tree::Hash("cd".into())])])
+        );
+        // A tree element that is no null, hash or list makes the tree malformed; a frame that is
+        // not JSON ends the connection.
+        let bad_tree = r#"{"type":"contract_output","hash_tree":[null,{"x":1}],"outputs":[]}"#;
+        assert_eq!(ServerMessage::read(bad_tree.as_bytes()).unwrap().hash_tree, Some(vec![Tree::Own, Tree::Other]));
+        assert!(ServerMessage::read(b"not json").is_none());
+    }
 
     /// A `contract_output` for `user` alone in its ledger, signed over its root by `signers`.
     fn message(user: &[u8; 32], text: &str, signers: &[&SigningKey]) -> Value {
@@ -374,25 +570,25 @@ mod tests {
         let user = [9; 32];
         let all: Vec<&SigningKey> = keys.iter().collect();
         // Each case its own output, so its own root: a proven root stays proven.
-        assert!(matches!(checked(&user, &trusted, &message(&user, "all", &all)), Output::Data(d) if d == "all"));
-        assert!(matches!(checked(&user, &trusted, &message(&user, "four", &all[..4])), Output::Data(_)), "4 of 5");
-        assert!(matches!(checked(&user, &trusted, &message(&user, "three", &all[..3])), Output::Error(_)), "3 of 5");
+        assert!(matches!(check(&user, &trusted, &message(&user, "all", &all)), Output::Data(d) if d == "all"));
+        assert!(matches!(check(&user, &trusted, &message(&user, "four", &all[..4])), Output::Data(_)), "4 of 5");
+        assert!(matches!(check(&user, &trusted, &message(&user, "three", &all[..3])), Output::Error(_)), "3 of 5");
         // One signature over something else among five: 4 of 5 still verify, one by one.
         let mut one_bad = message(&user, "one bad", &all);
         one_bad["unl_sig"][0][1] = json!(hex::encode(keys[0].sign(b"another root").to_bytes()));
-        assert!(matches!(checked(&user, &trusted, &one_bad), Output::Data(_)));
+        assert!(matches!(check(&user, &trusted, &one_bad), Output::Data(_)));
         let mut two_bad = message(&user, "two bad", &all);
         for i in 0..2 {
             two_bad["unl_sig"][i][1] = json!(hex::encode(keys[i].sign(b"another root").to_bytes()));
         }
-        assert!(matches!(checked(&user, &trusted, &two_bad), Output::Error(_)), "3 of 5 verify");
+        assert!(matches!(check(&user, &trusted, &two_bad), Output::Error(_)), "3 of 5 verify");
         // Signers outside the trusted keys count for nothing; a changed output fails its hash.
         let strangers: Vec<SigningKey> = (10..=14u8).map(|b| SigningKey::from_bytes(&[b; 32])).collect();
         let strangers: Vec<&SigningKey> = strangers.iter().collect();
-        assert!(matches!(checked(&user, &trusted, &message(&user, "strangers", &strangers)), Output::Error(_)));
+        assert!(matches!(check(&user, &trusted, &message(&user, "strangers", &strangers)), Output::Error(_)));
         let mut changed = message(&user, "changed", &all);
         changed["outputs"] = json!(["ho"]);
-        assert!(matches!(checked(&user, &trusted, &changed), Output::Error(_)));
+        assert!(matches!(check(&user, &trusted, &changed), Output::Error(_)));
     }
 
     #[test]
@@ -404,15 +600,15 @@ mod tests {
         let signed = message(&user, "proven", &keys.iter().collect::<Vec<_>>());
         let mut unsigned = signed.clone();
         unsigned["unl_sig"] = json!([]);
-        assert!(matches!(checked(&user, &trusted, &unsigned), Output::Error(_)), "not proven yet");
-        assert!(matches!(checked(&user, &trusted, &signed), Output::Data(_)));
+        assert!(matches!(check(&user, &trusted, &unsigned), Output::Error(_)), "not proven yet");
+        assert!(matches!(check(&user, &trusted, &signed), Output::Data(_)));
         // The same keys in another order are the same set; one key fewer is another.
-        assert!(matches!(checked(&user, &again, &unsigned), Output::Data(_)), "proven before");
+        assert!(matches!(check(&user, &again, &unsigned), Output::Data(_)), "proven before");
         let fewer = Trusted::new(&unl[..2]);
-        assert!(matches!(checked(&user, &fewer, &unsigned), Output::Error(_)), "another trusted set");
+        assert!(matches!(check(&user, &fewer, &unsigned), Output::Error(_)), "another trusted set");
         // The path to the root is still checked: another user's output with the same tree fails.
         let mut other = unsigned.clone();
         other["outputs"] = json!(["forged"]);
-        assert!(matches!(checked(&user, &trusted, &other), Output::Error(_)));
+        assert!(matches!(check(&user, &trusted, &other), Output::Error(_)));
     }
 }
