@@ -11,8 +11,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-/// Ledgers asked for at once.
+/// Ledgers asked for at once, at most.
 const BATCH: u32 = crate::serving::LEDGER_BATCH;
+/// How many times a timeout halves the ledgers asked for at once (down to one).
+const MAX_SHRINK: u32 = BATCH.ilog2();
+/// Requests remembered after they timed out: a reply to one of them that arrives late (a slow
+/// link delivers it after the timeout) still carries ledgers that verify on their own.
+const LATE_KEPT: usize = 8;
 /// How long to wait for a reply before asking someone else.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a peer that sent bad data is avoided.
@@ -28,6 +33,23 @@ pub(super) struct CatchUp {
     inflight: Option<(u64, usize, Instant)>,
     next_request_id: u64,
     avoid: HashMap<usize, Instant>,
+    /// How many times the ledgers asked for at once were halved: each timeout halves them, each
+    /// reply that brings ledgers doubles them again, so that a link too slow to carry a full
+    /// batch within the timeout still carries a smaller one.
+    shrink: u32,
+    /// (request id, peer) of requests that timed out, the latest last.
+    late: std::collections::VecDeque<(u64, usize)>,
+}
+
+/// How a ledger reply relates to this node's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reply {
+    /// The answer to the request in flight.
+    Current,
+    /// The answer to a request that timed out: its ledgers are used, nothing else is judged.
+    Late,
+    /// Nothing this node asked that peer.
+    Unasked,
 }
 
 impl CatchUp {
@@ -49,6 +71,42 @@ impl CatchUp {
     #[cfg(test)]
     pub fn forget_inflight(&mut self) {
         self.inflight = None;
+    }
+
+    /// How many ledgers the next request asks for.
+    pub fn batch(&self) -> u32 {
+        (BATCH >> self.shrink).max(1)
+    }
+
+    /// The request in flight to `peer` got no reply in time: remember it, ask for fewer next.
+    fn timed_out(&mut self, id: u64, peer: usize) {
+        self.inflight = None;
+        self.shrink = (self.shrink + 1).min(MAX_SHRINK);
+        self.late.push_back((id, peer));
+        while self.late.len() > LATE_KEPT {
+            self.late.pop_front();
+        }
+    }
+
+    /// What a reply with `id` from `peer` answers; the request in flight or a late one is
+    /// settled by it.
+    fn settle(&mut self, id: u64, peer: usize) -> Reply {
+        if self.inflight.is_some_and(|(i, p, _)| i == id && p == peer) {
+            self.inflight = None;
+            return Reply::Current;
+        }
+        match self.late.iter().position(|&(i, p)| i == id && p == peer) {
+            Some(at) => {
+                self.late.remove(at);
+                Reply::Late
+            }
+            None => Reply::Unasked,
+        }
+    }
+
+    /// A reply brought ledgers: the link carries them, ask for more again.
+    fn brought_ledgers(&mut self) {
+        self.shrink = self.shrink.saturating_sub(1);
     }
 }
 
@@ -115,13 +173,14 @@ impl Node {
     pub(super) fn maybe_catch_up(&mut self) {
         let lcl = self.last.seq;
         let need_result = !self.last_certified();
-        if let Some((_, peer, since)) = self.catchup.inflight {
+        if let Some((id, peer, since)) = self.catchup.inflight {
             if since.elapsed() < REQUEST_TIMEOUT {
                 return;
             }
-            // It announced ledgers it does not deliver: ask someone else for a while.
-            warn!(peer, "peer did not answer a ledger request in time; avoiding it");
-            self.catchup.inflight = None;
+            // It announced ledgers it does not deliver, or its link is slow: ask someone else
+            // for a while, and for fewer ledgers at once.
+            self.catchup.timed_out(id, peer);
+            warn!(peer, next_batch = self.catchup.batch(), "peer did not answer a ledger request in time; avoiding it");
             self.avoid(peer);
         }
         let now = Instant::now();
@@ -147,16 +206,17 @@ impl Node {
         self.catchup.next_request_id += 1;
         let id = self.catchup.next_request_id;
         self.catchup.inflight = Some((id, peer, now));
-        self.peers.send(peer, &wire::ledger_request(id, from, BATCH));
+        self.peers.send(peer, &wire::ledger_request(id, from, self.catchup.batch()));
     }
 
     pub(super) fn on_ledger_reply(&mut self, from: usize, request_id: u64, records: Vec<LedgerRecord>) {
-        if self.catchup.inflight.is_none_or(|(id, peer, _)| id != request_id || peer != from) {
+        let reply = self.catchup.settle(request_id, from);
+        if reply == Reply::Unasked {
             return;
         }
-        self.catchup.inflight = None;
         let claimed = self.peer_status.get(&from).map_or(0, |s| s.lcl_seq);
-        if records.iter().all(|r| r.ledger.seq <= self.last.seq) && claimed > self.last.seq {
+        // A late reply may hold only what this node has since stored from someone else.
+        if reply == Reply::Current && records.iter().all(|r| r.ledger.seq <= self.last.seq) && claimed > self.last.seq {
             warn!(
                 peer = from,
                 claimed,
@@ -220,7 +280,8 @@ impl Node {
             stored += 1;
         }
         if stored > 0 {
-            info!(peer = from, stored, lcl_seq = self.last.seq, "caught up ledgers");
+            self.catchup.brought_ledgers();
+            info!(peer = from, stored, lcl_seq = self.last.seq, late = reply == Reply::Late, "caught up ledgers");
             self.maybe_catch_up();
         }
     }
@@ -228,5 +289,47 @@ impl Node {
     fn avoid(&mut self, peer: usize) {
         self.peers.count_bad_frame();
         self.catchup.avoid.insert(peer, Instant::now() + AVOID_FOR);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_halve_the_batch_down_to_one_and_ledgers_that_arrive_double_it_again() {
+        let mut c = CatchUp::default();
+        assert_eq!(c.batch(), BATCH);
+        for (id, expected) in (1..).zip([32, 16, 8, 4, 2, 1, 1, 1]) {
+            c.inflight = Some((id, 0, Instant::now()));
+            c.timed_out(id, 0);
+            assert_eq!(c.batch(), expected, "after {id} timeouts");
+        }
+        c.brought_ledgers();
+        assert_eq!(c.batch(), 2);
+        for _ in 0..10 {
+            c.brought_ledgers();
+        }
+        assert_eq!(c.batch(), BATCH);
+    }
+
+    #[test]
+    fn a_late_reply_is_taken_once_from_the_peer_asked_and_no_other_reply_is() {
+        let mut c = CatchUp { inflight: Some((1, 3, Instant::now())), ..Default::default() };
+        c.timed_out(1, 3);
+        c.inflight = Some((2, 4, Instant::now()));
+        assert_eq!(c.settle(1, 4), Reply::Unasked, "another peer cannot answer request 1");
+        assert_eq!(c.settle(9, 3), Reply::Unasked, "nothing asked");
+        assert_eq!(c.settle(1, 3), Reply::Late);
+        assert_eq!(c.settle(1, 3), Reply::Unasked, "a late reply counts once");
+        assert!(c.inflight.is_some(), "a late reply leaves the request in flight waiting");
+        assert_eq!(c.settle(2, 4), Reply::Current);
+        assert!(c.inflight.is_none());
+        // Only the latest timed-out requests are remembered.
+        for id in 10..10 + LATE_KEPT as u64 + 2 {
+            c.timed_out(id, 1);
+        }
+        assert_eq!(c.settle(10, 1), Reply::Unasked);
+        assert_eq!(c.settle(10 + LATE_KEPT as u64 + 1, 1), Reply::Late);
     }
 }
