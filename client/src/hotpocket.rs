@@ -274,7 +274,8 @@ impl HpReceiver {
                 Message::Binary(data) => data,
                 _ => continue,
             };
-            let message = ServerMessage::read(bytes)?;
+            let mut tree = None;
+            let message = ServerMessage::read(bytes, &mut tree)?;
             if let Some(seq) = message.ledger_seq_no {
                 self.lcl.fetch_max(seq, Ordering::Relaxed);
             }
@@ -314,7 +315,9 @@ struct ServerMessage<'a> {
     unl_sig: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
-/// One element of a `hash_tree`: the user's own leaf (`null`), a hash, or a branch.
+/// One element of a `hash_tree`: the user's own leaf (`null`), a hash, or a branch. Read
+/// straight, any other element fails the message, which is then read leniently, where it is
+/// [`Tree::Other`].
 #[derive(Debug, Clone, PartialEq)]
 enum Tree<'a> {
     Own,
@@ -348,22 +351,6 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Tree<'a> {
                 }
                 Ok(Tree::Branch(children))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Tree<'a>, E> {
-                Ok(Tree::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Tree<'a>, E> {
-                Ok(Tree::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Tree<'a>, E> {
-                Ok(Tree::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Tree<'a>, E> {
-                Ok(Tree::Other)
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Tree<'a>, A::Error> {
-                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Tree::Other)
-            }
         }
         deserializer.deserialize_any(Visit(std::marker::PhantomData))
     }
@@ -382,12 +369,12 @@ impl<'a> Tree<'a> {
 
 impl<'a> ServerMessage<'a> {
     /// Reads a frame; `None` for one that is not JSON at all (the connection is then given up).
-    fn read(frame: &'a [u8]) -> Option<ServerMessage<'a>> {
+    /// The lenient reading keeps its JSON tree in `tree`, which the message borrows.
+    fn read(frame: &'a [u8], tree: &'a mut Option<Value>) -> Option<ServerMessage<'a>> {
         if let Ok(message) = serde_json::from_slice::<ServerMessage>(frame) {
             return Some(message);
         }
-        let value: Value = serde_json::from_slice(frame).ok()?;
-        Some(ServerMessage::from_value(&value).into_owned())
+        Some(ServerMessage::from_value(tree.insert(serde_json::from_slice(frame).ok()?)))
     }
 
     /// The lenient reading of a JSON tree.
@@ -406,31 +393,6 @@ impl<'a> ServerMessage<'a> {
             unl_sig: pairs
                 .filter_map(|p| Some((Cow::Borrowed(p[0].as_str()?), Cow::Borrowed(p[1].as_str()?))))
                 .collect(),
-        }
-    }
-
-    /// The same message, owning its strings.
-    fn into_owned(self) -> ServerMessage<'static> {
-        fn own(c: Cow<'_, str>) -> Cow<'static, str> {
-            Cow::Owned(c.into_owned())
-        }
-        fn own_tree(t: Tree<'_>) -> Tree<'static> {
-            match t {
-                Tree::Own => Tree::Own,
-                Tree::Hash(h) => Tree::Hash(own(h)),
-                Tree::Branch(children) => Tree::Branch(children.into_iter().map(own_tree).collect()),
-                Tree::Other => Tree::Other,
-            }
-        }
-        ServerMessage {
-            kind: self.kind.map(own),
-            ledger_seq_no: self.ledger_seq_no,
-            status: self.status.map(own),
-            reason: self.reason.map(own),
-            outputs: self.outputs.into_iter().map(own).collect(),
-            output_hash: self.output_hash.map(own),
-            hash_tree: self.hash_tree.map(|t| t.into_iter().map(own_tree).collect()),
-            unl_sig: self.unl_sig.into_iter().map(|(k, s)| (own(k), own(s))).collect(),
         }
     }
 }
@@ -515,7 +477,7 @@ mod tests {
     /// [`checked`] on `message` as a node would send it: the frame read as [`HpReceiver`] reads it.
     fn check(user: &[u8; 32], trusted: &Trusted, message: &Value) -> Output {
         let frame = message.to_string();
-        checked(user, trusted, &ServerMessage::read(frame.as_bytes()).unwrap())
+        checked(user, trusted, &ServerMessage::read(frame.as_bytes(), &mut None).unwrap())
     }
 
     #[test]
@@ -526,7 +488,8 @@ mod tests {
         m["ledger_seq_no"] = json!(12);
         m["hash_tree"] = json!([null, ["ab", "cd"]]);
         let frame = m.to_string();
-        let straight = ServerMessage::read(frame.as_bytes()).unwrap();
+        let (mut tree, mut odd_tree, mut bad_tree_slot) = (None, None, None);
+        let straight = ServerMessage::read(frame.as_bytes(), &mut tree).unwrap();
         let lenient = ServerMessage::from_value(&m);
         assert_eq!(format!("{straight:?}"), format!("{lenient:?}"));
         assert_eq!(
@@ -538,7 +501,7 @@ mod tests {
         m["outputs"] = json!(["text", 7]);
         m["unl_sig"][0] = json!("not a pair");
         let frame = m.to_string();
-        let odd = ServerMessage::read(frame.as_bytes()).unwrap();
+        let odd = ServerMessage::read(frame.as_bytes(), &mut odd_tree).unwrap();
         assert_eq!((odd.ledger_seq_no, odd.outputs.len(), odd.unl_sig.len()), (None, 1, 2));
         assert_eq!(
             odd.hash_tree,
@@ -547,8 +510,9 @@ mod tests {
         // A tree element that is no null, hash or list makes the tree malformed; a frame that is
         // not JSON ends the connection.
         let bad_tree = r#"{"type":"contract_output","hash_tree":[null,{"x":1}],"outputs":[]}"#;
-        assert_eq!(ServerMessage::read(bad_tree.as_bytes()).unwrap().hash_tree, Some(vec![Tree::Own, Tree::Other]));
-        assert!(ServerMessage::read(b"not json").is_none());
+        let bad = ServerMessage::read(bad_tree.as_bytes(), &mut bad_tree_slot).unwrap();
+        assert_eq!(bad.hash_tree, Some(vec![Tree::Own, Tree::Other]));
+        assert!(ServerMessage::read(b"not json", &mut None).is_none());
     }
 
     /// A `contract_output` for `user` alone in its ledger, signed over its root by `signers`.
