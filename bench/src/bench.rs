@@ -92,27 +92,23 @@ pub async fn compare(options: &Options, progress: impl Fn(&str)) -> Result<Compa
     }
     let mut running = start(options, true, &progress).await?;
     let mut rounds = Vec::new();
-    let mut outcome = Ok(());
-    for round in 0..options.rounds {
-        let order =
-            if round % 2 == 0 { [Protocol::Seed, Protocol::HotPocket] } else { [Protocol::HotPocket, Protocol::Seed] };
-        let (mut seed, mut hotpocket) = (None, None);
-        for protocol in order {
-            progress(&format!("round {} of {}: {}", round + 1, options.rounds, protocol.name()));
-            match measure(&running.cluster, options, protocol, &progress).await {
-                Ok((report, _)) if protocol == Protocol::Seed => seed = Some(report),
-                Ok((report, _)) => hotpocket = Some(report),
-                Err(e) => outcome = Err(e),
-            }
-            if outcome.is_err() {
-                break;
-            }
+    let outcome: Result<(), BenchError> = async {
+        for round in 0..options.rounds {
+            let load = async |protocol: Protocol| {
+                progress(&format!("round {} of {}: {}", round + 1, options.rounds, protocol.name()));
+                measure(&running.cluster, options, protocol, &progress).await.map(|(report, _)| report)
+            };
+            let (seed, hotpocket) = if round % 2 == 0 {
+                (load(Protocol::Seed).await?, load(Protocol::HotPocket).await?)
+            } else {
+                let hotpocket = load(Protocol::HotPocket).await?;
+                (load(Protocol::Seed).await?, hotpocket)
+            };
+            rounds.push(Round::new(seed, hotpocket));
         }
-        match (seed, hotpocket) {
-            (Some(seed), Some(hotpocket)) => rounds.push(Round::new(seed, hotpocket)),
-            _ => break,
-        }
+        Ok(())
     }
+    .await;
     progress("stopping the cluster");
     running.cluster.stop(STOP_GRACE);
     outcome?;

@@ -82,6 +82,11 @@ pub fn round2(x: f64) -> f64 {
 }
 
 impl Report {
+    /// CPU of the nodes' processes and the users together per answered input, µs (0 for none).
+    pub fn cpu_us_per_input(&self) -> f64 {
+        if self.inputs == 0 { 0.0 } else { self.cpu_seconds.values().sum::<f64>() / self.inputs as f64 * 1e6 }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
@@ -157,13 +162,10 @@ pub struct Summary {
 
 impl Summary {
     fn of<'a>(reports: impl Iterator<Item = &'a Report> + Clone) -> Self {
-        let cpu_per_input = |r: &Report| {
-            if r.inputs == 0 { 0.0 } else { r.cpu_seconds.values().sum::<f64>() / r.inputs as f64 * 1e6 }
-        };
         Self {
             inputs_per_sec: round2(median(reports.clone().map(|r| r.inputs_per_sec))),
             p50_ms: round2(median(reports.clone().map(|r| r.latency_ms.p50))),
-            cpu_us_per_input: round2(median(reports.map(cpu_per_input))),
+            cpu_us_per_input: round2(median(reports.map(Report::cpu_us_per_input))),
         }
     }
 }
@@ -209,8 +211,6 @@ impl Comparison {
             );
         }
         let _ = writeln!(t, "  round  protocol     inputs/s   p50 ms   CPU µs/input   errors   ratio");
-        let cpu =
-            |r: &Report| if r.inputs == 0 { 0.0 } else { r.cpu_seconds.values().sum::<f64>() / r.inputs as f64 * 1e6 };
         for (i, round) in self.rounds.iter().enumerate() {
             for (r, ratio) in [(&round.seed, String::new()), (&round.hotpocket, format!("{:.3}", round.ratio))] {
                 let _ = writeln!(
@@ -220,7 +220,7 @@ impl Comparison {
                     r.protocol,
                     r.inputs_per_sec,
                     r.latency_ms.p50,
-                    cpu(r),
+                    r.cpu_us_per_input(),
                     r.errors
                 );
             }
