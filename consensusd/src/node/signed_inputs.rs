@@ -111,9 +111,9 @@ impl Node {
             .filter(|input| moved.contains(&input.user))
             .cloned()
             .collect();
-        let mut nonces: HashMap<[u8; 32], Option<u64>> = HashMap::new();
         for input in pending {
-            let stored = *nonces.entry(input.user).or_insert_with(|| self.store.user_nonce(&input.user).ok().flatten());
+            // The store keeps the nonces it read or wrote: asking again per input costs no query.
+            let stored = self.store.user_nonce(&input.user).ok().flatten();
             if let (Some(Ok(opened)), Some(stored)) = (self.mempool.opened(&input.id), stored)
                 && opened.nonce <= stored
             {
